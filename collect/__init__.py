@@ -1,0 +1,1 @@
+"""Data collection: random-action DeepMind Control Suite rollouts written as episode files."""

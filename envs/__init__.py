@@ -1,0 +1,1 @@
+"""Gymnasium side: DeepMind Control Suite pixel environments and their registration."""

@@ -1,0 +1,35 @@
+"""The keypoint frame, used everywhere (DESIGN.md, "Conventions").
+
+Keypoints are ``(x, y, scale)`` with x and y in [-1, 1], **y pointing up**, scale in [0, 1].
+Pixel (col, row) of an S x S image maps to ``x = col / (S - 1) * 2 - 1`` and
+``y = 1 - row / (S - 1) * 2``: the top-left pixel centre is (-1, 1), the bottom-right
+(1, -1).
+
+>>> pixel_to_keypoint(np.array([[0.0, 0.0], [63.0, 63.0]]), size=64).tolist()
+[[-1.0, 1.0], [1.0, -1.0]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pixel_to_keypoint(col_row: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Map pixel coordinates ``[..., 2]`` as (col, row) to the keypoint frame ``[..., 2]``.
+
+    ``size`` is S for an S x S image or ``(height, width)``.
+    """
+    height, width = (size, size) if isinstance(size, int) else size
+    col_row = np.asarray(col_row, dtype=np.float64)
+    x = col_row[..., 0] / (width - 1) * 2.0 - 1.0
+    y = 1.0 - col_row[..., 1] / (height - 1) * 2.0
+    return np.stack([x, y], axis=-1)
+
+
+def keypoint_to_pixel(xy: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`pixel_to_keypoint`: ``[..., 2]`` (x, y) to (col, row) pixels."""
+    height, width = (size, size) if isinstance(size, int) else size
+    xy = np.asarray(xy, dtype=np.float64)
+    col = (xy[..., 0] + 1.0) / 2.0 * (width - 1)
+    row = (1.0 - xy[..., 1]) / 2.0 * (height - 1)
+    return np.stack([col, row], axis=-1)

@@ -1,0 +1,1 @@
+"""The Struct-VRNN world model: keypoint detector, reconstructor, VRNN dynamics, losses."""

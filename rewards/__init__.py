@@ -1,0 +1,1 @@
+"""Reward-prediction heads on the world model's latent state."""
