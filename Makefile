@@ -1,0 +1,42 @@
+# keypoint-wm: two commands on a fresh machine (see README.md).
+#   make demo   install into .venv, collect a small DMCS dataset and summarise it
+#   make test   install into .venv and run the test suite
+# Both create (or reuse) the virtual environment in $(VENV).
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+KWM := $(VENV)/bin/keypoint-wm
+DEMO_DIR ?= data/demo
+export MUJOCO_GL ?= egl
+
+.PHONY: install demo test lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch first, pinned, so that nothing pulls a CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(KWM) collect --domains all --episodes 4 --steps 100 --out $(DEMO_DIR)/dmcs
+	$(KWM) data check $(DEMO_DIR)/dmcs
+	$(KWM) data info $(DEMO_DIR)/dmcs
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

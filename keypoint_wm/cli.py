@@ -1,0 +1,279 @@
+"""The ``keypoint-wm`` command line. The one module that sits on top of every layer.
+
+Each command imports what it needs when it runs, so ``keypoint-wm --help`` stays fast and
+never touches dm_control or a GL context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class UsageError(Exception):
+    """A bad flag value; printed without a traceback, exit code 2."""
+
+
+def _positive_int(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} expects a positive integer, got {text!r}"
+            ) from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got {value}")
+        return value
+
+    return parse
+
+
+def _write_json(path: str | None, payload: dict[str, Any]) -> None:
+    if path:
+        from keypoint_wm.data.episodes import atomic_write_bytes
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
+        print(f"wrote {target}")
+
+
+# ----------------------------------------------------------------------------- collect
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from keypoint_wm.collect.config import CollectConfig, Shard, resolve_tasks
+    from keypoint_wm.collect.runner import collect_dataset
+    from keypoint_wm.envs import PAPER_TASKS, TASK_NAMES
+
+    config = CollectConfig(
+        tasks=resolve_tasks(args.domains, TASK_NAMES, PAPER_TASKS),
+        episodes=args.episodes,
+        steps=args.steps,
+        action_repeat=args.action_repeat,
+        size=args.size,
+        camera_id=args.camera,
+        seed=args.seed,
+        out=Path(args.out),
+    )
+    shard = Shard.parse(args.shard)
+    print(
+        f"collecting {', '.join(config.tasks)}: {config.episodes} episodes x "
+        f"{config.steps + 1} frames per task, {config.size}x{config.size}, action repeat "
+        f"{config.action_repeat}, seed {config.seed}, shard {shard}, {args.workers} worker(s) "
+        f"-> {config.out}"
+    )
+    summary = collect_dataset(config, shard, workers=args.workers, progress=not args.quiet)
+    print(summary.describe())
+    return 0
+
+
+def _add_collect(commands: argparse._SubParsersAction) -> None:
+    from keypoint_wm.collect.config import CollectConfig
+
+    defaults = CollectConfig()
+    p = commands.add_parser(
+        "collect",
+        help="gather random-action DeepMind Control Suite rollouts",
+        description="Collect uniform-random-action rollouts of DeepMind Control Suite tasks "
+        "as one .npz per episode (resumable: re-run the same command to finish a killed run).",
+    )
+    p.add_argument(
+        "--domains",
+        default="all",
+        help="'all' (the paper's six tasks) or comma-separated tasks/domains, "
+        "e.g. cheetah-run,walker-walk (default: all)",
+    )
+    p.add_argument(
+        "--episodes",
+        type=_positive_int("--episodes"),
+        default=defaults.episodes,
+        help=f"episodes per task (default {defaults.episodes})",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int("--steps"),
+        default=defaults.steps,
+        help=f"agent steps per episode; a file holds steps + 1 frames (default {defaults.steps})",
+    )
+    p.add_argument(
+        "--action-repeat",
+        type=_positive_int("--action-repeat"),
+        default=defaults.action_repeat,
+        help=f"physics steps per agent step, rewards summed (default {defaults.action_repeat})",
+    )
+    p.add_argument(
+        "--size",
+        type=_positive_int("--size"),
+        default=defaults.size,
+        help=f"image side in pixels (default {defaults.size})",
+    )
+    p.add_argument("--camera", type=int, default=defaults.camera_id, help="camera id (default 0)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="dataset seed (default 0)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int("--workers"),
+        default=os.cpu_count() or 1,
+        help="worker processes (default: number of cores)",
+    )
+    p.add_argument(
+        "--out",
+        default=str(defaults.out),
+        help=f"output directory (default {defaults.out}; $KEYPOINT_WM_DATA overrides)",
+    )
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        help="collect part i of n disjoint parts, e.g. 0/4 (default 0/1 = everything)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_collect)
+
+
+# ----------------------------------------------------------------------------- data
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from keypoint_wm.data.inspect import dataset_info, format_info
+
+    info = dataset_info(args.dir)
+    print(format_info(info))
+    _write_json(args.json, info)
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from keypoint_wm.data.inspect import check_dataset
+
+    count, bad = check_dataset(args.dir)
+    for path, problems in bad.items():
+        print(f"BAD {path}: {'; '.join(problems)}")
+    if count == 0:
+        print(f"{args.dir}: no episode files found")
+        return 1
+    print(f"{args.dir}: {count - len(bad)} of {count} episode files valid")
+    return 1 if bad else 0
+
+
+def _cmd_data_basketball(args: argparse.Namespace) -> int:
+    from keypoint_wm.data.basketball import load_source_trajectories, write_basketball_dataset
+
+    source = None
+    if args.source:
+        source = load_source_trajectories(args.source, key=args.source_key)
+    summary = write_basketball_dataset(
+        Path(args.out),
+        num_sequences=args.sequences
+        if source is None
+        else min(args.sequences or len(source), len(source)),
+        seed=args.seed,
+        source=source,
+        size=args.size,
+        draw_defence=args.draw_defence,
+        progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _add_data(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("data", help="inspect, validate or generate datasets")
+    sub = p.add_subparsers(dest="data_command", required=True, metavar="{info,check,basketball}")
+    info = sub.add_parser("info", help="print what a dataset holds")
+    info.add_argument("dir", help="dataset directory")
+    info.add_argument("--json", help="also write the figures to this JSON file")
+    info.set_defaults(handler=_cmd_data_info)
+    check = sub.add_parser(
+        "check", help="validate every episode file (read-only); exit 1 if any is bad"
+    )
+    check.add_argument("dir", help="dataset directory")
+    check.set_defaults(handler=_cmd_data_check)
+    bb = sub.add_parser("basketball", help="write the built-in Basketball dataset")
+    bb.add_argument("--out", required=True, help="output directory")
+    bb.add_argument(
+        "--sequences",
+        type=_positive_int("--sequences"),
+        default=None,
+        help="number of sequences (default 1000; with --source: all of the file)",
+    )
+    bb.add_argument("--seed", type=int, default=0)
+    bb.add_argument("--source", help="real trajectories: .npy [N, 50, 22] or .npz holding one")
+    bb.add_argument("--source-key", help="array name inside a --source .npz")
+    bb.add_argument("--size", type=_positive_int("--size"), default=64)
+    bb.add_argument("--draw-defence", action="store_true", help="also draw the five defenders")
+    bb.add_argument("--quiet", action="store_true")
+    bb.set_defaults(handler=_cmd_data_basketball)
+
+
+# ----------------------------------------------------------------------------- bench
+def _cmd_bench_collect(args: argparse.Namespace) -> int:
+    from keypoint_wm.collect.benchmark import format_results, run_collect_benchmark
+
+    results = run_collect_benchmark(tasks=args.tasks.split(","), frames=args.frames)
+    print(format_results(results))
+    _write_json(args.json, results)
+    return 0
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("bench", help="benchmarks that print figures and side-by-side ratios")
+    sub = p.add_subparsers(dest="bench_command", required=True, metavar="{collect}")
+    c = sub.add_parser(
+        "collect",
+        help="frames/s of a plain dm_control loop vs our collector with 1 and 2 workers",
+    )
+    c.add_argument(
+        "--tasks",
+        default="cheetah-run,walker-walk",
+        help="comma-separated tasks to measure (default cheetah-run,walker-walk)",
+    )
+    c.add_argument(
+        "--frames",
+        type=_positive_int("--frames"),
+        default=1200,
+        help="frames per measurement (default 1200)",
+    )
+    c.add_argument("--json", help="write the figures and ratios to this JSON file")
+    c.set_defaults(handler=_cmd_bench_collect)
+
+
+# ----------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    from keypoint_wm import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="keypoint-wm",
+        description="Object-structured keypoint world models (Struct-VRNN) for RL.",
+    )
+    parser.add_argument("--version", action="version", version=f"keypoint-wm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_collect(commands)
+    _add_data(commands)
+    _add_bench(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``keypoint-wm`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from keypoint_wm.collect.config import CollectError
+    from keypoint_wm.data.episodes import EpisodeFormatError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (UsageError, CollectError) as error:
+        print(f"keypoint-wm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except (EpisodeFormatError, FileNotFoundError, NotADirectoryError) as error:
+        print(f"keypoint-wm {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Read-only dataset inspection: ``keypoint-wm data info`` and ``keypoint-wm data check``.
+
+Neither function ever modifies a file.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keypoint_wm.data.episodes import (
+    TEMP_SUFFIX,
+    check_episode_file,
+    iter_episode_files,
+    read_manifest,
+)
+
+
+def array_headers(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Shapes and dtypes of the arrays in an ``.npz`` without decompressing the data."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            with archive.open(name) as member:
+                major, _ = np.lib.format.read_magic(member)
+                reader = (
+                    np.lib.format.read_array_header_1_0
+                    if major == 1
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = reader(member)
+            headers[name.removesuffix(".npy")] = (tuple(shape), str(dtype))
+    return headers
+
+
+def _episode_group(root: Path, path: Path, metadata: dict[str, Any]) -> str:
+    if "task_name" in metadata:
+        return str(metadata["task_name"])
+    if "dataset" in metadata:
+        return str(metadata["dataset"])
+    parent = path.parent.relative_to(root)
+    return str(parent) if str(parent) != "." else "(flat)"
+
+
+@dataclass
+class GroupInfo:
+    """Statistics of one task (or one flat group) of a dataset."""
+
+    episodes: int = 0
+    frames: int = 0
+    image_shapes: set = field(default_factory=set)
+    action_sizes: set = field(default_factory=set)
+    object_counts: set = field(default_factory=set)
+    reward_min: float = float("inf")
+    reward_max: float = float("-inf")
+    reward_sum: float = 0.0
+
+
+def dataset_info(root: str | Path) -> dict[str, Any]:
+    """Summarise a dataset: per task episodes, frames, shapes and reward ranges."""
+    root = Path(root)
+    files = list(iter_episode_files(root))
+    groups: dict[str, GroupInfo] = defaultdict(GroupInfo)
+    total_bytes = 0
+    for path in files:
+        headers = array_headers(path)
+        with np.load(path, allow_pickle=False) as data:
+            metadata = json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+            reward = data["reward"] if "reward" in data.files else None
+        group = groups[_episode_group(root, path, metadata)]
+        shape = headers["image"][0]
+        group.episodes += 1
+        group.frames += shape[0]
+        group.image_shapes.add(tuple(shape[1:]))
+        group.action_sizes.add(headers["action"][0][1] if "action" in headers else 0)
+        if "true_object_pos" in headers:
+            group.object_counts.add(headers["true_object_pos"][0][1])
+        if reward is not None and reward.size > 1:
+            group.reward_min = min(group.reward_min, float(reward[1:].min()))
+            group.reward_max = max(group.reward_max, float(reward[1:].max()))
+            group.reward_sum += float(reward[1:].sum())
+        total_bytes += path.stat().st_size
+    tasks = {}
+    for name, g in sorted(groups.items()):
+        has_reward = g.reward_min != float("inf")
+        steps = g.frames - g.episodes
+        tasks[name] = {
+            "episodes": g.episodes,
+            "frames": g.frames,
+            "image_shape": [list(s) for s in sorted(g.image_shapes)],
+            "action_size": sorted(g.action_sizes),
+            "objects": sorted(g.object_counts),
+            "reward_min": g.reward_min if has_reward else None,
+            "reward_max": g.reward_max if has_reward else None,
+            "reward_mean": g.reward_sum / steps if has_reward and steps else None,
+        }
+    return {
+        "root": str(root),
+        "manifest": read_manifest(root) is not None,
+        "episodes": len(files),
+        "frames": sum(t["frames"] for t in tasks.values()),
+        "bytes": total_bytes,
+        "unfinished_temp_files": sum(1 for _ in root.rglob(f".*{TEMP_SUFFIX}")),
+        "tasks": tasks,
+    }
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """A human-readable table of :func:`dataset_info`."""
+    lines = [
+        f"{info['root']}: {info['episodes']} episodes, {info['frames']} frames, "
+        f"{info['bytes'] / 1e6:.1f} MB" + ("" if info["manifest"] else " (no manifest)"),
+        f"{'task':<22} {'episodes':>8} {'frames':>8}  {'image':<12} {'action':>6} "
+        f"{'objects':>7}  reward [min, max] mean",
+    ]
+    for name, t in info["tasks"].items():
+        shapes = ",".join("x".join(map(str, s)) for s in t["image_shape"])
+        actions = ",".join(map(str, t["action_size"]))
+        objects = ",".join(map(str, t["objects"])) or "-"
+        reward = (
+            f"[{t['reward_min']:.3f}, {t['reward_max']:.3f}] {t['reward_mean']:.3f}"
+            if t["reward_min"] is not None
+            else "-"
+        )
+        lines.append(
+            f"{name:<22} {t['episodes']:>8} {t['frames']:>8}  {shapes:<12} {actions:>6} "
+            f"{objects:>7}  {reward}"
+        )
+    if info["unfinished_temp_files"]:
+        lines.append(
+            f"{info['unfinished_temp_files']} unfinished temporary file(s) from killed writes "
+            "(hidden, never counted; safe to delete when no collection is running)"
+        )
+    return "\n".join(lines)
+
+
+def check_dataset(root: str | Path, workers: int = 2) -> tuple[int, dict[Path, list[str]]]:
+    """Validate every episode file under ``root``; return (files checked, {bad file: problems}).
+
+    Checks that each file is readable and holds the expected keys, dtypes, shapes, finite
+    values and alignment (``action[0] = 0``, ``reward[0] = 0``, equal lengths). Read-only.
+    """
+    files = list(iter_episode_files(Path(root)))
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        results = list(pool.map(check_episode_file, files))
+    bad = {path: problems for path, problems in zip(files, results, strict=True) if problems}
+    return len(files), bad

@@ -1,0 +1,229 @@
+"""Random windows of episodes for training: observed + predicted steps, in constant memory.
+
+:class:`EpisodeIndex` reads only the array headers of each file (cheap, no decompression)
+and splits files deterministically into train and test. :class:`WindowDataset` maps a
+*global sample number* to a (file, start) pair through a counter-based RNG, so the data
+order is a pure function of (seed, sample number): a resumed run continues with exactly the
+batches it would have seen, whatever the number of loader workers. Files are read on demand,
+so memory does not grow with the dataset (a dataset larger than RAM still trains).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from keypoint_wm.data.episodes import iter_episode_files, load_episode
+from keypoint_wm.data.inspect import array_headers
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """What the index knows about one episode file without loading it."""
+
+    path: Path
+    frames: int
+    image_shape: tuple[int, int, int]
+    action_size: int
+    num_objects: int  # 0 when the file has no true_object_pos
+    task: str
+
+
+def _task_of(root: Path, path: Path) -> str:
+    parent = path.parent.relative_to(root)
+    return str(parent) if str(parent) != "." else "all"
+
+
+def is_test_file(relative_path: str, test_fraction: float) -> bool:
+    """Deterministic, order-free split: a file is in the test split by a hash of its path."""
+    digest = hashlib.sha1(relative_path.encode()).digest()
+    return int.from_bytes(digest[:4], "little") / 2**32 < test_fraction
+
+
+class EpisodeIndex:
+    """All episode files under ``root`` with their lengths, shapes and task names.
+
+    Args:
+        root: a dataset directory (ours, laid out by task, or a flat folder of
+            reference-implementation ``.npz`` files).
+        split: ``"train"``, ``"test"`` or ``"all"``.
+        test_fraction: fraction of files (per task, by path hash) held out as ``"test"``.
+        min_frames: drop files shorter than this (a window must fit).
+    """
+
+    def __init__(
+        self, root: str | Path, split: str = "all", test_fraction: float = 0.2, min_frames: int = 1
+    ) -> None:
+        if split not in ("train", "test", "all"):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        if not 0.0 <= test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        self.root = Path(root)
+        records = []
+        for path in iter_episode_files(self.root):
+            relative = str(path.relative_to(self.root))
+            if split != "all" and is_test_file(relative, test_fraction) != (split == "test"):
+                continue
+            headers = array_headers(path)
+            if "image" not in headers:
+                raise ValueError(f"{path}: no 'image' array")
+            shape = headers["image"][0]
+            if shape[0] < min_frames:
+                continue
+            records.append(
+                EpisodeRecord(
+                    path=path,
+                    frames=shape[0],
+                    image_shape=tuple(shape[1:]),
+                    action_size=headers["action"][0][1] if "action" in headers else 0,
+                    num_objects=headers["true_object_pos"][0][1]
+                    if "true_object_pos" in headers
+                    else 0,
+                    task=_task_of(self.root, path),
+                )
+            )
+        if not records:
+            raise FileNotFoundError(
+                f"no {split} episode files with at least {min_frames} frames under {self.root}"
+            )
+        shapes = {r.image_shape for r in records}
+        if len(shapes) > 1:
+            raise ValueError(f"{self.root}: episodes have different image shapes {sorted(shapes)}")
+        self.records = records
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.records[0].image_shape
+
+    @property
+    def action_size(self) -> int:
+        """The largest action size among the tasks (smaller ones are zero-padded)."""
+        return max(r.action_size for r in self.records)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({r.task for r in self.records})
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def describe(self) -> dict:
+        return {
+            "root": str(self.root),
+            "episodes": len(self.records),
+            "frames": sum(r.frames for r in self.records),
+            "tasks": self.tasks,
+            "image_shape": list(self.image_shape),
+            "action_size": self.action_size,
+        }
+
+
+def _counter_rng(seed: int, number: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, number]))
+
+
+class WindowDataset(Dataset):
+    """Window number ``i`` -> a dict of tensors for ``window`` consecutive frames.
+
+    Items: ``image`` uint8 [T, H, W, 3]; ``action`` float32 [T, A] (zero-padded to the
+    index's largest action size); ``reward`` float32 [T]; ``true_object_pos`` float32
+    [T, N, 2] (N = 0 when absent); ``task`` int (index into ``index.tasks``).
+    """
+
+    def __init__(
+        self, index: EpisodeIndex, window: int, seed: int = 0, action_size: int | None = None
+    ):
+        self.index = index
+        self.window = window
+        self.seed = seed
+        self.action_size = index.action_size if action_size is None else action_size
+        self.records = [r for r in index.records if r.frames >= window]
+        if not self.records:
+            raise ValueError(
+                f"{index.root}: no episode has the {window} frames a training window needs"
+            )
+        starts = np.array([r.frames - window + 1 for r in self.records], np.float64)
+        self._cumulative = np.cumsum(starts) / starts.sum()
+        self._task_ids = {task: i for i, task in enumerate(index.tasks)}
+        self._num_objects = max(r.num_objects for r in self.records)
+
+    def __len__(self) -> int:  # windows are drawn by number; any non-negative int works
+        return 2**62
+
+    def locate(self, number: int) -> tuple[EpisodeRecord, int]:
+        """The (episode, first frame) of window ``number``."""
+        rng = _counter_rng(self.seed, number)
+        which = int(np.searchsorted(self._cumulative, rng.random(), side="right"))
+        record = self.records[min(which, len(self.records) - 1)]
+        start = int(rng.integers(0, record.frames - self.window + 1))
+        return record, start
+
+    def __getitem__(self, number: int) -> dict[str, torch.Tensor]:
+        record, start = self.locate(number)
+        episode = load_episode(record.path)
+        stop = start + self.window
+        action = np.zeros((self.window, self.action_size), np.float32)
+        action[:, : episode.action.shape[1]] = episode.action[start:stop]
+        pos = episode.true_object_pos
+        positions = np.zeros((self.window, self._num_objects, 2), np.float32)
+        if pos is not None:
+            positions[:, : pos.shape[1]] = pos[start:stop]
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(episode.image[start:stop])),
+            "action": torch.from_numpy(action),
+            "reward": torch.from_numpy(episode.reward[start:stop].copy()),
+            "true_object_pos": torch.from_numpy(positions),
+            "task": torch.tensor(self._task_ids[record.task]),
+        }
+
+
+class CountingSampler(Sampler[int]):
+    """Yields global sample numbers ``first, first + 1, ...`` (optionally strided by rank)."""
+
+    def __init__(self, first: int, rank: int = 0, world_size: int = 1) -> None:
+        self.first, self.rank, self.world_size = first, rank, world_size
+
+    def __iter__(self):
+        number = self.first * self.world_size + self.rank
+        while True:
+            yield number
+            number += self.world_size
+
+    def __len__(self) -> int:
+        return 2**62
+
+
+def make_loader(
+    dataset: WindowDataset,
+    batch_size: int,
+    first_batch: int = 0,
+    workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """An endless loader whose batch ``b`` holds windows ``b*batch_size ... + batch_size - 1``.
+
+    With ``world_size`` > 1 each rank draws a disjoint interleaved stream.
+    """
+    sampler = CountingSampler(first_batch * batch_size, rank, world_size)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        drop_last=True,
+    )
+
+
+def dataset_fingerprint(index: EpisodeIndex) -> str:
+    """A short hash of the files a run trained on (recorded in the run's config)."""
+    names = json.dumps([str(r.path.relative_to(index.root)) for r in index.records])
+    return hashlib.sha1(names.encode()).hexdigest()[:12]

@@ -1,0 +1,112 @@
+"""The episode file format: round trips, determinism, the reference format, validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from keypoint_wm.data.episodes import (
+    Episode,
+    EpisodeFormatError,
+    check_episode_file,
+    episode_to_bytes,
+    iter_episode_files,
+    load_episode,
+    save_episode,
+)
+
+
+def make_episode(frames: int = 5, action_size: int = 2, objects: int = 3) -> Episode:
+    rng = np.random.default_rng(0)
+    action = rng.uniform(-1, 1, (frames, action_size)).astype(np.float32)
+    action[0] = 0
+    reward = rng.uniform(0, 1, frames).astype(np.float32)
+    reward[0] = 0
+    return Episode(
+        image=rng.integers(0, 256, (frames, 8, 8, 3), dtype=np.uint8),
+        action=action,
+        reward=reward,
+        true_object_pos=rng.uniform(-1, 1, (frames, objects, 2)).astype(np.float32),
+        metadata={"domain": "cheetah", "task": "run", "seed": 3},
+    )
+
+
+def test_round_trip_keeps_every_array_and_metadata(tmp_path):
+    episode = make_episode()
+    path = save_episode(tmp_path / "a.npz", episode)
+    loaded = load_episode(path)
+    for key in ("image", "action", "reward", "true_object_pos"):
+        np.testing.assert_array_equal(getattr(loaded, key), getattr(episode, key))
+        assert getattr(loaded, key).dtype == getattr(episode, key).dtype
+    assert loaded.metadata == episode.metadata
+    # Loads without pickle: metadata is a JSON string array.
+    with np.load(path, allow_pickle=False) as data:
+        assert json.loads(str(data["metadata"]))["task"] == "run"
+
+
+def test_same_episode_gives_identical_bytes():
+    assert episode_to_bytes(make_episode()) == episode_to_bytes(make_episode())
+
+
+def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
+    save_episode(tmp_path / "a.npz", make_episode())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"]
+
+
+def test_reference_format_with_only_images_loads_with_zero_actions(tmp_path):
+    images = np.zeros((6, 4, 4, 3), np.uint8)
+    pos = np.zeros((6, 2, 2), np.float32)
+    np.savez(tmp_path / "ref.npz", image=images, true_object_pos=pos)
+    episode = load_episode(tmp_path / "ref.npz")
+    assert episode.action.shape == (6, 0)
+    assert episode.reward.shape == (6,)
+    assert episode.true_object_pos.shape == (6, 2, 2)
+    assert check_episode_file(tmp_path / "ref.npz") == []
+
+
+def test_save_refuses_misaligned_episode(tmp_path):
+    episode = make_episode()
+    episode.action[0] = 1.0
+    with pytest.raises(EpisodeFormatError, match=r"action\[0\]"):
+        save_episode(tmp_path / "bad.npz", episode)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("arrays", "reason"),
+    [
+        ({"image": np.zeros((3, 4, 4, 3), np.float32)}, "uint8"),
+        (
+            {"image": np.zeros((3, 4, 4, 3), np.uint8), "action": np.zeros((2, 1), np.float32)},
+            "action",
+        ),
+        (
+            {"image": np.zeros((3, 4, 4, 3), np.uint8), "reward": np.full(3, np.nan, np.float32)},
+            "reward",
+        ),
+        ({"action": np.zeros((3, 1), np.float32)}, "image"),
+    ],
+)
+def test_check_names_the_problem(tmp_path, arrays, reason):
+    np.savez(tmp_path / "x.npz", **arrays)
+    problems = check_episode_file(tmp_path / "x.npz")
+    assert problems and reason in " ".join(problems)
+
+
+def test_check_reports_truncated_file(tmp_path):
+    path = save_episode(tmp_path / "a.npz", make_episode())
+    path.write_bytes(path.read_bytes()[:100])
+    assert "unreadable" in check_episode_file(path)[0]
+    with pytest.raises(EpisodeFormatError, match="a.npz"):
+        load_episode(path)
+
+
+def test_iter_skips_hidden_unfinished_files(tmp_path):
+    (tmp_path / "t").mkdir()
+    save_episode(tmp_path / "t" / "episode_000000.npz", make_episode())
+    (tmp_path / "t" / ".episode_000001.npz.123.tmp").write_bytes(b"partial")
+    assert [p.name for p in iter_episode_files(tmp_path)] == ["episode_000000.npz"]
+    with pytest.raises(NotADirectoryError):
+        list(iter_episode_files(tmp_path / "t" / "episode_000000.npz"))
