@@ -158,18 +158,17 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_basketball(args: argparse.Namespace) -> int:
-    from keypoint_wm.data.basketball import load_source_trajectories, write_basketball_dataset
+    from keypoint_wm.data.basketball import write_basketball_dataset
 
-    source = None
-    if args.source:
-        source = load_source_trajectories(args.source, key=args.source_key)
+    sequences = args.sequences
+    if sequences is None and not args.source:
+        sequences = 1000
     summary = write_basketball_dataset(
         Path(args.out),
-        num_sequences=args.sequences
-        if source is None
-        else min(args.sequences or len(source), len(source)),
+        num_sequences=sequences,
         seed=args.seed,
-        source=source,
+        source=args.source,
+        source_key=args.source_key,
         size=args.size,
         draw_defence=args.draw_defence,
         progress=not args.quiet,
@@ -239,6 +238,81 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     c.set_defaults(handler=_cmd_bench_collect)
 
 
+# ----------------------------------------------------------------------------- train
+def _cmd_train(args: argparse.Namespace) -> int:
+    from keypoint_wm.collect.config import default_data_dir
+    from keypoint_wm.config import load_config_file, parse_set_arguments
+    from keypoint_wm.presets import get_preset
+    from keypoint_wm.train import NonFiniteLossError, train
+
+    preset = get_preset(args.preset)
+    overrides: dict[str, Any] = {}
+    if args.config:
+        overrides.update(load_config_file(args.config))
+    overrides.update(parse_set_arguments(args.set or []))
+    if args.steps is not None:
+        overrides["train.steps"] = args.steps
+    overrides["seed"] = args.seed
+    config = preset.build().with_overrides(overrides)
+    data = Path(args.data) if args.data else default_data_dir()
+    if not data.exists():
+        raise UsageError(
+            f"--data {data} does not exist; collect it first with `keypoint-wm collect` "
+            "or pass --data DIR"
+        )
+    try:
+        result = train(
+            config,
+            data,
+            Path(args.out),
+            resume=args.resume,
+            device_name=args.device,
+            action_conditioned=preset.action_conditioned,
+            progress=not args.quiet,
+        )
+    except NonFiniteLossError as error:
+        print(f"keypoint-wm train: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"trained {args.out} to step {result['step']} ({result['precision']}); "
+        f"losses: " + ", ".join(f"{k} {v:.4g}" for k, v in result["losses"].items())
+    )
+    return 0
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    from keypoint_wm.presets import PRESETS
+
+    p = commands.add_parser(
+        "train",
+        help="train a Struct-VRNN world model",
+        description="Train a Struct-VRNN (or a baseline, by config) on a dataset of episode "
+        "files. --steps is the TOTAL number of steps; --resume continues a killed or finished "
+        "run from its last checkpoint.",
+    )
+    p.add_argument("--data", help="dataset directory (default: where `keypoint-wm collect` writes)")
+    p.add_argument(
+        "--preset",
+        default="dmcs-cpu",
+        choices=sorted(PRESETS),
+        help="named configuration (default dmcs-cpu)",
+    )
+    p.add_argument("--out", required=True, help="run directory (checkpoints, TensorBoard, media)")
+    p.add_argument("--steps", type=_positive_int("--steps"), help="total training steps")
+    p.add_argument("--config", help="YAML file with model:/train: sections applied on the preset")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set model.num_keypoints=16 (repeatable)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_train)
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from keypoint_wm import __version__
@@ -251,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_collect(commands)
     _add_data(commands)
+    _add_train(commands)
     _add_bench(commands)
     return parser
 
@@ -264,7 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.handler(args) or 0)
-    except (UsageError, CollectError) as error:
+    except (UsageError, CollectError, ValueError) as error:
+        if os.environ.get("KEYPOINT_WM_DEBUG"):
+            raise
         print(f"keypoint-wm {args.command}: error: {error}", file=sys.stderr)
         return 2
     except (EpisodeFormatError, FileNotFoundError, NotADirectoryError) as error:
