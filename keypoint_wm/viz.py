@@ -92,22 +92,6 @@ def tile_row(frames: np.ndarray, gap: int = 1) -> np.ndarray:
     return canvas
 
 
-def prediction_strip(
-    truth: np.ndarray, predicted: np.ndarray, num_observed: int, factor: int = 2
-) -> np.ndarray:
-    """Truth (top row) above observed + predicted frames (bottom row), bordered green/red.
-
-    Args:
-        truth, predicted: uint8 ``[T, H, W, 3]``.
-    Returns:
-        uint8 ``[2*H*factor + 1, ..., 3]``.
-    """
-    top = tile_row(upscale(truth, factor))
-    bottom = tile_row(mark_observed_predicted(upscale(predicted, factor), num_observed))
-    gap = np.full((1, top.shape[1], 3), 255, np.uint8)
-    return np.concatenate([top, gap, bottom], axis=0)
-
-
 def side_by_side_frames(
     truth: np.ndarray, predicted: np.ndarray, num_observed: int, factor: int = 4
 ) -> np.ndarray:

@@ -220,6 +220,9 @@ def make_loader(
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         drop_last=True,
+        # Its own generator: the loader draws a base seed when iterated, which must not
+        # consume the global RNG that the model samples from (exact resume).
+        generator=torch.Generator().manual_seed(0),
     )
 
 

@@ -1,0 +1,213 @@
+"""Run configuration: :class:`TrainConfig`, :class:`RunConfig`, YAML files and ``--set``.
+
+A run is fully described by a :class:`RunConfig`: the model's hyperparameters
+(:class:`~keypoint_wm.model.config.ModelConfig`), the training schedule
+(:class:`TrainConfig`), the preset it started from and the seed. Presets live in
+:mod:`keypoint_wm.presets`; a YAML file (``--config``) and ``--set key=value`` overrides go
+on top, in that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keypoint_wm.model.config import ModelConfig
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and schedules, stated in absolute steps for the preset's budget.
+
+    The paper (S1.2, S1.3): Adam 1e-3 halved every 3e4 steps, KL weight annealed linearly
+    from 0 to beta over 2.5e4 steps, scheduled sampling ramped linearly over training to a
+    final probability of the model's own samples of 1.0 (observed) and 0.5 (predicted),
+    batch 32, 1e5 steps.
+
+    Attributes:
+        steps: total number of training steps (``--steps``).
+        batch_size: sequences per step (per process under torchrun).
+        learning_rate: initial Adam learning rate.
+        lr_halving_steps: the learning rate halves every this many steps.
+        kl_annealing_steps: KL weight ramps linearly from 0 to ``kl_beta`` over these steps.
+        scheduled_sampling_steps: probability of feeding the model's own samples ramps
+            linearly from 0 to its final values over these steps.
+        own_sample_prob_observed: final probability for observed steps.
+        own_sample_prob_predicted: final probability for predicted steps.
+        grad_clip_norm: global gradient-norm clipping (0 disables).
+        precision: ``"bf16"`` runs the image networks in bf16 autocast with channels_last
+            (dynamics and keypoint maths stay fp32); ``"fp32"`` is plain eager;
+            ``"auto"`` picks bf16 on CPUs and GPUs that support it.
+        data_workers: data-loader worker processes.
+        test_fraction: fraction of episode files held out (never trained on) for evaluation.
+        log_every, image_every, checkpoint_every: intervals in steps.
+    """
+
+    steps: int = 100_000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    lr_halving_steps: int = 30_000
+    kl_annealing_steps: int = 25_000
+    scheduled_sampling_steps: int = 100_000
+    own_sample_prob_observed: float = 1.0
+    own_sample_prob_predicted: float = 0.5
+    grad_clip_norm: float = 10.0
+    precision: str = "auto"
+    data_workers: int = 2
+    test_fraction: float = 0.2
+    log_every: int = 50
+    image_every: int = 1000
+    checkpoint_every: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in (
+            "steps",
+            "batch_size",
+            "lr_halving_steps",
+            "log_every",
+            "image_every",
+            "checkpoint_every",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"train.test_fraction must be in [0, 1), got {self.test_fraction}")
+
+    def learning_rate_at(self, step: int) -> float:
+        return self.learning_rate * 0.5 ** (step // self.lr_halving_steps)
+
+    def kl_scale_at(self, step: int, beta: float) -> float:
+        if self.kl_annealing_steps <= 0:
+            return beta
+        return beta * min(1.0, step / self.kl_annealing_steps)
+
+    def own_sample_probs_at(self, step: int) -> tuple[float, float]:
+        ramp = (
+            1.0
+            if self.scheduled_sampling_steps <= 0
+            else min(1.0, step / self.scheduled_sampling_steps)
+        )
+        return ramp * self.own_sample_prob_observed, ramp * self.own_sample_prob_predicted
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run (saved as ``RUN/config.json``)."""
+
+    preset: str
+    model: ModelConfig
+    train: TrainConfig
+    seed: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "seed": self.seed,
+            "model": self.model.to_dict(),
+            "train": dataclasses.asdict(self.train),
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        unknown = sorted(set(data) - {"preset", "seed", "model", "train", "data"})
+        if unknown:
+            raise ValueError(f"unknown run config key(s): {', '.join(unknown)}")
+        return cls(
+            preset=data.get("preset", "custom"),
+            seed=int(data.get("seed", 0)),
+            model=ModelConfig.from_dict(data.get("model", {})),
+            train=_train_from_dict(data.get("train", {})),
+            data=dict(data.get("data", {})),
+        )
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
+        """Apply ``{"model.num_keypoints": 16, "train.steps": 10, "seed": 1, ...}``."""
+        nested = self.to_dict()
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if not key:
+                if section in ("seed", "preset"):
+                    nested[section] = value
+                    continue
+                section, key = _section_of(section), section
+            if section not in ("model", "train", "data"):
+                raise ValueError(f"--set {dotted}: expected model.KEY, train.KEY or seed")
+            nested[section][key] = value
+        return RunConfig.from_dict(nested)
+
+
+def _train_from_dict(data: dict[str, Any]) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown TrainConfig key(s): {', '.join(unknown)}; valid keys are: {', '.join(sorted(names))}"
+        )
+    return TrainConfig(**data)
+
+
+def _section_of(key: str) -> str:
+    """The section of a bare ``--set`` key (``num_keypoints`` -> ``model``)."""
+    in_model = key in {f.name for f in dataclasses.fields(ModelConfig)}
+    in_train = key in {f.name for f in dataclasses.fields(TrainConfig)}
+    if in_model and in_train:
+        raise ValueError(f"--set {key} is ambiguous; write model.{key} or train.{key}")
+    if not (in_model or in_train):
+        raise ValueError(f"--set {key}: no such model or train setting")
+    return "model" if in_model else "train"
+
+
+def parse_set_arguments(items: list[str]) -> dict[str, Any]:
+    """``["model.num_keypoints=16", "train.precision=fp32"]`` -> typed dict (YAML scalars)."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(text)
+    return overrides
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML/JSON file ``{model: {...}, train: {...}, seed: N}`` as dotted overrides."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"--config {path}: cannot read ({error})") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping with model/train sections")
+    overrides: dict[str, Any] = {}
+    for section, values in data.items():
+        if isinstance(values, dict):
+            overrides.update({f"{section}.{k}": v for k, v in values.items()})
+        else:
+            overrides[section] = values
+    return overrides
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    keys = sorted(set(a) | set(b))
+    differing = []
+    for key in keys:
+        name = f"{prefix}{key}"
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            differing.extend(config_differences(left, right, name + "."))
+        elif json.dumps(left, sort_keys=True) != json.dumps(right, sort_keys=True):
+            differing.append(name)
+    return differing

@@ -1,0 +1,122 @@
+"""Loss terms of the Struct-VRNN model, with the authors' reductions.
+
+Reductions (read from the authors' TensorFlow code, google-research/video_structure, and
+kept so that the Table S1 loss weights mean the same thing here):
+
+* image: ``tf.nn.l2_loss(v - v_hat) / (B * T)``, i.e. HALF the sum of squared errors over
+  pixels, channels and frames, divided by batch size and number of frames.
+* keypoint reconstruction: likewise ``0.5 * sum((x - x_hat)**2) / (B * T)`` over all
+  frames; here split into an observed-steps and a predicted-steps part, each divided by the
+  same ``B * T`` (T = all frames), so that their sum is the authors' single term.
+* KL: KL(posterior || prior) summed over latent dimensions, averaged over batch and
+  observed steps.
+* separation: per sequence, the K x K matrix of Gaussians of the mean squared distance of
+  the centred trajectories; averaged over the batch, summed off the diagonal, divided by
+  K (K - 1), so it lies in [0, 1] (1: all trajectories identical up to an offset).
+* sparsity: mean of the absolute values over batch, time and K (the authors' activity
+  regulariser averages over batch and K; the paper's eq. ``sum_k |mu_k|`` would be K times
+  larger).
+* weight decay: Keras ``l2(w)``: ``w * sum(kernel**2)``; the factor is applied by the
+  caller (``ModelConfig.weight_decay``).
+
+All functions return float32 scalars (or the documented shapes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+
+def image_loss(images: Tensor, reconstruction: Tensor) -> Tensor:
+    """Authors' image L2 loss: ``0.5 * sum((v - v_hat)**2) / (B * T)``.
+
+    Args:
+        images: ``[B, T, C, H, W]`` targets (in [-0.5, 0.5]).
+        reconstruction: same shape.
+
+    Returns:
+        Scalar: half the squared error summed over pixels, channels and frames, divided by
+        ``B * T``.
+    """
+    batch, steps = images.shape[:2]
+    diff = images.float() - reconstruction.float()
+    return 0.5 * diff.pow(2).sum() / (batch * steps)
+
+
+def keypoint_loss(target: Tensor, decoded: Tensor, steps: slice, total_steps: int) -> Tensor:
+    """Authors' keypoint L2 loss over ``steps``: ``0.5 * sum(err**2) / (B * total_steps)``.
+
+    Args:
+        target: ``[B, T, ...]`` detected keypoints (gradient-stopped by the caller).
+        decoded: ``[B, T, ...]`` keypoints decoded by the dynamics model.
+        steps: The frames this term covers (e.g. the observed ones).
+        total_steps: T of the whole sequence (the authors divide by B * T once for all
+            frames).
+
+    Returns:
+        Scalar (0 when ``steps`` is empty).
+    """
+    diff = target[:, steps].float() - decoded[:, steps].float()
+    return 0.5 * diff.pow(2).sum() / (target.shape[0] * total_steps)
+
+
+def temporal_separation_loss(keypoints: Tensor, sigma: float) -> Tensor:
+    """Temporal separation loss (paper eq. 5), normalised to [0, 1] like the authors' code.
+
+    Each keypoint's (x, y) trajectory is centred on its temporal mean;
+    ``d_kk' = mean_t ||c_tk - c_tk'||^2``; the loss matrix ``exp(-d / (2 sigma^2))`` is
+    averaged over the batch, summed over the K (K - 1) off-diagonal entries and divided by
+    K (K - 1). Trajectories that move in parallel (identical up to an offset) score 1,
+    independent ones score near 0.
+
+    Args:
+        keypoints: ``[B, T, K, >=2]`` (only x and y are used).
+        sigma: sigma_sep in keypoint units.
+
+    Returns:
+        Scalar in [0, 1] (0 for K = 1).
+    """
+    k = keypoints.shape[2]
+    if k < 2:
+        return keypoints.new_zeros((), dtype=torch.float32)
+    xy = keypoints[..., :2].float()
+    xy = xy - xy.mean(dim=1, keepdim=True)  # centre each trajectory over time
+    diff = xy.unsqueeze(3) - xy.unsqueeze(2)  # [B, T, K, K, 2]
+    d = diff.pow(2).sum(dim=-1).mean(dim=1)  # [B, K, K]
+    matrix = torch.exp(-d / (2.0 * sigma**2)).mean(dim=0)  # [K, K]
+    off_diagonal = matrix.sum() - torch.diagonal(matrix).sum()
+    return off_diagonal / (k * (k - 1))
+
+
+def sparsity_loss(values: Tensor) -> Tensor:
+    """L1 sparsity: mean of ``|values|`` (values: scales ``[B, T, K]`` or map means)."""
+    return values.float().abs().mean()
+
+
+def kl_normal(mean_q: Tensor, std_q: Tensor, mean_p: Tensor, std_p: Tensor) -> Tensor:
+    """KL(N(mean_q, std_q) || N(mean_p, std_p)) of diagonal Gaussians, summed over the last dim.
+
+    Args:
+        mean_q, std_q: Posterior parameters ``[..., Z]`` (std > 0).
+        mean_p, std_p: Prior parameters ``[..., Z]``.
+
+    Returns:
+        ``[...]``, >= 0; exactly 0 where the two distributions are equal.
+    """
+    var_ratio = (std_q / std_p).pow(2)
+    mean_term = ((mean_q - mean_p) / std_p).pow(2)
+    return 0.5 * (var_ratio + mean_term - 1.0 - torch.log(var_ratio)).sum(dim=-1)
+
+
+def weight_decay_loss(kernels: Iterable[Tensor]) -> Tensor:
+    """Sum of squares of the given kernels (multiply by ``ModelConfig.weight_decay``)."""
+    total: Tensor | None = None
+    for kernel in kernels:
+        term = kernel.float().pow(2).sum()
+        total = term if total is None else total + term
+    if total is None:
+        return torch.zeros(())
+    return total

@@ -1,0 +1,541 @@
+"""The Struct-VRNN world model (Minderer et al. 2019): detector + reconstructor + dynamics.
+
+``StructVRNN.forward`` computes every loss term of paper eq. 9 for a training batch:
+
+======================  ======================================  ==========================
+term                    what                                    weight
+======================  ======================================  ==========================
+``image``               image L2 of the reconstruction from     ``image_loss_scale``
+                        the detected keypoints, all frames
+``separation``          temporal separation of the detected     ``separation_loss_scale``
+                        keypoints (observed frames by default)
+``sparsity``            L1 on scales (or raw heatmap means)     ``sparsity_loss_scale``
+``kp_observed``         keypoint L2, observed steps             1
+``kl``                  KL(posterior || prior), observed steps  ``LossSchedule.kl_scale``
+``kp_future``           keypoint L2, predicted steps            1
+``weight_decay``        sum of squared conv kernels             ``weight_decay``
+======================  ======================================  ==========================
+
+Reductions are the authors' (see :mod:`keypoint_wm.model.losses`). The detector (and the
+reconstructor) learn only from the first three terms: the keypoints enter the dynamics model
+with ``.detach()`` (paper section 4.1).
+
+Precision: :meth:`StructVRNN.set_image_precision` makes the image networks run in
+channels_last memory format under bf16 autocast (about 5x faster on CPU); heatmaps are cast
+to float32 before :func:`maps_to_keypoints`, and keypoint maths, dynamics and losses always
+run in float32 with autocast disabled, even if the caller wraps the call in autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from keypoint_wm.model import losses
+from keypoint_wm.model.config import ModelConfig
+from keypoint_wm.model.dynamics import KeypointDynamics
+from keypoint_wm.model.image_nets import (
+    FeatureEncoder,
+    FeatureToMaps,
+    ImageEncoder,
+    KeypointDetector,
+    Reconstructor,
+    decayed_kernels,
+    maybe_channels_last,
+)
+from keypoint_wm.model.keypoint_ops import keypoints_to_maps, maps_to_keypoints
+
+TERM_NAMES = (
+    "image",
+    "separation",
+    "sparsity",
+    "kp_observed",
+    "kl",
+    "kp_future",
+    "weight_decay",
+)
+
+
+@dataclass(frozen=True)
+class LossSchedule:
+    """Per-step training schedule, ramped by the trainer (paper S1.2, S1.3).
+
+    Attributes:
+        kl_scale: Weight of the KL term as used in this step (the trainer anneals it
+            linearly from 0 to ``ModelConfig.kl_beta``).
+        p_own_sample_observed: Probability of feeding the model's own decoded sample
+            (rather than the detected keypoints) to the GRU in observed steps; the paper
+            ramps it from 0 to 1.0.
+        p_own_sample_predicted: Same for predicted steps; the paper ramps it to 0.5.
+    """
+
+    kl_scale: float
+    p_own_sample_observed: float
+    p_own_sample_predicted: float
+
+    @classmethod
+    def start(cls) -> LossSchedule:
+        """Start of training: no KL, full teacher forcing."""
+        return cls(0.0, 0.0, 0.0)
+
+    @classmethod
+    def final(
+        cls, kl_beta: float, p_observed: float = 1.0, p_predicted: float = 0.5
+    ) -> LossSchedule:
+        """End of the ramps: KL weight beta, the paper's final own-sample probabilities."""
+        return cls(kl_beta, p_observed, p_predicted)
+
+    @classmethod
+    def linear(
+        cls,
+        step: int,
+        *,
+        kl_beta: float,
+        kl_annealing_steps: int,
+        sampling_ramp_steps: int,
+        p_observed: float = 1.0,
+        p_predicted: float = 0.5,
+    ) -> LossSchedule:
+        """Linear ramps: KL weight 0 -> beta over ``kl_annealing_steps`` (paper: 2.5e4),
+        own-sample probabilities 0 -> final over ``sampling_ramp_steps``."""
+        kl_frac = min(step / kl_annealing_steps, 1.0) if kl_annealing_steps > 0 else 1.0
+        ramp = min(step / sampling_ramp_steps, 1.0) if sampling_ramp_steps > 0 else 1.0
+        return cls(kl_beta * kl_frac, p_observed * ramp, p_predicted * ramp)
+
+
+@dataclass
+class ModelOutput:
+    """Output of :meth:`StructVRNN.forward`.
+
+    Attributes:
+        loss: Scalar weighted total, ``sum(weights[k] * terms[k])``.
+        terms: Unweighted float32 scalars for every name in :data:`TERM_NAMES`, plus
+            ``"total"`` (= ``loss``).
+        weights: The weight of every term in this step.
+        keypoints: ``[B, T, K, 3]`` detected keypoints (with gradient to the detector). For
+            ``representation="cnn"`` the unstructured feature vector reshaped to K x 3.
+        heatmaps: ``[B, T, K, w, w]`` raw detector heatmaps (None for "cnn").
+        decoded_keypoints: ``[B, T, K, 3]`` decoded by the dynamics (selected sample).
+        reconstruction: ``[B, T, 3, H, W]`` images reconstructed from the detected keypoints.
+        hidden: ``[B, T, rnn_units]``; ``hidden[:, t]`` = h_{t-1}, the state conditioning
+            frame t.
+        latent: ``[B, T, Z]`` selected z (None for Struct-RNN).
+        best_index: ``[B, T]`` selected best-of-many sample.
+        kl: ``[B, T0]`` KL per observed step (summed over Z).
+    """
+
+    loss: Tensor
+    terms: dict[str, Tensor]
+    weights: dict[str, float]
+    keypoints: Tensor
+    heatmaps: Tensor | None
+    decoded_keypoints: Tensor
+    reconstruction: Tensor
+    hidden: Tensor
+    latent: Tensor | None
+    best_index: Tensor
+    kl: Tensor
+
+
+@dataclass
+class ObserveOutput:
+    """Output of :meth:`StructVRNN.observe` (all frames observed, posterior at every step).
+
+    To continue online after the last frame:
+    ``h = model.dynamics.advance(out.hidden[:, -1], out.feed[:, -1], out.latent[:, -1],
+    action_next)`` (``latent`` is None for Struct-RNN).
+
+    Attributes:
+        keypoints: ``[B, T, K, 3]`` detected.
+        heatmaps: ``[B, T, K, w, w]`` (None for "cnn").
+        decoded_keypoints: ``[B, T, K, 3]`` decoded from one posterior sample.
+        hidden: ``[B, T, H]`` (h_{t-1} for frame t).
+        latent: ``[B, T, Z]`` posterior samples (None for Struct-RNN).
+        feed: ``[B, T, D]`` what was fed to the GRU after each frame.
+        posterior_mean, posterior_std, prior_mean, prior_std: ``[B, T, Z]`` (None for
+            Struct-RNN).
+    """
+
+    keypoints: Tensor
+    heatmaps: Tensor | None
+    decoded_keypoints: Tensor
+    hidden: Tensor
+    latent: Tensor | None
+    feed: Tensor
+    posterior_mean: Tensor | None
+    posterior_std: Tensor | None
+    prior_mean: Tensor | None
+    prior_std: Tensor | None
+
+
+@dataclass
+class RolloutOutput:
+    """Output of :meth:`StructVRNN.rollout`; N samples, T = T0 + num_future frames.
+
+    Attributes:
+        observed_keypoints: ``[B, T0, K, 3]`` detected (after ``keypoint_edit``).
+        decoded_keypoints: ``[B, N, T, K, 3]`` posterior-decoded for the first T0 frames,
+            prior samples after.
+        hidden: ``[B, N, T, H]`` (h_{t-1} for frame t).
+        images: ``[B, N, T, 3, H, W]`` reconstructed from the decoded keypoints, or None.
+    """
+
+    observed_keypoints: Tensor
+    decoded_keypoints: Tensor
+    hidden: Tensor
+    images: Tensor | None
+
+
+class StructVRNN(nn.Module):
+    """Struct-VRNN and its baselines (Struct-RNN, no-BoM, CNN-VRNN), chosen by config."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.detector: KeypointDetector | FeatureEncoder
+        self.feature_to_maps: FeatureToMaps | None = None
+        if config.representation == "keypoints":
+            self.detector = KeypointDetector(config)
+        else:
+            self.detector = FeatureEncoder(config)
+            self.feature_to_maps = FeatureToMaps(config)
+        self.appearance = ImageEncoder(
+            3,
+            config.image_size,
+            config.num_encoder_filters,
+            config.heatmap_width,
+            config.layers_per_scale,
+        )
+        self.reconstructor = Reconstructor(config, self.appearance.out_channels)
+        self.dynamics = KeypointDynamics(config)
+        self._channels_last = False
+        self._autocast_dtype: torch.dtype | None = None
+
+    # ------------------------------------------------------------------ precision
+    def set_image_precision(
+        self, channels_last: bool = True, autocast_dtype: torch.dtype | None = torch.bfloat16
+    ) -> StructVRNN:
+        """Run the image nets in channels_last format and/or under autocast (e.g. bf16).
+
+        Parameters stay float32 (autocast casts on the fly); the dynamics and keypoint
+        maths are unaffected. Returns ``self``.
+        """
+        self._channels_last = channels_last
+        self._autocast_dtype = autocast_dtype
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        for net in self.image_nets():
+            net.to(memory_format=fmt)
+            for module in net.modules():
+                if hasattr(module, "channels_last"):
+                    module.channels_last = channels_last
+        return self
+
+    def set_precision(self, precision: str) -> StructVRNN:
+        """``"bf16"``: channels_last + bf16 autocast on the image nets; ``"fp32"``: plain.
+
+        Any other value raises ValueError. Returns ``self``.
+        """
+        if precision == "bf16":
+            return self.set_image_precision(True, torch.bfloat16)
+        if precision == "fp32":
+            return self.set_image_precision(False, None)
+        raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
+
+    def image_nets_channels_last(self) -> StructVRNN:
+        """Shorthand for ``set_image_precision(True, torch.bfloat16)``."""
+        return self.set_image_precision(True, torch.bfloat16)
+
+    def image_nets(self) -> list[nn.Module]:
+        """The convolutional networks: detector, appearance net, reconstructor."""
+        return [self.detector, self.appearance, self.reconstructor]
+
+    def _image_autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if self._autocast_dtype is None:
+            return torch.autocast(device_type=device.type, enabled=False)
+        return torch.autocast(device_type=device.type, dtype=self._autocast_dtype)
+
+    @contextlib.contextmanager
+    def _float32(self, device: torch.device) -> Iterator[None]:
+        with torch.autocast(device_type=device.type, enabled=False):
+            yield
+
+    # ------------------------------------------------------------------ image part
+    def detect(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Detect keypoints in every frame.
+
+        Args:
+            images: ``[B, T, 3, H, W]`` float in [-0.5, 0.5].
+
+        Returns:
+            ``(keypoints [B, T, K, 3], heatmaps [B, T, K, w, w])`` float32; x, y in [-1, 1]
+            (y up), scale in [0, 1]. For ``representation="cnn"``: ``(features reshaped
+            [B, T, K, 3] in [-1, 1], None)``.
+        """
+        self._check_images(images)
+        batch, steps = images.shape[:2]
+        flat = maybe_channels_last(images.flatten(0, 1), self._channels_last)
+        with self._image_autocast(images.device):
+            out = self.detector(flat)
+        with self._float32(images.device):
+            if self.feature_to_maps is not None:  # CNN-VRNN: flat feature vector
+                features = out.float().view(batch, steps, self.config.num_keypoints, 3)
+                return features, None
+            heatmaps = out.float()
+            keypoints = maps_to_keypoints(heatmaps, self.config.scale_normalization)
+            return (
+                keypoints.view(batch, steps, *keypoints.shape[1:]),
+                heatmaps.view(batch, steps, *heatmaps.shape[1:]),
+            )
+
+    def keypoints_to_maps(self, keypoints: Tensor) -> Tensor:
+        """``[N, K, 3]`` keypoints (or CNN features) to the reconstructor's input maps
+        ``[N, K, w, w]`` float32."""
+        with self._float32(keypoints.device):
+            if self.feature_to_maps is not None:
+                return self.feature_to_maps(keypoints.flatten(1))
+            cfg = self.config
+            return keypoints_to_maps(
+                keypoints, cfg.heatmap_width, cfg.keypoint_width, cfg.heatmap_amplitude
+            )
+
+    def reconstruct(
+        self, first_image: Tensor, first_keypoints: Tensor, keypoints: Tensor
+    ) -> Tensor:
+        """Reconstruct frames from keypoints and frame 1 (paper eq. S5).
+
+        Args:
+            first_image: ``[B, 3, H, W]`` frame 1, in [-0.5, 0.5].
+            first_keypoints: ``[B, K, 3]`` frame 1's keypoints.
+            keypoints: ``[B, T, K, 3]`` keypoints of the frames to draw.
+
+        Returns:
+            ``[B, T, 3, H, W]`` float32 images (frame 1 plus a predicted difference).
+        """
+        batch, steps = keypoints.shape[:2]
+        maps = self.keypoints_to_maps(keypoints.flatten(0, 1))
+        first_maps = self.keypoints_to_maps(first_keypoints)
+        first_image_cl = maybe_channels_last(first_image, self._channels_last)
+        with self._image_autocast(first_image.device):
+            features = self.appearance(first_image_cl)
+
+            def per_frame(x: Tensor) -> Tensor:
+                return x.unsqueeze(1).expand(batch, steps, *x.shape[1:]).flatten(0, 1)
+
+            images = self.reconstructor(
+                maps, per_frame(features), per_frame(first_maps), per_frame(first_image)
+            )
+        return images.float().view(batch, steps, *images.shape[1:])
+
+    # ------------------------------------------------------------------ training
+    def loss_weights(self, schedule: LossSchedule) -> dict[str, float]:
+        """Weight of every term of :data:`TERM_NAMES` under ``schedule``."""
+        cfg = self.config
+        return {
+            "image": cfg.image_loss_scale,
+            "separation": cfg.separation_loss_scale,
+            "sparsity": cfg.sparsity_loss_scale,
+            "kp_observed": 1.0,
+            "kl": schedule.kl_scale,
+            "kp_future": 1.0,
+            "weight_decay": cfg.weight_decay,
+        }
+
+    def forward(
+        self,
+        images: Tensor,
+        actions: Tensor | None = None,
+        schedule: LossSchedule | None = None,
+    ) -> ModelOutput:
+        """Detect, reconstruct, run the dynamics and compute every loss term.
+
+        Args:
+            images: ``[B, T, 3, H, W]`` float in [-0.5, 0.5]; the first
+                ``config.num_observed_steps`` frames are observed, the rest predicted.
+            actions: ``[B, T, A]`` (``actions[:, t]`` led to frame t) or None.
+            schedule: KL weight and scheduled-sampling probabilities for this step;
+                default :meth:`LossSchedule.final` with ``config.kl_beta``.
+
+        Returns:
+            :class:`ModelOutput`.
+        """
+        cfg = self.config
+        schedule = LossSchedule.final(cfg.kl_beta) if schedule is None else schedule
+        batch, steps = images.shape[:2]
+        observed = cfg.num_observed_steps
+        if observed > steps:
+            raise ValueError(f"need at least num_observed_steps={observed} frames, got {steps}")
+        keypoints, heatmaps = self.detect(images)
+        reconstruction = self.reconstruct(images[:, 0], keypoints[:, 0], keypoints)
+        target = keypoints.detach().flatten(2)  # [B, T, D]; no gradient into the detector
+        dyn = self.dynamics(
+            target,
+            actions,
+            observed,
+            schedule.p_own_sample_observed,
+            schedule.p_own_sample_predicted,
+        )
+        with self._float32(images.device):
+            zero = images.new_zeros((), dtype=torch.float32)
+            terms: dict[str, Tensor] = {"image": losses.image_loss(images, reconstruction)}
+            if cfg.representation == "keypoints":
+                sep_steps = (
+                    keypoints[:, :observed]
+                    if cfg.separation_loss_steps == "observed"
+                    else keypoints
+                )
+                terms["separation"] = losses.temporal_separation_loss(
+                    sep_steps, cfg.separation_loss_width
+                )
+                if cfg.sparsity_target == "scale":
+                    terms["sparsity"] = losses.sparsity_loss(keypoints[..., 2])
+                else:
+                    assert heatmaps is not None
+                    terms["sparsity"] = losses.sparsity_loss(heatmaps.mean(dim=(-2, -1)))
+            else:
+                terms["separation"] = zero
+                terms["sparsity"] = zero
+            terms["kp_observed"] = losses.keypoint_loss(
+                target, dyn.decoded, slice(0, observed), steps
+            )
+            terms["kl"] = dyn.kl.mean() if self.dynamics.stochastic else zero
+            terms["kp_future"] = losses.keypoint_loss(
+                target, dyn.decoded, slice(observed, steps), steps
+            )
+            terms["weight_decay"] = losses.weight_decay_loss(self.decayed_kernels()).to(zero)
+            weights = self.loss_weights(schedule)
+            total = sum((weights[name] * terms[name] for name in TERM_NAMES), zero)
+            terms["total"] = total
+        k = cfg.num_keypoints
+        return ModelOutput(
+            loss=total,
+            terms=terms,
+            weights=weights,
+            keypoints=keypoints,
+            heatmaps=heatmaps,
+            decoded_keypoints=dyn.decoded.view(batch, steps, k, 3),
+            reconstruction=reconstruction,
+            hidden=dyn.hidden,
+            latent=dyn.latent,
+            best_index=dyn.best_index,
+            kl=dyn.kl,
+        )
+
+    def decayed_kernels(self) -> list[Tensor]:
+        """Conv kernels under L2 weight decay (all image-net convs but the heatmap layer)."""
+        return [w for net in self.image_nets() for w in decayed_kernels(net)]
+
+    # ------------------------------------------------------------------ inference
+    def observe(
+        self, images: Tensor, actions: Tensor | None = None, feed_observed: bool = False
+    ) -> ObserveOutput:
+        """Observe every frame: detect keypoints, run the posterior at every step.
+
+        One posterior sample per step; the GRU is fed the decoded sample (authors'
+        inference behaviour) or, with ``feed_observed``, the detected keypoints.
+
+        Args:
+            images: ``[B, T, 3, H, W]`` in [-0.5, 0.5].
+            actions: ``[B, T, A]`` (``actions[:, t]`` led to frame t) or None.
+            feed_observed: See above.
+        """
+        batch, steps = images.shape[:2]
+        keypoints, heatmaps = self.detect(images)
+        dyn = self.dynamics(
+            keypoints.detach().flatten(2),
+            actions,
+            steps,
+            p_own_observed=0.0 if feed_observed else 1.0,
+            num_samples=1,
+            select_best=False,
+        )
+        return ObserveOutput(
+            keypoints=keypoints,
+            heatmaps=heatmaps,
+            decoded_keypoints=dyn.decoded.view(batch, steps, self.config.num_keypoints, 3),
+            hidden=dyn.hidden,
+            latent=dyn.latent,
+            feed=dyn.feed,
+            posterior_mean=dyn.posterior_mean,
+            posterior_std=dyn.posterior_std,
+            prior_mean=dyn.prior_mean,
+            prior_std=dyn.prior_std,
+        )
+
+    def rollout(
+        self,
+        images_observed: Tensor,
+        actions: Tensor | None,
+        num_future: int,
+        num_samples: int = 1,
+        keypoint_edit: Callable[[Tensor], Tensor] | None = None,
+        decode_images: bool = False,
+        feed_observed: bool = False,
+    ) -> RolloutOutput:
+        """Observe T0 frames, then sample ``num_samples`` futures of ``num_future`` frames.
+
+        Each sample is an independent run over the whole sequence (posterior samples in the
+        observed frames, prior samples after), as when the authors draw samples. Call under
+        ``torch.no_grad()`` for inference.
+
+        Args:
+            images_observed: ``[B, T0, 3, H, W]`` in [-0.5, 0.5].
+            actions: ``[B, T0 + num_future, A]`` (``actions[:, t]`` produces frame t) or
+                None for an action-free model.
+            num_future: Frames to predict.
+            num_samples: N futures per batch element.
+            keypoint_edit: Optional function ``[B, T0, K, 3] -> [B, T0, K, 3]`` applied to
+                the detected keypoints before the dynamics (counterfactuals, paper 5.3).
+            decode_images: Also reconstruct images from the decoded keypoints.
+            feed_observed: Feed the detected keypoints to the GRU in observed frames.
+
+        Returns:
+            :class:`RolloutOutput`.
+        """
+        cfg = self.config
+        batch, observed = images_observed.shape[:2]
+        total = observed + num_future
+        keypoints, _ = self.detect(images_observed)
+        if keypoint_edit is not None:
+            keypoints = keypoint_edit(keypoints)
+        if cfg.action_size:
+            if actions is None or tuple(actions.shape) != (batch, total, cfg.action_size):
+                got = None if actions is None else tuple(actions.shape)
+                raise ValueError(f"actions must be [B, T0 + num_future, A]; got {got}")
+            actions = actions.float().repeat_interleave(num_samples, dim=0)
+            last_action = torch.zeros_like(actions[:, 0])
+        else:
+            actions, last_action = None, None
+        x = keypoints.detach().flatten(2).repeat_interleave(num_samples, dim=0)
+        dyn = self.dynamics
+        h = dyn.initial_state(batch * num_samples, images_observed.device)
+        decoded, hidden = [], []
+        for t in range(total):
+            action_next = None
+            if actions is not None:
+                action_next = actions[:, t + 1] if t + 1 < total else last_action
+            hidden.append(h)
+            if t < observed:
+                step = dyn.observe_step(h, x[:, t], action_next, feed_observed)
+            else:
+                step = dyn.imagine_step(h, action_next)
+            decoded.append(step.decoded)
+            h = step.next_hidden
+        k = cfg.num_keypoints
+        decoded_kp = torch.stack(decoded, dim=1).view(batch, num_samples, total, k, 3)
+        hidden_seq = torch.stack(hidden, dim=1).view(batch, num_samples, total, -1)
+        images = None
+        if decode_images:
+            first = images_observed[:, 0].repeat_interleave(num_samples, dim=0)
+            first_kp = keypoints[:, 0].repeat_interleave(num_samples, dim=0)
+            images = self.reconstruct(first, first_kp, decoded_kp.flatten(0, 1))
+            images = images.view(batch, num_samples, *images.shape[1:])
+        return RolloutOutput(keypoints, decoded_kp, hidden_seq, images)
+
+    def _check_images(self, images: Tensor) -> None:
+        size = self.config.image_size
+        if images.dim() != 5 or tuple(images.shape[2:]) != (3, size, size):
+            raise ValueError(f"images must be [B, T, 3, {size}, {size}], got {tuple(images.shape)}")

@@ -1,0 +1,19 @@
+"""Shared test set-up: headless rendering, small thread counts, tiny datasets."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports dm_control
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def basketball_dir(tmp_path_factory):
+    """A tiny built-in Basketball dataset (32x32 frames, 24 sequences of 50 frames)."""
+    from keypoint_wm.data.basketball import write_basketball_dataset
+
+    out = tmp_path_factory.mktemp("basketball") / "data"
+    write_basketball_dataset(out, num_sequences=24, seed=0, size=32, progress=False)
+    return out

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from keypoint_wm.model import losses
+
+
+def trajectories(paths: list[torch.Tensor]) -> torch.Tensor:
+    """Stack K ``[T, 2]`` paths into ``[1, T, K, 3]`` keypoints with scale 1."""
+    xy = torch.stack(paths, dim=1)
+    return torch.cat([xy, torch.ones(*xy.shape[:-1], 1)], dim=-1).unsqueeze(0)
+
+
+def test_separation_parallel_higher_than_independent() -> None:
+    t = torch.linspace(0, 1, 8)
+    path = torch.stack([t * 0.5, torch.sin(3 * t) * 0.4], dim=-1)
+    parallel = trajectories([path, path + torch.tensor([0.5, -0.2])])
+    other = torch.stack([-t * 0.5, torch.cos(5 * t) * 0.4], dim=-1)
+    independent = trajectories([path, other])
+    sigma = 0.02
+    loss_parallel = losses.temporal_separation_loss(parallel, sigma)
+    loss_independent = losses.temporal_separation_loss(independent, sigma)
+    assert loss_parallel.item() == pytest.approx(1.0)  # identical up to an offset: maximal
+    assert loss_independent.item() < 1e-3
+    assert loss_parallel > loss_independent
+
+
+def test_separation_identical_is_maximal_and_normalised() -> None:
+    gen = torch.Generator().manual_seed(1)
+    path = torch.rand(8, 2, generator=gen)
+    same = trajectories([path, path, path])
+    assert losses.temporal_separation_loss(same, 0.1).item() == pytest.approx(1.0)
+    rand = torch.rand(4, 8, 5, 3, generator=gen)
+    value = losses.temporal_separation_loss(rand, 0.1).item()
+    assert 0.0 <= value < 1.0
+    assert losses.temporal_separation_loss(rand[:, :, :1], 0.1).item() == 0.0
+
+
+def test_sparsity() -> None:
+    scales = torch.tensor([[[0.0, 1.0, -0.5, 0.5]]])
+    assert losses.sparsity_loss(scales).item() == pytest.approx(0.5)
+
+
+def test_kl_zero_when_equal_and_positive_otherwise() -> None:
+    mean = torch.randn(4, 6)
+    std = torch.rand(4, 6) + 0.1
+    kl = losses.kl_normal(mean, std, mean, std)
+    assert kl.shape == (4,)
+    torch.testing.assert_close(kl, torch.zeros(4), atol=1e-6, rtol=0)
+    assert torch.all(losses.kl_normal(mean + 1.0, std, mean, std) > 0)
+    # closed form in 1-D: KL(N(1, 1) || N(0, 2))
+    value = losses.kl_normal(
+        torch.ones(1, 1), torch.ones(1, 1), torch.zeros(1, 1), 2 * torch.ones(1, 1)
+    )
+    expected = torch.log(torch.tensor(2.0)) + (1 + 1) / (2 * 4) - 0.5
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_image_loss_is_half_sum_over_pixels_mean_over_batch_and_time() -> None:
+    images = torch.zeros(2, 3, 3, 4, 4)
+    recon = torch.full_like(images, 0.5)
+    expected = 0.5 * (0.25 * 3 * 4 * 4)  # per frame
+    assert losses.image_loss(images, recon).item() == pytest.approx(expected)
+
+
+def test_keypoint_loss_split_sums_to_whole() -> None:
+    target = torch.randn(2, 6, 12)
+    decoded = torch.randn(2, 6, 12)
+    whole = 0.5 * (target - decoded).pow(2).sum() / (2 * 6)
+    obs = losses.keypoint_loss(target, decoded, slice(0, 3), 6)
+    fut = losses.keypoint_loss(target, decoded, slice(3, 6), 6)
+    assert (obs + fut).item() == pytest.approx(whole.item(), rel=1e-5)
+
+
+def test_weight_decay() -> None:
+    kernels = [torch.ones(2, 2), 2 * torch.ones(3)]
+    assert losses.weight_decay_loss(kernels).item() == pytest.approx(4 + 12)
+    assert losses.weight_decay_loss([]).item() == 0.0

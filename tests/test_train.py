@@ -1,0 +1,131 @@
+"""`keypoint-wm train`: learning, checkpoints, exact resume, refusals, TensorBoard, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from keypoint_wm.checkpoint import latest_checkpoint, load_checkpoint
+from keypoint_wm.presets import get_preset
+from keypoint_wm.train import ConfigMismatchError, NonFiniteLossError, train
+
+TINY = {
+    "model.image_size": 32,
+    "model.heatmap_width": 8,
+    "model.num_keypoints": 4,
+    "model.num_encoder_filters": 4,
+    "model.rnn_units": 16,
+    "model.latent_size": 4,
+    "model.prior_net_size": 8,
+    "model.posterior_net_size": 16,
+    "model.decoder_net_size": 16,
+    "model.num_bom_samples": 3,
+    "model.num_observed_steps": 3,
+    "model.num_predicted_steps": 2,
+    "train.batch_size": 2,
+    "train.precision": "fp32",
+    "train.data_workers": 0,
+    "train.log_every": 1,
+    "train.image_every": 1000,
+    "train.checkpoint_every": 2,
+    "train.lr_halving_steps": 3,
+    "train.kl_annealing_steps": 3,
+    "train.scheduled_sampling_steps": 4,
+}
+
+
+def tiny_config(steps: int, **extra):
+    return (
+        get_preset("basketball-cpu")
+        .build(seed=3)
+        .with_overrides({**TINY, "train.steps": steps, **extra})
+    )
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(latest_checkpoint(run) / "model.safetensors"))
+
+
+def test_resume_is_exact(basketball_dir, tmp_path):
+    torch.set_num_threads(1)
+    train(tiny_config(4), basketball_dir, tmp_path / "straight", progress=False)
+    train(tiny_config(2), basketball_dir, tmp_path / "split", progress=False)
+    result = train(tiny_config(4), basketball_dir, tmp_path / "split", resume=True, progress=False)
+    assert result["step"] == 4
+    straight, split = weights(tmp_path / "straight"), weights(tmp_path / "split")
+    assert straight.keys() == split.keys()
+    for name in straight:
+        torch.testing.assert_close(split[name], straight[name], rtol=0, atol=0, msg=name)
+    state = load_checkpoint(latest_checkpoint(tmp_path / "split"))
+    assert state.step == 4 and state.training_state["optimizer"]["state"]
+
+
+def test_resume_refuses_a_changed_config_and_names_the_keys(basketball_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(2), basketball_dir, run, progress=False)
+    changed = tiny_config(4, **{"model.num_keypoints": 5, "train.learning_rate": 0.01})
+    with pytest.raises(ConfigMismatchError, match=r"model\.num_keypoints.*train\.learning_rate"):
+        train(changed, basketball_dir, run, resume=True, progress=False)
+    with pytest.raises(ConfigMismatchError, match="--resume"):
+        train(tiny_config(2), basketball_dir, run, progress=False)  # exists, no --resume
+    assert latest_checkpoint(run).name == "step_00000002"
+
+
+def test_non_finite_loss_stops_naming_the_term_and_keeps_the_checkpoint(basketball_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(2), basketball_dir, run, progress=False)
+    config = json.loads((run / "config.json").read_text())
+    poisoned = tiny_config(4, **{"model.image_loss_scale": float("inf")})
+    with pytest.raises(NonFiniteLossError, match="image"):
+        train(poisoned, basketball_dir, tmp_path / "poisoned", progress=False)
+    assert latest_checkpoint(tmp_path / "poisoned") is None
+    assert json.loads((run / "config.json").read_text()) == config
+
+
+def read_scalars(run: Path, tag: str) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)]
+
+
+def test_training_on_basketball_lowers_the_loss_and_logs_everything(basketball_dir, tmp_path):
+    run = tmp_path / "run"
+    config = tiny_config(
+        40,
+        **{"model.num_encoder_filters": 8, "train.learning_rate": 3e-3, "train.image_every": 40},
+    )
+    train(config, basketball_dir, run, progress=False)
+    image_loss = read_scalars(run, "loss/image")
+    assert len(image_loss) == 40
+    assert sum(image_loss[-5:]) / 5 < 0.7 * sum(image_loss[:5]) / 5
+    for tag in ("loss/separation", "loss/sparsity", "loss/kl", "loss/kp_future", "loss/total",
+                "train/learning_rate", "train/steps_per_second"):  # fmt: skip
+        assert read_scalars(run, tag)
+    for name in ("keypoints.png", "keypoints.gif", "prediction.png", "prediction.gif"):
+        assert (run / "media" / name).stat().st_size > 0
+
+
+@pytest.mark.timeout(600)
+def test_torchrun_two_processes_on_cpu_with_gloo(basketball_dir, tmp_path):
+    run = tmp_path / "ddp"
+    sets = [f"--set={k}={v}" for k, v in TINY.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "keypoint_wm.cli", "train", "--data", str(basketball_dir), "--preset",
+         "basketball-cpu", "--out", str(run), "--steps", "2", "--quiet", *sets],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load_checkpoint(latest_checkpoint(run))
+    assert checkpoint.step == 2 and checkpoint.info["world_size"] == 2
+    assert len(checkpoint.training_state["rng"]) == 2
