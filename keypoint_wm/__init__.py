@@ -14,4 +14,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["WorldModel", "__version__", "load"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import keypoint_wm` does not import torch until the model API is used.
+    if name in ("load", "WorldModel"):
+        from keypoint_wm import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'keypoint_wm' has no attribute {name!r}")

@@ -313,6 +313,69 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_train)
 
 
+# ----------------------------------------------------------------------------- evaluate
+def _cmd_evaluate_tracking(args: argparse.Namespace) -> int:
+    import keypoint_wm
+    from keypoint_wm.evaluation.tracking import evaluate_tracking, format_tracking, plot_tracking
+
+    model = keypoint_wm.load(args.run, device=args.device, precision=args.precision)
+    result = evaluate_tracking(
+        model,
+        args.data,
+        test_fraction=args.test_fraction,
+        samples=args.samples,
+        max_windows=args.max_windows,
+        best_per_object={"auto": None, "object": True, "all": False}[args.best_of],
+    )
+    result["run"] = str(args.run)
+    result["data"] = str(args.data)
+    print(format_tracking(result))
+    plot = Path(args.plot) if args.plot else Path(args.run) / "tracking.png"
+    print(f"wrote {plot_tracking(result, plot)}")
+    _write_json(args.json, result)
+    return 0
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("evaluate", help="evaluate trained runs (tracking, ...)")
+    sub = p.add_subparsers(dest="evaluate_command", required=True, metavar="{tracking}")
+    t = sub.add_parser(
+        "tracking",
+        help="linear regression from keypoints to ground-truth object positions (paper Fig. 4)",
+    )
+    t.add_argument("--run", required=True, help="run directory written by `keypoint-wm train`")
+    t.add_argument("--data", required=True, help="dataset with true_object_pos")
+    t.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="fraction of files held out, by path hash (default 0.2, as in training)",
+    )
+    t.add_argument(
+        "--samples",
+        type=_positive_int("--samples"),
+        default=50,
+        help="sampled futures per sequence; the best one is scored (default 50)",
+    )
+    t.add_argument(
+        "--best-of",
+        choices=("auto", "object", "all"),
+        default="auto",
+        help="choose the best sample per object (Basketball, auto) or over all objects",
+    )
+    t.add_argument(
+        "--max-windows",
+        type=_positive_int("--max-windows"),
+        default=1000,
+        help="at most this many windows per task and split (default 1000)",
+    )
+    t.add_argument("--json", help="write the figures to this JSON file")
+    t.add_argument("--plot", help="PNG of error per time step (default RUN/tracking.png)")
+    t.add_argument("--device", help="cpu, cuda, ... (default: CUDA if available)")
+    t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    t.set_defaults(handler=_cmd_evaluate_tracking)
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from keypoint_wm import __version__
@@ -326,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_collect(commands)
     _add_data(commands)
     _add_train(commands)
+    _add_evaluate(commands)
     _add_bench(commands)
     return parser
 

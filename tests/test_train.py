@@ -10,43 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_OVERRIDES, tiny_config
 from safetensors.torch import load_file
 
 from keypoint_wm.checkpoint import latest_checkpoint, load_checkpoint
-from keypoint_wm.presets import get_preset
 from keypoint_wm.train import ConfigMismatchError, NonFiniteLossError, train
-
-TINY = {
-    "model.image_size": 32,
-    "model.heatmap_width": 8,
-    "model.num_keypoints": 4,
-    "model.num_encoder_filters": 4,
-    "model.rnn_units": 16,
-    "model.latent_size": 4,
-    "model.prior_net_size": 8,
-    "model.posterior_net_size": 16,
-    "model.decoder_net_size": 16,
-    "model.num_bom_samples": 3,
-    "model.num_observed_steps": 3,
-    "model.num_predicted_steps": 2,
-    "train.batch_size": 2,
-    "train.precision": "fp32",
-    "train.data_workers": 0,
-    "train.log_every": 1,
-    "train.image_every": 1000,
-    "train.checkpoint_every": 2,
-    "train.lr_halving_steps": 3,
-    "train.kl_annealing_steps": 3,
-    "train.scheduled_sampling_steps": 4,
-}
-
-
-def tiny_config(steps: int, **extra):
-    return (
-        get_preset("basketball-cpu")
-        .build(seed=3)
-        .with_overrides({**TINY, "train.steps": steps, **extra})
-    )
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
@@ -117,7 +85,7 @@ def test_training_on_basketball_lowers_the_loss_and_logs_everything(basketball_d
 @pytest.mark.timeout(600)
 def test_torchrun_two_processes_on_cpu_with_gloo(basketball_dir, tmp_path):
     run = tmp_path / "ddp"
-    sets = [f"--set={k}={v}" for k, v in TINY.items()]
+    sets = [f"--set={k}={v}" for k, v in TINY_OVERRIDES.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -1,0 +1,249 @@
+"""The public Python API: load a trained run and use it without the CLI.
+
+>>> model = keypoint_wm.load("runs/basketball")             # doctest: +SKIP
+>>> obs = model.observe(frames)                             # uint8 [B, T, H, W, 3]
+>>> obs.keypoints.shape                                     # [B, T, K, 3]
+>>> futures = model.imagine(frames[:, :8], num_future=8, num_samples=20)
+>>> futures.keypoints.shape                                 # [B, 20, 16, K, 3]
+>>> images = model.decode(futures.keypoints[:, 0], frames[:, 0])  # uint8 [B, 16, H, W, 3]
+
+Keypoints are in the keypoint frame: x, y in [-1, 1] with y up, scale in [0, 1]. Actions
+follow the episode alignment: ``actions[:, t]`` is the action that led to frame t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from keypoint_wm.checkpoint import latest_checkpoint, load_checkpoint, read_config
+from keypoint_wm.config import RunConfig
+from keypoint_wm.model.struct_vrnn import StructVRNN
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+@dataclass
+class Observation:
+    """What the model makes of observed frames (CPU float32 tensors).
+
+    Attributes:
+        keypoints: ``[B, T, K, 3]`` detected keypoints.
+        decoded_keypoints: ``[B, T, K, 3]`` the dynamics' posterior reconstruction of them.
+        hidden: ``[B, T, rnn_units]`` GRU state *before* each frame (h_{t-1}).
+        latent: ``[B, T, latent_size]`` posterior samples z_t (None for Struct-RNN).
+        posterior_mean, posterior_std: ``[B, T, latent_size]`` or None.
+    """
+
+    keypoints: torch.Tensor
+    decoded_keypoints: torch.Tensor
+    hidden: torch.Tensor
+    latent: torch.Tensor | None
+    posterior_mean: torch.Tensor | None
+    posterior_std: torch.Tensor | None
+
+
+@dataclass
+class Imagination:
+    """Sampled futures: ``keypoints`` ``[B, N, T0 + F, K, 3]`` (observed then predicted),
+    ``hidden`` ``[B, N, T0 + F, rnn_units]``, ``images`` uint8 ``[B, N, T0 + F, H, W, 3]``
+    when decoded, and the detected keypoints of the observed frames ``[B, T0, K, 3]``."""
+
+    keypoints: torch.Tensor
+    hidden: torch.Tensor
+    observed_keypoints: torch.Tensor
+    images: np.ndarray | None
+
+
+def frames_to_tensor(frames: ArrayLike, device: torch.device) -> torch.Tensor:
+    """uint8 ``[B, T, H, W, 3]`` (numpy or torch) -> float ``[B, T, 3, H, W]`` in [-0.5, 0.5]."""
+    tensor = torch.as_tensor(frames)
+    if tensor.dtype != torch.uint8 or tensor.dim() != 5 or tensor.shape[-1] != 3:
+        raise ValueError(
+            f"frames must be uint8 [B, T, H, W, 3], got {tensor.dtype} {list(tensor.shape)}"
+        )
+    return tensor.to(device).permute(0, 1, 4, 2, 3).float().div(255.0).sub(0.5)
+
+
+def images_to_uint8(images: torch.Tensor) -> np.ndarray:
+    """float ``[..., 3, H, W]`` in [-0.5, 0.5] -> uint8 ``[..., H, W, 3]``."""
+    scaled = ((images.detach().float().cpu() + 0.5) * 255.0).clamp(0, 255).round()
+    return scaled.to(torch.uint8).movedim(-3, -1).numpy()
+
+
+class WorldModel:
+    """A trained Struct-VRNN (or baseline) with a numpy/torch-friendly interface."""
+
+    def __init__(self, model: StructVRNN, config: RunConfig, step: int, run_dir: Path | None):
+        self.model = model.eval()
+        self.config = config
+        self.step = step
+        self.run_dir = run_dir
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.config.model.num_keypoints
+
+    @property
+    def action_size(self) -> int:
+        return self.config.model.action_size
+
+    def _actions(self, actions: ArrayLike | None, batch: int, steps: int) -> torch.Tensor | None:
+        if not self.action_size:
+            return None
+        if actions is None:
+            raise ValueError(
+                f"this model is action-conditioned: pass actions [B, {steps}, {self.action_size}]"
+            )
+        tensor = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
+        if tensor.shape[:2] != (batch, steps) or tensor.shape[-1] > self.action_size:
+            raise ValueError(
+                f"actions must be [B={batch}, T={steps}, A<={self.action_size}], got {list(tensor.shape)}"
+            )
+        if tensor.shape[-1] < self.action_size:  # zero-pad like the multi-task training data
+            tensor = torch.nn.functional.pad(tensor, (0, self.action_size - tensor.shape[-1]))
+        return tensor
+
+    @torch.no_grad()
+    def observe(self, frames: ArrayLike, actions: ArrayLike | None = None) -> Observation:
+        """Detect keypoints in every frame and run the posterior dynamics over them.
+
+        Args:
+            frames: uint8 ``[B, T, H, W, 3]``.
+            actions: ``[B, T, A]`` (action-conditioned models only).
+        """
+        images = frames_to_tensor(frames, self.device)
+        out = self.model.observe(images, self._actions(actions, *images.shape[:2]))
+        cpu = lambda x: None if x is None else x.detach().float().cpu()  # noqa: E731
+        return Observation(
+            keypoints=cpu(out.keypoints),
+            decoded_keypoints=cpu(out.decoded_keypoints),
+            hidden=cpu(out.hidden),
+            latent=cpu(out.latent),
+            posterior_mean=cpu(out.posterior_mean),
+            posterior_std=cpu(out.posterior_std),
+        )
+
+    @torch.no_grad()
+    def imagine(
+        self,
+        frames: ArrayLike,
+        num_future: int,
+        num_samples: int = 1,
+        actions: ArrayLike | None = None,
+        decode_images: bool = False,
+        keypoint_edit: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> Imagination:
+        """Observe ``frames`` and sample ``num_samples`` futures of ``num_future`` frames.
+
+        Args:
+            frames: uint8 ``[B, T0, H, W, 3]`` observed frames.
+            actions: ``[B, T0 + num_future, A]``: the actions that led to each observed frame
+                and those that will produce each future frame (action-conditioned models).
+            keypoint_edit: optional ``[B, T0, K, 3] -> [B, T0, K, 3]`` applied to the
+                detected keypoints before the dynamics see them (counterfactuals).
+        """
+        images = frames_to_tensor(frames, self.device)
+        batch, observed = images.shape[:2]
+        out = self.model.rollout(
+            images,
+            self._actions(actions, batch, observed + num_future),
+            num_future=num_future,
+            num_samples=num_samples,
+            keypoint_edit=keypoint_edit,
+            decode_images=decode_images,
+        )
+        return Imagination(
+            keypoints=out.decoded_keypoints.float().cpu(),
+            hidden=out.hidden.float().cpu(),
+            observed_keypoints=out.observed_keypoints.float().cpu(),
+            images=None if out.images is None else images_to_uint8(out.images),
+        )
+
+    @torch.no_grad()
+    def decode(
+        self, keypoints: ArrayLike, first_frame: ArrayLike, first_keypoints: ArrayLike | None = None
+    ) -> np.ndarray:
+        """Render keypoints ``[B, T, K, 3]`` as images, given frame 1 (uint8 ``[B, H, W, 3]``).
+
+        ``first_keypoints`` defaults to the keypoints detected in ``first_frame``.
+        Returns uint8 ``[B, T, H, W, 3]``.
+        """
+        first = frames_to_tensor(torch.as_tensor(first_frame)[:, None], self.device)
+        if first_keypoints is None:
+            first_keypoints = self.model.detect(first)[0][:, 0]
+        kp = torch.as_tensor(keypoints, dtype=torch.float32, device=self.device)
+        first_kp = torch.as_tensor(first_keypoints, dtype=torch.float32, device=self.device)
+        return images_to_uint8(self.model.reconstruct(first[:, 0], first_kp, kp))
+
+    def shift_and_rollout(
+        self,
+        frames: ArrayLike,
+        keypoint_index: int | list[int],
+        offset: tuple[float, float],
+        num_future: int,
+        num_samples: int = 1,
+        actions: ArrayLike | None = None,
+        ramp: bool = True,
+    ) -> Imagination:
+        """Paper section 5.3: move observed keypoints by ``offset`` (x, y in keypoint units),
+        linearly ramped over the observed frames when ``ramp``, then roll out the future."""
+        indices = [keypoint_index] if isinstance(keypoint_index, int) else list(keypoint_index)
+        delta = torch.tensor(offset, dtype=torch.float32)
+
+        def edit(keypoints: torch.Tensor) -> torch.Tensor:
+            steps = keypoints.shape[1]
+            weight = torch.linspace(0.0, 1.0, steps) if ramp else torch.ones(steps)
+            shift = (weight[:, None] * delta[None]).to(keypoints)
+            edited = keypoints.clone()
+            edited[:, :, indices, :2] = (edited[:, :, indices, :2] + shift[None, :, None]).clamp(
+                -1, 1
+            )
+            return edited
+
+        return self.imagine(
+            frames, num_future, num_samples, actions, decode_images=True, keypoint_edit=edit
+        )
+
+
+def load(
+    run_dir: str | Path,
+    device: str | torch.device | None = None,
+    step: int | None = None,
+    precision: str = "fp32",
+) -> WorldModel:
+    """Load a trained run directory (its newest checkpoint, or ``step``).
+
+    Args:
+        run_dir: a directory written by ``keypoint-wm train``.
+        device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
+        step: a specific checkpoint step (default: the newest).
+        precision: ``"fp32"`` or ``"bf16"`` (image nets in bf16 autocast + channels_last).
+
+    Loading never executes pickled code (weights are safetensors).
+    """
+    run_dir = Path(run_dir)
+    config = RunConfig.from_dict(read_config(run_dir))
+    path = (
+        latest_checkpoint(run_dir) if step is None else run_dir / "checkpoints" / f"step_{step:08d}"
+    )
+    if path is None or not path.exists():
+        raise FileNotFoundError(
+            f"{run_dir}: no checkpoint{'' if step is None else f' for step {step}'}"
+        )
+    checkpoint = load_checkpoint(path, with_training_state=False)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = StructVRNN(config.model)
+    model.load_state_dict(checkpoint.model_state)
+    model.to(torch.device(device))
+    model.set_precision(precision)
+    return WorldModel(model, config, checkpoint.step, run_dir)

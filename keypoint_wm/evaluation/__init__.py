@@ -1,0 +1,1 @@
+"""Evaluation: the paper's tracking, video and downstream measures."""

@@ -1,0 +1,222 @@
+"""Object tracking from keypoints: the paper's Figure 4 measure.
+
+A linear regression (with intercept) from all K x 3 keypoint values of a frame to the
+ground-truth object positions is fitted on the training split and scored on held-out
+sequences. Observed steps use the detector's keypoints; predicted steps the keypoints the
+dynamics decode, best of N samples (chosen per object for Basketball, as the paper does,
+otherwise over all objects), the sample being chosen by its mean error over the predicted
+steps. Baselines: the training-mean position of each object, and the last observed
+keypoints held constant. Errors are mean Euclidean distances in the keypoint frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from keypoint_wm.api import WorldModel
+from keypoint_wm.data.sequences import EpisodeIndex
+from keypoint_wm.evaluation.windows import iter_windows
+
+
+def fit_linear(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Least squares with intercept: ``[n, F]`` -> ``[n, D]``; returns weights ``[F + 1, D]``."""
+    design = np.concatenate([features, np.ones((len(features), 1))], axis=1).astype(np.float64)
+    weights, *_ = np.linalg.lstsq(design, targets.astype(np.float64), rcond=None)
+    return weights
+
+
+def apply_linear(weights: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """``[..., F]`` -> ``[..., D]``."""
+    return features @ weights[:-1] + weights[-1]
+
+
+def r2_per_object(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """``[n, N, 2]`` -> ``[N]``: 1 - SSE/SST over each object's x and y."""
+    sse = ((pred - true) ** 2).sum(axis=(0, 2))
+    sst = ((true - true.mean(axis=0, keepdims=True)) ** 2).sum(axis=(0, 2))
+    return 1.0 - sse / np.maximum(sst, 1e-12)
+
+
+@dataclass
+class _Split:
+    """Keypoint features and positions collected over a split of one task."""
+
+    detected: list = field(default_factory=list)  # [B, T, K*3]
+    positions: list = field(default_factory=list)  # [B, T, N, 2]
+    futures: list = field(default_factory=list)  # [B, S, F, K*3]
+
+    def cat(self, name: str) -> np.ndarray:
+        return np.concatenate(getattr(self, name))
+
+
+def _collect(
+    model: WorldModel, index: EpisodeIndex, samples: int, predict: bool, max_windows: int, desc: str
+) -> dict[str, _Split]:
+    cfg = model.config.model
+    observed, window = cfg.num_observed_steps, cfg.num_steps
+    splits: dict[str, _Split] = {}
+    batches = iter_windows(
+        index, window, batch_size=16, max_windows=max_windows, action_size=cfg.action_size
+    )
+    for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+        if batch.positions.shape[2] == 0:
+            raise ValueError(f"{index.root}: task {batch.task} has no true_object_pos to track")
+        split = splits.setdefault(batch.task, _Split())
+        actions = batch.actions if cfg.action_size else None
+        detected = model.observe(batch.frames, actions).keypoints.numpy()
+        split.detected.append(detected.reshape(*detected.shape[:2], -1))
+        split.positions.append(batch.positions)
+        if predict:
+            futures = model.imagine(
+                batch.frames[:, :observed], window - observed, samples, actions
+            ).keypoints.numpy()[:, :, observed:]
+            split.futures.append(futures.reshape(*futures.shape[:3], -1))
+    return splits
+
+
+def evaluate_tracking(
+    model: WorldModel,
+    data_dir: str | Path,
+    test_fraction: float = 0.2,
+    samples: int = 50,
+    best_per_object: bool | None = None,
+    max_windows: int = 1000,
+) -> dict[str, Any]:
+    """Run the tracking evaluation; returns per-task figures (see module docstring)."""
+    train_index = EpisodeIndex(data_dir, "train", test_fraction)
+    test_index = EpisodeIndex(data_dir, "test", test_fraction)
+    if best_per_object is None:
+        best_per_object = _is_basketball(test_index)
+    train = _collect(model, train_index, samples, False, max_windows, "tracking: train split")
+    test = _collect(model, test_index, samples, True, max_windows, "tracking: test split")
+    observed = model.config.model.num_observed_steps
+    tasks = {}
+    for task in sorted(test):
+        if task not in train:
+            continue
+        tr, te = train[task], test[task]
+        x_train, y_train = tr.cat("detected"), tr.cat("positions")
+        n_obj = y_train.shape[2]
+        weights = fit_linear(x_train.reshape(-1, x_train.shape[-1]), y_train.reshape(-1, n_obj * 2))
+        mean_position = y_train.reshape(-1, n_obj, 2).mean(axis=0)
+
+        x_test, y_test = te.cat("detected"), te.cat("positions")  # [B, T, F], [B, T, N, 2]
+        pred_obs = apply_linear(weights, x_test[:, :observed]).reshape(
+            *x_test[:, :observed].shape[:2], n_obj, 2
+        )
+        true_obs, true_fut = y_test[:, :observed], y_test[:, observed:]
+        err_obs = np.linalg.norm(pred_obs - true_obs, axis=-1)  # [B, T0, N]
+
+        futures = te.cat("futures")  # [B, S, F, K*3]
+        pred_fut = apply_linear(weights, futures).reshape(*futures.shape[:3], n_obj, 2)
+        dist = np.linalg.norm(pred_fut - true_fut[:, None], axis=-1)  # [B, S, F, N]
+        if best_per_object:
+            best = dist.mean(axis=2).argmin(axis=1)  # [B, N]
+            err_fut = np.take_along_axis(dist, best[:, None, None, :], axis=1)[:, 0]
+        else:
+            best = dist.mean(axis=(2, 3)).argmin(axis=1)  # [B]
+            err_fut = dist[np.arange(len(best)), best]  # [B, F, N]
+        last = apply_linear(weights, x_test[:, observed - 1]).reshape(-1, 1, n_obj, 2)
+        err_last = np.linalg.norm(last - true_fut, axis=-1)
+        err_mean = np.linalg.norm(mean_position - y_test, axis=-1)  # [B, T, N]
+
+        r2 = r2_per_object(pred_obs.reshape(-1, n_obj, 2), true_obs.reshape(-1, n_obj, 2))
+        tasks[task] = {
+            "r2_observed": r2.tolist(),
+            "error_observed": float(err_obs.mean()),
+            "error_predicted": float(err_fut.mean()),
+            "error_predicted_last_observed_baseline": float(err_last.mean()),
+            "error_mean_baseline": float(err_mean[:, observed:].mean()),
+            "per_step": {
+                "model": np.concatenate(
+                    [err_obs.mean(axis=(0, 2)), err_fut.mean(axis=(0, 2))]
+                ).tolist(),
+                "last_observed_baseline": [None] * observed + err_last.mean(axis=(0, 2)).tolist(),
+                "mean_baseline": err_mean.mean(axis=(0, 2)).tolist(),
+            },
+            "train_windows": len(x_train),
+            "test_windows": len(x_test),
+            "objects": n_obj,
+        }
+    if not tasks:
+        raise ValueError(
+            f"{data_dir}: no task has both train and test sequences; lower --test-fraction or add data"
+        )
+    result: dict[str, Any] = {
+        "samples": samples,
+        "best_sample": "per object" if best_per_object else "all objects",
+        "test_fraction": test_fraction,
+        "observed_steps": observed,
+        "predicted_steps": model.config.model.num_predicted_steps,
+        "tasks": tasks,
+    }
+    keys = ("r2_observed", "error_observed", "error_predicted",
+            "error_predicted_last_observed_baseline", "error_mean_baseline")  # fmt: skip
+    for key in keys:  # one task: its figures at the top level; several: {task: figure}
+        result[key] = (
+            tasks[next(iter(tasks))][key]
+            if len(tasks) == 1
+            else {t: v[key] for t, v in tasks.items()}
+        )
+    return result
+
+
+def _is_basketball(index: EpisodeIndex) -> bool:
+    from keypoint_wm.data.episodes import load_episode
+
+    metadata = load_episode(index.records[0].path, keys=("metadata",)).metadata
+    return metadata.get("dataset") == "basketball"
+
+
+def format_tracking(result: dict[str, Any]) -> str:
+    lines = [
+        f"tracking: best of {result['samples']} samples ({result['best_sample']}), "
+        f"{result['observed_steps']} observed + {result['predicted_steps']} predicted steps; "
+        "errors are mean Euclidean distances in the keypoint frame ([-1, 1])",
+        f"{'task':<20} {'R2 per object (observed)':<40} {'err obs':>8} {'err pred':>9} "
+        f"{'last obs':>9} {'mean pos':>9}",
+    ]
+    for task, t in result["tasks"].items():
+        r2 = " ".join(f"{v:.2f}" for v in t["r2_observed"])
+        lines.append(
+            f"{task:<20} {r2:<40} {t['error_observed']:>8.4f} {t['error_predicted']:>9.4f} "
+            f"{t['error_predicted_last_observed_baseline']:>9.4f} {t['error_mean_baseline']:>9.4f}"
+        )
+    return "\n".join(lines)
+
+
+def plot_tracking(result: dict[str, Any], path: str | Path) -> Path:
+    """Error per time step for every task: model vs baselines (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = result["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
+    observed = result["observed_steps"]
+    for ax, (task, t) in zip(axes[0], tasks.items(), strict=True):
+        steps = np.arange(1, len(t["per_step"]["model"]) + 1)
+        ax.axvspan(0.5, observed + 0.5, color="#2a2", alpha=0.08, label="observed")
+        ax.plot(steps, t["per_step"]["model"], "o-", label=f"model (best of {result['samples']})")
+        last = np.array(
+            [np.nan if v is None else v for v in t["per_step"]["last_observed_baseline"]]
+        )
+        ax.plot(steps, last, "--", label="last observed kept")
+        ax.plot(steps, t["per_step"]["mean_baseline"], ":", label="mean position")
+        ax.set_title(task)
+        ax.set_xlabel("time step")
+        ax.set_ylabel("tracking error (keypoint units)")
+        ax.set_ylim(bottom=0)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
