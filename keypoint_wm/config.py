@@ -46,6 +46,8 @@ class TrainConfig:
         data_workers: data-loader worker processes.
         test_fraction: fraction of episode files held out (never trained on) for evaluation.
         log_every, image_every, checkpoint_every: intervals in steps.
+        probe_every: run the held-out tracking probe (keypoints -> ground-truth positions,
+            R^2 per object) every this many steps when the data has positions; 0 = never.
     """
 
     steps: int = 100_000
@@ -63,6 +65,7 @@ class TrainConfig:
     log_every: int = 50
     image_every: int = 1000
     checkpoint_every: int = 1000
+    probe_every: int = 0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -46,6 +46,7 @@ _PAPER_TRAIN = dict(
     lr_halving_steps=30_000,
     kl_annealing_steps=25_000,
     scheduled_sampling_steps=100_000,
+    probe_every=2_000,
 )
 
 _BASKETBALL = dict(
@@ -102,6 +103,7 @@ _CPU_TRAIN = dict(
     log_every=20,
     image_every=250,
     checkpoint_every=250,
+    probe_every=100,
 )
 
 PRESETS: dict[str, Preset] = {

@@ -62,6 +62,14 @@ class RunLogger:
             "schedule/p_own_sample_predicted", schedule.p_own_sample_predicted, step
         )
 
+    def probe(self, step: int, r2: np.ndarray) -> None:
+        """Held-out tracking probe: R^2 per object and the worst one."""
+        if self.writer is None:
+            return
+        self.writer.add_scalar("probe/r2_min", float(r2.min()), step)
+        for i, value in enumerate(r2):
+            self.writer.add_scalar(f"probe/r2_{i}", float(value), step)
+
     @torch.no_grad()
     def media(
         self,

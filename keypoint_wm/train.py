@@ -27,6 +27,7 @@ from keypoint_wm.checkpoint import (
 )
 from keypoint_wm.config import RunConfig, config_differences
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
+from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
 from keypoint_wm.model.struct_vrnn import LossSchedule, StructVRNN
 from keypoint_wm.summaries import RunLogger
 
@@ -166,6 +167,10 @@ def train(
         world_size=dist_info.world_size,
     )
     logger = RunLogger(run_dir, config, enabled=dist_info.is_main)
+    probe = None
+    if config.train.probe_every and dist_info.is_main:
+        probe = ProbeData.from_dataset(data_dir, config.train.test_fraction)
+    train_seconds = checkpoint.info.get("train_seconds", 0.0) if checkpoint is not None else 0.0
 
     # --- Loop -------------------------------------------------------------------------
     total = config.train.steps
@@ -177,6 +182,7 @@ def train(
     step = start_step
     batches = iter(loader)
     window_start, window_steps = time.perf_counter(), 0
+    clock = time.perf_counter()
     try:
         while step < total:
             batch = next(batches)
@@ -215,8 +221,16 @@ def train(
                 window_start, window_steps = time.perf_counter(), 0
             if step % config.train.image_every == 0 or step == total:
                 logger.media(step, model, images, actions, batch)
+            if probe is not None and (step % config.train.probe_every == 0 or step == total):
+                train_seconds += time.perf_counter() - clock
+                r2 = run_probe(model, probe)
+                logger.probe(step, r2)
+                ProbeLog(run_dir).append(step, train_seconds, r2)
+                clock = time.perf_counter()
             if step % config.train.checkpoint_every == 0 or step == total:
-                _save(run_dir, step, model, optimizer, dist_info, dataset)
+                train_seconds += time.perf_counter() - clock
+                clock = time.perf_counter()
+                _save(run_dir, step, model, optimizer, dist_info, dataset, train_seconds)
     finally:
         bar.close()
         logger.close()
@@ -242,7 +256,7 @@ def _check_finite(output, step: int) -> None:
     )
 
 
-def _save(run_dir, step, model, optimizer, dist_info: Distributed, dataset) -> None:
+def _save(run_dir, step, model, optimizer, dist_info: Distributed, dataset, train_seconds) -> None:
     rng = torch.get_rng_state()
     if dist_info.world_size > 1:
         import torch.distributed as dist
@@ -257,7 +271,11 @@ def _save(run_dir, step, model, optimizer, dist_info: Distributed, dataset) -> N
             step,
             model.state_dict(),
             {"optimizer": optimizer.state_dict(), "rng": gathered},
-            {"world_size": dist_info.world_size, "data_seed": dataset.seed},
+            {
+                "world_size": dist_info.world_size,
+                "data_seed": dataset.seed,
+                "train_seconds": round(train_seconds, 1),
+            },
         )
 
 

@@ -78,6 +78,7 @@ def test_training_on_basketball_lowers_the_loss_and_logs_everything(basketball_d
     for tag in ("loss/separation", "loss/sparsity", "loss/kl", "loss/kp_future", "loss/total",
                 "train/learning_rate", "train/steps_per_second"):  # fmt: skip
         assert read_scalars(run, tag)
+    assert (run / "probe.csv").read_text().startswith("step,seconds,r2_min,r2_0")
     for name in ("keypoints.png", "keypoints.gif", "prediction.png", "prediction.gif"):
         assert (run / "media" / name).stat().st_size > 0
 

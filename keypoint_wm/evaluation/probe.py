@@ -1,0 +1,96 @@
+"""A cheap in-training tracking probe: held-out R^2 of a linear map from keypoints to objects.
+
+The trainer runs it every ``train.probe_every`` steps when the data has ground-truth
+positions, logs ``probe/r2_min`` and ``probe/r2_<object>`` to TensorBoard and appends a row
+(step, wall-clock seconds, R^2 per object) to ``RUN/probe.csv``, so that how fast each object
+gets its keypoint can be read as a curve over training time.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from keypoint_wm.data.sequences import EpisodeIndex
+from keypoint_wm.evaluation.tracking import apply_linear, fit_linear, r2_per_object
+from keypoint_wm.evaluation.windows import iter_windows
+
+
+@dataclass
+class ProbeData:
+    """Fixed frames and positions for the probe: uint8 [n, H, W, 3] and float32 [n, N, 2]."""
+
+    train_frames: np.ndarray
+    train_positions: np.ndarray
+    test_frames: np.ndarray
+    test_positions: np.ndarray
+
+    @classmethod
+    def from_dataset(
+        cls, data_dir: str | Path, test_fraction: float, frames: int = 1024, window: int = 8
+    ) -> ProbeData | None:
+        """Up to ``frames`` frames per split (first task only); None without ground truth."""
+        parts = []
+        for split in ("train", "test"):
+            index = EpisodeIndex(data_dir, split, test_fraction)
+            batches = iter_windows(
+                index, window, batch_size=64, max_windows=max(1, frames // window)
+            )
+            task = index.tasks[0]
+            chosen = [b for b in batches if b.task == task]
+            if not chosen or chosen[0].positions.shape[2] == 0:
+                return None
+            images = np.concatenate([b.frames for b in chosen]).reshape(
+                -1, *chosen[0].frames.shape[2:]
+            )
+            positions = np.concatenate([b.positions for b in chosen]).reshape(
+                -1, *chosen[0].positions.shape[2:]
+            )
+            parts += [images, positions]
+        return cls(*parts)
+
+
+@torch.no_grad()
+def _keypoints(model: torch.nn.Module, frames: np.ndarray, device: torch.device) -> np.ndarray:
+    out = []
+    for start in range(0, len(frames), 128):
+        chunk = torch.from_numpy(frames[start : start + 128]).to(device)
+        images = chunk.permute(0, 3, 1, 2).float().div(255.0).sub(0.5)[:, None]
+        keypoints, _ = model.detect(images)
+        out.append(keypoints[:, 0].flatten(1).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def run_probe(model: torch.nn.Module, data: ProbeData) -> np.ndarray:
+    """R^2 per object on the probe's test frames, ``[N]``."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        x_train = _keypoints(model, data.train_frames, device)
+        x_test = _keypoints(model, data.test_frames, device)
+    finally:
+        model.train(was_training)
+    n_obj = data.train_positions.shape[1]
+    weights = fit_linear(x_train, data.train_positions.reshape(len(x_train), -1))
+    predicted = apply_linear(weights, x_test).reshape(-1, n_obj, 2)
+    return r2_per_object(predicted, data.test_positions)
+
+
+class ProbeLog:
+    """Appends probe rows to ``RUN/probe.csv`` (step, seconds, r2_min, r2 per object)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / "probe.csv"
+
+    def append(self, step: int, seconds: float, r2: np.ndarray) -> None:
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", "seconds", "r2_min", *[f"r2_{i}" for i in range(len(r2))]])
+            writer.writerow([step, f"{seconds:.1f}", f"{r2.min():.4f}", *[f"{v:.4f}" for v in r2]])
