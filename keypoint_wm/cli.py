@@ -216,9 +216,20 @@ def _cmd_bench_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_train(args: argparse.Namespace) -> int:
+    from keypoint_wm.benchmark import format_train_benchmark, run_train_benchmark
+
+    result = run_train_benchmark(
+        preset=args.preset, batch=args.batch, steps=args.steps, warmup=args.warmup
+    )
+    print(format_train_benchmark(result))
+    _write_json(args.json, result)
+    return 0
+
+
 def _add_bench(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("bench", help="benchmarks that print figures and side-by-side ratios")
-    sub = p.add_subparsers(dest="bench_command", required=True, metavar="{collect}")
+    sub = p.add_subparsers(dest="bench_command", required=True, metavar="{collect,train}")
     c = sub.add_parser(
         "collect",
         help="frames/s of a plain dm_control loop vs our collector with 1 and 2 workers",
@@ -231,11 +242,26 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--frames",
         type=_positive_int("--frames"),
-        default=1200,
-        help="frames per measurement (default 1200)",
+        default=2400,
+        help="frames per measurement (default 2400)",
     )
     c.add_argument("--json", help="write the figures and ratios to this JSON file")
     c.set_defaults(handler=_cmd_bench_collect)
+    t = sub.add_parser(
+        "train",
+        help="training-step time at the paper's DMCS size: our fast path vs fp32 eager",
+    )
+    t.add_argument("--preset", default="dmcs", help="model size to time (default dmcs)")
+    t.add_argument("--batch", type=_positive_int("--batch"), help="batch size (default: preset's)")
+    t.add_argument(
+        "--steps",
+        type=_positive_int("--steps"),
+        default=3,
+        help="timed steps per configuration (median reported; default 3)",
+    )
+    t.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    t.add_argument("--json", help="write the figures and ratios to this JSON file")
+    t.set_defaults(handler=_cmd_bench_train)
 
 
 # ----------------------------------------------------------------------------- train
@@ -372,7 +398,12 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     t.add_argument("--json", help="write the figures to this JSON file")
     t.add_argument("--plot", help="PNG of error per time step (default RUN/tracking.png)")
     t.add_argument("--device", help="cpu, cuda, ... (default: CUDA if available)")
-    t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    t.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp32-cl", "bf16"),
+        default="auto",
+        help="image-net precision for inference (default auto, as in training)",
+    )
     t.set_defaults(handler=_cmd_evaluate_tracking)
 
 

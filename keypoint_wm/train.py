@@ -72,13 +72,35 @@ def pick_device(name: str | None) -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels here (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> bf16 where autocast supports it well (CPU, Ampere+ GPUs), else fp32."""
+    """``auto`` -> the fastest numerically safe mode for the device.
+
+    CUDA: ``bf16`` autocast where supported. CPU: ``bf16`` (channels_last + bf16 autocast)
+    only where oneDNN has native bf16 kernels (AVX512-BF16/AMX); on AVX2-only CPUs bf16 is
+    emulated and slower than fp32, so ``fp32-cl`` (channels_last, fp32).
+    """
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32-cl"
+
+
+def apply_precision(model: StructVRNN, precision: str) -> None:
+    """``fp32``: plain eager; ``fp32-cl``: channels_last image nets; ``bf16``: channels_last +
+    bf16 autocast on the image nets (dynamics and keypoint maths stay fp32)."""
+    if precision == "fp32-cl":
+        model.set_image_precision(channels_last=True, autocast_dtype=None)
+    else:
+        model.set_precision(precision)
 
 
 def prepare_run_config(
@@ -147,7 +169,7 @@ def train(
     torch.manual_seed(config.seed + dist_info.rank)
     precision = resolve_precision(config.train.precision, device)
     model = StructVRNN(config.model).to(device)
-    model.set_precision(precision)
+    apply_precision(model, precision)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
     if checkpoint is not None:
         model.load_state_dict(checkpoint.model_state)
@@ -188,25 +210,9 @@ def train(
             batch = next(batches)
             images, actions = to_model_inputs(batch, device, config.model.action_size > 0)
             lr = config.train.learning_rate_at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            p_obs, p_pred = config.train.own_sample_probs_at(step)
-            schedule = LossSchedule(
-                kl_scale=config.train.kl_scale_at(step, config.model.kl_beta),
-                p_own_sample_observed=p_obs,
-                p_own_sample_predicted=p_pred,
-            )
-            output = trained(images, actions, schedule)
-            _check_finite(output, step)
-            optimizer.zero_grad(set_to_none=True)
-            output.loss.backward()
-            if config.train.grad_clip_norm > 0:
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), config.train.grad_clip_norm
-                )
-            else:
-                grad_norm = torch.zeros(())
-            optimizer.step()
+            schedule = schedule_at(config, step)
+            output, grad_norm = train_step(trained, optimizer, images, actions, schedule, lr,
+                                           config.train.grad_clip_norm, step)  # fmt: skip
             step += 1
             window_steps += 1
             bar.update(1)
@@ -235,6 +241,42 @@ def train(
         bar.close()
         logger.close()
     return {"step": step, "losses": last_terms, "run_dir": str(run_dir), "precision": precision}
+
+
+def schedule_at(config: RunConfig, step: int) -> LossSchedule:
+    """KL weight and scheduled-sampling probabilities at ``step`` (all linear ramps)."""
+    p_observed, p_predicted = config.train.own_sample_probs_at(step)
+    return LossSchedule(
+        kl_scale=config.train.kl_scale_at(step, config.model.kl_beta),
+        p_own_sample_observed=p_observed,
+        p_own_sample_predicted=p_predicted,
+    )
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    actions: torch.Tensor | None,
+    schedule: LossSchedule,
+    lr: float,
+    grad_clip_norm: float,
+    step: int = 0,
+):
+    """One optimisation step; returns the model output and the gradient norm (pre-clip)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    output = model(images, actions, schedule)
+    _check_finite(output, step)
+    optimizer.zero_grad(set_to_none=True)
+    output.loss.backward()
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    if grad_clip_norm > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip_norm)
+    else:
+        grad_norm = torch.zeros(())
+    optimizer.step()
+    return output, grad_norm
 
 
 def _check_finite(output, step: int) -> None:

@@ -15,15 +15,19 @@ from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.dynamics import Belief, DynamicsOutput, KeypointDynamics, StepOutput
 from keypoint_wm.model.keypoint_ops import add_coord_channels, keypoints_to_maps, maps_to_keypoints
 from keypoint_wm.model.struct_vrnn import (
+    PRECISIONS,
     TERM_NAMES,
     LossSchedule,
     ModelOutput,
     ObserveOutput,
     RolloutOutput,
     StructVRNN,
+    bf16_is_fast,
+    preferred_precision,
 )
 
 __all__ = [
+    "PRECISIONS",
     "TERM_NAMES",
     "Belief",
     "DynamicsOutput",
@@ -36,6 +40,8 @@ __all__ = [
     "StepOutput",
     "StructVRNN",
     "add_coord_channels",
+    "bf16_is_fast",
     "keypoints_to_maps",
     "maps_to_keypoints",
+    "preferred_precision",
 ]
