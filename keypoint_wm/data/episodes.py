@@ -133,6 +133,7 @@ def save_episode(path: str | os.PathLike, episode: Episode, compress: bool = Tru
     problems = validate_arrays(_episode_arrays(episode))
     if problems:
         raise EpisodeFormatError(f"refusing to write {path}: " + "; ".join(problems))
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, episode_to_bytes(episode, compress=compress))
     return path
 
