@@ -1,5 +1,6 @@
 # keypoint-wm: two commands on a fresh machine (see README.md).
-#   make demo   install into .venv, collect a small DMCS dataset and summarise it
+#   make demo   install into .venv, collect a small DMCS dataset, train a small Struct-VRNN
+#               on it, write a keypoint-overlay GIF and a tracking report
 #   make test   install into .venv and run the test suite
 # Both create (or reuse) the virtual environment in $(VENV).
 
@@ -8,6 +9,8 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 KWM := $(VENV)/bin/keypoint-wm
 DEMO_DIR ?= data/demo
+DEMO_RUN ?= runs/demo
+DEMO_STEPS ?= 300
 export MUJOCO_GL ?= egl
 
 .PHONY: install demo test lint format clean
@@ -23,9 +26,16 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(KWM) collect --domains all --episodes 4 --steps 100 --out $(DEMO_DIR)/dmcs
+	$(KWM) collect --domains all --episodes 6 --steps 100 --out $(DEMO_DIR)/dmcs
 	$(KWM) data check $(DEMO_DIR)/dmcs
 	$(KWM) data info $(DEMO_DIR)/dmcs
+	$(KWM) train --data $(DEMO_DIR)/dmcs --preset dmcs-cpu --steps $(DEMO_STEPS) \
+		--out $(DEMO_RUN) --resume
+	$(KWM) evaluate tracking --run $(DEMO_RUN) --data $(DEMO_DIR)/dmcs --samples 10 \
+		--json $(DEMO_RUN)/tracking.json
+	@echo "keypoint overlay: $(DEMO_RUN)/media/keypoints.gif; predictions: $(DEMO_RUN)/media/prediction.gif"
+	@echo "tracking report: $(DEMO_RUN)/tracking.json and $(DEMO_RUN)/tracking.png"
+	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir $(DEMO_RUN)/tensorboard"
 
 test: install
 	$(PY) -m pytest -q
