@@ -1,0 +1,63 @@
+"""GL backend selection and the error a broken backend gives."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keypoint_wm.envs.gl import RenderBackendError, ensure_gl_backend, gl_context_errors
+
+_BUILD = (
+    "from keypoint_wm.envs import DMCPixelEnv, RenderBackendError\n"
+    "try:\n"
+    "    DMCPixelEnv('cartpole', 'balance', size=8)\n"
+    "except RenderBackendError as error:\n"
+    "    print('RenderBackendError:', error)\n"
+    "else:\n"
+    "    print('no error')\n"
+)
+
+
+def _build_with(backend: str) -> str:
+    env = {**os.environ, "MUJOCO_GL": backend}
+    env.pop("PYOPENGL_PLATFORM", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _BUILD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("backend", ["bogus-backend", "disabled"])
+def test_broken_backend_names_itself_and_the_fix(backend):
+    # "bogus-backend" fails when dm_control is imported, "disabled" when the context is made.
+    output = _build_with(backend)
+    assert output.startswith("RenderBackendError:"), output
+    assert f"MUJOCO_GL={backend!r}" in output
+    assert "MUJOCO_GL=egl" in output
+    assert "libosmesa6" in output
+
+
+def test_ensure_gl_backend_keeps_a_chosen_backend(monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    assert ensure_gl_backend() == "osmesa"
+    monkeypatch.delenv("MUJOCO_GL")
+    assert ensure_gl_backend() == "egl"
+    assert os.environ["MUJOCO_GL"] == "egl"
+
+
+def test_gl_context_errors_wraps_failures(monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    with pytest.raises(RenderBackendError, match="MUJOCO_GL='egl'") as caught:
+        with gl_context_errors():
+            raise OSError("no display")
+    assert isinstance(caught.value.__cause__, OSError)
+    assert isinstance(caught.value, RuntimeError)
