@@ -226,7 +226,7 @@ def load(
         run_dir: a directory written by ``keypoint-wm train``.
         device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
         step: a specific checkpoint step (default: the newest).
-        precision: ``"fp32"``, ``"fp32-cl"``, ``"bf16"`` or ``"auto"`` (as in training).
+        precision: ``"fp32"``, ``"channels_last"``, ``"bf16"`` or ``"auto"`` (as in training).
 
     Loading never executes pickled code (weights are safetensors).
     """
@@ -245,7 +245,7 @@ def load(
     model = StructVRNN(config.model)
     model.load_state_dict(checkpoint.model_state)
     model.to(torch.device(device))
-    from keypoint_wm.train import apply_precision, resolve_precision
+    from keypoint_wm.train import resolve_precision
 
-    apply_precision(model, resolve_precision(precision, torch.device(device)))
+    model.set_precision(resolve_precision(precision, torch.device(device)))
     return WorldModel(model, config, checkpoint.step, run_dir)

@@ -23,7 +23,7 @@ import torch
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.struct_vrnn import StructVRNN
 from keypoint_wm.presets import get_preset
-from keypoint_wm.train import apply_precision, resolve_precision, schedule_at, train_step
+from keypoint_wm.train import resolve_precision, schedule_at, train_step
 
 
 def _time_steps(
@@ -31,7 +31,7 @@ def _time_steps(
 ) -> list[float]:
     torch.manual_seed(seed)
     model = StructVRNN(model_config)
-    apply_precision(model, precision)
+    model.set_precision(precision)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     size, frames = model_config.image_size, model_config.num_steps

@@ -400,7 +400,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     t.add_argument("--device", help="cpu, cuda, ... (default: CUDA if available)")
     t.add_argument(
         "--precision",
-        choices=("auto", "fp32", "fp32-cl", "bf16"),
+        choices=("auto", "fp32", "channels_last", "bf16"),
         default="auto",
         help="image-net precision for inference (default auto, as in training)",
     )

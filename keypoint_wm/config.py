@@ -17,7 +17,7 @@ from typing import Any
 
 from keypoint_wm.model.config import ModelConfig
 
-PRECISIONS = ("auto", "fp32", "fp32-cl", "bf16")
+PRECISIONS = ("auto", "fp32", "channels_last", "bf16")
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,9 @@ class TrainConfig:
         own_sample_prob_predicted: final probability for predicted steps.
         grad_clip_norm: global gradient-norm clipping (0 disables).
         precision: ``"bf16"`` runs the image networks in bf16 autocast with channels_last
-            (dynamics and keypoint maths stay fp32); ``"fp32-cl"`` channels_last in fp32;
+            (dynamics and keypoint maths stay fp32); ``"channels_last"`` channels_last in fp32;
             ``"fp32"`` is plain eager; ``"auto"`` picks bf16 on GPUs and CPUs with native
-            bf16 kernels (AVX512-BF16/AMX), else fp32-cl.
+            bf16 kernels (AVX512-BF16/AMX), else channels_last.
         data_workers: data-loader worker processes.
         test_fraction: fraction of episode files held out (never trained on) for evaluation.
         log_every, image_every, checkpoint_every: intervals in steps.

@@ -28,6 +28,7 @@ from keypoint_wm.checkpoint import (
 from keypoint_wm.config import RunConfig, config_differences
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
+from keypoint_wm.model.precision import preferred_precision
 from keypoint_wm.model.struct_vrnn import LossSchedule, StructVRNN
 from keypoint_wm.summaries import RunLogger
 
@@ -72,35 +73,11 @@ def pick_device(name: str | None) -> torch.device:
     return torch.device("cpu")
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether oneDNN has native bf16 kernels here (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> the fastest numerically safe mode for the device.
-
-    CUDA: ``bf16`` autocast where supported. CPU: ``bf16`` (channels_last + bf16 autocast)
-    only where oneDNN has native bf16 kernels (AVX512-BF16/AMX); on AVX2-only CPUs bf16 is
-    emulated and slower than fp32, so ``fp32-cl`` (channels_last, fp32).
-    """
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_fast_bf16() else "fp32-cl"
-
-
-def apply_precision(model: StructVRNN, precision: str) -> None:
-    """``fp32``: plain eager; ``fp32-cl``: channels_last image nets; ``bf16``: channels_last +
-    bf16 autocast on the image nets (dynamics and keypoint maths stay fp32)."""
-    if precision == "fp32-cl":
-        model.set_image_precision(channels_last=True, autocast_dtype=None)
-    else:
-        model.set_precision(precision)
+    """``auto`` -> the fastest numerically safe mode for the device
+    (:func:`keypoint_wm.model.preferred_precision`: bf16 autocast only where bf16
+    convolutions are native; channels_last fp32 on AVX2-only CPUs)."""
+    return preferred_precision(device) if precision == "auto" else precision
 
 
 def prepare_run_config(
@@ -169,7 +146,7 @@ def train(
     torch.manual_seed(config.seed + dist_info.rank)
     precision = resolve_precision(config.train.precision, device)
     model = StructVRNN(config.model).to(device)
-    apply_precision(model, precision)
+    model.set_precision(precision)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
     if checkpoint is not None:
         model.load_state_dict(checkpoint.model_state)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, tiny_config
+from kwm_testing import TINY_OVERRIDES, tiny_config
 from safetensors.torch import load_file
 
 from keypoint_wm.checkpoint import latest_checkpoint, load_checkpoint

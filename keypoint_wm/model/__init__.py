@@ -14,17 +14,15 @@ Imports only torch, numpy and the standard library.
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.dynamics import Belief, DynamicsOutput, KeypointDynamics, StepOutput
 from keypoint_wm.model.keypoint_ops import add_coord_channels, keypoints_to_maps, maps_to_keypoints
-from keypoint_wm.model.struct_vrnn import (
-    PRECISIONS,
+from keypoint_wm.model.outputs import (
     TERM_NAMES,
     LossSchedule,
     ModelOutput,
     ObserveOutput,
     RolloutOutput,
-    StructVRNN,
-    bf16_is_fast,
-    preferred_precision,
 )
+from keypoint_wm.model.precision import PRECISIONS, bf16_is_fast, preferred_precision
+from keypoint_wm.model.struct_vrnn import StructVRNN
 
 __all__ = [
     "PRECISIONS",

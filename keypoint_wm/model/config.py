@@ -55,7 +55,10 @@ class ModelConfig:
             [0, 1] (paper eq. S4); ``"one"`` draws every blob at amplitude 1 (a fix for
             keypoints going dark, DESIGN.md "Known pitfall").
         heatmap_bias_init: Initial bias of the detector's final 1x1 conv (before softplus);
-            0.0 is the Keras default.
+            0.0 is the Keras default. A negative value (e.g. -3: softplus 0.05 instead of
+            0.69) makes the initial maps sparse, so their centres of mass react to the conv
+            features; in a short single-seed probe (moving dots) it kept most keypoints
+            bright where 0.0 lets one keypoint take scale 1 and the rest go dark.
 
     Losses of the image part (paper section 4.1):
 

@@ -64,7 +64,8 @@ class StepOutput:
         posterior: Posterior belief (observe steps of the VRNN only).
         kl: ``[B]`` KL(posterior || prior) summed over Z (observe steps of the VRNN only).
         feed: ``[B, D]`` the keypoints fed to the GRU.
-        next_hidden: ``[B, H]`` the state after the GRU update, conditioning frame t+1.
+        next_hidden: ``[B, H]`` the state after the GRU update, conditioning frame t+1
+            (None from :meth:`KeypointDynamics.posterior_step`).
     """
 
     decoded: Tensor
@@ -73,7 +74,7 @@ class StepOutput:
     posterior: Belief | None
     kl: Tensor | None
     feed: Tensor
-    next_hidden: Tensor
+    next_hidden: Tensor | None
 
 
 @dataclass
@@ -224,6 +225,40 @@ class KeypointDynamics(nn.Module):
             inputs.append(action_next.float())
         return self.rnn(torch.cat(inputs, dim=-1), hidden)
 
+    def posterior_step(
+        self, hidden: Tensor, observed: Tensor, feed_observed: bool = False
+    ) -> StepOutput:
+        """Infer frame t from its detected keypoints WITHOUT advancing the GRU.
+
+        For an online agent that must see the state of frame t before choosing the action
+        that produces frame t+1: call this, choose the action, then
+        ``advance(hidden, out.feed, out.latent, action)``. ``next_hidden`` is None.
+
+        Args:
+            hidden: ``[B, H]`` h_{t-1}.
+            observed: ``[B, D]`` detected keypoints of frame t (flat).
+            feed_observed: Set ``feed`` to the detected keypoints instead of the decoded
+                posterior sample (the latter is the authors' inference behaviour;
+                Struct-RNN always feeds the detected keypoints).
+
+        Returns:
+            :class:`StepOutput` with one posterior sample (Struct-RNN: ``decoded`` is the
+            prediction from h_{t-1}).
+        """
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            observed = observed.float()
+            if not self.stochastic:
+                decoded = self.decoder(hidden)
+                return StepOutput(decoded, None, None, None, None, observed, None)
+            assert self.prior is not None and self.posterior is not None
+            prior = self.prior(hidden)
+            post = self.posterior(torch.cat([hidden, observed], dim=-1))
+            z = post.mean + post.std * torch.randn_like(post.std)
+            decoded = self.decoder(hidden, z)
+            feed = observed if feed_observed else decoded
+            kl = kl_normal(post.mean, post.std, prior.mean, prior.std)
+            return StepOutput(decoded, z, prior, post, kl, feed, None)
+
     def observe_step(
         self,
         hidden: Tensor,
@@ -231,35 +266,22 @@ class KeypointDynamics(nn.Module):
         action_next: Tensor | None = None,
         feed_observed: bool = False,
     ) -> StepOutput:
-        """Observe frame t's keypoints and advance.
+        """:meth:`posterior_step` then :meth:`advance` with ``action_next``.
 
         Args:
             hidden: ``[B, H]`` h_{t-1}.
             observed: ``[B, D]`` detected keypoints of frame t (flat).
             action_next: ``[B, A]`` the action that produces frame t+1 (required when
                 action-conditioned).
-            feed_observed: Feed the detected keypoints to the GRU instead of the decoded
-                posterior sample (the latter is the authors' inference behaviour; Struct-RNN
-                always feeds the detected keypoints).
+            feed_observed: See :meth:`posterior_step`.
 
         Returns:
-            :class:`StepOutput` with one posterior sample.
+            :class:`StepOutput` with ``next_hidden`` = h_t ``[B, H]``.
         """
+        step = self.posterior_step(hidden, observed, feed_observed)
         with torch.autocast(device_type=hidden.device.type, enabled=False):
-            observed = observed.float()
-            if not self.stochastic:
-                decoded = self.decoder(hidden)
-                nxt = self.advance(hidden, observed, None, action_next)
-                return StepOutput(decoded, None, None, None, None, observed, nxt)
-            assert self.prior is not None and self.posterior is not None
-            prior = self.prior(hidden)
-            post = self.posterior(torch.cat([hidden, observed], dim=-1))
-            z = post.mean + post.std * torch.randn_like(post.std)
-            decoded = self.decoder(hidden, z)
-            feed = observed if feed_observed else decoded
-            nxt = self.advance(hidden, feed, z, action_next)
-            kl = kl_normal(post.mean, post.std, prior.mean, prior.std)
-            return StepOutput(decoded, z, prior, post, kl, feed, nxt)
+            step.next_hidden = self.advance(hidden, step.feed, step.latent, action_next)
+        return step
 
     def imagine_step(self, hidden: Tensor, action_next: Tensor | None = None) -> StepOutput:
         """Predict frame t from ``hidden`` = h_{t-1} (one prior sample) and advance.

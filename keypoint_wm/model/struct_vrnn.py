@@ -20,8 +20,9 @@ Reductions are the authors' (see :mod:`keypoint_wm.model.losses`). The detector 
 reconstructor) learn only from the first three terms: the keypoints enter the dynamics model
 with ``.detach()`` (paper section 4.1).
 
-Precision: :meth:`StructVRNN.set_image_precision` makes the image networks run in
-channels_last memory format under bf16 autocast (about 5x faster on CPU); heatmaps are cast
+Precision: :meth:`StructVRNN.set_precision` makes the image networks run in channels_last
+memory format, optionally under bf16 autocast (about 5x faster on a CPU with native bf16,
+much SLOWER on an AVX2-only CPU: see :mod:`keypoint_wm.model.precision`); heatmaps are cast
 to float32 before :func:`maps_to_keypoints`, and keypoint maths, dynamics and losses always
 run in float32 with autocast disabled, even if the caller wraps the call in autocast.
 """
@@ -31,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -49,179 +49,26 @@ from keypoint_wm.model.image_nets import (
     maybe_channels_last,
 )
 from keypoint_wm.model.keypoint_ops import keypoints_to_maps, maps_to_keypoints
-
-PRECISIONS = ("fp32", "channels_last", "bf16")
-"""Precision modes of :meth:`StructVRNN.set_precision`."""
-
-TERM_NAMES = (
-    "image",
-    "separation",
-    "sparsity",
-    "kp_observed",
-    "kl",
-    "kp_future",
-    "weight_decay",
+from keypoint_wm.model.outputs import (
+    TERM_NAMES,
+    LossSchedule,
+    ModelOutput,
+    ObserveOutput,
+    RolloutOutput,
 )
+from keypoint_wm.model.precision import PRECISIONS, bf16_is_fast, preferred_precision
 
-
-def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
-    """Whether bf16 convolutions are native on ``device``.
-
-    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: oneDNN's bf16 support (AVX-512 BF16 or
-    AMX); on an AVX2-only CPU PyTorch runs bf16 convolutions in a slow reference kernel
-    (measured here: a 3x3 conv 6x slower than float32 in channels_last, 90x in NCHW).
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type != "cpu":
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def preferred_precision(device: torch.device | str = "cpu") -> str:
-    """The fastest mode of :data:`PRECISIONS` for ``device``.
-
-    ``"bf16"`` where bf16 convolutions are native, else ``"channels_last"`` on CPU and
-    ``"fp32"`` elsewhere.
-    """
-    device = torch.device(device)
-    if bf16_is_fast(device):
-        return "bf16"
-    return "channels_last" if device.type == "cpu" else "fp32"
-
-
-@dataclass(frozen=True)
-class LossSchedule:
-    """Per-step training schedule, ramped by the trainer (paper S1.2, S1.3).
-
-    Attributes:
-        kl_scale: Weight of the KL term as used in this step (the trainer anneals it
-            linearly from 0 to ``ModelConfig.kl_beta``).
-        p_own_sample_observed: Probability of feeding the model's own decoded sample
-            (rather than the detected keypoints) to the GRU in observed steps; the paper
-            ramps it from 0 to 1.0.
-        p_own_sample_predicted: Same for predicted steps; the paper ramps it to 0.5.
-    """
-
-    kl_scale: float
-    p_own_sample_observed: float
-    p_own_sample_predicted: float
-
-    @classmethod
-    def start(cls) -> LossSchedule:
-        """Start of training: no KL, full teacher forcing."""
-        return cls(0.0, 0.0, 0.0)
-
-    @classmethod
-    def final(
-        cls, kl_beta: float, p_observed: float = 1.0, p_predicted: float = 0.5
-    ) -> LossSchedule:
-        """End of the ramps: KL weight beta, the paper's final own-sample probabilities."""
-        return cls(kl_beta, p_observed, p_predicted)
-
-    @classmethod
-    def linear(
-        cls,
-        step: int,
-        *,
-        kl_beta: float,
-        kl_annealing_steps: int,
-        sampling_ramp_steps: int,
-        p_observed: float = 1.0,
-        p_predicted: float = 0.5,
-    ) -> LossSchedule:
-        """Linear ramps: KL weight 0 -> beta over ``kl_annealing_steps`` (paper: 2.5e4),
-        own-sample probabilities 0 -> final over ``sampling_ramp_steps``."""
-        kl_frac = min(step / kl_annealing_steps, 1.0) if kl_annealing_steps > 0 else 1.0
-        ramp = min(step / sampling_ramp_steps, 1.0) if sampling_ramp_steps > 0 else 1.0
-        return cls(kl_beta * kl_frac, p_observed * ramp, p_predicted * ramp)
-
-
-@dataclass
-class ModelOutput:
-    """Output of :meth:`StructVRNN.forward`.
-
-    Attributes:
-        loss: Scalar weighted total, ``sum(weights[k] * terms[k])``.
-        terms: Unweighted float32 scalars for every name in :data:`TERM_NAMES`, plus
-            ``"total"`` (= ``loss``).
-        weights: The weight of every term in this step.
-        keypoints: ``[B, T, K, 3]`` detected keypoints (with gradient to the detector). For
-            ``representation="cnn"`` the unstructured feature vector reshaped to K x 3.
-        heatmaps: ``[B, T, K, w, w]`` raw detector heatmaps (None for "cnn").
-        decoded_keypoints: ``[B, T, K, 3]`` decoded by the dynamics (selected sample).
-        reconstruction: ``[B, T, 3, H, W]`` images reconstructed from the detected keypoints.
-        hidden: ``[B, T, rnn_units]``; ``hidden[:, t]`` = h_{t-1}, the state conditioning
-            frame t.
-        latent: ``[B, T, Z]`` selected z (None for Struct-RNN).
-        best_index: ``[B, T]`` selected best-of-many sample.
-        kl: ``[B, T0]`` KL per observed step (summed over Z).
-    """
-
-    loss: Tensor
-    terms: dict[str, Tensor]
-    weights: dict[str, float]
-    keypoints: Tensor
-    heatmaps: Tensor | None
-    decoded_keypoints: Tensor
-    reconstruction: Tensor
-    hidden: Tensor
-    latent: Tensor | None
-    best_index: Tensor
-    kl: Tensor
-
-
-@dataclass
-class ObserveOutput:
-    """Output of :meth:`StructVRNN.observe` (all frames observed, posterior at every step).
-
-    To continue online after the last frame:
-    ``h = model.dynamics.advance(out.hidden[:, -1], out.feed[:, -1], out.latent[:, -1],
-    action_next)`` (``latent`` is None for Struct-RNN).
-
-    Attributes:
-        keypoints: ``[B, T, K, 3]`` detected.
-        heatmaps: ``[B, T, K, w, w]`` (None for "cnn").
-        decoded_keypoints: ``[B, T, K, 3]`` decoded from one posterior sample.
-        hidden: ``[B, T, H]`` (h_{t-1} for frame t).
-        latent: ``[B, T, Z]`` posterior samples (None for Struct-RNN).
-        feed: ``[B, T, D]`` what was fed to the GRU after each frame.
-        posterior_mean, posterior_std, prior_mean, prior_std: ``[B, T, Z]`` (None for
-            Struct-RNN).
-    """
-
-    keypoints: Tensor
-    heatmaps: Tensor | None
-    decoded_keypoints: Tensor
-    hidden: Tensor
-    latent: Tensor | None
-    feed: Tensor
-    posterior_mean: Tensor | None
-    posterior_std: Tensor | None
-    prior_mean: Tensor | None
-    prior_std: Tensor | None
-
-
-@dataclass
-class RolloutOutput:
-    """Output of :meth:`StructVRNN.rollout`; N samples, T = T0 + num_future frames.
-
-    Attributes:
-        observed_keypoints: ``[B, T0, K, 3]`` detected (after ``keypoint_edit``).
-        decoded_keypoints: ``[B, N, T, K, 3]`` posterior-decoded for the first T0 frames,
-            prior samples after.
-        hidden: ``[B, N, T, H]`` (h_{t-1} for frame t).
-        images: ``[B, N, T, 3, H, W]`` reconstructed from the decoded keypoints, or None.
-    """
-
-    observed_keypoints: Tensor
-    decoded_keypoints: Tensor
-    hidden: Tensor
-    images: Tensor | None
+__all__ = [
+    "PRECISIONS",
+    "TERM_NAMES",
+    "LossSchedule",
+    "ModelOutput",
+    "ObserveOutput",
+    "RolloutOutput",
+    "StructVRNN",
+    "bf16_is_fast",
+    "preferred_precision",
+]
 
 
 class StructVRNN(nn.Module):
@@ -571,6 +418,7 @@ class StructVRNN(nn.Module):
             else:
                 step = dyn.imagine_step(h, action_next)
             decoded.append(step.decoded)
+            assert step.next_hidden is not None
             h = step.next_hidden
         k = cfg.num_keypoints
         decoded_kp = torch.stack(decoded, dim=1).view(batch, num_samples, total, k, 3)

@@ -73,7 +73,7 @@ def test_loader_resumes_the_same_stream(two_tasks):
 
 def test_reference_format_flat_folder_trains(tmp_path):
     """The reference implementation's files: image (+ true_object_pos) only, no manifest."""
-    from conftest import tiny_config
+    from kwm_testing import tiny_config
 
     from keypoint_wm.train import train
 

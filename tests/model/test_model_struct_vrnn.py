@@ -6,7 +6,14 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from keypoint_wm.model import TERM_NAMES, LossSchedule, StructVRNN
+from keypoint_wm.model import (
+    PRECISIONS,
+    TERM_NAMES,
+    LossSchedule,
+    StructVRNN,
+    bf16_is_fast,
+    preferred_precision,
+)
 
 
 def test_forward_shapes_and_terms(tiny_config: Callable, moving_dots: Callable) -> None:
@@ -162,6 +169,7 @@ def test_loss_decreases_on_fixed_batch(tiny_config: Callable, moving_dots: Calla
     assert sum(values[-3:]) / 3 < 0.7 * sum(values[:3]) / 3, values
 
 
+@pytest.mark.filterwarnings("ignore:bf16 autocast on a CPU")
 def test_bf16_channels_last_close_to_fp32(tiny_config: Callable, moving_dots: Callable) -> None:
     cfg = tiny_config(image_size=64)
     model = StructVRNN(cfg)
@@ -186,3 +194,24 @@ def test_bf16_channels_last_close_to_fp32(tiny_config: Callable, moving_dots: Ca
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = fast(images, None, LossSchedule(0.01, 0.5, 0.5))
     assert out.hidden.dtype == torch.float32 and out.loss.dtype == torch.float32
+
+
+def test_channels_last_fp32_matches_and_precision_helpers(
+    tiny_config: Callable, moving_dots: Callable
+) -> None:
+    model = StructVRNN(tiny_config())
+    fast = copy.deepcopy(model).set_precision("channels_last")
+    images = moving_dots(2, 3)
+    with torch.no_grad():
+        kp32, _ = model.detect(images)
+        kp_cl, _ = fast.detect(images)
+        torch.testing.assert_close(kp_cl, kp32, atol=1e-4, rtol=1e-4)
+        rec32 = model.reconstruct(images[:, 0], kp32[:, 0], kp32)
+        rec_cl = fast.reconstruct(images[:, 0], kp32[:, 0], kp32)
+        torch.testing.assert_close(rec_cl, rec32, atol=1e-4, rtol=1e-4)
+    assert preferred_precision("cpu") in PRECISIONS
+    assert preferred_precision("cpu") == ("bf16" if bf16_is_fast("cpu") else "channels_last")
+    with pytest.raises(ValueError, match="precision"):
+        model.set_precision("fp16")
+    # state dicts load across precisions
+    model.load_state_dict(fast.state_dict())

@@ -1,0 +1,152 @@
+"""`keypoint-wm collect` end to end on real dm_control physics and rendering (tiny sizes)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keypoint_wm.collect.config import CollectConfig, CollectError, Shard
+from keypoint_wm.collect.runner import collect_dataset
+from keypoint_wm.data.episodes import iter_episode_files, load_episode
+from keypoint_wm.data.inspect import check_dataset, dataset_info
+
+TASKS = ("cartpole-balance", "reacher-easy")
+
+
+def small_config(out: Path, **overrides) -> CollectConfig:
+    values = dict(tasks=TASKS, episodes=2, steps=10, action_repeat=2, size=32, seed=5, out=out)
+    values.update(overrides)
+    return CollectConfig(**values)
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dmcs") / "data"
+    summary = collect_dataset(small_config(out), workers=1, progress=False)
+    assert summary.episodes_written == 4
+    return out
+
+
+def file_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in iter_episode_files(root)}
+
+
+def test_episodes_follow_the_format(dataset):
+    count, bad = check_dataset(dataset)
+    assert count == 4 and not bad
+    episode = load_episode(dataset / "reacher-easy" / "episode_000001.npz")
+    assert episode.image.shape == (11, 32, 32, 3)
+    assert episode.action.shape == (11, 2)
+    assert np.all(episode.action[0] == 0) and episode.reward[0] == 0
+    assert np.all(np.abs(episode.action[1:]) <= 1)
+    assert episode.true_object_pos.shape[0] == 11
+    assert episode.metadata["task_name"] == "reacher-easy"
+    assert episode.metadata["action_repeat"] == 2
+    # frames differ over time: the physics moves under random actions
+    assert np.abs(episode.image[-1].astype(int) - episode.image[0]).sum() > 0
+    assert (dataset / "manifest.json").exists()
+
+
+def test_same_seed_gives_identical_bytes_for_any_workers_and_shards(dataset, tmp_path):
+    collect_dataset(small_config(tmp_path / "two"), workers=2, progress=False)
+    for i in range(2):
+        collect_dataset(small_config(tmp_path / "sharded"), Shard(i, 2), workers=1, progress=False)
+    reference = file_bytes(dataset)
+    assert file_bytes(tmp_path / "two") == reference
+    assert file_bytes(tmp_path / "sharded") == reference
+
+
+def test_rerun_skips_finished_episodes_and_refuses_a_different_dataset(dataset, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(dataset, out)
+    before = {p: p.stat().st_mtime_ns for p in iter_episode_files(out)}
+    summary = collect_dataset(small_config(out), workers=1, progress=False)
+    assert summary.episodes_written == 0 and summary.episodes_skipped == 4
+    assert {p: p.stat().st_mtime_ns for p in iter_episode_files(out)} == before
+    with pytest.raises(CollectError, match="steps"):
+        collect_dataset(small_config(out, steps=12), workers=1, progress=False)
+    assert file_bytes(out) == file_bytes(dataset)
+
+
+def test_collection_killed_with_sigkill_resumes_to_a_complete_dataset(dataset, tmp_path):
+    out = tmp_path / "killed"
+    args = ["collect", "--domains", ",".join(TASKS), "--episodes", "4", "--steps", "10",
+            "--action-repeat", "2", "--size", "32", "--seed", "5", "--workers", "1",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "keypoint_wm.cli", *args])
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.rglob("*.npz"))) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(list(iter_episode_files(out))) < 8, "collection finished before the kill"
+    survivors = {p: p.stat().st_mtime_ns for p in iter_episode_files(out)}
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    count, bad = check_dataset(out)
+    assert count == 8 and not bad
+    assert all(p.stat().st_mtime_ns == t for p, t in survivors.items())
+    # The first two episodes of each task are the same as in the uninterrupted dataset.
+    for relative, data in file_bytes(dataset).items():
+        assert (out / relative).read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--domains", "chess-play"], "--domains"),
+        (["--shard", "3/2"], "--shard"),
+        (["--episodes", "0"], "--episodes"),
+        (["--steps", "-1"], "--steps"),
+        (["--workers", "0"], "--workers"),
+    ],
+)
+def test_bad_flags_exit_non_zero_with_a_clear_message(tmp_path, flags, message):
+    result = cli("collect", "--out", str(tmp_path / "d"), *flags)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_out_that_is_a_file_is_left_alone(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("data")
+    result = cli("collect", "--domains", "cartpole-balance", "--out", str(target))
+    assert result.returncode == 2 and "is a file" in result.stderr
+    assert target.read_text() == "data"
+
+
+def test_data_info_and_check_commands(dataset, tmp_path):
+    info = dataset_info(dataset)
+    assert info["episodes"] == 4 and info["frames"] == 44
+    assert set(info["tasks"]) == set(TASKS)
+    assert info["tasks"]["reacher-easy"]["action_size"] == [2]
+    result = cli("data", "info", str(dataset))
+    assert result.returncode == 0 and "cartpole-balance" in result.stdout
+    assert cli("data", "check", str(dataset)).returncode == 0
+
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    victim = broken / "cartpole-balance" / "episode_000000.npz"
+    victim.write_bytes(victim.read_bytes()[:500])
+    snapshot = {p: p.read_bytes() for p in broken.rglob("*.npz")}
+    result = cli("data", "check", str(broken))
+    assert result.returncode == 1
+    assert "episode_000000.npz" in result.stdout and "unreadable" in result.stdout
+    assert {p: p.read_bytes() for p in broken.rglob("*.npz")} == snapshot
