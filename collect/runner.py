@@ -124,8 +124,8 @@ def _task_info(config: CollectConfig) -> dict[str, Any]:
     for task in config.tasks:
         env = make_env(task, size=config.size, action_repeat=config.action_repeat)
         try:
-            limit = env.unwrapped.max_episode_steps
-            if config.steps > limit:
+            limit = env.unwrapped.max_episode_steps  # None: no time limit (e.g. lqr)
+            if limit is not None and config.steps > limit:
                 raise CollectError(
                     f"--steps {config.steps} exceeds the time limit of {task} "
                     f"({limit} agent steps at --action-repeat {config.action_repeat})"
@@ -133,7 +133,7 @@ def _task_info(config: CollectConfig) -> dict[str, Any]:
             info[task] = {
                 "action_size": int(env.action_space.shape[0]),
                 "object_names": list(env.unwrapped.object_names),
-                "max_episode_steps": int(limit),
+                "max_episode_steps": None if limit is None else int(limit),
             }
         finally:
             env.close()
