@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 KWM := $(VENV)/bin/keypoint-wm
 DEMO_DIR ?= data/demo
 DEMO_RUN ?= runs/demo
-DEMO_STEPS ?= 300
+DEMO_STEPS ?= 100
 export MUJOCO_GL ?= egl
 
 .PHONY: install demo test lint format clean

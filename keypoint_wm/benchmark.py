@@ -97,7 +97,7 @@ def format_train_benchmark(result: dict[str, Any]) -> str:
             f"{result['image_size']}, BoM {result['num_bom_samples']}, latent "
             f"{result['latent_size']}, actions {result['action_size']}, "
             f"{result['threads']} threads (median of {len(result['all_times']['fast'])} steps)",
-            f"  fast ({result['fast_precision']}, channels_last)             {times['fast']:8.2f} s/step",
+            f"  fast ({result['fast_precision']})                     {times['fast']:8.2f} s/step",
             f"  fp32 eager                                 {times['fp32_eager']:8.2f} s/step",
             f"  fast_vs_fp32_eager = t_eager / t_fast = "
             f"{result['ratios']['fast_vs_fp32_eager']:.2f}   (target >= 4)",
