@@ -15,14 +15,7 @@ from typing import Any
 
 import numpy as np
 
-PAPER_TASK_NAMES = (
-    "acrobot-swingup",
-    "cartpole-balance",
-    "cheetah-run",
-    "reacher-easy",
-    "walker-stand",
-    "walker-walk",
-)
+from keypoint_wm.envs.registration import PAPER_TASKS as PAPER_TASK_NAMES
 
 DEFAULT_OUT = Path("data") / "dmcs"
 """Where ``keypoint-wm collect`` writes by default and ``keypoint-wm train`` reads by default:
