@@ -151,7 +151,11 @@ def train(
     if checkpoint is not None:
         model.load_state_dict(checkpoint.model_state)
         optimizer.load_state_dict(checkpoint.training_state["optimizer"])
-        torch.set_rng_state(checkpoint.training_state["rng"][dist_info.rank])
+        rng_states = checkpoint.training_state["rng"]
+        if dist_info.rank < len(rng_states):
+            torch.set_rng_state(rng_states[dist_info.rank])
+        else:  # resumed on more processes than it was saved from
+            torch.manual_seed(config.seed + dist_info.rank + start_step)
     trained = model
     if dist_info.world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(
