@@ -88,7 +88,8 @@ class RunLogger:
         # checkpoint that drew pictures would otherwise diverge from an uninterrupted one.
         with torch.random.fork_rng(devices=[]):
             try:
-                pictures = render_media(model, images[: self.max_sequences], actions)
+                n = self.max_sequences
+                pictures = render_media(model, images[:n], None if actions is None else actions[:n])
             finally:
                 model.train(was_training)
         media = self.run_dir / "media"

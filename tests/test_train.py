@@ -98,3 +98,29 @@ def test_torchrun_two_processes_on_cpu_with_gloo(basketball_dir, tmp_path):
     checkpoint = load_checkpoint(latest_checkpoint(run))
     assert checkpoint.step == 2 and checkpoint.info["world_size"] == 2
     assert len(checkpoint.training_state["rng"]) == 2
+
+
+def test_action_conditioned_training_draws_pictures_and_resumes(tmp_path):
+    """dmcs-style: multi-task data with actions zero-padded; media rendered with actions."""
+    import numpy as np
+
+    from keypoint_wm.data.episodes import Episode, save_episode
+
+    rng = np.random.default_rng(0)
+    for task, action_size in (("cheetah-run", 6), ("reacher-easy", 2)):
+        for i in range(4):
+            action = rng.uniform(-1, 1, (12, action_size)).astype(np.float32)
+            action[0] = 0
+            image = rng.integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
+            reward = np.zeros(12, np.float32)
+            save_episode(
+                tmp_path / "data" / task / f"episode_{i:06d}.npz", Episode(image, action, reward)
+            )
+    config = tiny_config(2, preset="dmcs-cpu", **{"train.image_every": 1})
+    result = train(
+        config, tmp_path / "data", tmp_path / "run", action_conditioned=True, progress=False
+    )
+    assert result["step"] == 2
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["action_size"] == 6
+    assert (tmp_path / "run" / "media" / "prediction.gif").stat().st_size > 0
