@@ -116,7 +116,7 @@ def test_action_conditioned_training_draws_pictures_and_resumes(tmp_path):
             save_episode(
                 tmp_path / "data" / task / f"episode_{i:06d}.npz", Episode(image, action, reward)
             )
-    config = tiny_config(2, preset="dmcs-cpu", **{"train.image_every": 1})
+    config = tiny_config(2, preset="dmcs-cpu", **{"train.image_every": 1, "train.batch_size": 3})
     result = train(
         config, tmp_path / "data", tmp_path / "run", action_conditioned=True, progress=False
     )
