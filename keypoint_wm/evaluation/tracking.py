@@ -1,6 +1,7 @@
 """Object tracking from keypoints: the paper's Figure 4 measure.
 
-A linear regression (with intercept) from all K x 3 keypoint values of a frame to the
+A linear regression (with intercept, and a tiny ridge term for numerical stability) from
+all K x 3 keypoint values of a frame to the
 ground-truth object positions is fitted on the training split and scored on held-out
 sequences. Observed steps use the detector's keypoints; predicted steps the keypoints the
 dynamics decode, best of N samples (chosen per object for Basketball, as the paper does,
@@ -23,11 +24,22 @@ from keypoint_wm.data.sequences import EpisodeIndex
 from keypoint_wm.evaluation.windows import iter_windows
 
 
-def fit_linear(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Least squares with intercept: ``[n, F]`` -> ``[n, D]``; returns weights ``[F + 1, D]``."""
-    design = np.concatenate([features, np.ones((len(features), 1))], axis=1).astype(np.float64)
-    weights, *_ = np.linalg.lstsq(design, targets.astype(np.float64), rcond=None)
-    return weights
+def fit_linear(features: np.ndarray, targets: np.ndarray, ridge: float = 1e-4) -> np.ndarray:
+    """Linear regression with intercept: ``[n, F]`` -> ``[n, D]``; returns ``[F + 1, D]``.
+
+    A small ridge term (``ridge * n`` on the centred normal equations, intercept not
+    penalised) keeps the fit finite when keypoints are nearly constant (dark or static
+    keypoints make the design rank-deficient; plain least squares then returns huge weights
+    that explode on predicted keypoints). ``ridge=0`` is ordinary least squares.
+    """
+    x = features.astype(np.float64)
+    y = targets.astype(np.float64)
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc + ridge * len(x) * np.eye(x.shape[1])
+    weights = np.linalg.lstsq(gram, xc.T @ yc, rcond=None)[0]
+    intercept = y_mean - x_mean @ weights
+    return np.concatenate([weights, intercept[None]], axis=0)
 
 
 def apply_linear(weights: np.ndarray, features: np.ndarray) -> np.ndarray:

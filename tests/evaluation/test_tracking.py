@@ -16,8 +16,22 @@ def test_linear_regression_with_intercept_recovers_a_linear_map():
     x = rng.normal(size=(200, 6))
     w = rng.normal(size=(6, 4))
     y = x @ w + np.array([0.5, -0.2, 0.1, 0.3])
-    weights = fit_linear(x, y)
+    weights = fit_linear(x, y, ridge=0.0)
     np.testing.assert_allclose(apply_linear(weights, x), y, atol=1e-9)
+    np.testing.assert_allclose(apply_linear(fit_linear(x, y), x), y, atol=1e-2)
+
+
+def test_near_constant_features_do_not_explode_the_fit():
+    """Dark keypoints (almost constant features) must not give huge weights."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    x[:, 3] = 1e-7 * rng.normal(size=300)  # a keypoint that barely moves
+    y = x[:, :2] + 0.01 * rng.normal(size=(300, 2))
+    weights = fit_linear(x, y)
+    assert np.abs(weights).max() < 10
+    shifted = x.copy()
+    shifted[:, 3] = 0.5  # the same keypoint decoded somewhere else
+    assert np.abs(apply_linear(weights, shifted)).max() < 10
 
 
 def test_r2_is_one_for_perfect_and_zero_for_the_mean():
