@@ -104,8 +104,8 @@ _DMCS = dict(
 #   "Known pitfall"). Measured on Basketball (F16, batch 8, 4+4 steps): with bias 0 or -3
 #   (and with the Gaussians drawn at amplitude 1) the keypoints sat still on the empty court;
 #   with -8 they sit on players and move with them (RUN/media/keypoints.png) from ~150 steps.
-#   NOT enough yet: after 400 steps only the most contrasted player is partly tracked
-#   (held-out R^2 0.44), the other objects stay near 0; finding the full fix is open work;
+#   NOT enough yet: in 600 steps only the most contrasted player was found (held-out R^2
+#   1.00), the ball and the other players stay near 0; finding the full fix is open work;
 # - 2,000 steps (about 0.8 s per step on an idle 2-core AVX2 box: ~27 minutes), every
 #   schedule scaled to that budget.
 _CPU_MODEL = dict(
