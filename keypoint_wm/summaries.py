@@ -16,12 +16,7 @@ import numpy as np
 import torch
 
 from keypoint_wm import viz
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[..., 3, H, W]`` float in [-0.5, 0.5] -> uint8 ``[..., H, W, 3]``."""
-    array = ((images.detach().float().cpu() + 0.5) * 255.0).clamp(0, 255).round().to(torch.uint8)
-    return array.movedim(-3, -1).numpy()
+from keypoint_wm.api import images_to_uint8
 
 
 class RunLogger:
@@ -133,8 +128,8 @@ def render_media(
         num_samples=1,
         decode_images=True,
     )
-    truth = to_uint8(images)
-    predicted = to_uint8(rollout.images[:, 0])
+    truth = images_to_uint8(images)
+    predicted = images_to_uint8(rollout.images[:, 0])
     decoded = rollout.decoded_keypoints[:, 0].float().cpu().numpy()
     detected = keypoints.float().cpu().numpy()
     result: dict[str, list[np.ndarray]] = {"overlay": [], "strip": [], "side_by_side": []}

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from keypoint_wm.api import frames_to_tensor
 from keypoint_wm.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -102,8 +103,7 @@ def prepare_run_config(
 
 def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device, use_actions: bool):
     """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W] in [-0.5, 0.5]; actions or None."""
-    images = batch["image"].to(device, non_blocking=True).permute(0, 1, 4, 2, 3)
-    images = images.float().div_(255.0).sub_(0.5)
+    images = frames_to_tensor(batch["image"], device)
     actions = batch["action"].to(device, non_blocking=True) if use_actions else None
     return images, actions
 

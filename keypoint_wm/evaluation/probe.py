@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from keypoint_wm.api import frames_to_tensor
 from keypoint_wm.data.sequences import EpisodeIndex
 from keypoint_wm.evaluation.tracking import apply_linear, fit_linear, r2_per_object
 from keypoint_wm.evaluation.windows import iter_windows
@@ -58,8 +59,7 @@ class ProbeData:
 def _keypoints(model: torch.nn.Module, frames: np.ndarray, device: torch.device) -> np.ndarray:
     out = []
     for start in range(0, len(frames), 128):
-        chunk = torch.from_numpy(frames[start : start + 128]).to(device)
-        images = chunk.permute(0, 3, 1, 2).float().div(255.0).sub(0.5)[:, None]
+        images = frames_to_tensor(frames[start : start + 128, None], device)
         keypoints, _ = model.detect(images)
         out.append(keypoints[:, 0].flatten(1).float().cpu().numpy())
     return np.concatenate(out)
