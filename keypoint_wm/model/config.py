@@ -68,6 +68,11 @@ class ModelConfig:
         separation_loss_width: sigma_sep, in keypoint units ([-1, 1] frame).
         separation_loss_steps: ``"observed"``: the separation loss sees only the first
             ``num_observed_steps`` frames (authors' code); ``"all"``: every frame.
+        overlap_loss_scale: weight of the heatmap-overlap loss (not in the paper; 0 in the
+            paper presets): the mean over frames and keypoint pairs of the inner product of
+            two keypoints' spatially normalised heatmaps. It pushes a keypoint that shares
+            an object with another one onto its next-best match, so that within a small
+            budget every object gets its own keypoint (DESIGN.md "Known pitfall").
         sparsity_loss_scale: lambda_sparse, weight of the sparsity L1 loss.
         sparsity_target: ``"scale"``: L1 on the keypoint scales (paper section 4.1);
             ``"heatmap_mean"``: L1 on the mean of each raw (un-normalised) heatmap, the
@@ -116,6 +121,7 @@ class ModelConfig:
     separation_loss_scale: float = 0.1
     separation_loss_width: float = 0.02
     separation_loss_steps: str = "observed"
+    overlap_loss_scale: float = 0.0
     sparsity_loss_scale: float = 0.1
     sparsity_target: str = "scale"
     weight_decay: float = 1e-4

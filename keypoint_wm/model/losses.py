@@ -91,6 +91,33 @@ def temporal_separation_loss(keypoints: Tensor, sigma: float) -> Tensor:
     return off_diagonal / (k * (k - 1))
 
 
+def heatmap_overlap_loss(heatmaps: Tensor) -> Tensor:
+    """How much the K heatmaps of a frame cover the same pixels.
+
+    Each map is normalised to a distribution over its pixels (after adding the detector's
+    epsilon, as :func:`~keypoint_wm.model.keypoint_ops.maps_to_keypoints` does); the loss is
+    the inner product ``sum_p q_k(p) q_k'(p)``, averaged over frames and the K (K - 1)
+    ordered pairs ``k != k'``. Two maps peaked on the same pixel score 1, maps on different
+    pixels 0. Its gradient lowers a map where other maps are concentrated and, through the
+    normalisation, raises it most where it is already high elsewhere: a keypoint that shares
+    an object with another one moves to its next-best object.
+
+    Args:
+        heatmaps: ``[..., K, H, W]`` non-negative maps.
+
+    Returns:
+        Scalar in [0, 1] (0 for K = 1).
+    """
+    k = heatmaps.shape[-3]
+    if k < 2:
+        return heatmaps.new_zeros((), dtype=torch.float32)
+    maps = heatmaps.float().flatten(-2) + 1e-6  # [..., K, P]
+    q = (maps / maps.sum(dim=-1, keepdim=True)).flatten(0, -3)  # [N, K, P]
+    gram = q @ q.transpose(1, 2)  # [N, K, K]
+    cross = gram.sum(dim=(1, 2)) - torch.diagonal(gram, dim1=1, dim2=2).sum(dim=1)
+    return cross.mean() / (k * (k - 1))
+
+
 def sparsity_loss(values: Tensor) -> Tensor:
     """L1 sparsity: mean of ``|values|`` (values: scales ``[B, T, K]`` or map means)."""
     return values.float().abs().mean()

@@ -9,6 +9,7 @@ from torch import Tensor
 TERM_NAMES = (
     "image",
     "separation",
+    "overlap",
     "sparsity",
     "kp_observed",
     "kl",

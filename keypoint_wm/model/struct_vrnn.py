@@ -9,6 +9,8 @@ term                    what                                    weight
                         the detected keypoints, all frames
 ``separation``          temporal separation of the detected     ``separation_loss_scale``
                         keypoints (observed frames by default)
+``overlap``             overlap of the detector's heatmaps      ``overlap_loss_scale``
+                        (not in the paper; 0 in its presets)
 ``sparsity``            L1 on scales (or raw heatmap means)     ``sparsity_loss_scale``
 ``kp_observed``         keypoint L2, observed steps             1
 ``kl``                  KL(posterior || prior), observed steps  ``LossSchedule.kl_scale``
@@ -232,6 +234,7 @@ class StructVRNN(nn.Module):
         return {
             "image": cfg.image_loss_scale,
             "separation": cfg.separation_loss_scale,
+            "overlap": cfg.overlap_loss_scale,
             "sparsity": cfg.sparsity_loss_scale,
             "kp_observed": 1.0,
             "kl": schedule.kl_scale,
@@ -285,13 +288,15 @@ class StructVRNN(nn.Module):
                 terms["separation"] = losses.temporal_separation_loss(
                     sep_steps, cfg.separation_loss_width
                 )
+                assert heatmaps is not None
+                terms["overlap"] = losses.heatmap_overlap_loss(heatmaps)
                 if cfg.sparsity_target == "scale":
                     terms["sparsity"] = losses.sparsity_loss(keypoints[..., 2])
                 else:
-                    assert heatmaps is not None
                     terms["sparsity"] = losses.sparsity_loss(heatmaps.mean(dim=(-2, -1)))
             else:
                 terms["separation"] = zero
+                terms["overlap"] = zero
                 terms["sparsity"] = zero
             terms["kp_observed"] = losses.keypoint_loss(
                 target, dyn.decoded, slice(0, observed), steps

@@ -77,3 +77,32 @@ def test_weight_decay() -> None:
     kernels = [torch.ones(2, 2), 2 * torch.ones(3)]
     assert losses.weight_decay_loss(kernels).item() == pytest.approx(4 + 12)
     assert losses.weight_decay_loss([]).item() == 0.0
+
+
+def _peaked_maps(positions: list[tuple[int, int]], size: int = 8) -> torch.Tensor:
+    maps = torch.zeros(1, len(positions), size, size)
+    for k, (row, col) in enumerate(positions):
+        maps[0, k, row, col] = 50.0
+    return maps
+
+
+def test_overlap_is_one_for_shared_peaks_and_zero_for_distinct_ones() -> None:
+    shared = losses.heatmap_overlap_loss(_peaked_maps([(2, 2), (2, 2), (2, 2)]))
+    distinct = losses.heatmap_overlap_loss(_peaked_maps([(0, 0), (3, 5), (7, 1)]))
+    assert shared.item() == pytest.approx(1.0, abs=1e-4)
+    assert distinct.item() == pytest.approx(0.0, abs=1e-4)
+    assert losses.heatmap_overlap_loss(_peaked_maps([(1, 1)])).item() == 0.0
+
+
+def test_overlap_gradient_moves_a_shared_keypoint_to_its_next_best_object() -> None:
+    # Keypoint 1 shares keypoint 0's object (pixel A) and responds more weakly at pixel B;
+    # maps are softplus(logits) as in the detector, and the gradient is on the logits.
+    logits = torch.full((1, 2, 8, 8), -8.0)
+    logits[0, :, 2, 2] = 4.0
+    logits[0, 1, 6, 5] = 0.0
+    logits.requires_grad_(True)
+    losses.heatmap_overlap_loss(torch.nn.functional.softplus(logits)).backward()
+    grad = logits.grad[0, 1]
+    assert grad[2, 2] > 0  # descent lowers the shared peak
+    assert grad[6, 5] < 0  # and raises the second-best object...
+    assert grad[6, 5] < 100 * grad[0, 7]  # ...far more than an empty background pixel
