@@ -4,6 +4,15 @@ Importing this package registers ``KeypointWM/<domain>-<task>-v0`` for every tas
 suite (e.g. ``gymnasium.make("KeypointWM/cheetah-run-v0", size=64, action_repeat=2)``) and
 imports neither dm_control nor an OpenGL backend; those load when the first environment is
 built (``MUJOCO_GL`` defaults to ``egl``, see :mod:`keypoint_wm.envs.gl`).
+
+It also registers ``KeypointWM/<domain>-<task>-latent-v0`` (the task seen through a trained
+world model: ``gymnasium.make(id, run=PATH)``). The world-model wrappers load lazily, on
+first access, each built from an env (or env collection) plus ``run=PATH``:
+
+- :class:`LatentObservation` (Gymnasium wrapper), :class:`LatentVectorObservation`
+  (Gymnasium vector wrapper), :class:`LatentVecEnv` (Stable-Baselines3 ``VecEnvWrapper``;
+  SB3 is imported when one is built), :class:`DreamEnv` (an env stepped by the world model's
+  prior and a reward head).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from keypoint_wm.envs.registration import (
     PAPER_TASKS,
     TASK_NAMES,
     env_id,
+    latent_env_id,
     make_env,
     parse_task_name,
     register_envs,
@@ -22,15 +32,40 @@ from keypoint_wm.envs.registration import (
 
 register_envs()
 
+_LAZY = {
+    "LatentObservation": "keypoint_wm.envs.latent",
+    "make_latent_env": "keypoint_wm.envs.latent",
+    "LatentVectorObservation": "keypoint_wm.envs.vector",
+    "LatentVecEnv": "keypoint_wm.envs.sb3",
+    "DreamEnv": "keypoint_wm.envs.dream",
+    "LatentFilter": "keypoint_wm.envs.online",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ALL_TASKS",
     "PAPER_TASKS",
     "TASK_NAMES",
     "DMCPixelEnv",
+    "DreamEnv",
+    "LatentFilter",
+    "LatentObservation",
+    "LatentVecEnv",
+    "LatentVectorObservation",
     "RenderBackendError",
     "ensure_gl_backend",
     "env_id",
+    "latent_env_id",
     "make_env",
+    "make_latent_env",
     "parse_task_name",
     "register_envs",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "PAPER_TASKS",
     "TASK_NAMES",
     "env_id",
+    "latent_env_id",
     "make_env",
     "parse_task_name",
     "register_envs",
@@ -157,22 +158,33 @@ def env_id(domain: str, task: str) -> str:
     return f"{ENV_NAMESPACE}/{domain}-{task}-v0"
 
 
-def register_envs() -> None:
-    """Register ``KeypointWM/<domain>-<task>-v0`` for every pair in :data:`ALL_TASKS`.
+def latent_env_id(domain: str, task: str) -> str:
+    """The id of a task seen through a world model (:class:`~keypoint_wm.envs.LatentObservation`):
+    ``latent_env_id("cheetah", "run") == "KeypointWM/cheetah-run-latent-v0"``."""
+    return f"{ENV_NAMESPACE}/{domain}-{task}-latent-v0"
 
-    Idempotent; imports neither dm_control nor the environment module (the entry point is a
-    string that Gymnasium resolves when an environment is made).
+
+def register_envs() -> None:
+    """Register ``KeypointWM/<domain>-<task>-v0`` and ``KeypointWM/<domain>-<task>-latent-v0``
+    for every pair in :data:`ALL_TASKS`.
+
+    Idempotent; imports neither dm_control nor the environment modules (the entry points are
+    strings that Gymnasium resolves when an environment is made). A ``-latent-v0`` id needs
+    ``run=PATH``: ``gymnasium.make("KeypointWM/cheetah-run-latent-v0", run="runs/dmcs")``.
     """
     for domain, task in ALL_TASKS:
-        name = env_id(domain, task)
-        if name in gymnasium.registry:
-            continue
-        gymnasium.register(
-            id=name,
-            entry_point="keypoint_wm.envs.dmc:DMCPixelEnv",
-            kwargs={"domain": domain, "task": task},
-            max_episode_steps=None,
-        )
+        for name, entry_point in (
+            (env_id(domain, task), "keypoint_wm.envs.dmc:DMCPixelEnv"),
+            (latent_env_id(domain, task), "keypoint_wm.envs.latent:make_latent_env"),
+        ):
+            if name in gymnasium.registry:
+                continue
+            gymnasium.register(
+                id=name,
+                entry_point=entry_point,
+                kwargs={"domain": domain, "task": task},
+                max_episode_steps=None,
+            )
 
 
 def make_env(name: str, **kwargs: Any) -> gymnasium.Env:

@@ -1,0 +1,352 @@
+"""Batched online filtering with a trained world model: the state behind the latent wrappers.
+
+:class:`LatentFilter` keeps, for each of B environments, the VRNN state of DESIGN.md's
+online arrangement: after frame t it holds h_{t-1} (``hidden``), the posterior z_t and the
+keypoints fed to the GRU; when the agent's action a_{t+1} is known, :meth:`LatentFilter.step`
+advances ``h_t = GRU([x_t, z_t, a_{t+1}], h_{t-1})`` and infers frame t+1 from its detected
+keypoints. Every call runs the detector and the posterior ONCE for all the rows it touches
+(the frames of new episodes and the final frames of ended ones included), which is what
+makes the vectorised wrappers fast.
+
+The observation it produces is a float32 vector per environment, the selected features
+flattened and concatenated in this order:
+
+- ``"keypoints"``: the detected keypoints of the current frame, ``K * 3`` values
+  (x, y in [-1, 1], y up; scale in [0, 1]);
+- ``"hidden"``: h_{t-1}, the GRU state that conditions the current frame, ``rnn_units``
+  values in [-1, 1].
+
+Randomness: the posterior mean is used by default (deterministic); with
+``sample_latent=True`` z is sampled from a :class:`torch.Generator` that :meth:`seed`
+reseeds, so a seeded reset is still reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from keypoint_wm.api import WorldModel, frames_to_tensor
+
+if TYPE_CHECKING:
+    from keypoint_wm.rewards.head import RewardHead
+
+__all__ = ["FEATURES", "LatentFilter", "feature_bounds", "parse_features", "resolve_model"]
+
+FEATURES = ("keypoints", "hidden")
+"""The selectable features, in the order they appear in an observation."""
+
+
+def parse_features(features: str | Sequence[str]) -> tuple[str, ...]:
+    """``"keypoints"``, ``"hidden"``, ``"both"`` or a sequence of the first two -> tuple.
+
+    Raises:
+        ValueError: naming ``features`` and the allowed values.
+    """
+    if isinstance(features, str):
+        chosen = list(FEATURES) if features == "both" else [features]
+    else:
+        chosen = list(features)
+    bad = [f for f in chosen if f not in FEATURES]
+    if bad or not chosen or len(set(chosen)) != len(chosen):
+        raise ValueError(
+            f"features must be 'keypoints', 'hidden', 'both' or a list of distinct "
+            f"{list(FEATURES)}, got {features!r}"
+        )
+    return tuple(f for f in FEATURES if f in chosen)
+
+
+def feature_bounds(model: WorldModel, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` float32 vectors of the observation built from ``features``."""
+    lows, highs = [], []
+    for name in features:
+        if name == "keypoints":
+            k = model.num_keypoints
+            lows.append(np.tile(np.array([-1, -1, 0], np.float32), k))
+            highs.append(np.ones(3 * k, np.float32))
+        else:
+            units = model.config.model.rnn_units
+            lows.append(-np.ones(units, np.float32))
+            highs.append(np.ones(units, np.float32))
+    return np.concatenate(lows), np.concatenate(highs)
+
+
+def resolve_model(
+    run: str | Path | WorldModel, device: str | torch.device | None = None
+) -> WorldModel:
+    """A loaded :class:`~keypoint_wm.api.WorldModel` from a run directory (or as given).
+
+    Raises:
+        TypeError / FileNotFoundError: naming ``run``.
+    """
+    if isinstance(run, WorldModel):
+        return run
+    if not isinstance(run, (str, Path)):
+        raise TypeError(
+            f"run must be a run directory (str or Path) or a keypoint_wm.api.WorldModel, "
+            f"got {type(run).__name__}"
+        )
+    from keypoint_wm.api import load
+
+    if not (Path(run) / "config.json").exists():
+        raise FileNotFoundError(
+            f"run={str(run)!r} is not a run directory written by `keypoint-wm train` "
+            "(no config.json)"
+        )
+    return load(run, device=device or "cpu", precision="auto")
+
+
+class LatentFilter:
+    """Online posterior filtering of B environments' frames in one batch.
+
+    Args:
+        model: the trained world model (its ``image_size`` fixes the frame size).
+        num_envs: B.
+        features: see :func:`parse_features`.
+        reward_head: optional :class:`~keypoint_wm.rewards.head.RewardHead`; then
+            :attr:`predicted_reward` ``[B]`` is its prediction for the current frame.
+        sample_latent: sample z from the posterior instead of using its mean.
+        feed_observed: feed the detected keypoints to the GRU instead of the decoded
+            posterior sample (the authors' inference behaviour feeds the decoded sample).
+        seed: seed of the latent noise (only used with ``sample_latent``).
+
+    Frames are uint8 ``[N, S, S, 3]``; actions float32 ``[B, A]`` in the model's action
+    units (``A <= action_size``, zero-padded like the multi-task training data).
+    """
+
+    def __init__(
+        self,
+        model: WorldModel,
+        num_envs: int,
+        features: str | Sequence[str] = "both",
+        reward_head: RewardHead | None = None,
+        sample_latent: bool = False,
+        feed_observed: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        self.model = model
+        self.net = model.model
+        self.dynamics = model.model.dynamics
+        self.num_envs = num_envs
+        self.features = parse_features(features)
+        self.reward_head = reward_head
+        if reward_head is not None:
+            units = model.config.model.rnn_units
+            if reward_head.config.input_size != units:
+                raise ValueError(
+                    f"reward_head expects hidden states of size {reward_head.config.input_size}"
+                    f" but the model's rnn_units is {units}"
+                )
+            reward_head.to(model.device).eval()
+        self.sample_latent = bool(sample_latent)
+        self.feed_observed = bool(feed_observed)
+        self.device = model.device
+        self.generator = torch.Generator(device=self.device)
+        self.seed(seed)
+        self.low, self.high = feature_bounds(model, self.features)
+        b, h = num_envs, model.config.model.rnn_units
+        self.hidden = torch.zeros(b, h, device=self.device)
+        self.keypoints = torch.zeros(b, model.num_keypoints, 3, device=self.device)
+        self.feed = torch.zeros(b, model.num_keypoints * 3, device=self.device)
+        z = self.dynamics.latent_size
+        self.latent: Tensor | None = torch.zeros(b, z, device=self.device) if z else None
+        self.head_state: Tensor | None = None
+        self.predicted_reward: Tensor | None = None
+        if reward_head is not None:
+            self.head_state = reward_head.initial_state(b, self.device)
+            self.predicted_reward = torch.zeros(b, device=self.device)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def image_size(self) -> int:
+        return self.model.config.model.image_size
+
+    @property
+    def observation_size(self) -> int:
+        return int(self.low.shape[0])
+
+    @property
+    def action_size(self) -> int:
+        return self.model.action_size
+
+    def seed(self, seed: int | None) -> None:
+        """Reseed the latent noise (``None``: leave it)."""
+        if seed is not None:
+            self.generator.manual_seed(int(seed) % 2**63)
+
+    # ------------------------------------------------------------------ core update
+    @torch.no_grad()
+    def _infer(
+        self, hidden: Tensor, frames: np.ndarray, head_state: Tensor | None
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
+        """Posterior for frames ``[N, S, S, 3]`` given h ``[N, H]``.
+
+        Returns (keypoints [N, K, 3], z [N, Z] or None, feed [N, D], reward [N] or None,
+        head state [L, N, U] or None).
+        """
+        frames = np.asarray(frames)
+        size = self.image_size
+        if frames.dtype != np.uint8 or frames.shape[1:] != (size, size, 3):
+            raise ValueError(
+                f"frames must be uint8 [N, {size}, {size}, 3] (the model's image_size), got "
+                f"{frames.dtype} {list(frames.shape)}"
+            )
+        images = frames_to_tensor(
+            torch.from_numpy(np.ascontiguousarray(frames))[:, None], self.device
+        )
+        keypoints = self.net.detect(images)[0][:, 0].float()
+        observed = keypoints.flatten(1)
+        dyn = self.dynamics
+        latent = None
+        if dyn.stochastic:
+            assert dyn.posterior is not None
+            post = dyn.posterior(torch.cat([hidden, observed], dim=-1))
+            latent = post.mean
+            if self.sample_latent:
+                noise = torch.randn(post.std.shape, generator=self.generator, device=self.device)
+                latent = latent + post.std * noise
+            feed = observed if self.feed_observed else dyn.decoder(hidden, latent)
+        else:
+            feed = observed
+        reward = None
+        if self.reward_head is not None:
+            reward, head_state = self.reward_head.step(hidden, head_state)
+        return keypoints, latent, feed, reward, head_state
+
+    def _store(self, rows: Tensor, hidden: Tensor, result: tuple) -> None:
+        keypoints, latent, feed, reward, head_state = result
+        self.hidden[rows] = hidden
+        self.keypoints[rows] = keypoints
+        self.feed[rows] = feed
+        if latent is not None and self.latent is not None:
+            self.latent[rows] = latent
+        if reward is not None and self.predicted_reward is not None:
+            self.predicted_reward[rows] = reward
+            assert self.head_state is not None
+            self.head_state[:, rows] = head_state
+
+    def _head_zero(self, n: int) -> Tensor | None:
+        if self.reward_head is None:
+            return None
+        return self.reward_head.initial_state(n, self.device)
+
+    # ------------------------------------------------------------------ public API
+    @torch.no_grad()
+    def reset(self, frames: np.ndarray, rows: Sequence[int] | np.ndarray | None = None) -> None:
+        """Start new episodes in ``rows`` (default all) from their first frames ``[N, S, S, 3]``."""
+        index = self._rows(rows)
+        zeros = torch.zeros(len(index), self.hidden.shape[1], device=self.device)
+        self._store(index, zeros, self._infer(zeros, frames, self._head_zero(len(index))))
+
+    def model_actions(self, actions: np.ndarray) -> Tensor:
+        """float ``[B, A_env]`` -> ``[B, action_size]`` (zero-padded) on the model's device."""
+        tensor = torch.as_tensor(np.asarray(actions, np.float32), device=self.device)
+        if tensor.dim() != 2 or tensor.shape[0] != self.num_envs:
+            raise ValueError(f"actions must be [B={self.num_envs}, A], got {list(tensor.shape)}")
+        if tensor.shape[1] > self.action_size:
+            raise ValueError(
+                f"the environment's actions have {tensor.shape[1]} dimensions but the world "
+                f"model was trained with action_size={self.action_size}"
+            )
+        return torch.nn.functional.pad(tensor, (0, self.action_size - tensor.shape[1]))
+
+    @torch.no_grad()
+    def advance(self, actions: np.ndarray | None) -> Tensor:
+        """``h_t = GRU([feed_t, z_t, a_{t+1}], h_{t-1})`` for every row -> ``[B, H]`` (not stored)."""
+        action = self.model_actions(actions) if self.action_size else None
+        return self.dynamics.advance(self.hidden, self.feed, self.latent, action)
+
+    @torch.no_grad()
+    def step(
+        self,
+        actions: np.ndarray | None,
+        frames: np.ndarray,
+        new_episode: np.ndarray | None = None,
+        final_frames: np.ndarray | None = None,
+    ) -> np.ndarray | None:
+        """Advance every row with its action and observe its next frame, in one batch.
+
+        Args:
+            actions: ``[B, A]`` the actions just taken (None for an action-free model).
+            frames: ``[B, S, S, 3]`` the frames the environments returned.
+            new_episode: bool ``[B]``: these rows' ``frames`` start a new episode (state
+                reset instead of advanced; an auto-resetting vector env).
+            final_frames: ``[M, S, S, 3]``, the last frames of the ended episodes, for the
+                ``M`` rows marked in ``new_episode`` whose final observation is wanted
+                (in row order), or None.
+
+        Returns:
+            The feature vectors ``[M, D]`` of ``final_frames`` (None without them).
+        """
+        advanced = self.advance(actions)
+        b = self.num_envs
+        reset = np.zeros(b, bool) if new_episode is None else np.asarray(new_episode, bool)
+        reset_t = torch.as_tensor(reset, device=self.device)
+        hidden = torch.where(reset_t[:, None], torch.zeros_like(advanced), advanced)
+        head_state = self.head_state
+        if head_state is not None:
+            head_state = torch.where(
+                reset_t[None, :, None], torch.zeros_like(head_state), head_state
+            )
+        ended = torch.as_tensor(np.flatnonzero(reset), device=self.device, dtype=torch.long)
+        if final_frames is not None:
+            final_frames = np.asarray(final_frames)
+            if len(final_frames) != len(ended):
+                raise ValueError(
+                    f"final_frames holds {len(final_frames)} frames for {len(ended)} ended episodes"
+                )
+            frames = np.concatenate([np.asarray(frames), final_frames])
+            hidden = torch.cat([hidden, advanced[ended]])
+            if head_state is not None:
+                assert self.head_state is not None
+                head_state = torch.cat([head_state, self.head_state[:, ended]], dim=1)
+        keypoints, latent, feed, reward, head_out = self._infer(hidden, frames, head_state)
+        rows = torch.arange(b, device=self.device)
+        self._store(
+            rows,
+            hidden[:b],
+            (
+                keypoints[:b],
+                None if latent is None else latent[:b],
+                feed[:b],
+                None if reward is None else reward[:b],
+                None if head_out is None else head_out[:, :b],
+            ),
+        )
+        if final_frames is None:
+            return None
+        return self._features(keypoints[b:], hidden[b:])
+
+    # ------------------------------------------------------------------ outputs
+    def _features(self, keypoints: Tensor, hidden: Tensor) -> np.ndarray:
+        parts = []
+        for name in self.features:
+            parts.append(keypoints.flatten(1) if name == "keypoints" else hidden)
+        vector = torch.cat(parts, dim=1).cpu().numpy().astype(np.float32)
+        return np.clip(vector, self.low, self.high)
+
+    def observations(self) -> np.ndarray:
+        """float32 ``[B, D]``: the selected features of every row."""
+        return self._features(self.keypoints, self.hidden)
+
+    def keypoints_numpy(self) -> np.ndarray:
+        """float32 ``[B, K, 3]`` detected keypoints of the current frames."""
+        return self.keypoints.cpu().numpy().astype(np.float32)
+
+    def rewards_numpy(self) -> np.ndarray | None:
+        """float32 ``[B]`` predicted rewards of the current frames (None without a head)."""
+        if self.predicted_reward is None:
+            return None
+        return self.predicted_reward.cpu().numpy().astype(np.float32)
+
+    def _rows(self, rows: Sequence[int] | np.ndarray | None) -> Tensor:
+        if rows is None:
+            return torch.arange(self.num_envs, device=self.device)
+        return torch.as_tensor(np.asarray(rows, np.int64).reshape(-1), device=self.device)

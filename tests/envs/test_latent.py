@@ -1,0 +1,146 @@
+"""LatentObservation and the -latent-v0 ids on real dm_control envs and a real tiny run."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from latent_testing import SIZE, tiny_dmc_run
+
+import keypoint_wm
+from keypoint_wm.envs import ALL_TASKS, DMCPixelEnv, LatentObservation, latent_env_id
+
+UNWRAPPED_NOTE = "is different from the unwrapped version"
+
+
+@pytest.fixture(scope="session")
+def dmc_run(tmp_path_factory):
+    return tiny_dmc_run(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def world_model(dmc_run):
+    return keypoint_wm.load(dmc_run, device="cpu", precision="fp32")
+
+
+def test_every_task_has_a_latent_id():
+    for domain, task in ALL_TASKS:
+        spec = gymnasium.spec(latent_env_id(domain, task))
+        assert spec.entry_point == "keypoint_wm.envs.latent:make_latent_env"
+        assert spec.kwargs == {"domain": domain, "task": task}
+
+
+def test_checkers_pass_on_the_registered_latent_env(dmc_run):
+    from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gymnasium.make(
+        "KeypointWM/cartpole-balance-latent-v0", run=str(dmc_run), render_mode="rgb_array"
+    )
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gymnasium_check_env(env)
+            sb3_check_env(env)
+        messages = [str(w.message) for w in caught if UNWRAPPED_NOTE not in str(w.message)]
+        assert not messages, messages
+        obs, info = env.reset(seed=0)
+        model = env.unwrapped  # the DMCPixelEnv inside
+        assert model.image_size == (SIZE, SIZE)
+        assert model.action_repeat == 2  # read from the training data's manifest
+        assert obs.dtype == np.float32 and obs.ndim == 1
+        assert info["keypoints"].shape == (4, 3)
+        frame = env.render()
+        assert frame.shape == (SIZE * 4, SIZE * 4, 3) and frame.dtype == np.uint8
+    finally:
+        env.close()
+
+
+def test_online_state_equals_the_models_observe(dmc_run, world_model):
+    """Step by step, the wrapper's hidden state is what StructVRNN.observe computes over the
+    same frames and actions (same posterior noise, detected keypoints fed to the GRU)."""
+    base = DMCPixelEnv("reacher", "easy", size=SIZE, action_repeat=2, render_mode="rgb_array")
+    env = LatentObservation(base, world_model, sample_latent=True, feed_observed=True)
+    obs, info = env.reset(seed=11)
+    frames, actions, observations, keypoints = [base.render()], [np.zeros(2)], [obs], []
+    keypoints.append(info["keypoints"])
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        action = rng.uniform(-1, 1, 2).astype(np.float32)
+        obs, _, _, _, info = env.step(action)
+        frames.append(base.render())
+        actions.append(action)
+        observations.append(obs)
+        keypoints.append(info["keypoints"])
+    images = keypoint_wm.api.frames_to_tensor(np.stack(frames)[None], torch.device("cpu"))
+    torch.manual_seed(11)
+    with torch.no_grad():
+        out = world_model.model.observe(
+            images, torch.tensor(np.stack(actions)[None], dtype=torch.float32), True
+        )
+    k = world_model.num_keypoints
+    observations = np.stack(observations)
+    np.testing.assert_allclose(observations[:, : 3 * k], out.keypoints[0].flatten(1), atol=1e-5)
+    np.testing.assert_allclose(observations[:, 3 * k :], out.hidden[0], atol=1e-5)
+    np.testing.assert_allclose(np.stack(keypoints), out.keypoints[0], atol=1e-6)
+    assert np.abs(observations[1:, 3 * k :]).max() > 0  # the state did move
+    env.close()
+
+
+def test_features_select_the_vector(world_model):
+    sizes = {"keypoints": 4 * 3, "hidden": 16, "both": 4 * 3 + 16}
+    base = DMCPixelEnv("cartpole", "balance", size=SIZE)
+    try:
+        for features, size in sizes.items():
+            env = LatentObservation(base, world_model, features=features)
+            assert env.observation_space.shape == (size,)
+            obs, _ = env.reset(seed=1)
+            assert obs.shape == (size,) and env.observation_space.contains(obs)
+        with pytest.raises(ValueError, match="features"):
+            LatentObservation(base, world_model, features="pixels")
+    finally:
+        base.close()
+
+
+def test_frame_size_mismatch_is_explained_and_resize_works(world_model):
+    base = DMCPixelEnv("cartpole", "balance", size=48)
+    try:
+        with pytest.raises(ValueError, match=r"size=32, or pass resize=True"):
+            LatentObservation(base, world_model)
+        env = LatentObservation(base, world_model, resize=True)
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+    finally:
+        base.close()
+
+
+def test_frames_from_render_when_observations_are_not_pixels(world_model):
+    base = DMCPixelEnv("cartpole", "balance", size=SIZE, pixels_only=False, render_mode="rgb_array")
+    state_only = gymnasium.wrappers.FilterObservation(base, ["position", "velocity"])
+    env = LatentObservation(state_only, world_model)
+    try:
+        obs, _ = env.reset(seed=2)
+        direct = LatentObservation(
+            DMCPixelEnv("cartpole", "balance", size=SIZE), world_model
+        ).reset(seed=2)[0]
+        np.testing.assert_allclose(obs, direct, atol=1e-6)
+        obs, *_ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
+    no_render = DMCPixelEnv("cartpole", "balance", size=SIZE, pixels_only=False)
+    with pytest.raises(ValueError, match="render_mode='rgb_array'"):
+        LatentObservation(
+            gymnasium.wrappers.FilterObservation(no_render, ["position"]), world_model
+        )
+    no_render.close()
+
+
+def test_run_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match="run is required"):
+        gymnasium.make("KeypointWM/cartpole-balance-latent-v0")
+    with pytest.raises(FileNotFoundError, match="run="):
+        gymnasium.make("KeypointWM/cartpole-balance-latent-v0", run=str(tmp_path))
