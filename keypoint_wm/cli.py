@@ -179,7 +179,9 @@ def _cmd_data_basketball(args: argparse.Namespace) -> int:
 
 def _add_data(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("data", help="inspect, validate or generate datasets")
-    sub = p.add_subparsers(dest="data_command", required=True, metavar="{info,check,basketball}")
+    sub = p.add_subparsers(
+        dest="data_command", required=True, metavar="{info,check,basketball,figures,human36m}"
+    )
     info = sub.add_parser("info", help="print what a dataset holds")
     info.add_argument("dir", help="dataset directory")
     info.add_argument("--json", help="also write the figures to this JSON file")
@@ -204,6 +206,9 @@ def _add_data(commands: argparse._SubParsersAction) -> None:
     bb.add_argument("--draw-defence", action="store_true", help="also draw the five defenders")
     bb.add_argument("--quiet", action="store_true")
     bb.set_defaults(handler=_cmd_data_basketball)
+    from keypoint_wm.data.commands import add_data_commands
+
+    add_data_commands(sub)
 
 
 # ----------------------------------------------------------------------------- bench
@@ -363,8 +368,14 @@ def _cmd_evaluate_tracking(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("evaluate", help="evaluate trained runs (tracking, ...)")
-    sub = p.add_subparsers(dest="evaluate_command", required=True, metavar="{tracking}")
+    p = commands.add_parser(
+        "evaluate", help="evaluate trained runs (tracking, video, actions, diversity, compare)"
+    )
+    sub = p.add_subparsers(
+        dest="evaluate_command",
+        required=True,
+        metavar="{tracking,video,actions,diversity,compare}",
+    )
     t = sub.add_parser(
         "tracking",
         help="linear regression from keypoints to ground-truth object positions (paper Fig. 4)",
@@ -405,6 +416,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         help="image-net precision for inference (default auto, as in training)",
     )
     t.set_defaults(handler=_cmd_evaluate_tracking)
+    from keypoint_wm.evaluation.commands import add_evaluate_commands
+
+    add_evaluate_commands(sub)
 
 
 # ----------------------------------------------------------------------------- main

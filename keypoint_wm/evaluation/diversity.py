@@ -1,0 +1,196 @@
+"""Sample diversity: the paper's Figure S12 (``keypoint-wm evaluate diversity``).
+
+For chosen test windows, the model observes the first T0 frames and samples N futures. Each
+ground-truth object (``true_object_pos``) is matched to the keypoint closest to it on
+average over the window's detected keypoints (as the paper matches players), and that
+keypoint's N sampled trajectories are drawn over the object's true trajectory (black), one
+panel per object, one row per window; trajectory ends are marked with dots. Without ground
+truth, the brightest keypoints (largest mean scale) are drawn over their detected
+trajectories. For a CNN-VRNN the "keypoints" are feature triples, so the picture shows
+feature trajectories, not positions.
+
+Figures per object: ``endpoint_spread`` (mean distance of the N sampled end points from their
+mean: 0 for a deterministic model), ``best_error`` and ``mean_error`` (the best and mean over
+samples of the mean distance to the truth over predicted steps), in keypoint units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keypoint_wm.api import WorldModel
+from keypoint_wm.evaluation.datasets import episode_metadata, split_index, task_records
+from keypoint_wm.evaluation.windows import iter_windows
+
+
+@dataclass(frozen=True)
+class DiversityConfig:
+    """Settings of :func:`evaluate_diversity`."""
+
+    sequences: tuple[int, ...] = (0, 1, 2)
+    samples: int = 20
+    max_objects: int = 6
+    test_fraction: float = 0.2
+
+
+def _windows(model: WorldModel, data_dir: str | Path, config: DiversityConfig) -> tuple[list, str]:
+    window = model.config.model.num_steps
+    _, test, how = split_index(data_dir, config.test_fraction, min_frames=window)
+    wanted = sorted(set(config.sequences))
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"--sequences must be non-negative window numbers, got {config.sequences}")
+    found, number = [], 0
+    for batch in iter_windows(
+        test, window, batch_size=8, action_size=model.config.model.action_size
+    ):
+        records = task_records(test, batch.task, window)
+        for i in range(len(batch.frames)):
+            if number in wanted:
+                found.append((number, batch, i, records[batch.episode[i]]))
+            number += 1
+        if number > wanted[-1]:
+            break
+    if len(found) < len(wanted):
+        raise ValueError(f"--sequences {wanted}: the test split holds only {number} windows")
+    return found, how
+
+
+def evaluate_diversity(
+    model: WorldModel, data_dir: str | Path, config: DiversityConfig | None = None
+) -> dict[str, Any]:
+    """Sample futures for the chosen test windows (see the module docstring)."""
+    config = config or DiversityConfig()
+    cfg = model.config.model
+    observed, window = cfg.num_observed_steps, cfg.num_steps
+    found, how = _windows(model, data_dir, config)
+    sequences = []
+    for number, batch, i, record in found:
+        frames = batch.frames[i : i + 1]
+        actions = batch.actions[i : i + 1] if cfg.action_size else None
+        detected = model.observe(frames, actions).keypoints.numpy()[0]  # [T, K, 3]
+        futures = model.imagine(frames[:, :observed], window - observed, config.samples, actions)
+        sampled = futures.keypoints.numpy()[0]  # [N, T, K, 3]
+        positions = batch.positions[i]  # [T, M, 2]
+        metadata = episode_metadata(record.path)
+        if positions.shape[1]:
+            names = metadata.get("object_names") or metadata.get("joint_names") or []
+            distance = np.linalg.norm(detected[:, None, :, :2] - positions[:, :, None], axis=-1)
+            matched = distance.mean(axis=0).argmin(axis=1)  # [M]
+            truth = positions
+            chosen = list(range(min(config.max_objects, positions.shape[1])))
+        else:
+            names = []
+            matched = np.argsort(-detected[..., 2].mean(axis=0))
+            truth = detected[..., :2].transpose(1, 0, 2)[matched].transpose(1, 0, 2)
+            chosen = list(range(min(config.max_objects, len(matched))))
+        objects = []
+        for j in chosen:
+            k = int(matched[j])
+            paths = sampled[:, :, k, :2]  # [N, T, 2]
+            true_path = truth[:, j]  # [T, 2]
+            ends = paths[:, -1]
+            error = np.linalg.norm(paths[:, observed:] - true_path[None, observed:], axis=-1).mean(
+                axis=1
+            )
+            objects.append(
+                {
+                    "name": names[j] if j < len(names) else f"object_{j}",
+                    "keypoint": k,
+                    "endpoint_spread": float(
+                        np.linalg.norm(ends - ends.mean(axis=0), axis=-1).mean()
+                    ),
+                    "best_error": float(error.min()),
+                    "mean_error": float(error.mean()),
+                    "true": true_path.tolist(),
+                    "samples": paths.tolist(),
+                }
+            )
+        sequences.append(
+            {"index": number, "task": batch.task, "file": record.path.name, "objects": objects}
+        )
+    every = [o for s in sequences for o in s["objects"]]
+    return {
+        "samples": config.samples,
+        "observed_steps": observed,
+        "predicted_steps": window - observed,
+        "split": how,
+        "ground_truth": bool(found[0][1].positions.shape[2]),
+        "endpoint_spread": float(np.mean([o["endpoint_spread"] for o in every])),
+        "best_error": float(np.mean([o["best_error"] for o in every])),
+        "mean_error": float(np.mean([o["mean_error"] for o in every])),
+        "sequences": sequences,
+    }
+
+
+def format_diversity(result: dict[str, Any]) -> str:
+    lines = [
+        f"diversity: {result['samples']} sampled futures per window, {result['observed_steps']} "
+        f"observed + {result['predicted_steps']} predicted steps (keypoint units)",
+        f"{'window':<8} {'object':<16} {'keypoint':>8} {'end spread':>11} {'best err':>9} {'mean err':>9}",
+    ]
+    for seq in result["sequences"]:
+        for o in seq["objects"]:
+            lines.append(
+                f"{seq['index']:<8} {o['name']:<16} {o['keypoint']:>8} {o['endpoint_spread']:>11.4f} "
+                f"{o['best_error']:>9.4f} {o['mean_error']:>9.4f}"
+            )
+    lines.append(
+        f"{'mean':<8} {'':<16} {'':>8} {result['endpoint_spread']:>11.4f} "
+        f"{result['best_error']:>9.4f} {result['mean_error']:>9.4f}"
+    )
+    return "\n".join(lines)
+
+
+def plot_diversity(result: dict[str, Any], path: str | Path) -> Path:
+    """Figure S12: rows = windows, columns = objects; true path black, samples coloured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["sequences"]
+    cols = max(len(s["objects"]) for s in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.2 * cols, 2.2 * len(rows)), squeeze=False)
+    observed = result["observed_steps"]
+    colours = plt.get_cmap("viridis")
+    for r, seq in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(seq["objects"]):
+                ax.axis("off")
+                continue
+            obj = seq["objects"][c]
+            samples = np.array(obj["samples"])
+            for n, path_xy in enumerate(samples):
+                colour = colours(n / max(1, len(samples) - 1))
+                ax.plot(
+                    path_xy[: observed + 1, 0],
+                    path_xy[: observed + 1, 1],
+                    color=colour,
+                    alpha=0.3,
+                    lw=0.8,
+                )
+                ax.plot(path_xy[observed:, 0], path_xy[observed:, 1], color=colour, lw=1.0)
+                ax.plot(*path_xy[-1], "o", color=colour, ms=2.5)
+            true = np.array(obj["true"])
+            ax.plot(true[:, 0], true[:, 1], "k-", lw=1.6)
+            ax.plot(*true[-1], "ko", ms=3.5)
+            ax.set_xlim(-1, 1)
+            ax.set_ylim(-1, 1)
+            ax.set_aspect("equal")
+            if r == 0:
+                ax.set_title(obj["name"], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"window {seq['index']}", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
