@@ -179,8 +179,17 @@ ACTIONS: dict[str, _Motion] = {
 """The stand-in's action classes, in label order."""
 
 
-def _colour(rng: np.random.Generator, low: int, high: int) -> tuple[int, int, int]:
-    return tuple(int(v) for v in rng.integers(low, high, size=3))
+def _colour(
+    rng: np.random.Generator, low: int, high: int, *avoid: tuple[int, int, int]
+) -> tuple[int, int, int]:
+    """A random colour at least 120 (summed over RGB) away from every colour in ``avoid``,
+    so that the figure always stands out from the background and floor."""
+    while True:
+        colour = tuple(int(v) for v in rng.integers(low, high, size=3))
+        if all(
+            sum(abs(a - b) for a, b in zip(colour, other, strict=True)) >= 120 for other in avoid
+        ):
+            return colour
 
 
 def figure_sequence(
@@ -213,13 +222,14 @@ def figure_sequence(
     root_y = ground_y + (extent + motion.pop("lift", 0.0)) * height
     pose = PoseAngles(root_x=root_x, root_y=root_y, height=np.float64(height), **motion)
     joints = pose_to_joints(pose)
-    shirt = _colour(rng, 20, 235)
+    background = _colour(rng, 150, 235)
+    floor = _colour(rng, 90, 160)
     style = FigureStyle(
-        background=_colour(rng, 150, 235),
-        floor=_colour(rng, 90, 160),
-        shirt=shirt,
-        trousers=_colour(rng, 20, 200),
-        skin=_colour(rng, 170, 250),
+        background=background,
+        floor=floor,
+        shirt=_colour(rng, 20, 235, background, floor),
+        trousers=_colour(rng, 20, 200, background, floor),
+        skin=_colour(rng, 150, 250, background, floor),
     )
     images = _render(joints, height, style, ground_y, size)
     params.update(
