@@ -24,6 +24,7 @@ reseeds, so a seeded reset is still reproducible.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,10 +37,32 @@ from keypoint_wm.api import WorldModel, frames_to_tensor
 if TYPE_CHECKING:
     from keypoint_wm.rewards.head import RewardHead
 
-__all__ = ["FEATURES", "LatentFilter", "feature_bounds", "parse_features", "resolve_model"]
+__all__ = [
+    "FEATURES",
+    "FinalStates",
+    "LatentFilter",
+    "feature_bounds",
+    "parse_features",
+    "resolve_model",
+]
 
 FEATURES = ("keypoints", "hidden")
 """The selectable features, in the order they appear in an observation."""
+
+
+@dataclass
+class FinalStates:
+    """The last frames of ended episodes as the model sees them (M of them).
+
+    Attributes:
+        observations: float32 ``[M, D]`` feature vectors.
+        keypoints: float32 ``[M, K, 3]`` detected keypoints.
+        rewards: float32 ``[M]`` predicted rewards (None without a reward head).
+    """
+
+    observations: np.ndarray
+    keypoints: np.ndarray
+    rewards: np.ndarray | None
 
 
 def parse_features(features: str | Sequence[str]) -> tuple[str, ...]:
@@ -270,7 +293,7 @@ class LatentFilter:
         frames: np.ndarray,
         new_episode: np.ndarray | None = None,
         final_frames: np.ndarray | None = None,
-    ) -> np.ndarray | None:
+    ) -> FinalStates | None:
         """Advance every row with its action and observe its next frame, in one batch.
 
         Args:
@@ -283,7 +306,7 @@ class LatentFilter:
                 (in row order), or None.
 
         Returns:
-            The feature vectors ``[M, D]`` of ``final_frames`` (None without them).
+            What the model makes of ``final_frames`` (None without them).
         """
         advanced = self.advance(actions)
         b = self.num_envs
@@ -322,7 +345,11 @@ class LatentFilter:
         )
         if final_frames is None:
             return None
-        return self._features(keypoints[b:], hidden[b:])
+        return FinalStates(
+            observations=self._features(keypoints[b:], hidden[b:]),
+            keypoints=keypoints[b:].cpu().numpy().astype(np.float32),
+            rewards=None if reward is None else reward[b:].cpu().numpy().astype(np.float32),
+        )
 
     # ------------------------------------------------------------------ outputs
     def _features(self, keypoints: Tensor, hidden: Tensor) -> np.ndarray:

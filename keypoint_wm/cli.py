@@ -234,7 +234,7 @@ def _cmd_bench_train(args: argparse.Namespace) -> int:
 
 def _add_bench(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("bench", help="benchmarks that print figures and side-by-side ratios")
-    sub = p.add_subparsers(dest="bench_command", required=True, metavar="{collect,train}")
+    sub = p.add_subparsers(dest="bench_command", required=True, metavar="{collect,train,wrapper}")
     c = sub.add_parser(
         "collect",
         help="frames/s of a plain dm_control loop vs our collector with 1 and 2 workers",
@@ -267,6 +267,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     t.add_argument("--json", help="write the figures and ratios to this JSON file")
     t.set_defaults(handler=_cmd_bench_train)
+    from keypoint_wm.envs.benchmark import add_wrapper_bench
+
+    add_wrapper_bench(sub)
 
 
 # ----------------------------------------------------------------------------- train

@@ -1,0 +1,253 @@
+"""``keypoint-wm bench wrapper``: per-step time of the latent wrappers vs the bare pixel env.
+
+Measured in one run, on the same task, with the same fixed random actions:
+
+- 1 env: :class:`~keypoint_wm.envs.DMCPixelEnv` alone vs the same env inside
+  :class:`~keypoint_wm.envs.LatentObservation`;
+- N envs (default 8): an SB3 ``DummyVecEnv`` of N pixel envs vs the same inside
+  :class:`~keypoint_wm.envs.LatentVecEnv` (one batched model call per step).
+
+The model has the paper's DMCS size by default (preset ``dmcs``: K 64, 32 encoder filters,
+GRU 512, 64x64 frames, 6 zero-padded actions) with untrained weights (the cost does not
+depend on them), in the precision ``keypoint-wm train`` would pick on this machine.
+Timings alternate between bare and wrapped in short blocks so that a change of machine load
+hits both; each figure is the median over blocks of the mean step time. Episode resets are
+not timed. Ratios are ``t_bare / t_wrapped`` (1.0 = the wrapper costs nothing).
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["format_wrapper_benchmark", "run_wrapper_benchmark"]
+
+
+def _model(preset: str, num_keypoints: int, size: int, action_size: int, seed: int) -> Any:
+    from keypoint_wm.api import WorldModel
+    from keypoint_wm.model.struct_vrnn import StructVRNN
+    from keypoint_wm.presets import get_preset
+    from keypoint_wm.train import resolve_precision
+
+    config = (
+        get_preset(preset)
+        .build(seed)
+        .with_overrides(
+            {
+                "model.num_keypoints": num_keypoints,
+                "model.image_size": size,
+                "model.action_size": action_size,
+            }
+        )
+    )
+    torch.manual_seed(seed)
+    model = StructVRNN(config.model).eval()
+    precision = resolve_precision("auto", torch.device("cpu"))
+    model.set_precision(precision)
+    return WorldModel(model, config, 0, None), precision
+
+
+def _timed_blocks(
+    runners: dict[str, Callable[[int], float]], steps: int, block: int, bar: tqdm
+) -> dict[str, float]:
+    """Alternate the runners in blocks; median over blocks of seconds per step."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    done = 0
+    while done < steps:
+        n = min(block, steps - done)
+        for name, run in runners.items():
+            times[name].append(run(n) / n)
+            bar.update(n)
+        done += n
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def run_wrapper_benchmark(
+    task: str = "cheetah-run",
+    steps: int = 200,
+    num_envs: int = 8,
+    preset: str = "dmcs",
+    num_keypoints: int = 64,
+    size: int = 64,
+    action_repeat: int = 2,
+    block: int = 10,
+    warmup: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Time bare vs wrapped steps; returns figures and ``"ratios"`` (see module doc).
+
+    Args:
+        task: DMCS task, e.g. ``"cheetah-run"``.
+        steps: timed steps per configuration (1 env and ``num_envs`` envs).
+        num_envs: size of the vectorised comparison.
+        preset, num_keypoints, size: the model's architecture (default: the paper's DMCS
+            model, K 64, 64x64).
+        action_repeat: of the pixel envs.
+        block: steps per alternating block.
+        warmup: untimed steps first.
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from keypoint_wm.envs.latent import LatentObservation
+    from keypoint_wm.envs.registration import make_env
+    from keypoint_wm.envs.sb3 import LatentVecEnv
+
+    if steps < 1 or num_envs < 1 or block < 1:
+        raise ValueError("--steps, --envs and the block size must be positive")
+    model, precision = _model(preset, num_keypoints, size, 6, seed)
+
+    def pixel_env() -> Any:
+        return make_env(task, size=size, action_repeat=action_repeat)
+
+    bare, wrapped = pixel_env(), LatentObservation(pixel_env(), model)
+    action_size = int(bare.action_space.shape[0])
+    actions = np.random.default_rng(seed).uniform(-1, 1, (4096, num_envs, action_size))
+    actions = actions.astype(np.float32)
+    counter = {"i": 0}
+
+    def single(env: Any) -> Callable[[int], float]:
+        env.reset(seed=seed)
+
+        def run(n: int) -> float:
+            total = 0.0
+            for _ in range(n):
+                action = actions[counter["i"] % len(actions), 0]
+                counter["i"] += 1
+                start = time.perf_counter()
+                _, _, terminated, truncated, _ = env.step(action)
+                total += time.perf_counter() - start
+                if terminated or truncated:
+                    env.reset()
+            return total
+
+        return run
+
+    def vector(venv: Any) -> Callable[[int], float]:
+        venv.seed(seed)
+        venv.reset()
+
+        def run(n: int) -> float:
+            start = time.perf_counter()
+            for _ in range(n):
+                venv.step(actions[counter["i"] % len(actions)])
+                counter["i"] += 1
+            return time.perf_counter() - start
+
+        return run
+
+    bare_vec = DummyVecEnv([pixel_env] * num_envs)
+    wrapped_vec = LatentVecEnv(DummyVecEnv([pixel_env] * num_envs), model)
+    total = 2 * (steps + warmup) * 2
+    try:
+        with tqdm(total=total, desc="bench wrapper", unit="step", disable=not progress) as bar:
+            one = {"bare": single(bare), "wrapped": single(wrapped)}
+            many = {"bare": vector(bare_vec), "wrapped": vector(wrapped_vec)}
+            _timed_blocks(one, warmup, warmup, bar)
+            _timed_blocks(many, warmup, warmup, bar)
+            t1 = _timed_blocks(one, steps, block, bar)
+            tn = _timed_blocks(many, steps, block, bar)
+    finally:
+        for env in (bare, wrapped, bare_vec, wrapped_vec):
+            env.close()
+    ms = lambda seconds: round(seconds * 1000.0, 3)  # noqa: E731
+    return {
+        "task": task,
+        "image_size": size,
+        "action_repeat": action_repeat,
+        "model": {
+            "preset": preset,
+            "num_keypoints": num_keypoints,
+            "num_encoder_filters": model.config.model.num_encoder_filters,
+            "rnn_units": model.config.model.rnn_units,
+            "precision": precision,
+        },
+        "steps": steps,
+        "num_envs": num_envs,
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "ms_per_step": {
+            "bare_1env": ms(t1["bare"]),
+            "wrapped_1env": ms(t1["wrapped"]),
+            f"bare_{num_envs}env": ms(tn["bare"]),
+            f"wrapped_{num_envs}env": ms(tn["wrapped"]),
+        },
+        "ratios": {
+            "bare_vs_wrapped_1env": round(t1["bare"] / t1["wrapped"], 4),
+            f"bare_vs_wrapped_{num_envs}env": round(tn["bare"] / tn["wrapped"], 4),
+        },
+    }
+
+
+def format_wrapper_benchmark(result: dict[str, Any]) -> str:
+    """A small table of the figures and what each ratio compares."""
+    n = result["num_envs"]
+    ms = result["ms_per_step"]
+    m = result["model"]
+    lines = [
+        f"task {result['task']} ({result['image_size']}x{result['image_size']}, action repeat "
+        f"{result['action_repeat']}); model {m['preset']} K {m['num_keypoints']}, "
+        f"F {m['num_encoder_filters']}, GRU {m['rnn_units']}, {m['precision']}; "
+        f"{result['torch_threads']} torch thread(s); {result['steps']} timed steps each",
+        f"{'':<10}{'bare ms/step':>14}{'wrapped ms/step':>17}{'ratio':>8}",
+        f"{'1 env':<10}{ms['bare_1env']:>14.2f}{ms['wrapped_1env']:>17.2f}"
+        f"{result['ratios']['bare_vs_wrapped_1env']:>8.3f}",
+        f"{f'{n} envs':<10}{ms[f'bare_{n}env']:>14.2f}{ms[f'wrapped_{n}env']:>17.2f}"
+        f"{result['ratios'][f'bare_vs_wrapped_{n}env']:>8.3f}",
+        "ratio = t_bare / t_wrapped per step (1 env: DMCPixelEnv vs LatentObservation; "
+        f"{n} envs: DummyVecEnv vs LatentVecEnv, one batched model call per step)",
+    ]
+    return "\n".join(lines)
+
+
+def add_wrapper_bench(sub: Any) -> None:
+    """Register ``keypoint-wm bench wrapper`` on the ``bench`` sub-command parser."""
+    w = sub.add_parser(
+        "wrapper",
+        help="per-step time of the latent wrappers vs the bare pixel env (1 and 8 envs)",
+    )
+    w.add_argument("--task", default="cheetah-run", help="DMCS task (default cheetah-run)")
+    w.add_argument(
+        "--steps", type=int, default=200, help="timed steps per configuration (default 200)"
+    )
+    w.add_argument("--envs", type=int, default=8, help="envs in the batched run (default 8)")
+    w.add_argument("--preset", default="dmcs", help="model architecture preset (default dmcs)")
+    w.add_argument("--keypoints", type=int, default=64, help="K (default 64)")
+    w.add_argument("--action-repeat", type=int, default=2, help="of the envs (default 2)")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--json", help="write the figures and ratios to this JSON file")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.set_defaults(handler=_cmd_bench_wrapper)
+
+
+def _cmd_bench_wrapper(args: Any) -> int:
+    from keypoint_wm.cli import UsageError, _write_json
+
+    for flag, value in (
+        ("--steps", args.steps),
+        ("--envs", args.envs),
+        ("--keypoints", args.keypoints),
+        ("--action-repeat", args.action_repeat),
+    ):
+        if value < 1:
+            raise UsageError(f"{flag} expects a positive integer, got {value}")
+    result = run_wrapper_benchmark(
+        task=args.task,
+        steps=args.steps,
+        num_envs=args.envs,
+        preset=args.preset,
+        num_keypoints=args.keypoints,
+        action_repeat=args.action_repeat,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(format_wrapper_benchmark(result))
+    _write_json(args.json, result)
+    return 0
