@@ -39,6 +39,11 @@ class TrainConfig:
             linearly from 0 to its final values over these steps.
         own_sample_prob_observed: final probability for observed steps.
         own_sample_prob_predicted: final probability for predicted steps.
+        keypoint_width_start: if > 0, the reconstructor's Gaussian blobs start this wide and
+            narrow linearly to ``model.keypoint_width`` over ``keypoint_width_steps`` (a
+            curriculum, not in the paper: wide blobs let the image loss pull keypoints
+            from further away while they are still searching for objects).
+        keypoint_width_steps: length of that curriculum in steps.
         grad_clip_norm: global gradient-norm clipping (0 disables).
         precision: ``"bf16"`` runs the image networks in bf16 autocast with channels_last
             (dynamics and keypoint maths stay fp32); ``"channels_last"`` channels_last in fp32;
@@ -59,6 +64,8 @@ class TrainConfig:
     scheduled_sampling_steps: int = 100_000
     own_sample_prob_observed: float = 1.0
     own_sample_prob_predicted: float = 0.5
+    keypoint_width_start: float = 0.0
+    keypoint_width_steps: int = 0
     grad_clip_norm: float = 10.0
     precision: str = "auto"
     data_workers: int = 2
@@ -91,6 +98,15 @@ class TrainConfig:
         if self.kl_annealing_steps <= 0:
             return beta
         return beta * min(1.0, step / self.kl_annealing_steps)
+
+    def keypoint_width_at(self, step: int, final: float) -> float | None:
+        """The curriculum's blob width at ``step``; None when there is no curriculum."""
+        if self.keypoint_width_start <= 0:
+            return None
+        if self.keypoint_width_steps <= 0 or step >= self.keypoint_width_steps:
+            return final
+        frac = step / self.keypoint_width_steps
+        return self.keypoint_width_start + frac * (final - self.keypoint_width_start)
 
     def own_sample_probs_at(self, step: int) -> tuple[float, float]:
         ramp = (

@@ -225,12 +225,13 @@ def train(
 
 
 def schedule_at(config: RunConfig, step: int) -> LossSchedule:
-    """KL weight and scheduled-sampling probabilities at ``step`` (all linear ramps)."""
+    """KL weight, scheduled-sampling probabilities and blob width at ``step`` (linear ramps)."""
     p_observed, p_predicted = config.train.own_sample_probs_at(step)
     return LossSchedule(
         kl_scale=config.train.kl_scale_at(step, config.model.kl_beta),
         p_own_sample_observed=p_observed,
         p_own_sample_predicted=p_predicted,
+        keypoint_width=config.train.keypoint_width_at(step, config.model.keypoint_width),
     )
 
 

@@ -124,3 +124,30 @@ def test_action_conditioned_training_draws_pictures_and_resumes(tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["model"]["action_size"] == 6
     assert (tmp_path / "run" / "media" / "prediction.gif").stat().st_size > 0
+
+
+def test_keypoint_width_curriculum_narrows_to_the_model_width():
+    from keypoint_wm.train import schedule_at
+
+    config = tiny_config(
+        500, **{"train.keypoint_width_start": 6.0, "train.keypoint_width_steps": 100}
+    )
+    final = config.model.keypoint_width
+    widths = [schedule_at(config, step).keypoint_width for step in (0, 50, 100, 500)]
+    assert widths == pytest.approx([6.0, (6.0 + final) / 2, final, final])
+    assert schedule_at(tiny_config(500), 0).keypoint_width is None  # off by default
+
+
+def test_wider_blobs_change_the_reconstruction():
+    from keypoint_wm.model.struct_vrnn import StructVRNN
+
+    config = tiny_config(1)
+    torch.manual_seed(0)
+    model = StructVRNN(config.model)
+    images = torch.rand(1, 2, 3, config.model.image_size, config.model.image_size) - 0.5
+    keypoints, _ = model.detect(images)
+    narrow = model.reconstruct(images[:, 0], keypoints[:, 0], keypoints)
+    same = model.reconstruct(images[:, 0], keypoints[:, 0], keypoints, config.model.keypoint_width)
+    wide = model.reconstruct(images[:, 0], keypoints[:, 0], keypoints, 6.0)
+    assert torch.equal(narrow, same)
+    assert not torch.allclose(narrow, wide)

@@ -29,11 +29,14 @@ class LossSchedule:
             (rather than the detected keypoints) to the GRU in observed steps; the paper
             ramps it from 0 to 1.0.
         p_own_sample_predicted: Same for predicted steps; the paper ramps it to 0.5.
+        keypoint_width: Width of the reconstructor's Gaussian blobs in this step (a
+            curriculum; not in the paper); None uses ``ModelConfig.keypoint_width``.
     """
 
     kl_scale: float
     p_own_sample_observed: float
     p_own_sample_predicted: float
+    keypoint_width: float | None = None
 
     @classmethod
     def start(cls) -> LossSchedule:

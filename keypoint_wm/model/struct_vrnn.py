@@ -188,19 +188,26 @@ class StructVRNN(nn.Module):
                 heatmaps.view(batch, steps, *heatmaps.shape[1:]),
             )
 
-    def keypoints_to_maps(self, keypoints: Tensor) -> Tensor:
+    def keypoints_to_maps(self, keypoints: Tensor, keypoint_width: float | None = None) -> Tensor:
         """``[N, K, 3]`` keypoints (or CNN features) to the reconstructor's input maps
-        ``[N, K, w, w]`` float32."""
+        ``[N, K, w, w]`` float32 (blob width ``keypoint_width``, default the config's)."""
         with self._float32(keypoints.device):
             if self.feature_to_maps is not None:
                 return self.feature_to_maps(keypoints.flatten(1))
             cfg = self.config
             return keypoints_to_maps(
-                keypoints, cfg.heatmap_width, cfg.keypoint_width, cfg.heatmap_amplitude
+                keypoints,
+                cfg.heatmap_width,
+                cfg.keypoint_width if keypoint_width is None else keypoint_width,
+                cfg.heatmap_amplitude,
             )
 
     def reconstruct(
-        self, first_image: Tensor, first_keypoints: Tensor, keypoints: Tensor
+        self,
+        first_image: Tensor,
+        first_keypoints: Tensor,
+        keypoints: Tensor,
+        keypoint_width: float | None = None,
     ) -> Tensor:
         """Reconstruct frames from keypoints and frame 1 (paper eq. S5).
 
@@ -208,13 +215,14 @@ class StructVRNN(nn.Module):
             first_image: ``[B, 3, H, W]`` frame 1, in [-0.5, 0.5].
             first_keypoints: ``[B, K, 3]`` frame 1's keypoints.
             keypoints: ``[B, T, K, 3]`` keypoints of the frames to draw.
+            keypoint_width: Blob width (default ``config.keypoint_width``).
 
         Returns:
             ``[B, T, 3, H, W]`` float32 images (frame 1 plus a predicted difference).
         """
         batch, steps = keypoints.shape[:2]
-        maps = self.keypoints_to_maps(keypoints.flatten(0, 1))
-        first_maps = self.keypoints_to_maps(first_keypoints)
+        maps = self.keypoints_to_maps(keypoints.flatten(0, 1), keypoint_width)
+        first_maps = self.keypoints_to_maps(first_keypoints, keypoint_width)
         first_image_cl = maybe_channels_last(first_image, self._channels_last)
         with self._image_autocast(first_image.device):
             features = self.appearance(first_image_cl)
@@ -267,7 +275,9 @@ class StructVRNN(nn.Module):
         if observed > steps:
             raise ValueError(f"need at least num_observed_steps={observed} frames, got {steps}")
         keypoints, heatmaps = self.detect(images)
-        reconstruction = self.reconstruct(images[:, 0], keypoints[:, 0], keypoints)
+        reconstruction = self.reconstruct(
+            images[:, 0], keypoints[:, 0], keypoints, schedule.keypoint_width
+        )
         target = keypoints.detach().flatten(2)  # [B, T, D]; no gradient into the detector
         dyn = self.dynamics(
             target,
