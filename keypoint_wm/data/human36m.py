@@ -141,12 +141,15 @@ def list_videos(root: str | Path, config: Human36MConfig) -> list[VideoEntry]:
     subjects = [(s, "train") for s in config.train_subjects] + [
         (s, "test") for s in config.test_subjects
     ]
+    missing = [s for s, _ in subjects if not (root / s / "Videos").is_dir()]
+    if missing:
+        warnings.warn(
+            f"{root}: subjects {', '.join(missing)} not found (no <subject>/Videos); skipped",
+            stacklevel=2,
+        )
     for subject, split in subjects:
         videos_dir = root / subject / "Videos"
-        if not videos_dir.is_dir():
-            warnings.warn(
-                f"{root}: subject {subject} not found ({videos_dir}); skipped", stacklevel=2
-            )
+        if subject in missing:
             continue
         found += 1
         for video in sorted(videos_dir.glob("*.mp4")):
