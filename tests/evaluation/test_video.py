@@ -1,0 +1,67 @@
+"""Video metrics: closest/furthest of N samples, copy-last baseline, user-supplied weights."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import keypoint_wm
+from keypoint_wm.evaluation.video import VideoEvalConfig, evaluate_video
+
+
+def test_cli_reports_closest_furthest_and_baseline_and_explains_missing_weights(
+    tiny_run, basketball_dir, tmp_path
+):
+    out = tmp_path / "video.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", "evaluate", "video", "--run", str(tiny_run),
+         "--data", str(basketball_dir), "--samples", "4", "--max-windows", "6",
+         "--json", str(out), "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    for metric in ("psnr", "ssim"):
+        for which in ("closest", "furthest", "copy_last_frame"):
+            curve = figures["metrics"][metric][which]
+            assert len(curve["mean"]) == len(curve["ci95"]) == figures["predicted_steps"]
+            assert f"{metric}_{which}" in figures
+        assert figures[f"{metric}_closest"] >= figures[f"{metric}_furthest"]
+    assert figures["fvd"] is None and "--fvd-weights" in figures["skipped"]["fvd"]
+    assert "never downloaded" in result.stdout
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_closest_sample_is_at_least_as_good_as_every_sample_mean(tiny_run, basketball_dir):
+    """With one sample, closest == furthest; with more, closest can only improve."""
+    model = keypoint_wm.load(tiny_run, device="cpu")
+    one = evaluate_video(model, basketball_dir, VideoEvalConfig(samples=1, max_windows=4), False)
+    assert one["psnr_closest"] == pytest.approx(one["psnr_furthest"])
+    torch.manual_seed(0)
+    many = evaluate_video(model, basketball_dir, VideoEvalConfig(samples=6, max_windows=4), False)
+    assert many["psnr_closest"] > many["psnr_furthest"]
+    assert many["test_windows"] == one["test_windows"]
+
+
+class _MeanColour(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).mean(dim=2) + 0.1  # [N, 3] (images) or [N, 3] (videos)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_user_weights_give_vgg_similarity_and_fvd(tiny_run, basketball_dir, tmp_path):
+    net = tmp_path / "features.pt"
+    torch.jit.save(torch.jit.script(_MeanColour()), str(net))
+    model = keypoint_wm.load(tiny_run, device="cpu")
+    config = VideoEvalConfig(samples=3, max_windows=4, vgg_weights=str(net), fvd_weights=str(net))
+    result = evaluate_video(model, basketball_dir, config, progress=False)
+    assert np.isfinite(result["fvd"]) and result["fvd"] >= 0
+    assert -1 <= result["vgg_similarity_furthest"] <= result["vgg_similarity_closest"] <= 1
+    assert "fvd" not in result["skipped"] and "vgg_similarity" not in result["skipped"]
+    with pytest.raises(FileNotFoundError, match="--vgg-weights"):
+        evaluate_video(model, basketball_dir, VideoEvalConfig(vgg_weights=str(tmp_path / "no.pt")))
