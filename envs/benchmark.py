@@ -228,7 +228,7 @@ def add_wrapper_bench(sub: Any) -> None:
 
 
 def _cmd_bench_wrapper(args: Any) -> int:
-    from keypoint_wm.cli import UsageError, _write_json
+    from keypoint_wm.cli import _write_json
 
     for flag, value in (
         ("--steps", args.steps),
@@ -237,7 +237,7 @@ def _cmd_bench_wrapper(args: Any) -> int:
         ("--action-repeat", args.action_repeat),
     ):
         if value < 1:
-            raise UsageError(f"{flag} expects a positive integer, got {value}")
+            raise ValueError(f"{flag} expects a positive integer, got {value}")
     result = run_wrapper_benchmark(
         task=args.task,
         steps=args.steps,

@@ -438,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(commands)
     _add_train(commands)
     _add_evaluate(commands)
+    from keypoint_wm.rewards.cli import add_rewards_command
+
+    add_rewards_command(commands)
     _add_bench(commands)
     return parser
 

@@ -158,7 +158,10 @@ def find_reward_head(path: str | Path, task: str | None = None) -> Path:
     if (path / HEAD_CONFIG).exists():
         return path
     if not path.is_dir():
-        raise FileNotFoundError(f"reward head {path} does not exist")
+        raise FileNotFoundError(
+            f"reward head {path} does not exist; train heads with "
+            "`keypoint-wm rewards train --run RUN --data DIR`"
+        )
     heads = sorted(p.name for p in path.iterdir() if (p / HEAD_CONFIG).exists())
     if task is not None and task in heads:
         return path / task

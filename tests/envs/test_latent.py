@@ -12,6 +12,7 @@ from latent_testing import SIZE, tiny_dmc_run
 
 import keypoint_wm
 from keypoint_wm.envs import ALL_TASKS, DMCPixelEnv, LatentObservation, latent_env_id
+from keypoint_wm.rewards import RewardHead, RewardHeadConfig
 
 UNWRAPPED_NOTE = "is different from the unwrapped version"
 
@@ -63,10 +64,14 @@ def test_online_state_equals_the_models_observe(dmc_run, world_model):
     """Step by step, the wrapper's hidden state is what StructVRNN.observe computes over the
     same frames and actions (same posterior noise, detected keypoints fed to the GRU)."""
     base = DMCPixelEnv("reacher", "easy", size=SIZE, action_repeat=2, render_mode="rgb_array")
-    env = LatentObservation(base, world_model, sample_latent=True, feed_observed=True)
+    head = RewardHead(RewardHeadConfig(input_size=16, units=8, reward_mean=1.0))
+    env = LatentObservation(
+        base, world_model, reward_head=head, sample_latent=True, feed_observed=True
+    )
     obs, info = env.reset(seed=11)
     frames, actions, observations, keypoints = [base.render()], [np.zeros(2)], [obs], []
     keypoints.append(info["keypoints"])
+    predicted = [info["predicted_reward"]]
     rng = np.random.default_rng(0)
     for _ in range(6):
         action = rng.uniform(-1, 1, 2).astype(np.float32)
@@ -75,6 +80,7 @@ def test_online_state_equals_the_models_observe(dmc_run, world_model):
         actions.append(action)
         observations.append(obs)
         keypoints.append(info["keypoints"])
+        predicted.append(info["predicted_reward"])
     images = keypoint_wm.api.frames_to_tensor(np.stack(frames)[None], torch.device("cpu"))
     torch.manual_seed(11)
     with torch.no_grad():
@@ -87,6 +93,10 @@ def test_online_state_equals_the_models_observe(dmc_run, world_model):
     np.testing.assert_allclose(observations[:, 3 * k :], out.hidden[0], atol=1e-5)
     np.testing.assert_allclose(np.stack(keypoints), out.keypoints[0], atol=1e-6)
     assert np.abs(observations[1:, 3 * k :]).max() > 0  # the state did move
+    # The head's online predictions are those of the head run over the hidden sequence.
+    with torch.no_grad():
+        offline = head(out.hidden)[0][0]
+    np.testing.assert_allclose(predicted, offline, atol=1e-5)
     env.close()
 
 

@@ -1,0 +1,216 @@
+"""``keypoint-wm rewards evaluate``: normalised reward-prediction error, runs side by side.
+
+For each world-model run and task: the run's heads (``RUN/rewards/<task>``, trained by
+``keypoint-wm rewards train``) predict the rewards of the held-out 20 % of the test split's
+windows (the same windows and split as in training: window, stride, seed and fraction are
+read from each head). The error is the MSE divided by that of a null model predicting the
+mean training reward (paper Figure 8), per time step with a 95 % confidence interval, and
+overall. Output: a table (tasks x runs), a JSON object and a plot like Figure 8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keypoint_wm.rewards.head import find_reward_head, load_reward_head
+from keypoint_wm.rewards.sequences import collect_reward_sequences, split_windows
+from keypoint_wm.rewards.train import (
+    RewardTrainConfig,
+    normalized_mse,
+    predict,
+    train_reward_heads,
+)
+
+__all__ = ["evaluate_reward_prediction", "format_reward_table", "plot_reward_prediction"]
+
+
+def _run_label(run: Path, config: Any) -> str:
+    names = {"keypoints": "Struct", "cnn": "CNN"}
+    model = config.model
+    kind = f"{names.get(model.representation, model.representation)}-{model.dynamics.upper()}"
+    return f"{run.name} ({kind})"
+
+
+def evaluate_reward_prediction(
+    runs: list[str | Path],
+    data_dir: str | Path,
+    labels: list[str] | None = None,
+    heads: list[str | Path] | None = None,
+    tasks: list[str] | None = None,
+    train_missing: bool = False,
+    train_config: RewardTrainConfig | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score the reward heads of one or more runs on the same data.
+
+    Args:
+        runs: run directories (e.g. a Struct-VRNN and a CNN-VRNN run).
+        data_dir: the dataset the heads were trained on.
+        labels: names for the runs (default: directory name and model kind).
+        heads: head directories per run (default ``RUN/rewards``).
+        tasks: only these tasks (default: every task with a head).
+        train_missing: train heads that are missing (with ``train_config``) instead of
+            raising.
+
+    Raises:
+        FileNotFoundError: a run has no heads (the message says how to train them).
+    """
+    import keypoint_wm
+
+    if not runs:
+        raise ValueError("--run: give at least one run directory")
+    if labels and len(labels) != len(runs):
+        raise ValueError(f"--label: give one label per --run ({len(runs)}), got {len(labels)}")
+    if heads and len(heads) != len(runs):
+        raise ValueError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
+    results = []
+    all_tasks: list[str] = []
+    for i, run in enumerate(runs):
+        run = Path(run)
+        model = keypoint_wm.load(run, device=device or "cpu", precision="auto")
+        head_root = Path(heads[i]) if heads else run / "rewards"
+        wanted = _tasks_with_heads(head_root, tasks)
+        if not wanted or (tasks and set(wanted) != set(tasks)):
+            if not train_missing:
+                find_reward_head(head_root, (tasks or [None])[0])  # raises with a hint
+                raise FileNotFoundError(
+                    f"{head_root}: heads missing for some of --tasks {tasks}; train them with "
+                    f"`keypoint-wm rewards train --run {run} --data {data_dir}` or pass "
+                    "--train-missing"
+                )
+            train_reward_heads(model, data_dir, head_root, train_config, tasks, progress)
+            wanted = _tasks_with_heads(head_root, tasks)
+        label = labels[i] if labels else _run_label(run, model.config)
+        entry: dict[str, Any] = {
+            "label": label,
+            "run": str(run),
+            "checkpoint_step": model.step,
+            "representation": model.config.model.representation,
+            "dynamics": model.config.model.dynamics,
+            "tasks": {},
+        }
+        loaded = {task: load_reward_head(head_root, task, model.device) for task in wanted}
+        # Heads trained together share the window settings: collect once per setting.
+        groups: dict[tuple, list[str]] = {}
+        for task, head in loaded.items():
+            meta = head.config.metadata
+            key = tuple(meta.get(k) for k in ("window", "stride", "max_windows", "seed"))
+            groups.setdefault(key, []).append(task)
+        for (window, stride, max_windows, seed), group in groups.items():
+            defaults = RewardTrainConfig()
+            seed = defaults.seed if seed is None else seed
+            sequences = collect_reward_sequences(
+                model,
+                data_dir,
+                window=window or defaults.window,
+                stride=stride or defaults.stride,
+                max_windows=max_windows or defaults.max_windows,
+                tasks=group,
+                seed=seed,
+                progress=progress,
+            )
+            for task in group:
+                head = loaded[task]
+                fraction = head.config.metadata.get("train_fraction", defaults.train_fraction)
+                seqs = sequences[task]
+                _, test_index = split_windows(len(seqs), fraction, seed)
+                test = seqs.subset(test_index)
+                overall, per_step, ci95 = normalized_mse(
+                    predict(head, test.hidden), test.reward, head.config.reward_mean
+                )
+                constant = bool(np.isnan(overall))
+                entry["tasks"][task] = {
+                    "normalized_mse": None if constant else overall,
+                    "per_step": None if constant else per_step.tolist(),
+                    "ci95": None if constant else ci95.tolist(),
+                    "constant_rewards": constant,
+                    "test_windows": len(test),
+                    "mean_train_reward": head.config.reward_mean,
+                }
+        scores = [
+            t["normalized_mse"] for t in entry["tasks"].values() if t["normalized_mse"] is not None
+        ]
+        entry["mean_normalized_mse"] = float(np.mean(scores)) if scores else None
+        results.append(entry)
+        all_tasks += [t for t in entry["tasks"] if t not in all_tasks]
+    return {
+        "data": str(data_dir),
+        "metric": "MSE / MSE of a null model predicting the mean training reward (lower is "
+        "better, 1 = no better than the null model)",
+        "tasks": sorted(all_tasks),
+        "note": "normalized_mse is null for a task whose test rewards all equal the "
+        "training mean (constant_rewards): the null model is exact there",
+        "runs": results,
+    }
+
+
+def _tasks_with_heads(root: Path, tasks: list[str] | None) -> list[str]:
+    if not root.is_dir():
+        return []
+    found = sorted(p.name for p in root.iterdir() if (p / "head.json").exists())
+    return [t for t in found if not tasks or t in tasks]
+
+
+def format_reward_table(result: dict[str, Any]) -> str:
+    """Tasks x runs table of the overall normalised MSE."""
+    labels = [r["label"] for r in result["runs"]]
+    width = max([12, *(len(label) + 2 for label in labels)])
+    lines = [
+        "normalized reward MSE (MSE / null model's MSE; < 1 beats predicting the mean)",
+        f"{'task':<20}" + "".join(f"{label:>{width}}" for label in labels),
+    ]
+    for task in result["tasks"]:
+        row = f"{task:<20}"
+        for run in result["runs"]:
+            value = run["tasks"].get(task, {}).get("normalized_mse")
+            row += f"{'-' if value is None else f'{value:.3f}':>{width}}"
+        lines.append(row)
+    row = f"{'mean':<20}"
+    for run in result["runs"]:
+        value = run["mean_normalized_mse"]
+        row += f"{'-' if value is None else f'{value:.3f}':>{width}}"
+    lines.append(row)
+    return "\n".join(lines)
+
+
+def plot_reward_prediction(result: dict[str, Any], path: str | Path) -> Path:
+    """Figure 8 style: one panel per task, normalised MSE over time, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = result["tasks"]
+    columns = min(3, max(1, len(tasks)))
+    rows = (len(tasks) + columns - 1) // columns
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False, sharex=True
+    )
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        for run in result["runs"]:
+            scores = run["tasks"].get(task)
+            if scores is None or scores["per_step"] is None:
+                continue
+            mean, ci = np.array(scores["per_step"]), np.array(scores["ci95"])
+            steps = np.arange(len(mean))
+            (line,) = ax.plot(steps, mean, label=run["label"])
+            ax.fill_between(steps, mean - ci, mean + ci, alpha=0.25, color=line.get_color())
+        ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(task)
+        ax.set_xlabel("time step")
+        ax.set_ylabel("normalized MSE")
+    for ax in list(axes.flat)[len(tasks) :]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, loc="lower center", ncol=len(names))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

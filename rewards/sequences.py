@@ -1,0 +1,189 @@
+"""The reward heads' data: world-model hidden states along observed test sequences.
+
+Paper S2.2: the hidden states of the trained model for length-20 sequences from the test
+split of each task, then 80 % of them to train a head and 20 % to test it. Here:
+
+- the episode files of the data's test split (the run's own ``train.test_fraction``, by
+  path hash as in training: the world model never saw them), grouped by task;
+- windows of ``window`` frames every ``stride`` frames of each episode, at most
+  ``max_windows`` per task (evenly spread over the candidates);
+- :meth:`~keypoint_wm.api.WorldModel.observe` over each window with its actions (posterior
+  at every step; the noise is seeded); ``hidden[:, t]`` = h_{t-1} goes with ``reward[:, t]``;
+- a deterministic split of the windows, by seed, into the head's train and test parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from keypoint_wm.api import WorldModel
+from keypoint_wm.data.episodes import load_episode
+from keypoint_wm.data.sequences import EpisodeIndex
+
+__all__ = ["RewardSequences", "collect_reward_sequences", "split_windows"]
+
+
+@dataclass
+class RewardSequences:
+    """The windows of one task.
+
+    Attributes:
+        task: task name (the dataset's sub-directory, e.g. ``"cheetah-run"``).
+        hidden: float32 ``[N, T, H]`` world-model hidden states (``hidden[:, t]`` = h_{t-1}).
+        reward: float32 ``[N, T]`` rewards received with each frame.
+        episode: ``[N]`` index of the window's episode file in ``files``.
+        start: ``[N]`` first frame of each window.
+        files: the task's test-split episode files.
+    """
+
+    task: str
+    hidden: np.ndarray
+    reward: np.ndarray
+    episode: np.ndarray
+    start: np.ndarray
+    files: list[str]
+
+    def __len__(self) -> int:
+        return int(self.hidden.shape[0])
+
+    def subset(self, index: np.ndarray) -> RewardSequences:
+        return RewardSequences(
+            self.task,
+            self.hidden[index],
+            self.reward[index],
+            self.episode[index],
+            self.start[index],
+            self.files,
+        )
+
+
+def split_windows(count: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of ``count`` windows into (train, test) index arrays.
+
+    Raises:
+        ValueError: fewer than 2 windows, or a fraction outside (0, 1).
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    if count < 2:
+        raise ValueError(f"need at least 2 windows to split into train and test, got {count}")
+    order = np.random.default_rng(np.random.SeedSequence([seed, count])).permutation(count)
+    cut = min(max(1, round(count * train_fraction)), count - 1)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def _window_starts(frames: int, window: int, stride: int) -> list[int]:
+    return list(range(0, frames - window + 1, stride))
+
+
+def collect_reward_sequences(
+    model: WorldModel,
+    data_dir: str | Path,
+    window: int = 20,
+    stride: int = 10,
+    max_windows: int = 10_000,
+    tasks: list[str] | None = None,
+    test_fraction: float | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, RewardSequences]:
+    """Hidden states and rewards of the test split's windows, per task.
+
+    Args:
+        model: the trained world model.
+        data_dir: the dataset (ours, one sub-directory per task).
+        window, stride: window length in frames (paper: 20) and spacing of window starts.
+        max_windows: at most this many windows per task (paper: 10,000).
+        tasks: only these tasks (default: every task of the test split).
+        test_fraction: the test split (default: the run's ``train.test_fraction``).
+        batch_size: windows per model call.
+        seed: seeds the subset choice and the posterior noise.
+
+    Raises:
+        FileNotFoundError: no test-split episode long enough, or an unknown task.
+        ValueError: bad window/stride/max_windows.
+    """
+    for name, value in (("window", window), ("stride", stride), ("max_windows", max_windows)):
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if test_fraction is None:
+        test_fraction = model.config.train.test_fraction
+    index = EpisodeIndex(data_dir, "test", test_fraction, min_frames=window)
+    by_task: dict[str, list[Path]] = {}
+    for record in index.records:
+        by_task.setdefault(record.task, []).append(record.path)
+    if tasks:
+        missing = [t for t in tasks if t not in by_task]
+        if missing:
+            raise FileNotFoundError(
+                f"--tasks: no test-split episodes of {', '.join(missing)} under {data_dir} "
+                f"(tasks there: {', '.join(sorted(by_task))})"
+            )
+        by_task = {t: by_task[t] for t in tasks}
+    frames_of = {r.path: r.frames for r in index.records}
+    result = {}
+    for task, paths in sorted(by_task.items()):
+        candidates = [
+            (i, start)
+            for i, path in enumerate(paths)
+            for start in _window_starts(frames_of[path], window, stride)
+        ]
+        if len(candidates) > max_windows:
+            keep = np.linspace(0, len(candidates) - 1, max_windows).round().astype(int)
+            candidates = [candidates[i] for i in keep]
+        result[task] = _observe_windows(
+            model, task, paths, candidates, window, batch_size, seed, progress
+        )
+    return result
+
+
+@torch.no_grad()
+def _observe_windows(
+    model: WorldModel,
+    task: str,
+    paths: list[Path],
+    windows: list[tuple[int, int]],
+    window: int,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+) -> RewardSequences:
+    torch.manual_seed(seed)
+    hidden, reward = [], []
+    cache: dict[int, object] = {}
+    action_size = model.action_size
+    bar = tqdm(total=len(windows), desc=f"hidden states {task}", unit="seq", disable=not progress)
+    for begin in range(0, len(windows), batch_size):
+        chunk = windows[begin : begin + batch_size]
+        frames, actions, rewards = [], [], []
+        for episode_index, start in chunk:
+            if episode_index not in cache:
+                cache.clear()  # windows come episode by episode: keep one in memory
+                cache[episode_index] = load_episode(paths[episode_index])
+            episode = cache[episode_index]
+            frames.append(episode.image[start : start + window])  # type: ignore[attr-defined]
+            action = np.zeros((window, action_size), np.float32)
+            source = episode.action[start : start + window]  # type: ignore[attr-defined]
+            width = min(action_size, source.shape[1])
+            action[:, :width] = source[:, :width]
+            actions.append(action)
+            rewards.append(episode.reward[start : start + window])  # type: ignore[attr-defined]
+        out = model.observe(np.stack(frames), np.stack(actions) if action_size else None)
+        hidden.append(out.hidden.numpy().astype(np.float32))
+        reward.append(np.stack(rewards).astype(np.float32))
+        bar.update(len(chunk))
+    bar.close()
+    return RewardSequences(
+        task=task,
+        hidden=np.concatenate(hidden),
+        reward=np.concatenate(reward),
+        episode=np.array([w[0] for w in windows]),
+        start=np.array([w[1] for w in windows]),
+        files=[str(p) for p in paths],
+    )

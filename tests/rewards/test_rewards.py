@@ -1,0 +1,141 @@
+"""Reward heads: the module, training on real hidden states, the CLI, imagined rewards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from latent_testing import tiny_dmc_data, tiny_dmc_run
+
+import keypoint_wm
+from keypoint_wm.rewards import (
+    RewardHead,
+    RewardHeadConfig,
+    RewardSequences,
+    RewardTrainConfig,
+    fit_reward_head,
+    imagine_rewards,
+    load_reward_head,
+    normalized_mse,
+    save_reward_head,
+    split_windows,
+)
+
+
+@pytest.fixture(scope="module")
+def dmc(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    return tiny_dmc_run(base), tiny_dmc_data(base)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+
+
+def test_head_shapes_and_files_round_trip(tmp_path):
+    head = RewardHead(RewardHeadConfig(input_size=16, units=8, reward_mean=2.0, reward_std=3.0))
+    rewards, state = head(torch.randn(5, 20, 16))
+    assert rewards.shape == (5, 20) and state.shape == (2, 5, 8)
+    # Online steps give what the sequence call gives.
+    hidden = torch.randn(2, 6, 16)
+    state = None
+    online = []
+    for t in range(6):
+        reward, state = head.step(hidden[:, t], state)
+        online.append(reward)
+    torch.testing.assert_close(torch.stack(online, 1), head(hidden)[0])
+    save_reward_head(head, tmp_path / "heads" / "cheetah-run")
+    loaded = load_reward_head(tmp_path / "heads", task="cheetah-run")
+    torch.testing.assert_close(loaded(hidden)[0], head(hidden)[0])
+    with pytest.raises(FileNotFoundError, match="heads found: cheetah-run"):
+        load_reward_head(tmp_path / "heads", task="walker-walk")
+    with pytest.raises(ValueError, match="input_size"):
+        RewardHeadConfig(input_size=0)
+
+
+def test_split_and_normalized_mse():
+    train, test = split_windows(10, 0.8, seed=1)
+    assert len(train) == 8 and len(test) == 2 and not set(train) & set(test)
+    assert np.array_equal(split_windows(10, 0.8, seed=1)[1], test)
+    reward = np.array([[0.0, 2.0], [2.0, 0.0]])
+    assert normalized_mse(np.full((2, 2), 1.0), reward, 1.0)[0] == pytest.approx(1.0)
+    overall, per_step, ci = normalized_mse(reward, reward, 1.0)
+    assert overall == 0 and per_step.shape == (2,) and np.all(ci == 0)
+    assert np.isnan(normalized_mse(reward, np.ones((2, 2)), 1.0)[0])  # nothing to learn
+
+
+def test_head_learns_a_reward_that_depends_on_the_hidden_state():
+    rng = np.random.default_rng(0)
+    hidden = rng.uniform(-1, 1, (240, 20, 8)).astype(np.float32)
+    reward = (hidden[..., 0] * 2 + hidden[..., 1] ** 2).astype(np.float32)
+    seqs = RewardSequences("toy", hidden, reward, np.zeros(240), np.zeros(240), [])
+    config = RewardTrainConfig(steps=300, units=32, batch_size=32)
+    head = fit_reward_head(seqs.subset(np.arange(200)), None, config, progress=False)
+    test = seqs.subset(np.arange(200, 240))
+    from keypoint_wm.rewards.train import predict
+
+    score = normalized_mse(predict(head, test.hidden), test.reward, head.config.reward_mean)[0]
+    assert score < 0.2
+
+
+def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
+    run, data = dmc
+    heads = tmp_path / "heads"
+    result = cli(
+        "rewards", "train", "--run", str(run), "--data", str(data), "--out", str(heads),
+        "--steps", "20", "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "cartpole-balance" in result.stdout
+    assert list((heads / "tensorboard" / "cartpole-balance").glob("events.out.tfevents.*"))
+    meta = json.loads((heads / "cartpole-balance" / "head.json").read_text())["metadata"]
+    assert meta["window"] == 20 and meta["train_windows"] > meta["test_windows"] > 0
+    out, plot = tmp_path / "rewards.json", tmp_path / "fig8.png"
+    result = cli(
+        "rewards", "evaluate", "--run", str(run), "--run", str(run), "--heads", str(heads),
+        "--heads", str(heads), "--label", "struct", "--label", "again", "--data", str(data),
+        "--json", str(out), "--plot", str(plot), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(out.read_text())
+    assert [r["label"] for r in payload["runs"]] == ["struct", "again"]
+    scores = payload["runs"][0]["tasks"]["cartpole-balance"]
+    assert len(scores["per_step"]) == 20 and scores["normalized_mse"] > 0
+    assert scores == payload["runs"][1]["tasks"]["cartpole-balance"]  # same run, same score
+    assert plot.stat().st_size > 0 and "normalized reward MSE" in result.stdout
+
+
+def test_cli_errors_name_the_flag(dmc, tmp_path):
+    run, data = dmc
+    result = cli("rewards", "evaluate", "--run", str(tmp_path), "--data", str(data))
+    assert result.returncode == 2 and "--run" in result.stderr
+    result = cli("rewards", "evaluate", "--run", str(run), "--data", str(data), "--heads",
+                 str(tmp_path / "none"))  # fmt: skip
+    assert result.returncode == 1 and "keypoint-wm rewards train" in result.stderr
+
+
+def test_imagined_rewards_follow_the_actions(dmc):
+    run, _ = dmc
+    model = keypoint_wm.load(run, device="cpu", precision="fp32")
+    head = RewardHead(RewardHeadConfig(input_size=model.config.model.rnn_units, units=8))
+    frames = np.random.default_rng(0).integers(0, 255, (2, 3, 32, 32, 3), dtype=np.uint8)
+    actions = np.zeros((2, 7, model.action_size), np.float32)
+    out = imagine_rewards(model, head, frames, actions, num_future=4, num_samples=3)
+    assert out.rewards.shape == (2, 3, 7) and out.num_observed == 3
+    other = actions.copy()
+    other[:, 4:] = 1.0
+    torch.manual_seed(0)
+    a = imagine_rewards(model, head, frames, actions, 4).rewards
+    torch.manual_seed(0)
+    b = imagine_rewards(model, head, frames, other, 4).rewards
+    torch.testing.assert_close(a[..., :4], b[..., :4])  # the past does not see the future
+    assert not torch.allclose(a[..., 5:], b[..., 5:])  # the imagined frames do
