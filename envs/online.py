@@ -351,6 +351,36 @@ class LatentFilter:
             rewards=None if reward is None else reward[b:].cpu().numpy().astype(np.float32),
         )
 
+    @torch.no_grad()
+    def imagine(self, actions: np.ndarray | None, sample: bool = True) -> None:
+        """Advance every row with its action and IMAGINE the next frame from the prior.
+
+        ``h_t = GRU([feed_t, z_t, a_{t+1}], h_{t-1})``, then z_{t+1} from ``prior(h_t)``
+        (its mean when not ``sample``; the noise comes from :attr:`generator`) and the decoded
+        keypoints, which become the current keypoints (scale clamped to [0, 1]) and are fed
+        back; the reward head, if any, predicts the imagined frame's reward.
+        """
+        hidden = self.advance(actions)
+        dyn = self.dynamics
+        latent = None
+        if dyn.stochastic:
+            assert dyn.prior is not None
+            prior = dyn.prior(hidden)
+            latent = prior.mean
+            if sample:
+                noise = torch.randn(prior.std.shape, generator=self.generator, device=self.device)
+                latent = latent + prior.std * noise
+            decoded = dyn.decoder(hidden, latent)
+        else:
+            decoded = dyn.decoder(hidden)
+        keypoints = decoded.view(self.num_envs, -1, 3).clone()
+        keypoints[..., 2] = keypoints[..., 2].clamp(0.0, 1.0)
+        reward, head_state = None, None
+        if self.reward_head is not None:
+            reward, head_state = self.reward_head.step(hidden, self.head_state)
+        rows = torch.arange(self.num_envs, device=self.device)
+        self._store(rows, hidden, (keypoints, latent, decoded, reward, head_state))
+
     # ------------------------------------------------------------------ outputs
     def _features(self, keypoints: Tensor, hidden: Tensor) -> np.ndarray:
         parts = []

@@ -1,0 +1,76 @@
+"""DreamEnv: imagined steps from a real tiny run's prior and a reward head."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from latent_testing import SIZE, tiny_dmc_data, tiny_dmc_run
+
+import keypoint_wm
+from keypoint_wm.envs import DreamEnv
+from keypoint_wm.rewards import RewardHead, RewardHeadConfig
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    run, data = tiny_dmc_run(base), tiny_dmc_data(base)
+    model = keypoint_wm.load(run, device="cpu", precision="fp32")
+    torch.manual_seed(0)
+    head = RewardHead(RewardHeadConfig(input_size=16, units=8, reward_mean=0.5))
+    return model, head, data
+
+
+def test_dream_env_passes_the_checkers(setup):
+    from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    model, head, data = setup
+    env = DreamEnv(
+        model, head, data=data / "cartpole-balance", max_episode_steps=5, render_mode="rgb_array"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gymnasium_check_env(env)
+        sb3_check_env(env)
+    # (A bare instance has no registry spec to remake it with other render modes from.)
+    assert not [str(w.message) for w in caught if "not having a spec" not in str(w.message)]
+    assert env.action_space.shape == (1,)  # cartpole's, from the data
+    assert env.render().shape == (SIZE * 4, SIZE * 4, 3)
+
+
+def test_dream_rewards_come_from_the_head_and_depend_on_actions(setup):
+    model, head, data = setup
+    env = DreamEnv(model, head, data=data, max_episode_steps=4, sample=False)
+    obs, info = env.reset(seed=3)
+    k = model.num_keypoints
+    first_hidden = obs[3 * k :].copy()
+    returns = []
+    for value in (-1.0, 1.0):
+        env.reset(seed=3)
+        total, truncated, steps = 0.0, False, 0
+        while not truncated:
+            obs, reward, terminated, truncated, info = env.step(np.full(2, value, np.float32))
+            assert not terminated and reward == info["predicted_reward"]
+            total += reward
+            steps += 1
+        assert steps == 4
+        returns.append(total)
+    assert returns[0] != returns[1]  # the agent's actions condition the dream
+    # The hidden state after reset is the posterior's over the context frames.
+    np.testing.assert_allclose(env.reset(seed=3)[0][3 * k :], first_hidden)
+
+
+def test_dream_env_from_frames_and_errors(setup):
+    model, head, _ = setup
+    frames = np.zeros((2, 3, SIZE, SIZE, 3), np.uint8)
+    env = DreamEnv(model, head, start_frames=frames, max_episode_steps=2)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    with pytest.raises(ValueError, match="reward_head is required"):
+        DreamEnv(model, None, start_frames=frames)
+    with pytest.raises(ValueError, match="start_frames must be uint8"):
+        DreamEnv(model, head, start_frames=np.zeros((2, 3, 8, 8, 3), np.uint8))
