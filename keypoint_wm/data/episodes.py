@@ -293,3 +293,17 @@ def write_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> Path:
     path = Path(root) / MANIFEST_NAME
     atomic_write_bytes(path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return path
+
+
+def episode_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of an episode file, reading only that member (no image decompression)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "metadata.npy" not in archive.namelist():
+                return {}
+            with archive.open("metadata.npy") as member:
+                value = np.lib.format.read_array(member, allow_pickle=False)
+        return json.loads(str(value))
+    except (OSError, zipfile.BadZipFile, ValueError) as error:
+        raise EpisodeFormatError(f"{path}: cannot read metadata ({error})") from error

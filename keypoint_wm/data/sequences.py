@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from keypoint_wm.data.episodes import iter_episode_files, load_episode
+from keypoint_wm.data.episodes import episode_metadata, iter_episode_files, load_episode
 from keypoint_wm.data.inspect import array_headers
 
 
@@ -52,8 +52,12 @@ class EpisodeIndex:
     Args:
         root: a dataset directory (ours, laid out by task, or a flat folder of
             reference-implementation ``.npz`` files).
-        split: ``"train"``, ``"test"`` or ``"all"``.
-        test_fraction: fraction of files (per task, by path hash) held out as ``"test"``.
+        split: ``"train"``, ``"test"`` or ``"all"``. When every file's metadata names its
+            split (``"train"``/``"test"``, e.g. Human3.6M's subject split), that split is
+            used (``split_source == "metadata"``); otherwise files are split by path hash
+            (``split_source == "hash"``).
+        test_fraction: fraction of files (per task, by path hash) held out as ``"test"``;
+            unused for metadata splits.
         min_frames: drop files shorter than this (a window must fit).
     """
 
@@ -65,10 +69,12 @@ class EpisodeIndex:
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
         self.root = Path(root)
+        self.split_source = "all"
+        paths = list(iter_episode_files(self.root))
+        is_test = self._test_flags(paths, test_fraction) if split != "all" else None
         records = []
-        for path in iter_episode_files(self.root):
-            relative = str(path.relative_to(self.root))
-            if split != "all" and is_test_file(relative, test_fraction) != (split == "test"):
+        for number, path in enumerate(paths):
+            if is_test is not None and is_test[number] != (split == "test"):
                 continue
             headers = array_headers(path)
             if "image" not in headers:
@@ -96,6 +102,15 @@ class EpisodeIndex:
         if len(shapes) > 1:
             raise ValueError(f"{self.root}: episodes have different image shapes {sorted(shapes)}")
         self.records = records
+
+    def _test_flags(self, paths: list[Path], test_fraction: float) -> list[bool]:
+        """Whether each file is in the test split: by metadata if all files say, else hash."""
+        declared = [episode_metadata(p).get("split") for p in paths]
+        if declared and all(s in ("train", "test") for s in declared):
+            self.split_source = "metadata"
+            return [s == "test" for s in declared]
+        self.split_source = "hash"
+        return [is_test_file(str(p.relative_to(self.root)), test_fraction) for p in paths]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

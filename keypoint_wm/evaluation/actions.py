@@ -28,8 +28,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.data.episodes import read_manifest
-from keypoint_wm.evaluation.datasets import episode_metadata, split_index, task_records
+from keypoint_wm.data.episodes import episode_metadata, read_manifest
+from keypoint_wm.evaluation.datasets import split_index, task_records
 from keypoint_wm.evaluation.windows import iter_windows
 
 

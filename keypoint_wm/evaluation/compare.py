@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from keypoint_wm.data.episodes import episode_metadata
 from keypoint_wm.evaluation.actions import ActionEvalConfig
-from keypoint_wm.evaluation.datasets import episode_metadata
 from keypoint_wm.evaluation.video import VideoEvalConfig
 
 METRICS = ("video", "tracking", "actions")

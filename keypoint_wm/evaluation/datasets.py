@@ -8,60 +8,22 @@ file keeps windows of one video out of both sides (paper S2.1).
 
 from __future__ import annotations
 
-import copy
-import json
-import zipfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from keypoint_wm.data.episodes import EpisodeFormatError
-from keypoint_wm.data.sequences import EpisodeIndex, EpisodeRecord, is_test_file
-
-
-def episode_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata of an episode file, reading only that member (no image decompression)."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if "metadata.npy" not in archive.namelist():
-                return {}
-            with archive.open("metadata.npy") as member:
-                value = np.lib.format.read_array(member, allow_pickle=False)
-        return json.loads(str(value))
-    except (OSError, zipfile.BadZipFile, ValueError) as error:
-        raise EpisodeFormatError(f"{path}: cannot read metadata ({error})") from error
-
-
-def _subset(index: EpisodeIndex, records: list[EpisodeRecord], split: str) -> EpisodeIndex:
-    if not records:
-        raise FileNotFoundError(f"{index.root}: the {split} split holds no episode")
-    subset = copy.copy(index)
-    subset.records = records
-    return subset
+from keypoint_wm.data.sequences import EpisodeIndex, EpisodeRecord
 
 
 def split_index(
     data_dir: str | Path, test_fraction: float = 0.2, min_frames: int = 1
 ) -> tuple[EpisodeIndex, EpisodeIndex, str]:
-    """``(train, test, how)``: the dataset's episodes split by metadata or by path hash.
+    """``(train, test, how)``: the dataset's episodes split as training splits them.
 
-    ``how`` is ``"metadata"`` or ``"hash"``. ``test_fraction`` applies to hash splits only.
+    ``how`` is ``"metadata"`` (every file names its split) or ``"hash"`` (by path, with
+    ``test_fraction``); see :class:`~keypoint_wm.data.sequences.EpisodeIndex`.
     """
-    index = EpisodeIndex(data_dir, "all", test_fraction, min_frames=min_frames)
-    splits = [episode_metadata(r.path).get("split") for r in index.records]
-    if all(s in ("train", "test") for s in splits):
-        train = [r for r, s in zip(index.records, splits, strict=True) if s == "train"]
-        test = [r for r, s in zip(index.records, splits, strict=True) if s == "test"]
-        how = "metadata"
-    else:
-        root = Path(data_dir)
-        flags = [is_test_file(str(r.path.relative_to(root)), test_fraction) for r in index.records]
-        train = [r for r, t in zip(index.records, flags, strict=True) if not t]
-        test = [r for r, t in zip(index.records, flags, strict=True) if t]
-        how = "hash"
-    return _subset(index, train, "train"), _subset(index, test, "test"), how
+    train = EpisodeIndex(data_dir, "train", test_fraction, min_frames=min_frames)
+    test = EpisodeIndex(data_dir, "test", test_fraction, min_frames=min_frames)
+    return train, test, test.split_source
 
 
 def task_records(index: EpisodeIndex, task: str, window: int) -> list[EpisodeRecord]:

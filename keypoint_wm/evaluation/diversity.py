@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.evaluation.datasets import episode_metadata, split_index, task_records
+from keypoint_wm.data.episodes import episode_metadata
+from keypoint_wm.evaluation.datasets import split_index, task_records
 from keypoint_wm.evaluation.windows import iter_windows
 
 
