@@ -132,7 +132,7 @@ def add_rewards_command(commands: argparse._SubParsersAction) -> None:
         help="reward-prediction heads on a run's hidden states (paper Fig. 8)",
         description="Per task, a small GRU head predicts rewards from the world model's "
         "hidden states along observed length-20 sequences of the data's test split "
-        "(80%% of the windows train it, 20%% test it).",
+        "(80% of the windows train it, 20% test it).",
     )
     sub = p.add_subparsers(dest="rewards_command", required=True, metavar="{train,evaluate}")
     t = sub.add_parser("train", help="train one reward head per task (RUN/rewards/<task>)")
