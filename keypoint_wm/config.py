@@ -44,6 +44,12 @@ class TrainConfig:
             curriculum, not in the paper: wide blobs let the image loss pull keypoints
             from further away while they are still searching for objects).
         keypoint_width_steps: length of that curriculum in steps.
+        motion_prior_scale: initial weight of the motion-prior term (heatmaps pulled onto
+            image regions that differ from the sequence's median frame; not in the paper),
+            decaying linearly to 0 over ``motion_prior_steps``: it starts every keypoint
+            on a moving object, where the image loss can take over (DESIGN.md "Known
+            pitfall").
+        motion_prior_steps: length of that curriculum in steps.
         grad_clip_norm: global gradient-norm clipping (0 disables).
         precision: ``"bf16"`` runs the image networks in bf16 autocast with channels_last
             (dynamics and keypoint maths stay fp32); ``"channels_last"`` channels_last in fp32;
@@ -66,6 +72,8 @@ class TrainConfig:
     own_sample_prob_predicted: float = 0.5
     keypoint_width_start: float = 0.0
     keypoint_width_steps: int = 0
+    motion_prior_scale: float = 0.0
+    motion_prior_steps: int = 0
     grad_clip_norm: float = 10.0
     precision: str = "auto"
     data_workers: int = 2
@@ -107,6 +115,12 @@ class TrainConfig:
             return final
         frac = step / self.keypoint_width_steps
         return self.keypoint_width_start + frac * (final - self.keypoint_width_start)
+
+    def motion_prior_scale_at(self, step: int) -> float:
+        """The motion-prior weight at ``step`` (linear decay to 0)."""
+        if self.motion_prior_scale <= 0 or step >= self.motion_prior_steps:
+            return 0.0
+        return self.motion_prior_scale * (1.0 - step / self.motion_prior_steps)
 
     def own_sample_probs_at(self, step: int) -> tuple[float, float]:
         ramp = (

@@ -232,6 +232,7 @@ def schedule_at(config: RunConfig, step: int) -> LossSchedule:
         p_own_sample_observed=p_observed,
         p_own_sample_predicted=p_predicted,
         keypoint_width=config.train.keypoint_width_at(step, config.model.keypoint_width),
+        motion_scale=config.train.motion_prior_scale_at(step),
     )
 
 

@@ -96,9 +96,9 @@ def heatmap_overlap_loss(heatmaps: Tensor) -> Tensor:
 
     Each map is normalised to a distribution over its pixels (after adding the detector's
     epsilon, as :func:`~keypoint_wm.model.keypoint_ops.maps_to_keypoints` does); the loss is
-    the inner product ``sum_p q_k(p) q_k'(p)``, averaged over frames and the K (K - 1)
-    ordered pairs ``k != k'``. Two maps peaked on the same pixel score 1, maps on different
-    pixels 0. Its gradient lowers a map where other maps are concentrated and, through the
+    the inner product ``sum_p q_k(p) q_k'(p)`` summed over the other keypoints ``k' != k``
+    and averaged over keypoints and frames: how many other keypoints share a keypoint's
+    pixels (two maps peaked on the same pixel share 1, maps on different pixels 0). Its gradient lowers a map where other maps are concentrated and, through the
     normalisation, raises it most where it is already high elsewhere: a keypoint that shares
     an object with another one moves to its next-best object.
 
@@ -106,7 +106,7 @@ def heatmap_overlap_loss(heatmaps: Tensor) -> Tensor:
         heatmaps: ``[..., K, H, W]`` non-negative maps.
 
     Returns:
-        Scalar in [0, 1] (0 for K = 1).
+        Scalar in [0, K - 1] (0 for K = 1).
     """
     k = heatmaps.shape[-3]
     if k < 2:
@@ -115,7 +115,49 @@ def heatmap_overlap_loss(heatmaps: Tensor) -> Tensor:
     q = (maps / maps.sum(dim=-1, keepdim=True)).flatten(0, -3)  # [N, K, P]
     gram = q @ q.transpose(1, 2)  # [N, K, K]
     cross = gram.sum(dim=(1, 2)) - torch.diagonal(gram, dim1=1, dim2=2).sum(dim=1)
-    return cross.mean() / (k * (k - 1))
+    return cross.mean() / k
+
+
+def motion_map(images: Tensor, width: int) -> Tensor:
+    """Where each frame differs from its sequence's per-pixel temporal median.
+
+    Args:
+        images: ``[B, T, C, H, W]`` frames.
+        width: side of the output maps (the heatmap width; ``H`` must be a multiple).
+
+    Returns:
+        ``[B, T, width, width]`` float32, each map a distribution over its cells (sum 1):
+        the channel-summed absolute difference to the median frame, average-pooled. A frame
+        with no difference gives a uniform map.
+    """
+    images = images.float()
+    background = images.median(dim=1, keepdim=True).values
+    diff = (images - background).abs().sum(dim=2)  # [B, T, H, W]
+    batch, steps, height = diff.shape[:3]
+    pooled = torch.nn.functional.avg_pool2d(diff.flatten(0, 1), height // width)
+    pooled = pooled.view(batch, steps, -1) + 1e-6
+    return (pooled / pooled.sum(dim=-1, keepdim=True)).view(batch, steps, width, width)
+
+
+def motion_prior_loss(heatmaps: Tensor, motion: Tensor) -> Tensor:
+    """Cross-entropy pulling each keypoint's heatmap onto moving image regions.
+
+    ``-log(sum_p q_k(p) m(p) + eps)`` with ``q_k`` the spatially normalised heatmap and ``m``
+    the :func:`motion_map`, averaged over keypoints and frames. A bootstrapping curriculum
+    (not in the paper): objects are what moves, and a keypoint that sits on a moving object
+    receives gradient from the image loss; annealed to 0 by the trainer.
+
+    Args:
+        heatmaps: ``[B, T, K, w, w]`` non-negative maps.
+        motion: ``[B, T, w, w]`` distributions (:func:`motion_map`).
+
+    Returns:
+        Scalar >= 0 (0 only if every keypoint sits where all the motion is).
+    """
+    maps = heatmaps.float().flatten(-2) + 1e-6  # [B, T, K, P]
+    q = maps / maps.sum(dim=-1, keepdim=True)
+    attention = (q * motion.flatten(-2).unsqueeze(2)).sum(dim=-1)  # [B, T, K]
+    return -torch.log(attention + 1e-6).mean()
 
 
 def sparsity_loss(values: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ TERM_NAMES = (
     "image",
     "separation",
     "overlap",
+    "motion",
     "sparsity",
     "kp_observed",
     "kl",
@@ -31,12 +32,15 @@ class LossSchedule:
         p_own_sample_predicted: Same for predicted steps; the paper ramps it to 0.5.
         keypoint_width: Width of the reconstructor's Gaussian blobs in this step (a
             curriculum; not in the paper); None uses ``ModelConfig.keypoint_width``.
+        motion_scale: Weight of the motion-prior term in this step (a curriculum; not in
+            the paper; 0 leaves it uncomputed).
     """
 
     kl_scale: float
     p_own_sample_observed: float
     p_own_sample_predicted: float
     keypoint_width: float | None = None
+    motion_scale: float = 0.0
 
     @classmethod
     def start(cls) -> LossSchedule:

@@ -11,6 +11,8 @@ term                    what                                    weight
                         keypoints (observed frames by default)
 ``overlap``             overlap of the detector's heatmaps      ``overlap_loss_scale``
                         (not in the paper; 0 in its presets)
+``motion``              heatmaps on moving regions (curriculum, ``LossSchedule.motion_scale``
+                        not in the paper; off by default)
 ``sparsity``            L1 on scales (or raw heatmap means)     ``sparsity_loss_scale``
 ``kp_observed``         keypoint L2, observed steps             1
 ``kl``                  KL(posterior || prior), observed steps  ``LossSchedule.kl_scale``
@@ -243,6 +245,7 @@ class StructVRNN(nn.Module):
             "image": cfg.image_loss_scale,
             "separation": cfg.separation_loss_scale,
             "overlap": cfg.overlap_loss_scale,
+            "motion": schedule.motion_scale,
             "sparsity": cfg.sparsity_loss_scale,
             "kp_observed": 1.0,
             "kl": schedule.kl_scale,
@@ -300,6 +303,11 @@ class StructVRNN(nn.Module):
                 )
                 assert heatmaps is not None
                 terms["overlap"] = losses.heatmap_overlap_loss(heatmaps)
+                terms["motion"] = (
+                    losses.motion_prior_loss(heatmaps, losses.motion_map(images, cfg.heatmap_width))
+                    if schedule.motion_scale > 0
+                    else zero
+                )
                 if cfg.sparsity_target == "scale":
                     terms["sparsity"] = losses.sparsity_loss(keypoints[..., 2])
                 else:
@@ -307,6 +315,7 @@ class StructVRNN(nn.Module):
             else:
                 terms["separation"] = zero
                 terms["overlap"] = zero
+                terms["motion"] = zero
                 terms["sparsity"] = zero
             terms["kp_observed"] = losses.keypoint_loss(
                 target, dyn.decoded, slice(0, observed), steps

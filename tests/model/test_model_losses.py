@@ -86,10 +86,12 @@ def _peaked_maps(positions: list[tuple[int, int]], size: int = 8) -> torch.Tenso
     return maps
 
 
-def test_overlap_is_one_for_shared_peaks_and_zero_for_distinct_ones() -> None:
+def test_overlap_counts_the_keypoints_sharing_a_peak() -> None:
     shared = losses.heatmap_overlap_loss(_peaked_maps([(2, 2), (2, 2), (2, 2)]))
+    pair = losses.heatmap_overlap_loss(_peaked_maps([(2, 2), (2, 2), (7, 1)]))
     distinct = losses.heatmap_overlap_loss(_peaked_maps([(0, 0), (3, 5), (7, 1)]))
-    assert shared.item() == pytest.approx(1.0, abs=1e-4)
+    assert shared.item() == pytest.approx(2.0, abs=1e-3)  # each shares with two others
+    assert pair.item() == pytest.approx(2.0 / 3.0, abs=1e-3)
     assert distinct.item() == pytest.approx(0.0, abs=1e-4)
     assert losses.heatmap_overlap_loss(_peaked_maps([(1, 1)])).item() == 0.0
 
@@ -106,3 +108,23 @@ def test_overlap_gradient_moves_a_shared_keypoint_to_its_next_best_object() -> N
     assert grad[2, 2] > 0  # descent lowers the shared peak
     assert grad[6, 5] < 0  # and raises the second-best object...
     assert grad[6, 5] < 100 * grad[0, 7]  # ...far more than an empty background pixel
+
+
+def test_motion_map_marks_the_moving_object() -> None:
+    images = torch.zeros(1, 5, 3, 16, 16)
+    for t in range(5):
+        images[0, t, :, 2, 2 + 2 * t] = 1.0  # a dot moving right along row 2
+    images[0, :, :, 12, 12] = 1.0  # a static dot
+    motion = losses.motion_map(images, 8)
+    assert motion.sum(dim=(-2, -1)).allclose(torch.ones(1, 5))
+    assert motion[0, 0, 1, 1] > 0.9  # the moving dot's cell, frame 0
+    assert motion[0, 0, 6, 6] < 1e-3  # the static dot is background
+
+
+def test_motion_prior_prefers_keypoints_on_moving_regions() -> None:
+    motion = torch.zeros(1, 1, 4, 4)
+    motion[0, 0, 1, 1] = 1.0
+    on = _peaked_maps([(1, 1)], size=4).unsqueeze(0)
+    off = _peaked_maps([(3, 3)], size=4).unsqueeze(0)
+    assert losses.motion_prior_loss(on, motion) < 0.01
+    assert losses.motion_prior_loss(off, motion) > 5.0
