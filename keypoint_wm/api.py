@@ -113,15 +113,21 @@ class WorldModel:
         return tensor
 
     @torch.no_grad()
-    def observe(self, frames: ArrayLike, actions: ArrayLike | None = None) -> Observation:
+    def observe(
+        self, frames: ArrayLike, actions: ArrayLike | None = None, feed_observed: bool = False
+    ) -> Observation:
         """Detect keypoints in every frame and run the posterior dynamics over them.
 
         Args:
             frames: uint8 ``[B, T, H, W, 3]``.
             actions: ``[B, T, A]`` (action-conditioned models only).
+            feed_observed: feed the detected keypoints to the GRU instead of the decoded
+                posterior sample (the authors' inference behaviour, the default).
         """
         images = frames_to_tensor(frames, self.device)
-        out = self.model.observe(images, self._actions(actions, *images.shape[:2]))
+        out = self.model.observe(
+            images, self._actions(actions, *images.shape[:2]), feed_observed=feed_observed
+        )
         cpu = lambda x: None if x is None else x.detach().float().cpu()  # noqa: E731
         return Observation(
             keypoints=cpu(out.keypoints),
