@@ -54,6 +54,10 @@ class ModelConfig:
             reconstructor sees: ``"scale"`` multiplies the blob by the scale clamped to
             [0, 1] (paper eq. S4); ``"one"`` draws every blob at amplitude 1 (a fix for
             keypoints going dark, DESIGN.md "Known pitfall").
+        detector_coord_channels: Give the keypoint detector x/y coordinate channels (the
+            authors' code). Without them the detector is translation-equivariant, so a
+            keypoint can only pick its object by appearance, never by position: one
+            keypoint per object identity across sequences (CPU presets, see presets.py).
         heatmap_bias_init: Initial bias of the detector's final 1x1 conv (before softplus);
             0.0 is the Keras default. A negative value (e.g. -3: softplus 0.05 instead of
             0.69) makes the initial maps sparse, so their centres of mass react to the conv
@@ -116,6 +120,7 @@ class ModelConfig:
     scale_normalization: str = "max"
     heatmap_amplitude: str = "scale"
     heatmap_bias_init: float = 0.0
+    detector_coord_channels: bool = True
     # Image losses.
     image_loss_scale: float = 1.0
     separation_loss_scale: float = 0.1

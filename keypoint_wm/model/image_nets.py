@@ -126,8 +126,9 @@ class KeypointDetector(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        self.coord_channels = config.detector_coord_channels
         self.encoder = ImageEncoder(
-            3 + 2,
+            3 + 2 * self.coord_channels,
             config.image_size,
             config.num_encoder_filters,
             config.heatmap_width,
@@ -140,8 +141,9 @@ class KeypointDetector(nn.Module):
         self.channels_last = False
 
     def forward(self, images: Tensor) -> Tensor:
-        x = maybe_channels_last(add_coord_channels(images), self.channels_last)
-        features = self.encoder(x)
+        if self.coord_channels:
+            images = add_coord_channels(images)
+        features = self.encoder(maybe_channels_last(images, self.channels_last))
         return F.softplus(self.to_heatmaps(features).float())
 
 

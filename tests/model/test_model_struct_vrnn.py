@@ -215,3 +215,19 @@ def test_channels_last_fp32_matches_and_precision_helpers(
         model.set_precision("fp16")
     # state dicts load across precisions
     model.load_state_dict(fast.state_dict())
+
+
+def test_detector_without_coordinate_channels_is_translation_equivariant() -> None:
+    from keypoint_wm.model.config import ModelConfig
+    from keypoint_wm.model.image_nets import KeypointDetector
+
+    torch.manual_seed(0)
+    config = ModelConfig(image_size=32, heatmap_width=8, num_keypoints=3,
+                         num_encoder_filters=4, detector_coord_channels=False)  # fmt: skip
+    detector = KeypointDetector(config)
+    assert detector.encoder.convs[0].in_channels == 3
+    image = torch.zeros(1, 3, 32, 32)
+    image[0, :, 8:12, 8:12] = torch.rand(3, 4, 4)
+    shifted = torch.roll(image, shifts=(8, 8), dims=(2, 3))  # 2 heatmap cells down-right
+    maps, maps_shifted = detector(image), detector(shifted)
+    torch.testing.assert_close(maps_shifted[..., 3:6, 3:6], maps[..., 1:4, 1:4])
