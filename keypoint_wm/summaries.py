@@ -132,6 +132,8 @@ def render_media(
     predicted = images_to_uint8(rollout.images[:, 0])
     decoded = rollout.decoded_keypoints[:, 0].float().cpu().numpy()
     detected = keypoints.float().cpu().numpy()
+    if cfg.heatmap_amplitude == "one":  # the reconstructor draws every keypoint at full strength
+        decoded[..., 2] = detected[..., 2] = 1.0
     result: dict[str, list[np.ndarray]] = {"overlay": [], "strip": [], "side_by_side": []}
     for b in range(images.shape[0]):
         if cfg.representation == "keypoints":
