@@ -100,12 +100,23 @@ _DMCS = dict(
 # - best of 10 samples instead of 50 (the dynamics are a small part of the step either way);
 # - heatmap_bias_init -8: the detector's heatmaps start with a dark background (softplus(-8)
 #   ~ 3e-4 per pixel), so a keypoint's spatial expectation is pulled by the few pixels that
-#   respond to image content instead of sitting at the centroid of a flat map (DESIGN.md
-#   "Known pitfall"). Measured on Basketball (F16, batch 8, 4+4 steps): with bias 0 or -3
-#   (and with the Gaussians drawn at amplitude 1) the keypoints sat still on the empty court;
-#   with -8 they sit on players and move with them (RUN/media/keypoints.png) from ~150 steps.
-#   NOT enough yet: in 600 steps only the most contrasted player was found (held-out R^2
-#   1.00), the ball and the other players stay near 0; finding the full fix is open work;
+#   respond to image content instead of sitting at the centroid of a flat map;
+# - the keypoint-discovery fixes (DESIGN.md "Known pitfall"), measured on Basketball with
+#   the held-out probe (R^2 per object: ball, 5 players; F16, batch 8, 4+4 steps):
+#     paper losses, bias -8 ........................ the black player only, after ~1,100 steps
+#     + Gaussians at amplitude 1, overlap loss 3,
+#       motion prior 10 -> 0 over 600 steps .......... black 0.64 at step 300, others < 0.1
+#     + no coordinate channels in the detector ........ black 0.998 at step 350, the four
+#       other players 0.15-0.25 at step 400 and rising, the ball ~0
+#   * heatmap_amplitude "one": every keypoint is drawn for the reconstructor at full
+#     strength, so none goes dark and stops learning (the max-normalised scale of the paper
+#     let one keypoint take scale 1 and the other 11 fall to ~0.01);
+#   * overlap_loss_scale 3: keypoints sharing an object are pushed to their next-best one;
+#   * motion_prior_scale 10 decaying to 0 over 600 steps: heatmaps start on image regions
+#     that differ from the window's median frame (objects move), where the image loss can
+#     take over; the term is gone after step 600;
+#   * detector_coord_channels False: a translation-equivariant detector can only choose its
+#     object by appearance, which keeps a keypoint on the same object across sequences.
 # - 2,000 steps (about 0.8 s per step on an idle 2-core AVX2 box: ~27 minutes), every
 #   schedule scaled to that budget.
 _CPU_MODEL = dict(
@@ -114,6 +125,9 @@ _CPU_MODEL = dict(
     num_observed_steps=4,
     num_predicted_steps=4,
     heatmap_bias_init=-8.0,
+    heatmap_amplitude="one",
+    overlap_loss_scale=3.0,
+    detector_coord_channels=False,
 )
 _CPU_TRAIN = dict(
     steps=2_000,
@@ -122,6 +136,8 @@ _CPU_TRAIN = dict(
     lr_halving_steps=800,
     kl_annealing_steps=500,
     scheduled_sampling_steps=2_000,
+    motion_prior_scale=10.0,
+    motion_prior_steps=600,
     log_every=20,
     image_every=250,
     checkpoint_every=100,
