@@ -180,7 +180,9 @@ def _cmd_data_basketball(args: argparse.Namespace) -> int:
 def _add_data(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("data", help="inspect, validate or generate datasets")
     sub = p.add_subparsers(
-        dest="data_command", required=True, metavar="{info,check,basketball,figures,human36m}"
+        dest="data_command",
+        required=True,
+        metavar="{info,check,basketball,figures,shapes,human36m}",
     )
     info = sub.add_parser("info", help="print what a dataset holds")
     info.add_argument("dir", help="dataset directory")

@@ -1,4 +1,4 @@
-"""``keypoint-wm data figures`` and ``keypoint-wm data human36m``: arguments and handlers.
+"""``keypoint-wm data figures``, ``human36m`` and ``shapes``: arguments and handlers.
 
 Kept out of ``cli.py`` so that it stays small; ``cli._add_data`` calls
 :func:`add_data_commands`. Everything heavy is imported when a command runs.
@@ -42,6 +42,17 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_shapes(args: argparse.Namespace) -> int:
+    from keypoint_wm.data.shapes import ShapesConfig, write_shapes_dataset
+
+    config = ShapesConfig(image_size=args.size, num_frames=args.frames, num_objects=args.objects)
+    summary = write_shapes_dataset(
+        Path(args.out), args.sequences, seed=args.seed, config=config, progress=not args.quiet
+    )
+    print(json.dumps({"out_dir": args.out, **summary}, indent=2))
+    return 0
+
+
 def _cmd_human36m(args: argparse.Namespace) -> int:
     from keypoint_wm.data.human36m import Human36MConfig, convert_human36m
 
@@ -70,7 +81,7 @@ def _subjects(text: str, flag: str) -> list[str]:
 
 
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``figures`` and ``human36m`` to the ``keypoint-wm data`` sub-commands."""
+    """Add ``figures``, ``shapes`` and ``human36m`` to the ``keypoint-wm data`` sub-commands."""
     from keypoint_wm.data.human36m import DEFAULT_TEST_SUBJECTS, DEFAULT_TRAIN_SUBJECTS
     from keypoint_wm.data.skeleton import JOINT_SETS
 
@@ -99,6 +110,28 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     )
     fig.add_argument("--quiet", action="store_true")
     fig.set_defaults(handler=_cmd_figures)
+
+    shapes = sub.add_parser(
+        "shapes",
+        help="write bouncing-shapes videos in the reference implementation's format",
+        description="Write videos of bouncing coloured shapes (discs, squares, diamonds) on a "
+        "grey background as a flat folder of reference-format .npz files (image and "
+        "true_object_pos only; no actions, no manifest). Resumable.",
+    )
+    shapes.add_argument("--out", required=True, help="output directory")
+    shapes.add_argument(
+        "--sequences", type=_positive("--sequences"), default=1000, help="sequences (default 1000)"
+    )
+    shapes.add_argument(
+        "--frames", type=_positive("--frames"), default=50, help="frames per sequence (default 50)"
+    )
+    shapes.add_argument(
+        "--objects", type=_positive("--objects"), default=4, help="objects per video (default 4)"
+    )
+    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--size", type=_positive("--size"), default=64)
+    shapes.add_argument("--quiet", action="store_true")
+    shapes.set_defaults(handler=_cmd_shapes)
 
     h36 = sub.add_parser(
         "human36m",

@@ -48,3 +48,15 @@ def test_written_dataset_is_reference_format_deterministic_and_resumable(tmp_pat
         np.testing.assert_array_equal(a.image, b.image)
     index = EpisodeIndex(tmp_path / "a")
     assert len(index) == 4 and index.action_size == 0
+
+
+def test_data_shapes_command_writes_reference_files(tmp_path) -> None:
+    from keypoint_wm.cli import main
+
+    out = tmp_path / "shapes"
+    args = ["data", "shapes", "--out", str(out), "--sequences", "2", "--frames", "5"]
+    assert main([*args, "--size", "32", "--objects", "2", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["shapes_00000.npz", "shapes_00001.npz"]
+    with pytest.raises(SystemExit) as exit_info:  # argparse names the flag and exits 2
+        main(["data", "shapes", "--out", str(out), "--sequences", "0"])
+    assert exit_info.value.code == 2
