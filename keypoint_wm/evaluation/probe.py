@@ -82,10 +82,12 @@ def run_probe(model: torch.nn.Module, data: ProbeData) -> np.ndarray:
 
 
 class ProbeLog:
-    """Appends probe rows to ``RUN/probe.csv`` (step, seconds, r2_min, r2 per object)."""
+    """Appends probe rows to ``RUN/probe.csv`` (step, seconds, r2_min, r2 per object) and
+    redraws ``RUN/probe.png``: R^2 per object against training minutes."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / "probe.csv"
+        self.plot_path = Path(run_dir) / "probe.png"
 
     def append(self, step: int, seconds: float, r2: np.ndarray) -> None:
         new = not self.path.exists()
@@ -94,3 +96,40 @@ class ProbeLog:
             if new:
                 writer.writerow(["step", "seconds", "r2_min", *[f"r2_{i}" for i in range(len(r2))]])
             writer.writerow([step, f"{seconds:.1f}", f"{r2.min():.4f}", *[f"{v:.4f}" for v in r2]])
+        plot_probe_curve(self.path, self.plot_path)
+
+
+def read_probe_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(steps [N], seconds [N], r2 [N, objects])`` from a ``probe.csv``; a step logged twice
+    (a run resumed from an earlier checkpoint) keeps its last row."""
+    with open(path, newline="") as f:
+        rows = [row for row in csv.reader(f)][1:]
+    latest = {int(row[0]): row for row in rows if row}
+    ordered = [latest[step] for step in sorted(latest)]
+    steps = np.array([int(r[0]) for r in ordered])
+    seconds = np.array([float(r[1]) for r in ordered])
+    r2 = np.array([[float(v) for v in r[3:]] for r in ordered]).reshape(len(ordered), -1)
+    return steps, seconds, r2
+
+
+def plot_probe_curve(csv_path: Path, png_path: Path) -> None:
+    """Draw R^2 per object against training minutes (clipped below at -0.1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, seconds, r2 = read_probe_curve(csv_path)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for i in range(r2.shape[1]):
+        ax.plot(seconds / 60.0, np.maximum(r2[:, i], -0.1), marker=".", label=f"object {i}")
+    ax.axhline(0.9, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("held-out probe R^2")
+    ax.set_ylim(-0.1, 1.02)
+    ax.set_title(f"keypoints -> object positions (step {steps[-1]})")
+    if r2.shape[1] <= 12:
+        ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
