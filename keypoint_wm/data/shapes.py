@@ -5,9 +5,12 @@ of ``shapes_<index>.npz`` files holding only ``image`` (uint8 ``[T, S, S, 3]``) 
 ``true_object_pos`` (float32 ``[T, N, 2]`` in the keypoint frame), with no actions, rewards
 or manifest, exactly like the reference implementation's datasets.
 
-Each sequence draws its own background grey level and ``num_objects`` objects, each with its
-own shape (disc, square or diamond), size and saturated colour, moving at constant speed
-with a small random acceleration and bouncing elastically off the image borders. Objects
+Object ``k`` keeps its identity across sequences (its shape, disc/square/diamond by index,
+and its hue, ``k / num_objects`` of the colour wheel, with a little jitter), as the players
+of Basketball keep their colours: that is what lets a keypoint stand for one object and a
+linear probe map keypoints to object ``k``. Each sequence draws its own background grey
+level and each object's size, brightness, start and velocity; objects move at constant speed
+with a small random acceleration and bounce elastically off the image borders. Objects
 overlap freely (drawn in index order). Every file is a function of ``(seed, index)`` only,
 so an interrupted write resumes by rewriting the missing files.
 """
@@ -94,8 +97,8 @@ def render_shapes_sequence(config: ShapesConfig, seed: int, index: int) -> dict[
     rng = np.random.default_rng([seed, index])
     size, n = config.image_size, config.num_objects
     radii = rng.uniform(config.min_radius, config.max_radius, size=n)
-    shapes = rng.choice(len(SHAPES), size=n)
-    hues = (rng.uniform() + np.arange(n) / n) % 1.0  # evenly spread hues, random offset
+    shapes = np.arange(n) % len(SHAPES)
+    hues = (np.arange(n) / n + rng.uniform(-0.03, 0.03, size=n)) % 1.0
     colours = np.stack([_hue_to_rgb(h) for h in hues]) * rng.uniform(0.6, 1.0, size=(n, 1))
     background = rng.uniform(0.15, 0.85)
     centres = _trajectories(config, radii, rng)
