@@ -228,7 +228,7 @@ def add_wrapper_bench(sub: Any) -> None:
 
 
 def _cmd_bench_wrapper(args: Any) -> int:
-    from keypoint_wm.cli import _write_json
+    from keypoint_wm.cli_args import write_json
 
     for flag, value in (
         ("--steps", args.steps),
@@ -249,5 +249,5 @@ def _cmd_bench_wrapper(args: Any) -> int:
         progress=not args.quiet,
     )
     print(format_wrapper_benchmark(result))
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0

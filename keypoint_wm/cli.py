@@ -10,38 +10,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from keypoint_wm.cli_args import positive_int, write_json
 
 
 class UsageError(Exception):
     """A bad flag value; printed without a traceback, exit code 2."""
-
-
-def _positive_int(flag: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{flag} expects a positive integer, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got {value}")
-        return value
-
-    return parse
-
-
-def _write_json(path: str | None, payload: dict[str, Any]) -> None:
-    if path:
-        from keypoint_wm.data.episodes import atomic_write_bytes
-
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
-        print(f"wrote {target}")
 
 
 # ----------------------------------------------------------------------------- collect
@@ -90,25 +67,25 @@ def _add_collect(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--episodes",
-        type=_positive_int("--episodes"),
+        type=positive_int("--episodes"),
         default=defaults.episodes,
         help=f"episodes per task (default {defaults.episodes})",
     )
     p.add_argument(
         "--steps",
-        type=_positive_int("--steps"),
+        type=positive_int("--steps"),
         default=defaults.steps,
         help=f"agent steps per episode; a file holds steps + 1 frames (default {defaults.steps})",
     )
     p.add_argument(
         "--action-repeat",
-        type=_positive_int("--action-repeat"),
+        type=positive_int("--action-repeat"),
         default=defaults.action_repeat,
         help=f"physics steps per agent step, rewards summed (default {defaults.action_repeat})",
     )
     p.add_argument(
         "--size",
-        type=_positive_int("--size"),
+        type=positive_int("--size"),
         default=defaults.size,
         help=f"image side in pixels (default {defaults.size})",
     )
@@ -116,7 +93,7 @@ def _add_collect(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=defaults.seed, help="dataset seed (default 0)")
     p.add_argument(
         "--workers",
-        type=_positive_int("--workers"),
+        type=positive_int("--workers"),
         default=os.cpu_count() or 1,
         help="worker processes (default: number of cores)",
     )
@@ -140,7 +117,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
     info = dataset_info(args.dir)
     print(format_info(info))
-    _write_json(args.json, info)
+    write_json(args.json, info)
     return 0
 
 
@@ -197,14 +174,14 @@ def _add_data(commands: argparse._SubParsersAction) -> None:
     bb.add_argument("--out", required=True, help="output directory")
     bb.add_argument(
         "--sequences",
-        type=_positive_int("--sequences"),
+        type=positive_int("--sequences"),
         default=None,
         help="number of sequences (default 1000; with --source: all of the file)",
     )
     bb.add_argument("--seed", type=int, default=0)
     bb.add_argument("--source", help="real trajectories: .npy [N, 50, 22] or .npz holding one")
     bb.add_argument("--source-key", help="array name inside a --source .npz")
-    bb.add_argument("--size", type=_positive_int("--size"), default=64)
+    bb.add_argument("--size", type=positive_int("--size"), default=64)
     bb.add_argument("--draw-defence", action="store_true", help="also draw the five defenders")
     bb.add_argument("--quiet", action="store_true")
     bb.set_defaults(handler=_cmd_data_basketball)
@@ -219,7 +196,7 @@ def _cmd_bench_collect(args: argparse.Namespace) -> int:
 
     results = run_collect_benchmark(tasks=args.tasks.split(","), frames=args.frames)
     print(format_results(results))
-    _write_json(args.json, results)
+    write_json(args.json, results)
     return 0
 
 
@@ -230,7 +207,7 @@ def _cmd_bench_train(args: argparse.Namespace) -> int:
         preset=args.preset, batch=args.batch, steps=args.steps, warmup=args.warmup
     )
     print(format_train_benchmark(result))
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -248,7 +225,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     )
     c.add_argument(
         "--frames",
-        type=_positive_int("--frames"),
+        type=positive_int("--frames"),
         default=2400,
         help="frames per measurement (default 2400)",
     )
@@ -259,10 +236,10 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         help="training-step time at the paper's DMCS size: our fast path vs fp32 eager",
     )
     t.add_argument("--preset", default="dmcs", help="model size to time (default dmcs)")
-    t.add_argument("--batch", type=_positive_int("--batch"), help="batch size (default: preset's)")
+    t.add_argument("--batch", type=positive_int("--batch"), help="batch size (default: preset's)")
     t.add_argument(
         "--steps",
-        type=_positive_int("--steps"),
+        type=positive_int("--steps"),
         default=3,
         help="timed steps per configuration (median reported; default 3)",
     )
@@ -334,7 +311,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="named configuration (default dmcs-cpu)",
     )
     p.add_argument("--out", required=True, help="run directory (checkpoints, TensorBoard, media)")
-    p.add_argument("--steps", type=_positive_int("--steps"), help="total training steps")
+    p.add_argument("--steps", type=positive_int("--steps"), help="total training steps")
     p.add_argument("--config", help="YAML file with model:/train: sections applied on the preset")
     p.add_argument(
         "--set",
@@ -368,7 +345,7 @@ def _cmd_evaluate_tracking(args: argparse.Namespace) -> int:
     print(format_tracking(result))
     plot = Path(args.plot) if args.plot else Path(args.run) / "tracking.png"
     print(f"wrote {plot_tracking(result, plot)}")
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -395,7 +372,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--samples",
-        type=_positive_int("--samples"),
+        type=positive_int("--samples"),
         default=50,
         help="sampled futures per sequence; the best one is scored (default 50)",
     )
@@ -407,7 +384,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--max-windows",
-        type=_positive_int("--max-windows"),
+        type=positive_int("--max-windows"),
         default=1000,
         help="at most this many windows per task and split (default 1000)",
     )

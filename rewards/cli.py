@@ -10,22 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.cli_args import positive_int
+
 __all__ = ["add_rewards_command"]
-
-
-def _positive(flag: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{flag} expects a positive integer, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got {value}")
-        return value
-
-    return parse
 
 
 def _tasks(text: str | None) -> list[str] | None:
@@ -74,7 +61,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from keypoint_wm.cli import _write_json
+    from keypoint_wm.cli_args import write_json
     from keypoint_wm.rewards.evaluate import (
         evaluate_reward_prediction,
         format_reward_table,
@@ -97,7 +84,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_reward_table(result))
     plot = Path(args.plot) if args.plot else Path(args.run[0]) / "rewards" / "rewards.png"
     print(f"wrote {plot_reward_prediction(result, plot)}")
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -105,21 +92,24 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="the dataset the run was trained on")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task of the data)")
     p.add_argument(
-        "--window", type=_positive("--window"), default=20, help="frames per sequence (20)"
+        "--window", type=positive_int("--window"), default=20, help="frames per sequence (20)"
     )
     p.add_argument(
-        "--stride", type=_positive("--stride"), default=10, help="frames between windows (10)"
+        "--stride", type=positive_int("--stride"), default=10, help="frames between windows (10)"
     )
     p.add_argument(
         "--max-windows",
-        type=_positive("--max-windows"),
+        type=positive_int("--max-windows"),
         default=10_000,
         help="windows per task at most (default 10000, as in the paper)",
     )
     p.add_argument(
-        "--steps", type=_positive("--steps"), default=2000, help="optimiser steps per head (2000)"
+        "--steps",
+        type=positive_int("--steps"),
+        default=2000,
+        help="optimiser steps per head (2000)",
     )
-    p.add_argument("--batch-size", type=_positive("--batch-size"), default=32)
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
     p.add_argument("--seed", type=int, default=0, help="window split, init and noise (0)")
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -9,21 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-
-def _positive(flag: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{flag} expects a positive integer, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got {value}")
-        return value
-
-    return parse
+from keypoint_wm.cli_args import positive_int
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
@@ -95,13 +81,13 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     )
     fig.add_argument("--out", required=True, help="output directory")
     fig.add_argument(
-        "--sequences", type=_positive("--sequences"), default=1000, help="sequences (default 1000)"
+        "--sequences", type=positive_int("--sequences"), default=1000, help="sequences (default 1000)"
     )
     fig.add_argument(
-        "--frames", type=_positive("--frames"), default=50, help="frames per sequence (default 50)"
+        "--frames", type=positive_int("--frames"), default=50, help="frames per sequence (default 50)"
     )
     fig.add_argument("--seed", type=int, default=0)
-    fig.add_argument("--size", type=_positive("--size"), default=64)
+    fig.add_argument("--size", type=positive_int("--size"), default=64)
     fig.add_argument(
         "--joints",
         choices=("17", "eval12"),
@@ -120,16 +106,16 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     )
     shapes.add_argument("--out", required=True, help="output directory")
     shapes.add_argument(
-        "--sequences", type=_positive("--sequences"), default=1000, help="sequences (default 1000)"
+        "--sequences", type=positive_int("--sequences"), default=1000, help="sequences (default 1000)"
     )
     shapes.add_argument(
-        "--frames", type=_positive("--frames"), default=50, help="frames per sequence (default 50)"
+        "--frames", type=positive_int("--frames"), default=50, help="frames per sequence (default 50)"
     )
     shapes.add_argument(
-        "--objects", type=_positive("--objects"), default=4, help="objects per video (default 4)"
+        "--objects", type=positive_int("--objects"), default=4, help="objects per video (default 4)"
     )
     shapes.add_argument("--seed", type=int, default=0)
-    shapes.add_argument("--size", type=_positive("--size"), default=64)
+    shapes.add_argument("--size", type=positive_int("--size"), default=64)
     shapes.add_argument("--quiet", action="store_true")
     shapes.set_defaults(handler=_cmd_shapes)
 
@@ -155,11 +141,11 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     )
     h36.add_argument(
         "--frame-step",
-        type=_positive("--frame-step"),
+        type=positive_int("--frame-step"),
         default=4,
         help="keep every n-th video frame (default 4: 50 fps -> 12.5 fps)",
     )
-    h36.add_argument("--size", type=_positive("--size"), default=64)
+    h36.add_argument("--size", type=positive_int("--size"), default=64)
     h36.add_argument(
         "--joints",
         choices=JOINT_SETS,
@@ -182,7 +168,7 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     )
     h36.add_argument(
         "--max-frames",
-        type=_positive("--max-frames"),
+        type=positive_int("--max-frames"),
         help="at most this many (subsampled) frames per video",
     )
     h36.add_argument("--quiet", action="store_true")

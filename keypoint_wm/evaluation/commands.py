@@ -9,24 +9,9 @@ directory, unless a path is given).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import Any
 
-
-def _positive(flag: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{flag} expects a positive integer, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got {value}")
-        return value
-
-    return parse
+from keypoint_wm.cli_args import positive_int, write_json
 
 
 def _fraction(text: str) -> float:
@@ -39,16 +24,6 @@ def _fraction(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"--test-fraction must be in (0, 1), got {value}")
     return value
-
-
-def _write_json(path: str | None, payload: dict[str, Any]) -> None:
-    if path:
-        from keypoint_wm.data.episodes import atomic_write_bytes
-
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
-        print(f"wrote {target}")
 
 
 def _plot_path(args: argparse.Namespace, name: str) -> Path:
@@ -110,20 +85,20 @@ def _cmd_video(args: argparse.Namespace) -> int:
     result.update(run=str(args.run), data=str(args.data))
     print(format_video(result))
     print(f"wrote {plot_video(result, _plot_path(args, 'video'))}")
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
 def _video_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--samples",
-        type=_positive("--samples"),
+        type=positive_int("--samples"),
         default=100,
         help="sampled futures per window; the closest and furthest are scored (default 100)",
     )
     p.add_argument(
         "--max-windows",
-        type=_positive("--max-windows"),
+        type=positive_int("--max-windows"),
         default=100,
         help="at most this many test windows per task (default 100)",
     )
@@ -159,23 +134,26 @@ def _cmd_actions(args: argparse.Namespace) -> int:
     result.update(run=str(args.run), data=str(args.data))
     print(format_actions(result))
     print(f"wrote {plot_actions(result, _plot_path(args, 'actions'))}")
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
 def _action_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--steps",
-        type=_positive("--steps"),
+        type=positive_int("--steps"),
         default=8,
         help="observed steps per sequence (default 8)",
     )
     p.add_argument(
-        "--epochs", type=_positive("--epochs"), default=100, help="classifier epochs (default 100)"
+        "--epochs",
+        type=positive_int("--epochs"),
+        default=100,
+        help="classifier epochs (default 100)",
     )
     p.add_argument(
         "--max-sequences",
-        type=_positive("--max-sequences"),
+        type=positive_int("--max-sequences"),
         default=5000,
         help="at most this many sequences per split and task (default 5000)",
     )
@@ -207,7 +185,7 @@ def _cmd_diversity(args: argparse.Namespace) -> int:
     result.update(run=str(args.run), data=str(args.data))
     print(format_diversity(result))
     print(f"wrote {plot_diversity(result, _plot_path(args, 'diversity'))}")
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -249,7 +227,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result["plots"] = [str(p) for p in plots]
     result["markdown"] = str(md_path)
     print(f"wrote {len(plots)} plots to {plots[0].parent if plots else '-'}")
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -289,11 +267,11 @@ def add_evaluate_commands(sub: argparse._SubParsersAction) -> None:
         help="comma-separated test window numbers to draw (default 0,1,2)",
     )
     d.add_argument(
-        "--samples", type=_positive("--samples"), default=20, help="sampled futures (default 20)"
+        "--samples", type=positive_int("--samples"), default=20, help="sampled futures (default 20)"
     )
     d.add_argument(
         "--max-objects",
-        type=_positive("--max-objects"),
+        type=positive_int("--max-objects"),
         default=6,
         help="objects (columns) per window (default 6)",
     )
@@ -314,7 +292,7 @@ def add_evaluate_commands(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument(
         "--tracking-samples",
-        type=_positive("--tracking-samples"),
+        type=positive_int("--tracking-samples"),
         default=50,
         help="sampled futures for tracking's best-of-N (default 50)",
     )
