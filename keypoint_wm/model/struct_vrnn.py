@@ -10,7 +10,8 @@ term                    what                                    weight
 ``separation``          temporal separation of the detected     ``separation_loss_scale``
                         keypoints (observed frames by default)
 ``overlap``             overlap of the detector's heatmaps      ``overlap_loss_scale``
-                        (not in the paper; 0 in its presets)
+                        (not in the paper; 0 in its presets,
+                        and then not computed)
 ``motion``              heatmaps on moving regions (curriculum, ``LossSchedule.motion_scale``
                         not in the paper; off by default)
 ``sparsity``            L1 on scales (or raw heatmap means)     ``sparsity_loss_scale``
@@ -302,7 +303,9 @@ class StructVRNN(nn.Module):
                     sep_steps, cfg.separation_loss_width
                 )
                 assert heatmaps is not None
-                terms["overlap"] = losses.heatmap_overlap_loss(heatmaps)
+                terms["overlap"] = (
+                    losses.heatmap_overlap_loss(heatmaps) if cfg.overlap_loss_scale > 0 else zero
+                )
                 terms["motion"] = (
                     losses.motion_prior_loss(heatmaps, losses.motion_map(images, cfg.heatmap_width))
                     if schedule.motion_scale > 0
