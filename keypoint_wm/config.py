@@ -50,6 +50,9 @@ class TrainConfig:
             on a moving object, where the image loss can take over (DESIGN.md "Known
             pitfall").
         motion_prior_steps: length of that curriculum in steps.
+        motion_prior_final: weight of the term after the decay (0: the term is gone after
+            ``motion_prior_steps``; a small constant keeps pulling unused keypoints onto
+            objects that no keypoint covers yet, with ``model.motion_prior="coverage"``).
         grad_clip_norm: global gradient-norm clipping (0 disables).
         precision: ``"bf16"`` runs the image networks in bf16 autocast with channels_last
             (dynamics and keypoint maths stay fp32); ``"channels_last"`` channels_last in fp32;
@@ -74,6 +77,7 @@ class TrainConfig:
     keypoint_width_steps: int = 0
     motion_prior_scale: float = 0.0
     motion_prior_steps: int = 0
+    motion_prior_final: float = 0.0
     grad_clip_norm: float = 10.0
     precision: str = "auto"
     data_workers: int = 2
@@ -96,6 +100,8 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.motion_prior_scale < 0 or self.motion_prior_final < 0:
+            raise ValueError("train.motion_prior_scale and train.motion_prior_final must be >= 0")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"train.test_fraction must be in [0, 1), got {self.test_fraction}")
 
@@ -117,10 +123,11 @@ class TrainConfig:
         return self.keypoint_width_start + frac * (final - self.keypoint_width_start)
 
     def motion_prior_scale_at(self, step: int) -> float:
-        """The motion-prior weight at ``step`` (linear decay to 0)."""
+        """The motion-prior weight at ``step`` (linear decay to ``motion_prior_final``)."""
         if self.motion_prior_scale <= 0 or step >= self.motion_prior_steps:
-            return 0.0
-        return self.motion_prior_scale * (1.0 - step / self.motion_prior_steps)
+            return self.motion_prior_final
+        frac = step / self.motion_prior_steps
+        return self.motion_prior_scale + frac * (self.motion_prior_final - self.motion_prior_scale)
 
     def own_sample_probs_at(self, step: int) -> tuple[float, float]:
         ramp = (

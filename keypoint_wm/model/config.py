@@ -24,6 +24,7 @@ REPRESENTATIONS = ("keypoints", "cnn")
 HEATMAP_AMPLITUDES = ("scale", "one")
 SPARSITY_TARGETS = ("scale", "heatmap_mean")
 SEPARATION_STEPS = ("observed", "all")
+MOTION_PRIORS = ("per_keypoint", "coverage")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ class ModelConfig:
             two keypoints' spatially normalised heatmaps. It pushes a keypoint that shares
             an object with another one onto its next-best match, so that within a small
             budget every object gets its own keypoint (DESIGN.md "Known pitfall").
+        motion_prior: form of the motion-prior curriculum term (weighted by the trainer,
+            ``train.motion_prior_scale``; off in the paper presets): ``"per_keypoint"``
+            pulls every keypoint's heatmap onto the moving regions (a cross-entropy per
+            keypoint: each one seeks the strongest motion); ``"coverage"`` asks the
+            keypoints TOGETHER to cover all the motion (KL from the motion map to the mean
+            of the K normalised heatmaps): an uncovered moving object, however small,
+            pulls the diffuse (unused) keypoints, while a keypoint already peaked on an
+            object barely feels it.
         sparsity_loss_scale: lambda_sparse, weight of the sparsity L1 loss.
         sparsity_target: ``"scale"``: L1 on the keypoint scales (paper section 4.1);
             ``"heatmap_mean"``: L1 on the mean of each raw (un-normalised) heatmap, the
@@ -127,6 +136,7 @@ class ModelConfig:
     separation_loss_width: float = 0.02
     separation_loss_steps: str = "observed"
     overlap_loss_scale: float = 0.0
+    motion_prior: str = "per_keypoint"
     sparsity_loss_scale: float = 0.1
     sparsity_target: str = "scale"
     weight_decay: float = 1e-4
@@ -151,6 +161,7 @@ class ModelConfig:
         _check_choice("heatmap_amplitude", self.heatmap_amplitude, HEATMAP_AMPLITUDES)
         _check_choice("sparsity_target", self.sparsity_target, SPARSITY_TARGETS)
         _check_choice("separation_loss_steps", self.separation_loss_steps, SEPARATION_STEPS)
+        _check_choice("motion_prior", self.motion_prior, MOTION_PRIORS)
         _check_choice("dynamics", self.dynamics, DYNAMICS)
         _check_choice("representation", self.representation, REPRESENTATIONS)
         positive = (

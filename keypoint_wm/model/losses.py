@@ -160,6 +160,31 @@ def motion_prior_loss(heatmaps: Tensor, motion: Tensor) -> Tensor:
     return -torch.log(attention + 1e-6).mean()
 
 
+def motion_coverage_loss(heatmaps: Tensor, motion: Tensor) -> Tensor:
+    """KL from the motion map to the keypoints' mixture: is every moving region covered?
+
+    ``KL(m || mean_k q_k)`` with ``q_k`` the spatially normalised heatmaps and ``m`` the
+    :func:`motion_map`, averaged over frames. Unlike :func:`motion_prior_loss` (each
+    keypoint seeks the strongest motion), this term is mass-covering: a moving region that
+    no keypoint covers costs ``-m log(mixture)``, however small the object. The gradient on
+    a raw heatmap is divided by that heatmap's total mass, so the diffuse maps of unused
+    keypoints move towards uncovered motion while a keypoint peaked on an object stays
+    put (not in the paper; a bootstrapping curriculum, DESIGN.md "Known pitfall").
+
+    Args:
+        heatmaps: ``[B, T, K, w, w]`` non-negative maps.
+        motion: ``[B, T, w, w]`` distributions (:func:`motion_map`).
+
+    Returns:
+        Scalar >= 0 (0 when the mean normalised heatmap equals the motion map).
+    """
+    maps = heatmaps.float().flatten(-2) + 1e-6  # [B, T, K, P]
+    mixture = (maps / maps.sum(dim=-1, keepdim=True)).mean(dim=2)  # [B, T, P]
+    target = motion.float().flatten(-2)
+    kl = (target * (torch.log(target + 1e-12) - torch.log(mixture + 1e-12))).sum(dim=-1)
+    return kl.mean()
+
+
 def sparsity_loss(values: Tensor) -> Tensor:
     """L1 sparsity: mean of ``|values|`` (values: scales ``[B, T, K]`` or map means)."""
     return values.float().abs().mean()

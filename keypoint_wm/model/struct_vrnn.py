@@ -306,11 +306,15 @@ class StructVRNN(nn.Module):
                 terms["overlap"] = (
                     losses.heatmap_overlap_loss(heatmaps) if cfg.overlap_loss_scale > 0 else zero
                 )
-                terms["motion"] = (
-                    losses.motion_prior_loss(heatmaps, losses.motion_map(images, cfg.heatmap_width))
-                    if schedule.motion_scale > 0
-                    else zero
-                )
+                terms["motion"] = zero
+                if schedule.motion_scale > 0:
+                    motion = losses.motion_map(images, cfg.heatmap_width)
+                    prior = (
+                        losses.motion_coverage_loss
+                        if cfg.motion_prior == "coverage"
+                        else losses.motion_prior_loss
+                    )
+                    terms["motion"] = prior(heatmaps, motion)
                 if cfg.sparsity_target == "scale":
                     terms["sparsity"] = losses.sparsity_loss(keypoints[..., 2])
                 else:

@@ -128,3 +128,29 @@ def test_motion_prior_prefers_keypoints_on_moving_regions() -> None:
     off = _peaked_maps([(3, 3)], size=4).unsqueeze(0)
     assert losses.motion_prior_loss(on, motion) < 0.01
     assert losses.motion_prior_loss(off, motion) > 5.0
+
+
+def test_motion_coverage_pulls_the_unused_keypoint_onto_the_uncovered_object() -> None:
+    # Two moving objects (cells A and B); keypoint 0 is peaked on A, keypoint 1 is a dark,
+    # diffuse map (an unused keypoint). Maps are softplus(logits), gradient on the logits.
+    motion = torch.full((1, 1, 8, 8), 1e-6)
+    motion[0, 0, 2, 2] = motion[0, 0, 6, 5] = 0.5
+    motion = motion / motion.sum()
+    logits = torch.full((1, 1, 2, 8, 8), -8.0)
+    logits[0, 0, 0, 2, 2] = 6.0
+    logits.requires_grad_(True)
+    loss = losses.motion_coverage_loss(torch.nn.functional.softplus(logits), motion)
+    loss.backward()
+    grad = logits.grad[0, 0]
+    assert grad[1, 6, 5] < 0  # descent raises the unused keypoint's map on object B...
+    assert grad[1, 6, 5] < 10 * grad[1, 2, 2]  # ...much more than on the covered object A
+    assert grad[1, 6, 5].abs() > 100 * grad[0, 6, 5].abs()  # the peaked keypoint stays put
+
+
+def test_motion_coverage_is_zero_when_every_moving_object_has_a_keypoint() -> None:
+    motion = torch.zeros(1, 1, 4, 4)
+    motion[0, 0, 1, 1] = motion[0, 0, 3, 2] = 0.5
+    both = _peaked_maps([(1, 1), (3, 2)], size=4).view(1, 1, 2, 4, 4)
+    one = _peaked_maps([(1, 1), (1, 1)], size=4).view(1, 1, 2, 4, 4)
+    assert losses.motion_coverage_loss(both, motion) < 0.01
+    assert losses.motion_coverage_loss(one, motion) > 3.0
