@@ -138,6 +138,23 @@ def test_keypoint_width_curriculum_narrows_to_the_model_width():
     assert schedule_at(tiny_config(500), 0).keypoint_width is None  # off by default
 
 
+def test_motion_prior_decays_to_its_floor_and_stays():
+    from keypoint_wm.train import schedule_at
+
+    config = tiny_config(
+        500,
+        **{
+            "train.motion_prior_scale": 10.0,
+            "train.motion_prior_steps": 100,
+            "train.motion_prior_final": 1.0,
+        },
+    )
+    scales = [schedule_at(config, step).motion_scale for step in (0, 50, 100, 499)]
+    assert scales == pytest.approx([10.0, 5.5, 1.0, 1.0])
+    paper = tiny_config(500, "basketball")
+    assert schedule_at(paper, 0).motion_scale == 0.0  # off in the paper presets
+
+
 def test_wider_blobs_change_the_reconstruction():
     from keypoint_wm.model.struct_vrnn import StructVRNN
 

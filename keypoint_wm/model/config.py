@@ -78,6 +78,10 @@ class ModelConfig:
             two keypoints' spatially normalised heatmaps. It pushes a keypoint that shares
             an object with another one onto its next-best match, so that within a small
             budget every object gets its own keypoint (DESIGN.md "Known pitfall").
+        concentration_loss_scale: weight of the heatmap-concentration loss (not in the
+            paper; 0 in its presets): the spatial variance of each keypoint's normalised
+            heatmap around its centre, so that a keypoint responds to one object per frame
+            rather than sitting between several (DESIGN.md "Known pitfall").
         motion_prior: form of the motion-prior curriculum term (weighted by the trainer,
             ``train.motion_prior_scale``; off in the paper presets): ``"per_keypoint"``
             pulls every keypoint's heatmap onto the moving regions (a cross-entropy per
@@ -136,6 +140,7 @@ class ModelConfig:
     separation_loss_width: float = 0.02
     separation_loss_steps: str = "observed"
     overlap_loss_scale: float = 0.0
+    concentration_loss_scale: float = 0.0
     motion_prior: str = "per_keypoint"
     sparsity_loss_scale: float = 0.1
     sparsity_target: str = "scale"

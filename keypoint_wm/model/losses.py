@@ -118,6 +118,35 @@ def heatmap_overlap_loss(heatmaps: Tensor) -> Tensor:
     return cross.mean() / k
 
 
+def heatmap_concentration_loss(heatmaps: Tensor) -> Tensor:
+    """Spatial variance of each spatially normalised heatmap around its own centre.
+
+    The detector's keypoint is the centre of mass of its map; a map with several modes
+    (one keypoint responding to several objects) puts the keypoint between them, where
+    the reconstructor can use it for nothing and the image loss gives it no useful
+    gradient. This term, ``sum_p q_k(p) ||g_p - mu_k||^2`` averaged over keypoints and
+    frames (``g_p`` the cell's position in the [-1, 1] frame, ``mu_k`` the map's centre),
+    lowers the modes far from the centre; the larger mode wins and the map becomes
+    unimodal (not in the paper; DESIGN.md "Known pitfall").
+
+    Args:
+        heatmaps: ``[..., K, H, W]`` non-negative maps (H = W).
+
+    Returns:
+        Scalar >= 0: 0 for maps on a single cell, about 0.67 for uniform maps.
+    """
+    height, width = heatmaps.shape[-2:]
+    maps = heatmaps.float() + 1e-6
+    q = maps / maps.sum(dim=(-2, -1), keepdim=True)
+    xs = torch.linspace(-1.0, 1.0, width, device=maps.device)
+    ys = torch.linspace(1.0, -1.0, height, device=maps.device)
+    qx, qy = q.sum(dim=-2), q.sum(dim=-1)  # marginals over rows / columns
+    mean_x = (qx * xs).sum(dim=-1, keepdim=True)
+    mean_y = (qy * ys).sum(dim=-1, keepdim=True)
+    var = (qx * (xs - mean_x).pow(2)).sum(dim=-1) + (qy * (ys - mean_y).pow(2)).sum(dim=-1)
+    return var.mean()
+
+
 def motion_map(images: Tensor, width: int) -> Tensor:
     """Where each frame differs from its sequence's per-pixel temporal median.
 

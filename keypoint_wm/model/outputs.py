@@ -10,6 +10,7 @@ TERM_NAMES = (
     "image",
     "separation",
     "overlap",
+    "concentration",
     "motion",
     "sparsity",
     "kp_observed",

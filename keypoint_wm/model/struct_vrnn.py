@@ -12,6 +12,9 @@ term                    what                                    weight
 ``overlap``             overlap of the detector's heatmaps      ``overlap_loss_scale``
                         (not in the paper; 0 in its presets,
                         and then not computed)
+``concentration``       spatial variance of each normalised     ``concentration_loss_scale``
+                        heatmap (not in the paper; 0 in its
+                        presets, and then not computed)
 ``motion``              heatmaps on moving regions (curriculum, ``LossSchedule.motion_scale``
                         not in the paper; off by default)
 ``sparsity``            L1 on scales (or raw heatmap means)     ``sparsity_loss_scale``
@@ -246,6 +249,7 @@ class StructVRNN(nn.Module):
             "image": cfg.image_loss_scale,
             "separation": cfg.separation_loss_scale,
             "overlap": cfg.overlap_loss_scale,
+            "concentration": cfg.concentration_loss_scale,
             "motion": schedule.motion_scale,
             "sparsity": cfg.sparsity_loss_scale,
             "kp_observed": 1.0,
@@ -306,6 +310,11 @@ class StructVRNN(nn.Module):
                 terms["overlap"] = (
                     losses.heatmap_overlap_loss(heatmaps) if cfg.overlap_loss_scale > 0 else zero
                 )
+                terms["concentration"] = (
+                    losses.heatmap_concentration_loss(heatmaps)
+                    if cfg.concentration_loss_scale > 0
+                    else zero
+                )
                 terms["motion"] = zero
                 if schedule.motion_scale > 0:
                     motion = losses.motion_map(images, cfg.heatmap_width)
@@ -322,6 +331,7 @@ class StructVRNN(nn.Module):
             else:
                 terms["separation"] = zero
                 terms["overlap"] = zero
+                terms["concentration"] = zero
                 terms["motion"] = zero
                 terms["sparsity"] = zero
             terms["kp_observed"] = losses.keypoint_loss(

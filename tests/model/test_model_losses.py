@@ -154,3 +154,23 @@ def test_motion_coverage_is_zero_when_every_moving_object_has_a_keypoint() -> No
     one = _peaked_maps([(1, 1), (1, 1)], size=4).view(1, 1, 2, 4, 4)
     assert losses.motion_coverage_loss(both, motion) < 0.01
     assert losses.motion_coverage_loss(one, motion) > 3.0
+
+
+def test_concentration_is_zero_for_a_peak_and_high_for_a_flat_map() -> None:
+    peak = losses.heatmap_concentration_loss(_peaked_maps([(3, 4)]))
+    flat = losses.heatmap_concentration_loss(torch.ones(1, 1, 16, 16))
+    assert peak.item() < 1e-3
+    assert flat.item() == pytest.approx(2 * (17 / 45), rel=1e-3)  # var of linspace(-1, 1, 16)
+
+
+def test_concentration_makes_a_two_object_map_pick_the_stronger_object() -> None:
+    # One keypoint responding to two objects (a keypoint between them); the stronger one
+    # must win: descent lowers the weaker mode's logit more than the stronger one's.
+    logits = torch.full((1, 1, 8, 8), -8.0)
+    logits[0, 0, 1, 1] = 3.0
+    logits[0, 0, 6, 6] = 2.5
+    logits.requires_grad_(True)
+    losses.heatmap_concentration_loss(torch.nn.functional.softplus(logits)).backward()
+    grad = logits.grad[0, 0]
+    assert grad[6, 6] > 0  # the weaker mode goes down
+    assert grad[6, 6] > grad[1, 1]  # faster than the stronger one
