@@ -2,9 +2,9 @@
 
 ``StructVRNN.forward`` computes every loss term of paper eq. 9 for a training batch:
 
-======================  ======================================  ==========================
+======================  ======================================  ============================
 term                    what                                    weight
-======================  ======================================  ==========================
+======================  ======================================  ============================
 ``image``               image L2 of the reconstruction from     ``image_loss_scale``
                         the detected keypoints, all frames
 ``separation``          temporal separation of the detected     ``separation_loss_scale``
@@ -22,11 +22,11 @@ term                    what                                    weight
 ``kl``                  KL(posterior || prior), observed steps  ``LossSchedule.kl_scale``
 ``kp_future``           keypoint L2, predicted steps            1
 ``weight_decay``        sum of squared conv kernels             ``weight_decay``
-======================  ======================================  ==========================
+======================  ======================================  ============================
 
 Reductions are the authors' (see :mod:`keypoint_wm.model.losses`). The detector (and the
-reconstructor) learn only from the first three terms: the keypoints enter the dynamics model
-with ``.detach()`` (paper section 4.1).
+reconstructor) learn only from the image-part terms (``image`` to ``sparsity``): the
+keypoints enter the dynamics model with ``.detach()`` (paper section 4.1).
 
 Precision: :meth:`StructVRNN.set_precision` makes the image networks run in channels_last
 memory format, optionally under bf16 autocast (about 5x faster on a CPU with native bf16,
