@@ -231,3 +231,24 @@ def test_detector_without_coordinate_channels_is_translation_equivariant() -> No
     shifted = torch.roll(image, shifts=(8, 8), dims=(2, 3))  # 2 heatmap cells down-right
     maps, maps_shifted = detector(image), detector(shifted)
     torch.testing.assert_close(maps_shifted[..., 3:6, 3:6], maps[..., 1:4, 1:4])
+
+
+@pytest.mark.parametrize("prior", ["per_keypoint", "coverage"])
+def test_discovery_terms_train_the_detector_only(
+    tiny_config: Callable, moving_dots: Callable, prior: str
+) -> None:
+    cfg = tiny_config(concentration_loss_scale=2.0, motion_prior=prior)
+    model = StructVRNN(cfg)
+    out = model(moving_dots(2, 6), None, LossSchedule(0.01, 0.5, 0.5, motion_scale=3.0))
+    assert out.terms["concentration"] > 0 and out.terms["motion"] > 0
+    assert out.weights["concentration"] == 2.0 and out.weights["motion"] == 3.0
+    (out.terms["concentration"] + out.terms["motion"]).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.detector.parameters())
+    assert all(p.grad is None for p in model.dynamics.parameters())
+
+
+def test_discovery_terms_are_skipped_at_weight_zero(
+    tiny_config: Callable, moving_dots: Callable
+) -> None:
+    out = StructVRNN(tiny_config())(moving_dots(1, 6), None, LossSchedule(0.01, 0.5, 0.5))
+    assert out.terms["concentration"] == 0 and out.terms["motion"] == 0
