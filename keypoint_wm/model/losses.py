@@ -29,6 +29,22 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from keypoint_wm.model.keypoint_ops import EPSILON, x_grid, y_grid
+
+
+def spatial_distributions(heatmaps: Tensor) -> Tensor:
+    """Each map as a distribution over its pixels, after adding the detector's epsilon
+    (as :func:`~keypoint_wm.model.keypoint_ops.maps_to_keypoints` does).
+
+    Args:
+        heatmaps: ``[..., H, W]`` non-negative maps.
+
+    Returns:
+        ``[..., H * W]`` float32, summing to 1 over the last dimension.
+    """
+    maps = heatmaps.float().flatten(-2) + EPSILON
+    return maps / maps.sum(dim=-1, keepdim=True)
+
 
 def image_loss(images: Tensor, reconstruction: Tensor) -> Tensor:
     """Authors' image L2 loss: ``0.5 * sum((v - v_hat)**2) / (B * T)``.
@@ -111,8 +127,7 @@ def heatmap_overlap_loss(heatmaps: Tensor) -> Tensor:
     k = heatmaps.shape[-3]
     if k < 2:
         return heatmaps.new_zeros((), dtype=torch.float32)
-    maps = heatmaps.float().flatten(-2) + 1e-6  # [..., K, P]
-    q = (maps / maps.sum(dim=-1, keepdim=True)).flatten(0, -3)  # [N, K, P]
+    q = spatial_distributions(heatmaps).flatten(0, -3)  # [N, K, P]
     gram = q @ q.transpose(1, 2)  # [N, K, K]
     cross = gram.sum(dim=(1, 2)) - torch.diagonal(gram, dim1=1, dim2=2).sum(dim=1)
     return cross.mean() / k
@@ -133,13 +148,12 @@ def heatmap_concentration_loss(heatmaps: Tensor) -> Tensor:
         heatmaps: ``[..., K, H, W]`` non-negative maps (H = W).
 
     Returns:
-        Scalar >= 0: 0 for maps on a single cell, about 0.67 for uniform maps.
+        Scalar >= 0: 0 for maps on a single cell, ``2 (n + 1) / (3 (n - 1))`` for uniform
+        ``n x n`` maps (0.76 at n = 16).
     """
     height, width = heatmaps.shape[-2:]
-    maps = heatmaps.float() + 1e-6
-    q = maps / maps.sum(dim=(-2, -1), keepdim=True)
-    xs = torch.linspace(-1.0, 1.0, width, device=maps.device)
-    ys = torch.linspace(1.0, -1.0, height, device=maps.device)
+    q = spatial_distributions(heatmaps).unflatten(-1, (height, width))
+    xs, ys = x_grid(width, q.device), y_grid(height, q.device)
     qx, qy = q.sum(dim=-2), q.sum(dim=-1)  # marginals over rows / columns
     mean_x = (qx * xs).sum(dim=-1, keepdim=True)
     mean_y = (qy * ys).sum(dim=-1, keepdim=True)
@@ -183,8 +197,7 @@ def motion_prior_loss(heatmaps: Tensor, motion: Tensor) -> Tensor:
     Returns:
         Scalar >= 0 (0 only if every keypoint sits where all the motion is).
     """
-    maps = heatmaps.float().flatten(-2) + 1e-6  # [B, T, K, P]
-    q = maps / maps.sum(dim=-1, keepdim=True)
+    q = spatial_distributions(heatmaps)  # [B, T, K, P]
     attention = (q * motion.flatten(-2).unsqueeze(2)).sum(dim=-1)  # [B, T, K]
     return -torch.log(attention + 1e-6).mean()
 
@@ -207,8 +220,7 @@ def motion_coverage_loss(heatmaps: Tensor, motion: Tensor) -> Tensor:
     Returns:
         Scalar >= 0 (0 when the mean normalised heatmap equals the motion map).
     """
-    maps = heatmaps.float().flatten(-2) + 1e-6  # [B, T, K, P]
-    mixture = (maps / maps.sum(dim=-1, keepdim=True)).mean(dim=2)  # [B, T, P]
+    mixture = spatial_distributions(heatmaps).mean(dim=2)  # [B, T, P]
     target = motion.float().flatten(-2)
     kl = (target * (torch.log(target + 1e-12) - torch.log(mixture + 1e-12))).sum(dim=-1)
     return kl.mean()
