@@ -161,10 +161,19 @@ class LatentObservation(gymnasium.ObservationWrapper):
         return self.observation(observation), self._info(info)
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Step the env, advance the GRU with ``action`` and observe the new frame."""
-        observation, reward, terminated, truncated, info = self.env.step(action)
+        """Step the env, advance the GRU with ``action`` and observe the new frame.
+
+        The GRU update runs on a worker thread while the env steps (it needs the action, not
+        the frame); the detector and the posterior then run on the new frame.
+        """
+        advanced = self.filter.advance_in_background(self._actions(action))
+        try:
+            observation, reward, terminated, truncated, info = self.env.step(action)
+        except BaseException:
+            advanced.result()  # let the worker finish before the error leaves the wrapper
+            raise
         self._frame = self._frames(observation)
-        self.filter.step(self._actions(action), self._frame[None])
+        self.filter.step(None, self._frame[None], advanced=advanced)
         return self.observation(observation), reward, terminated, truncated, self._info(info)
 
     def observation(self, observation: Any) -> np.ndarray:
@@ -189,6 +198,11 @@ class LatentObservation(gymnasium.ObservationWrapper):
 
         keypoints = self.filter.keypoints_numpy()
         return draw_keypoints(self._frame[None], keypoints, factor=self.render_scale)[0]
+
+    def close(self) -> None:
+        """Close the env and stop the model's worker thread."""
+        self.filter.close()
+        super().close()
 
 
 def make_latent_env(

@@ -16,6 +16,11 @@ flattened and concatenated in this order:
 - ``"hidden"``: h_{t-1}, the GRU state that conditions the current frame, ``rnn_units``
   values in [-1, 1].
 
+Overlap: the GRU update of step t+1 needs only the action, not the new frame, so the
+wrappers start it with :meth:`LatentFilter.advance_in_background` before they step the
+environment and hand the result to :meth:`LatentFilter.step`: torch releases the GIL, and
+the GRU runs on the second core while the physics and renderer run on the first.
+
 Randomness: the posterior mean is used by default (deterministic); with
 ``sample_latent=True`` z is sampled from a :class:`torch.Generator` that :meth:`seed`
 reseeds, so a seeded reset is still reproducible.
@@ -23,16 +28,20 @@ reseeds, so a seeded reset is still reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from keypoint_wm.api import WorldModel, frames_to_tensor
+from keypoint_wm.model.inference import InferenceDetector
 
 if TYPE_CHECKING:
     from keypoint_wm.rewards.head import RewardHead
@@ -44,7 +53,10 @@ __all__ = [
     "feature_bounds",
     "parse_features",
     "resolve_model",
+    "torch_threads",
 ]
+
+_R = TypeVar("_R")
 
 FEATURES = ("keypoints", "hidden")
 """The selectable features, in the order they appear in an observation."""
@@ -63,6 +75,31 @@ class FinalStates:
     observations: np.ndarray
     keypoints: np.ndarray
     rewards: np.ndarray | None
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch threads (None: unchanged), then restore the count."""
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _in_filter_threads(method: Callable[..., _R]) -> Callable[..., _R]:
+    """Run a :class:`LatentFilter` method without gradients under its ``num_threads``."""
+
+    @functools.wraps(method)
+    def wrapped(self: LatentFilter, *args: Any, **kwargs: Any) -> _R:
+        with torch.no_grad(), torch_threads(self.num_threads):
+            return method(self, *args, **kwargs)
+
+    return wrapped
 
 
 def parse_features(features: str | Sequence[str]) -> tuple[str, ...]:
@@ -137,8 +174,14 @@ class LatentFilter:
         feed_observed: feed the detected keypoints to the GRU instead of the decoded
             posterior sample (the authors' inference behaviour feeds the decoded sample).
         seed: seed of the latent noise (only used with ``sample_latent``).
+        num_threads: torch threads for the model's work, set for the duration of each call
+            and restored after it (None: leave torch's setting). ``"auto"``: 1 for a single
+            env, whose batch-1 ops are too small to split (measured in ``keypoint-wm bench
+            wrapper``: waking a second thread after the renderer ran cost more than it
+            saved), else None.
 
-    Frames are uint8 ``[N, S, S, 3]``; actions float32 ``[B, A]`` in the model's action
+    The detector is a snapshot (:class:`~keypoint_wm.model.InferenceDetector`) of the
+    model's weights when the filter is built. Frames are uint8 ``[N, S, S, 3]``; actions float32 ``[B, A]`` in the model's action
     units (``A <= action_size``, zero-padded like the multi-task training data).
     """
 
@@ -151,12 +194,21 @@ class LatentFilter:
         sample_latent: bool = False,
         feed_observed: bool = False,
         seed: int = 0,
+        num_threads: int | str | None = "auto",
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if num_threads == "auto":
+            num_threads = 1 if num_envs == 1 else None
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise ValueError(
+                f"num_threads must be 'auto', None or a positive int, got {num_threads!r}"
+            )
+        self.num_threads: int | None = num_threads
         self.model = model
         self.net = model.model
         self.dynamics = model.model.dynamics
+        self.detector = InferenceDetector(model.model)
         self.num_envs = num_envs
         self.features = parse_features(features)
         self.reward_head = reward_head
@@ -182,6 +234,7 @@ class LatentFilter:
         self.latent: Tensor | None = torch.zeros(b, z, device=self.device) if z else None
         self.head_state: Tensor | None = None
         self.predicted_reward: Tensor | None = None
+        self._worker: ThreadPoolExecutor | None = None
         if reward_head is not None:
             self.head_state = reward_head.initial_state(b, self.device)
             self.predicted_reward = torch.zeros(b, device=self.device)
@@ -224,7 +277,7 @@ class LatentFilter:
         images = frames_to_tensor(
             torch.from_numpy(np.ascontiguousarray(frames))[:, None], self.device
         )
-        keypoints = self.net.detect(images)[0][:, 0].float()
+        keypoints = self.detector(images[:, 0])
         observed = keypoints.flatten(1)
         dyn = self.dynamics
         latent = None
@@ -261,7 +314,7 @@ class LatentFilter:
         return self.reward_head.initial_state(n, self.device)
 
     # ------------------------------------------------------------------ public API
-    @torch.no_grad()
+    @_in_filter_threads
     def reset(self, frames: np.ndarray, rows: Sequence[int] | np.ndarray | None = None) -> None:
         """Start new episodes in ``rows`` (default all) from their first frames ``[N, S, S, 3]``."""
         index = self._rows(rows)
@@ -280,19 +333,60 @@ class LatentFilter:
             )
         return torch.nn.functional.pad(tensor, (0, self.action_size - tensor.shape[1]))
 
-    @torch.no_grad()
     def advance(self, actions: np.ndarray | None) -> Tensor:
         """``h_t = GRU([feed_t, z_t, a_{t+1}], h_{t-1})`` for every row -> ``[B, H]`` (not stored)."""
+        return self._advance(self.model_actions(actions) if self.action_size else None)
+
+    def advance_in_background(self, actions: np.ndarray | None) -> Future[Tensor]:
+        """:meth:`advance` on a worker thread; pass the future to :meth:`step` as ``advanced``.
+
+        Start it before stepping the environment: the GRU update then overlaps the physics
+        and rendering (it reads the state and changes nothing). The actions are checked here,
+        on the caller's thread.
+        """
         action = self.model_actions(actions) if self.action_size else None
-        return self.dynamics.advance(self.hidden, self.feed, self.latent, action)
+        if self._worker is None:
+            self._worker = self._start_worker()
+        return self._worker.submit(self._advance, action)
+
+    def _start_worker(self) -> ThreadPoolExecutor:
+        """The GRU's worker thread, with :attr:`num_threads` torch threads of its own.
+
+        torch's thread count is per thread, but setting it also changes the default of
+        threads that have not run torch yet: that default is put back once the worker has
+        taken its count, so the caller's threads are left as they were.
+        """
+        count = self.num_threads
+        worker = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="keypoint-wm-gru",
+            initializer=None if count is None else torch.set_num_threads,
+            initargs=() if count is None else (count,),
+        )
+        if count is not None:
+            previous = torch.get_num_threads()
+            worker.submit(int).result()  # the initializer has run
+            torch.set_num_threads(previous)
+        return worker
 
     @torch.no_grad()
+    def _advance(self, action: Tensor | None) -> Tensor:
+        return self.dynamics.advance(self.hidden, self.feed, self.latent, action)
+
+    def close(self) -> None:
+        """Stop the background worker, if one was started."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+
+    @_in_filter_threads
     def step(
         self,
         actions: np.ndarray | None,
         frames: np.ndarray,
         new_episode: np.ndarray | None = None,
         final_frames: np.ndarray | None = None,
+        advanced: Future[Tensor] | None = None,
     ) -> FinalStates | None:
         """Advance every row with its action and observe its next frame, in one batch.
 
@@ -304,11 +398,13 @@ class LatentFilter:
             final_frames: ``[M, S, S, 3]``, the last frames of the ended episodes, for the
                 ``M`` rows marked in ``new_episode`` whose final observation is wanted
                 (in row order), or None.
+            advanced: the future of :meth:`advance_in_background` for these ``actions``
+                (default: advance now).
 
         Returns:
             What the model makes of ``final_frames`` (None without them).
         """
-        advanced = self.advance(actions)
+        advanced = self.advance(actions) if advanced is None else advanced.result()
         b = self.num_envs
         reset = np.zeros(b, bool) if new_episode is None else np.asarray(new_episode, bool)
         reset_t = torch.as_tensor(reset, device=self.device)
@@ -351,7 +447,7 @@ class LatentFilter:
             rewards=None if reward is None else reward[b:].cpu().numpy().astype(np.float32),
         )
 
-    @torch.no_grad()
+    @_in_filter_threads
     def imagine(self, actions: np.ndarray | None, sample: bool = True) -> None:
         """Advance every row with its action and IMAGINE the next frame from the prior.
 

@@ -16,6 +16,7 @@ Stable-Baselines3 is imported when a :class:`LatentVecEnv` is built, not when th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,7 @@ def _implementation() -> type:
             )
             space = spaces.Box(self.filter.low, self.filter.high, dtype=np.float32)
             VecEnvWrapper.__init__(self, venv, observation_space=space)
-            self._last_actions: np.ndarray | None = None
+            self._advanced: Future[torch.Tensor] | None = None
             self._current_frames: np.ndarray | None = None
 
         def reset(self) -> np.ndarray:
@@ -127,7 +128,8 @@ def _implementation() -> type:
             return self.venv.seed(seed)
 
         def step_async(self, actions: np.ndarray) -> None:
-            self._last_actions = np.asarray(actions)
+            # The GRU update needs only the actions: it runs while the envs step.
+            self._advanced = self.filter.advance_in_background(self._actions(actions))
             self.venv.step_async(actions)
 
         def step_wait(self) -> Any:
@@ -144,10 +146,9 @@ def _implementation() -> type:
                 else:
                     final_frames = np.stack(final)
                 final_frames = self._frames.check(final_frames)
-            assert self._last_actions is not None, "step_async() was not called"
-            final_states = self.filter.step(
-                self._actions(self._last_actions), frames, dones, final_frames
-            )
+            assert self._advanced is not None, "step_async() was not called"
+            advanced, self._advanced = self._advanced, None
+            final_states = self.filter.step(None, frames, dones, final_frames, advanced)
             self._current_frames = frames
             self._add_infos(infos)
             if final_states is not None:  # an ended episode's info describes its last frame
@@ -174,6 +175,7 @@ def _implementation() -> type:
             return list(draw_keypoints(self._current_frames, self.filter.keypoints_numpy()))
 
         def close(self) -> None:
+            self.filter.close()
             self.venv.close()
 
     _IMPLEMENTATION = _LatentVecEnv

@@ -112,7 +112,13 @@ class LatentVectorObservation(VectorWrapper):
         return self.filter.observations(), self._add_info(info)
 
     def step(self, actions: Any) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
-        observations, rewards, terminations, truncations, info = self.env.step(actions)
+        # The GRU update needs only the actions: it runs while the envs step.
+        advanced = self.filter.advance_in_background(self._actions(actions))
+        try:
+            observations, rewards, terminations, truncations, info = self.env.step(actions)
+        except BaseException:
+            advanced.result()
+            raise
         frames = self._frames.batch(observations)
         ended = np.logical_or(terminations, truncations)
         new_episode, final_frames, final_rows = None, None, np.zeros(0, np.int64)
@@ -127,7 +133,7 @@ class LatentVectorObservation(VectorWrapper):
                 if self._frames.source == "pixels":
                     final = [f["pixels"] for f in final]
                 final_frames = self._frames.check(np.stack(final))
-        states = self.filter.step(self._actions(actions), frames, new_episode, final_frames)
+        states = self.filter.step(None, frames, new_episode, final_frames, advanced)
         info = self._add_info(info)
         if states is not None:
             final_obs = np.array(info["final_obs"], dtype=object)
@@ -144,6 +150,11 @@ class LatentVectorObservation(VectorWrapper):
         if rewards is not None:
             info["predicted_reward"], info["_predicted_reward"] = rewards, every.copy()
         return info
+
+    def close(self, **kwargs: Any) -> None:
+        """Close the envs and stop the model's worker thread."""
+        self.filter.close()
+        super().close(**kwargs)
 
     def render(self) -> tuple[Any, ...] | None:
         """Each env's current frame with its keypoints drawn (``rgb_array`` envs)."""

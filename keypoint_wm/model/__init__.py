@@ -13,6 +13,7 @@ Imports only torch, numpy and the standard library.
 
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.dynamics import Belief, DynamicsOutput, KeypointDynamics, StepOutput
+from keypoint_wm.model.inference import InferenceDetector
 from keypoint_wm.model.keypoint_ops import add_coord_channels, keypoints_to_maps, maps_to_keypoints
 from keypoint_wm.model.outputs import (
     TERM_NAMES,
@@ -29,6 +30,7 @@ __all__ = [
     "TERM_NAMES",
     "Belief",
     "DynamicsOutput",
+    "InferenceDetector",
     "KeypointDynamics",
     "LossSchedule",
     "ModelConfig",

@@ -148,6 +148,16 @@ class StructVRNN(nn.Module):
             return self.set_image_precision(False, None)
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
+    @property
+    def image_autocast_dtype(self) -> torch.dtype | None:
+        """The dtype the image nets autocast to (None: float32)."""
+        return self._autocast_dtype
+
+    @property
+    def image_channels_last(self) -> bool:
+        """Whether the image nets run in channels_last memory format."""
+        return self._channels_last
+
     def image_nets_channels_last(self) -> StructVRNN:
         """Shorthand for ``set_image_precision(True, torch.bfloat16)``."""
         return self.set_image_precision(True, torch.bfloat16)

@@ -154,3 +154,34 @@ def test_run_argument_errors(tmp_path):
         gymnasium.make("KeypointWM/cartpole-balance-latent-v0")
     with pytest.raises(FileNotFoundError, match="run="):
         gymnasium.make("KeypointWM/cartpole-balance-latent-v0", run=str(tmp_path))
+
+
+def test_close_stops_the_gru_worker_and_env_errors_pass_through(world_model):
+    """The GRU update runs on a worker thread while the env steps; an env error reaches the
+    caller unchanged, the wrapper keeps working after it, and close() ends the thread."""
+    import threading
+
+    class Failing(gymnasium.Wrapper):
+        fail = False
+
+        def step(self, action):
+            if self.fail:
+                raise RuntimeError("physics exploded")
+            return self.env.step(action)
+
+    inner = Failing(DMCPixelEnv("cartpole", "balance", size=SIZE))
+    env = LatentObservation(inner, world_model)
+    workers = lambda: [t for t in threading.enumerate() if t.name.startswith("keypoint-wm-gru")]  # noqa: E731
+    threads = torch.get_num_threads()
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    assert len(workers()) == 1
+    assert torch.get_num_threads() == threads  # the model's 1-thread setting is undone
+    inner.fail = True
+    with pytest.raises(RuntimeError, match="physics exploded"):
+        env.step(env.action_space.sample())
+    inner.fail = False
+    obs, *_ = env.step(env.action_space.sample())
+    assert np.isfinite(obs).all()
+    env.close()
+    assert not workers()
