@@ -167,7 +167,8 @@ def compare_runs(
 
 
 def format_markdown(result: dict[str, Any]) -> str:
-    """The summary table as Markdown (best value of each row in bold)."""
+    """The summary table as Markdown (the best value of each row in bold, unless every run has
+    the same value, as the baselines that depend only on the data do)."""
     labels = result["labels"]
     lines = [
         f"Evaluation of {len(labels)} runs on `{result['data']}`.",
@@ -184,7 +185,7 @@ def format_markdown(result: dict[str, Any]) -> str:
             v = values[label]
             text = "-" if v is None else f"{v:.4g}"
             cells.append(
-                f"**{text}**" if v is not None and v == best and len(present) > 1 else text
+                f"**{text}**" if v is not None and v == best and len(set(present)) > 1 else text
             )
         arrow = "↑" if row["higher_is_better"] else "↓"
         lines.append(f"| {row['description']} {arrow} | " + " | ".join(cells) + " |")

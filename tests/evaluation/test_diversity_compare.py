@@ -71,3 +71,28 @@ def test_compare_puts_runs_side_by_side(tiny_run, rnn_run, basketball_dir, tmp_p
     assert any(p.endswith("compare_psnr.png") for p in plots)
     assert any(p.endswith("compare_tracking_error_predicted.png") for p in plots)
     assert all(Path(p).is_file() and Path(p).parent.parent == out.parent for p in plots)
+
+
+def test_markdown_bolds_the_best_run_but_not_a_tie():
+    from keypoint_wm.evaluation.compare import format_markdown
+
+    rows = [
+        {"metric": "psnr_closest", "higher_is_better": True, "description": "PSNR closest"},
+        {"metric": "psnr_copy", "higher_is_better": True, "description": "PSNR copy last"},
+        {"metric": "error", "higher_is_better": False, "description": "error"},
+    ]
+    result = {
+        "labels": ["vrnn", "cnn"],
+        "data": "figures",
+        "rows": rows,
+        "table": {
+            "psnr_closest": {"vrnn": 26.0, "cnn": 25.0},
+            "psnr_copy": {"vrnn": 24.0, "cnn": 24.0},
+            "error": {"vrnn": 0.1, "cnn": 0.3},
+        },
+        "skipped": {},
+    }
+    lines = format_markdown(result).splitlines()
+    assert "| PSNR closest ↑ | **26** | 25 |" in lines
+    assert "| PSNR copy last ↑ | 24 | 24 |" in lines  # a baseline of the data: no winner
+    assert "| error ↓ | **0.1** | 0.3 |" in lines
