@@ -28,6 +28,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         max_windows=args.max_windows,
         steps=args.steps,
         batch_size=args.batch_size,
+        validation_fraction=args.validation_fraction,
         seed=args.seed,
     )
 
@@ -55,7 +56,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         text = "n/a (constant rewards)" if score is None else f"{score:.3f}"
         print(
             f"  {task:<20} {facts['train_windows']:>6} train / {facts['test_windows']:>5} test "
-            f"windows   held-out normalized MSE {text}"
+            f"windows   held-out normalized MSE {text} (weights of step {facts['best_step']})"
         )
     return 0
 
@@ -110,6 +111,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="optimiser steps per head (2000)",
     )
     p.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.2,
+        help="share of a head's training windows (whole episodes) that picks the step whose "
+        "weights it keeps; 0 keeps the last step (default 0.2)",
+    )
     p.add_argument("--seed", type=int, default=0, help="window split, init and noise (0)")
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

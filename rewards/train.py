@@ -3,8 +3,17 @@
 Paper S2.2: Adam, learning rate 1e-3 "successively reduced" to 1e-4 -- here an exponential
 decay over the run. Each head is trained on standardised rewards (mean and standard
 deviation of its training windows, stored with the head) with the mean squared error.
+
+Early stopping (not in the paper, which had up to 10,000 windows per task): whole episodes
+holding ``validation_fraction`` of the head's training windows are set aside, and the head
+keeps the weights of the evaluation step where their normalised MSE was lowest. With the
+few hundred windows a CPU-sized dataset gives, the last step's head had fitted the noise of
+its training windows (measured: held-out normalised MSE 1.9 on cheetah-run, worse than the
+null model).
+
 TensorBoard (``OUT/tensorboard/<task>``): ``reward/train_mse``, ``reward/learning_rate`` and,
-every ``eval_every`` steps, ``reward/test_normalized_mse`` on the held-out 20 %.
+every ``eval_every`` steps, ``reward/validation_normalized_mse`` and
+``reward/test_normalized_mse`` on the held-out 20 %.
 """
 
 from __future__ import annotations
@@ -26,7 +35,13 @@ from keypoint_wm.rewards.sequences import (
     split_windows,
 )
 
-__all__ = ["RewardTrainConfig", "fit_reward_head", "normalized_mse", "train_reward_heads"]
+__all__ = [
+    "RewardTrainConfig",
+    "fit_reward_head",
+    "normalized_mse",
+    "split_validation",
+    "train_reward_heads",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,8 @@ class RewardTrainConfig:
             1e-3 to 1e-4).
         units: dense and GRU width (paper: 128).
         eval_every: log the held-out normalised MSE every this many steps.
+        validation_fraction: share of the training windows (whole episodes) used to pick
+            the step whose weights the head keeps (early stopping); 0 keeps the last step.
         seed: window split, initialisation, batches and posterior noise.
     """
 
@@ -57,6 +74,7 @@ class RewardTrainConfig:
     final_learning_rate: float = 1e-4
     units: int = 128
     eval_every: int = 100
+    validation_fraction: float = 0.2
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -64,6 +82,10 @@ class RewardTrainConfig:
             if getattr(self, name) < 1:
                 flag = name.replace("_", "-")
                 raise ValueError(f"--{flag} must be a positive integer, got {getattr(self, name)}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if not 0 < self.final_learning_rate <= self.learning_rate:
@@ -111,6 +133,29 @@ def predict(head: RewardHead, hidden: np.ndarray, batch_size: int = 256) -> np.n
     return np.concatenate(out).astype(np.float32)
 
 
+def split_validation(
+    train: RewardSequences, fraction: float, seed: int
+) -> tuple[RewardSequences, RewardSequences | None]:
+    """Set aside whole episodes holding about ``fraction`` of the windows: ``(fit, val)``.
+
+    Windows of one episode overlap, so a validation window must not share an episode with
+    a fitted one. None when ``fraction`` is 0 or there is only one episode.
+    """
+    episodes = np.unique(train.episode)
+    if fraction <= 0 or len(episodes) < 2:
+        return train, None
+    order = np.random.default_rng(seed).permutation(episodes)
+    counts = {e: int(np.sum(train.episode == e)) for e in order}
+    chosen, held = [], 0
+    for episode in order[:-1]:  # at least one episode is fitted
+        if held >= fraction * len(train):
+            break
+        chosen.append(episode)
+        held += counts[episode]
+    is_val = np.isin(train.episode, chosen)
+    return train.subset(np.flatnonzero(~is_val)), train.subset(np.flatnonzero(is_val))
+
+
 def fit_reward_head(
     train: RewardSequences,
     test: RewardSequences | None,
@@ -119,7 +164,12 @@ def fit_reward_head(
     progress: bool = True,
     device: str | torch.device = "cpu",
 ) -> RewardHead:
-    """Train one head on ``train`` (and log its held-out error on ``test``)."""
+    """Train one head on ``train`` (and log its held-out error on ``test``).
+
+    The head's metadata records ``best_step``, the step whose weights it keeps (see the
+    module doc on early stopping), and ``validation_windows``.
+    """
+    train, validation = split_validation(train, config.validation_fraction, config.seed)
     mean = float(train.reward.mean())
     std = float(train.reward.std())
     head_config = RewardHeadConfig(
@@ -136,6 +186,8 @@ def fit_reward_head(
     target = torch.as_tensor((train.reward - mean) / head_config.reward_std, device=device)
     rng = np.random.default_rng(config.seed)
     bar = tqdm(range(config.steps), desc=f"reward head {train.task}", disable=not progress)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_score, best_step = float("inf"), config.steps
     for step in bar:
         lr = config.learning_rate_at(step)
         for group in optimizer.param_groups:
@@ -151,11 +203,35 @@ def fit_reward_head(
         if writer is not None:
             writer.add_scalar("reward/train_mse", loss.item() * head_config.reward_std**2, step)
             writer.add_scalar("reward/learning_rate", lr, step)
-        if test is not None and (last or (step + 1) % config.eval_every == 0):
+        if not (last or (step + 1) % config.eval_every == 0):
+            continue
+        postfix = {}
+        if validation is not None:
+            score = normalized_mse(predict(head, validation.hidden), validation.reward, mean)[0]
+            postfix["val_nmse"] = f"{score:.3f}"
+            if writer is not None:
+                writer.add_scalar("reward/validation_normalized_mse", score, step)
+            if best_state is None or score < best_score:  # NaN (constant rewards) never wins
+                best_score, best_step = score, step + 1
+                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+        if test is not None:
             score = normalized_mse(predict(head, test.hidden), test.reward, mean)[0]
-            bar.set_postfix(test_nmse=f"{score:.3f}")
+            postfix["test_nmse"] = f"{score:.3f}"
             if writer is not None:
                 writer.add_scalar("reward/test_normalized_mse", score, step)
+        bar.set_postfix(postfix)
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    head.config = RewardHeadConfig(
+        **{
+            **asdict(head.config),
+            "metadata": {
+                **head.config.metadata,
+                "best_step": best_step,
+                "validation_windows": 0 if validation is None else len(validation),
+            },
+        }
+    )
     return head.eval()
 
 
@@ -209,6 +285,8 @@ def train_reward_heads(
             **{k: getattr(config, k) for k in ("window", "stride", "max_windows", "seed")},
             "train_fraction": config.train_fraction,
         }
+        facts["best_step"] = head.config.metadata.get("best_step")
+        facts["validation_windows"] = head.config.metadata.get("validation_windows")
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts})
         save_reward_head(head, out / task)
         summary["tasks"][task] = facts

@@ -87,6 +87,42 @@ def test_head_learns_a_reward_that_depends_on_the_hidden_state():
     assert score < 0.2
 
 
+def test_validation_holds_out_whole_episodes():
+    from keypoint_wm.rewards.train import split_validation
+
+    episode = np.repeat(np.arange(10), 5)
+    seqs = RewardSequences("toy", np.zeros((50, 4, 2)), np.zeros((50, 4)), episode, episode, [])
+    fit, val = split_validation(seqs, 0.2, seed=0)
+    assert len(fit) + len(val) == 50 and len(val) == 10
+    assert not set(fit.episode) & set(val.episode)
+    assert split_validation(seqs, 0.0, seed=0)[1] is None
+    assert split_validation(seqs.subset(np.arange(5)), 0.2, seed=0)[1] is None  # one episode
+
+
+def test_early_stopping_keeps_a_head_from_fitting_noise():
+    """Rewards unrelated to the hidden state: the last step's head fits the noise of its
+    training windows (worse than the mean on new ones); the kept head does not."""
+    rng = np.random.default_rng(0)
+    hidden = rng.normal(size=(300, 20, 16)).astype(np.float32)
+    reward = rng.normal(size=(300, 20)).astype(np.float32)
+    episode = np.repeat(np.arange(60), 5)
+    seqs = RewardSequences("noise", hidden, reward, episode, episode, [])
+    train, test = seqs.subset(np.arange(200)), seqs.subset(np.arange(200, 300))
+    from keypoint_wm.rewards.train import predict
+
+    scores = {}
+    for fraction in (0.0, 0.2):
+        config = RewardTrainConfig(
+            steps=600, units=64, batch_size=32, eval_every=50, validation_fraction=fraction
+        )
+        head = fit_reward_head(train, None, config, progress=False)
+        predicted = predict(head, test.hidden)
+        scores[fraction] = normalized_mse(predicted, test.reward, head.config.reward_mean)[0]
+    assert head.config.metadata["validation_windows"] == 40
+    assert scores[0.0] > 1.05  # overfitted
+    assert scores[0.2] < min(scores[0.0], 1.05)
+
+
 def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
     run, data = dmc
     heads = tmp_path / "heads"
