@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -235,6 +236,7 @@ class LatentFilter:
         self.head_state: Tensor | None = None
         self.predicted_reward: Tensor | None = None
         self._worker: ThreadPoolExecutor | None = None
+        self._worker_pid = 0
         if reward_head is not None:
             self.head_state = reward_head.initial_state(b, self.device)
             self.predicted_reward = torch.zeros(b, device=self.device)
@@ -345,8 +347,8 @@ class LatentFilter:
         on the caller's thread.
         """
         action = self.model_actions(actions) if self.action_size else None
-        if self._worker is None:
-            self._worker = self._start_worker()
+        if self._worker is None or self._worker_pid != os.getpid():  # none yet, or forked
+            self._worker, self._worker_pid = self._start_worker(), os.getpid()
         return self._worker.submit(self._advance, action)
 
     def _start_worker(self) -> ThreadPoolExecutor:
