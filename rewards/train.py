@@ -169,9 +169,10 @@ def fit_reward_head(
     The head's metadata records ``best_step``, the step whose weights it keeps (see the
     module doc on early stopping), and ``validation_windows``.
     """
-    train, validation = split_validation(train, config.validation_fraction, config.seed)
+    # The null model (and the standardisation) use all of the head's training windows.
     mean = float(train.reward.mean())
     std = float(train.reward.std())
+    train, validation = split_validation(train, config.validation_fraction, config.seed)
     head_config = RewardHeadConfig(
         input_size=int(train.hidden.shape[-1]),
         units=config.units,

@@ -119,6 +119,8 @@ def test_early_stopping_keeps_a_head_from_fitting_noise():
         predicted = predict(head, test.hidden)
         scores[fraction] = normalized_mse(predicted, test.reward, head.config.reward_mean)[0]
     assert head.config.metadata["validation_windows"] == 40
+    # The null model is the mean of all the head's training windows, validation included.
+    assert head.config.reward_mean == pytest.approx(float(train.reward.mean()))
     assert scores[0.0] > 1.05  # overfitted
     assert scores[0.2] < min(scores[0.0], 1.05)
 
