@@ -182,8 +182,9 @@ class LatentFilter:
             saved), else None.
 
     The detector is a snapshot (:class:`~keypoint_wm.model.InferenceDetector`) of the
-    model's weights when the filter is built. Frames are uint8 ``[N, S, S, 3]``; actions float32 ``[B, A]`` in the model's action
-    units (``A <= action_size``, zero-padded like the multi-task training data).
+    model's weights when the filter is built. Frames are uint8 ``[N, S, S, 3]``; actions
+    float32 ``[B, A]`` in the model's action units (``A <= action_size``, zero-padded like
+    the multi-task training data).
     """
 
     def __init__(
