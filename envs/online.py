@@ -208,7 +208,6 @@ class LatentFilter:
             )
         self.num_threads: int | None = num_threads
         self.model = model
-        self.net = model.model
         self.dynamics = model.model.dynamics
         self.detector = InferenceDetector(model.model)
         self.num_envs = num_envs

@@ -141,17 +141,16 @@ def split_validation(
     Windows of one episode overlap, so a validation window must not share an episode with
     a fitted one. None when ``fraction`` is 0 or there is only one episode.
     """
-    episodes = np.unique(train.episode)
+    episodes, counts = np.unique(train.episode, return_counts=True)
     if fraction <= 0 or len(episodes) < 2:
         return train, None
-    order = np.random.default_rng(seed).permutation(episodes)
-    counts = {e: int(np.sum(train.episode == e)) for e in order}
+    order = np.random.default_rng(seed).permutation(len(episodes))
     chosen, held = [], 0
-    for episode in order[:-1]:  # at least one episode is fitted
+    for i in order[:-1]:  # at least one episode is fitted
         if held >= fraction * len(train):
             break
-        chosen.append(episode)
-        held += counts[episode]
+        chosen.append(episodes[i])
+        held += int(counts[i])
     is_val = np.isin(train.episode, chosen)
     return train.subset(np.flatnonzero(~is_val)), train.subset(np.flatnonzero(is_val))
 
@@ -212,7 +211,7 @@ def fit_reward_head(
             postfix["val_nmse"] = f"{score:.3f}"
             if writer is not None:
                 writer.add_scalar("reward/validation_normalized_mse", score, step)
-            if best_state is None or score < best_score:  # NaN (constant rewards) never wins
+            if score < best_score:  # NaN (constant rewards) never wins: the last step stays
                 best_score, best_step = score, step + 1
                 best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
         if test is not None:
@@ -286,8 +285,7 @@ def train_reward_heads(
             **{k: getattr(config, k) for k in ("window", "stride", "max_windows", "seed")},
             "train_fraction": config.train_fraction,
         }
-        facts["best_step"] = head.config.metadata.get("best_step")
-        facts["validation_windows"] = head.config.metadata.get("validation_windows")
+        facts.update(head.config.metadata)  # best_step, validation_windows
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts})
         save_reward_head(head, out / task)
         summary["tasks"][task] = facts

@@ -22,8 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from keypoint_wm.model.image_nets import maybe_channels_last
-from keypoint_wm.model.keypoint_ops import maps_to_keypoints
-from keypoint_wm.model.struct_vrnn import StructVRNN
+from keypoint_wm.model.struct_vrnn import StructVRNN, detector_output_to_keypoints
 
 __all__ = ["InferenceDetector"]
 
@@ -47,21 +46,15 @@ class InferenceDetector(nn.Module):
             for module in self.detector.modules():
                 if isinstance(module, nn.Conv2d):
                     module.to(self.dtype)
-        self.num_keypoints = model.config.num_keypoints
-        self.image_size = model.config.image_size
-        self.scale_normalization = model.config.scale_normalization
-        self.cnn = model.feature_to_maps is not None
+        self.config = model.config
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        size = self.image_size
+        size = self.config.image_size
         if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
             raise ValueError(f"images must be [N, 3, {size}, {size}], got {tuple(images.shape)}")
         x = maybe_channels_last(images, self.channels_last)
         if self.dtype is not None:
             x = x.to(self.dtype)
         with torch.autocast(device_type=images.device.type, enabled=False):
-            out = self.detector(x).float()
-            if self.cnn:
-                return out.view(len(images), self.num_keypoints, 3)
-            return maps_to_keypoints(out, self.scale_normalization)
+            return detector_output_to_keypoints(self.detector(x).float(), self.config)

@@ -79,6 +79,17 @@ __all__ = [
 ]
 
 
+def detector_output_to_keypoints(out: Tensor, config: ModelConfig) -> Tensor:
+    """The detector's float32 output for N frames -> ``[N, K, 3]``.
+
+    Heatmaps ``[N, K, w, w]`` give their keypoints (x, y in [-1, 1], y up; scale in [0, 1]);
+    for ``representation="cnn"`` the flat features ``[N, K * 3]`` in [-1, 1] are reshaped.
+    """
+    if config.representation == "cnn":
+        return out.view(len(out), config.num_keypoints, 3)
+    return maps_to_keypoints(out, config.scale_normalization)
+
+
 class StructVRNN(nn.Module):
     """Struct-VRNN and its baselines (Struct-RNN, no-BoM, CNN-VRNN), chosen by config."""
 
@@ -194,15 +205,12 @@ class StructVRNN(nn.Module):
         with self._image_autocast(images.device):
             out = self.detector(flat)
         with self._float32(images.device):
-            if self.feature_to_maps is not None:  # CNN-VRNN: flat feature vector
-                features = out.float().view(batch, steps, self.config.num_keypoints, 3)
-                return features, None
-            heatmaps = out.float()
-            keypoints = maps_to_keypoints(heatmaps, self.config.scale_normalization)
-            return (
-                keypoints.view(batch, steps, *keypoints.shape[1:]),
-                heatmaps.view(batch, steps, *heatmaps.shape[1:]),
-            )
+            out = out.float()
+            keypoints = detector_output_to_keypoints(out, self.config)
+            keypoints = keypoints.view(batch, steps, *keypoints.shape[1:])
+            if self.feature_to_maps is not None:  # CNN-VRNN: no heatmaps
+                return keypoints, None
+            return keypoints, out.view(batch, steps, *out.shape[1:])
 
     def keypoints_to_maps(self, keypoints: Tensor, keypoint_width: float | None = None) -> Tensor:
         """``[N, K, 3]`` keypoints (or CNN features) to the reconstructor's input maps
