@@ -22,6 +22,8 @@ from keypoint_wm.rewards.predict import ImaginedRewards, imagine_rewards, predic
 from keypoint_wm.rewards.sequences import (
     RewardSequences,
     collect_reward_sequences,
+    split_episodes,
+    split_sequences,
     split_windows,
 )
 from keypoint_wm.rewards.train import (
@@ -45,6 +47,8 @@ __all__ = [
     "normalized_mse",
     "predict_rewards",
     "save_reward_head",
+    "split_episodes",
+    "split_sequences",
     "split_windows",
     "train_reward_heads",
 ]

@@ -26,6 +26,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         window=args.window,
         stride=args.stride,
         max_windows=args.max_windows,
+        split=args.split,
         steps=args.steps,
         batch_size=args.batch_size,
         validation_fraction=args.validation_fraction,
@@ -103,6 +104,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=positive_int("--max-windows"),
         default=10_000,
         help="windows per task at most (default 10000, as in the paper)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("windows", "episodes"),
+        default="windows",
+        help="the head's 80/20 train/test split: of the windows, as in the paper (default), "
+        "or of whole episodes (stricter: windows of one episode share frames)",
     )
     p.add_argument(
         "--steps",

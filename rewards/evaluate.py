@@ -2,8 +2,8 @@
 
 For each world-model run and task: the run's heads (``RUN/rewards/<task>``, trained by
 ``keypoint-wm rewards train``) predict the rewards of the held-out 20 % of the test split's
-windows (the same windows and split as in training: window, stride, seed and fraction are
-read from each head). The error is the MSE divided by that of a null model predicting the
+windows (the same windows and split as in training: window, stride, seed, fraction and split
+are read from each head). The error is the MSE divided by that of a null model predicting the
 mean training reward (paper Figure 8), per time step with a 95 % confidence interval, and
 overall. Output: a table (tasks x runs), a JSON object and a plot like Figure 8.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from keypoint_wm.rewards.head import find_reward_head, load_reward_head
-from keypoint_wm.rewards.sequences import collect_reward_sequences, split_windows
+from keypoint_wm.rewards.sequences import collect_reward_sequences, split_sequences
 from keypoint_wm.rewards.train import (
     RewardTrainConfig,
     normalized_mse,
@@ -116,9 +116,8 @@ def evaluate_reward_prediction(
             for task in group:
                 head = loaded[task]
                 fraction = head.config.metadata.get("train_fraction", defaults.train_fraction)
-                seqs = sequences[task]
-                _, test_index = split_windows(len(seqs), fraction, seed)
-                test = seqs.subset(test_index)
+                split = head.config.metadata.get("split", "windows")
+                _, test = split_sequences(sequences[task], fraction, seed, split)
                 overall, per_step, ci95 = normalized_mse(
                     predict(head, test.hidden), test.reward, head.config.reward_mean
                 )
@@ -129,6 +128,7 @@ def evaluate_reward_prediction(
                     "ci95": None if constant else ci95.tolist(),
                     "constant_rewards": constant,
                     "test_windows": len(test),
+                    "split": split,
                     "mean_train_reward": head.config.reward_mean,
                 }
         scores = [

@@ -9,7 +9,10 @@ split of each task, then 80 % of them to train a head and 20 % to test it. Here:
   ``max_windows`` per task (evenly spread over the candidates);
 - :meth:`~keypoint_wm.api.WorldModel.observe` over each window with its actions (posterior
   at every step; the noise is seeded); ``hidden[:, t]`` = h_{t-1} goes with ``reward[:, t]``;
-- a deterministic split of the windows, by seed, into the head's train and test parts.
+- a deterministic split, by seed, into the head's train and test parts: of the windows
+  (:func:`split_windows`, the paper's "80 % of the data") or, stricter, of whole episodes
+  (:func:`split_episodes`: windows of one episode overlap, so a held-out window never shares
+  frames with a training one).
 """
 
 from __future__ import annotations
@@ -25,7 +28,17 @@ from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import load_episode
 from keypoint_wm.data.sequences import EpisodeIndex
 
-__all__ = ["RewardSequences", "collect_reward_sequences", "split_windows"]
+__all__ = [
+    "SPLITS",
+    "RewardSequences",
+    "collect_reward_sequences",
+    "hold_out_episodes",
+    "split_episodes",
+    "split_sequences",
+    "split_windows",
+]
+
+SPLITS = ("windows", "episodes")
 
 
 @dataclass
@@ -75,6 +88,67 @@ def split_windows(count: int, train_fraction: float, seed: int) -> tuple[np.ndar
     order = np.random.default_rng(np.random.SeedSequence([seed, count])).permutation(count)
     cut = min(max(1, round(count * train_fraction)), count - 1)
     return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def hold_out_episodes(episode: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Whole episodes holding about ``fraction`` of the windows: a boolean mask ``[N]``.
+
+    Episodes are drawn in a seeded order until they hold at least ``fraction`` of the
+    windows; at least one episode is always left out of the mask. All False when
+    ``fraction`` is 0 or there is a single episode.
+
+    Args:
+        episode: ``[N]`` the episode of each window.
+        fraction: share of the windows to hold out, in [0, 1).
+        seed: the episode order.
+    """
+    episodes, counts = np.unique(episode, return_counts=True)
+    if fraction <= 0 or len(episodes) < 2:
+        return np.zeros(len(episode), bool)
+    order = np.random.default_rng(seed).permutation(len(episodes))
+    chosen, held = [], 0
+    for i in order[:-1]:  # at least one episode stays out of the mask
+        if held >= fraction * len(episode):
+            break
+        chosen.append(episodes[i])
+        held += int(counts[i])
+    return np.isin(episode, chosen)
+
+
+def split_episodes(
+    episode: np.ndarray, train_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of windows into (train, test) index arrays by whole episodes.
+
+    Raises:
+        ValueError: fewer than 2 episodes, or a fraction outside (0, 1).
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    if len(np.unique(episode)) < 2:
+        raise ValueError(
+            "--split episodes needs windows from at least 2 test-split episodes per task, "
+            f"got {len(np.unique(episode))}"
+        )
+    is_test = hold_out_episodes(episode, 1.0 - train_fraction, seed)
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def split_sequences(
+    sequences: RewardSequences, train_fraction: float, seed: int, by: str = "windows"
+) -> tuple[RewardSequences, RewardSequences]:
+    """The head's (train, test) parts: ``by`` ``"windows"`` or ``"episodes"``.
+
+    Raises:
+        ValueError: an unknown ``by``, or too few windows or episodes to split.
+    """
+    if by == "windows":
+        train, test = split_windows(len(sequences), train_fraction, seed)
+    elif by == "episodes":
+        train, test = split_episodes(sequences.episode, train_fraction, seed)
+    else:
+        raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {by!r}")
+    return sequences.subset(train), sequences.subset(test)
 
 
 def _window_starts(frames: int, window: int, stride: int) -> list[int]:

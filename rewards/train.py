@@ -30,9 +30,11 @@ from tqdm.auto import tqdm
 from keypoint_wm.api import WorldModel
 from keypoint_wm.rewards.head import RewardHead, RewardHeadConfig, save_reward_head
 from keypoint_wm.rewards.sequences import (
+    SPLITS,
     RewardSequences,
     collect_reward_sequences,
-    split_windows,
+    hold_out_episodes,
+    split_sequences,
 )
 
 __all__ = [
@@ -53,6 +55,9 @@ class RewardTrainConfig:
         stride: frames between window starts in an episode.
         max_windows: windows per task at most (paper: 10,000).
         train_fraction: share of the windows the head trains on (paper: 0.8).
+        split: how the head's train and test parts are drawn: ``"windows"`` (the paper's
+            random 80/20 of the windows; neighbouring windows share frames) or
+            ``"episodes"`` (whole episodes, stricter: no test frame was seen in training).
         steps: optimiser steps per head.
         batch_size: windows per step.
         learning_rate, final_learning_rate: exponential decay from one to the other (paper:
@@ -68,6 +73,7 @@ class RewardTrainConfig:
     stride: int = 10
     max_windows: int = 10_000
     train_fraction: float = 0.8
+    split: str = "windows"
     steps: int = 2_000
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -86,6 +92,8 @@ class RewardTrainConfig:
             raise ValueError(
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
             )
+        if self.split not in SPLITS:
+            raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if not 0 < self.final_learning_rate <= self.learning_rate:
@@ -141,17 +149,9 @@ def split_validation(
     Windows of one episode overlap, so a validation window must not share an episode with
     a fitted one. None when ``fraction`` is 0 or there is only one episode.
     """
-    episodes, counts = np.unique(train.episode, return_counts=True)
-    if fraction <= 0 or len(episodes) < 2:
+    is_val = hold_out_episodes(train.episode, fraction, seed)
+    if not is_val.any():
         return train, None
-    order = np.random.default_rng(seed).permutation(len(episodes))
-    chosen, held = [], 0
-    for i in order[:-1]:  # at least one episode is fitted
-        if held >= fraction * len(train):
-            break
-        chosen.append(episodes[i])
-        held += int(counts[i])
-    is_val = np.isin(train.episode, chosen)
     return train.subset(np.flatnonzero(~is_val)), train.subset(np.flatnonzero(is_val))
 
 
@@ -267,8 +267,7 @@ def train_reward_heads(
     )
     summary: dict[str, Any] = {"out": str(out), "config": asdict(config), "tasks": {}}
     for task, seqs in sequences.items():
-        train_index, test_index = split_windows(len(seqs), config.train_fraction, config.seed)
-        train, test = seqs.subset(train_index), seqs.subset(test_index)
+        train, test = split_sequences(seqs, config.train_fraction, config.seed, config.split)
         writer = SummaryWriter(str(out / "tensorboard" / task))
         try:
             head = fit_reward_head(train, test, config, writer, progress, model.device)
@@ -284,6 +283,7 @@ def train_reward_heads(
             "test_normalized_mse": None if np.isnan(score) else score,
             **{k: getattr(config, k) for k in ("window", "stride", "max_windows", "seed")},
             "train_fraction": config.train_fraction,
+            "split": config.split,
         }
         facts.update(head.config.metadata)  # best_step, validation_windows
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts})

@@ -22,6 +22,8 @@ from keypoint_wm.rewards import (
     load_reward_head,
     normalized_mse,
     save_reward_head,
+    split_episodes,
+    split_sequences,
     split_windows,
 )
 
@@ -71,6 +73,24 @@ def test_split_and_normalized_mse():
     overall, per_step, ci = normalized_mse(reward, reward, 1.0)
     assert overall == 0 and per_step.shape == (2,) and np.all(ci == 0)
     assert np.isnan(normalized_mse(reward, np.ones((2, 2)), 1.0)[0])  # nothing to learn
+
+
+def test_episode_split_keeps_every_episode_on_one_side():
+    episode = np.repeat(np.arange(10), 5)
+    train, test = split_episodes(episode, 0.8, seed=3)
+    assert len(train) == 40 and len(test) == 10
+    assert not set(episode[train]) & set(episode[test])
+    assert np.array_equal(split_episodes(episode, 0.8, seed=3)[1], test)
+    seqs = RewardSequences("toy", np.zeros((50, 4, 2)), np.zeros((50, 4)), episode, episode, [])
+    fit, held = split_sequences(seqs, 0.8, seed=3, by="episodes")
+    assert len(fit) == 40 and np.array_equal(held.episode, episode[test])
+    assert len(split_sequences(seqs, 0.8, seed=3, by="windows")[1]) == 10
+    with pytest.raises(ValueError, match="--split must be one of windows, episodes"):
+        split_sequences(seqs, 0.8, seed=3, by="frames")
+    with pytest.raises(ValueError, match="at least 2 test-split episodes"):
+        split_episodes(np.zeros(8), 0.8, seed=0)
+    with pytest.raises(ValueError, match="--split"):
+        RewardTrainConfig(split="frames")
 
 
 def test_head_learns_a_reward_that_depends_on_the_hidden_state():
