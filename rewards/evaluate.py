@@ -16,7 +16,11 @@ from typing import Any
 import numpy as np
 
 from keypoint_wm.rewards.head import find_reward_head, load_reward_head
-from keypoint_wm.rewards.sequences import collect_reward_sequences, split_sequences
+from keypoint_wm.rewards.sequences import (
+    RewardSequences,
+    collect_reward_sequences,
+    split_sequences,
+)
 from keypoint_wm.rewards.train import (
     RewardTrainConfig,
     normalized_mse,
@@ -72,6 +76,9 @@ def evaluate_reward_prediction(
     for i, run in enumerate(runs):
         run = Path(run)
         model = keypoint_wm.load(run, device=device or "cpu", precision="auto")
+        # Windows by (window, stride, max_windows, seed): heads trained here are scored on
+        # the windows they were trained with, collected once.
+        collected: dict[tuple, dict[str, RewardSequences]] = {}
         head_root = Path(heads[i]) if heads else run / "rewards"
         wanted = _tasks_with_heads(head_root, tasks)
         if not wanted or (tasks and set(wanted) != set(tasks)):
@@ -82,7 +89,10 @@ def evaluate_reward_prediction(
                     f"`keypoint-wm rewards train --run {run} --data {data_dir}` or pass "
                     "--train-missing"
                 )
-            train_reward_heads(model, data_dir, head_root, train_config, tasks, progress)
+            config = train_config or RewardTrainConfig()
+            key = (config.window, config.stride, config.max_windows, config.seed)
+            collected[key] = _collect(model, data_dir, key, tasks, progress)
+            train_reward_heads(model, data_dir, head_root, config, tasks, progress, collected[key])
             wanted = _tasks_with_heads(head_root, tasks)
         label = labels[i] if labels else _run_label(run, model.config)
         entry: dict[str, Any] = {
@@ -100,19 +110,18 @@ def evaluate_reward_prediction(
             meta = head.config.metadata
             key = tuple(meta.get(k) for k in ("window", "stride", "max_windows", "seed"))
             groups.setdefault(key, []).append(task)
+        defaults = RewardTrainConfig()
         for (window, stride, max_windows, seed), group in groups.items():
-            defaults = RewardTrainConfig()
-            seed = defaults.seed if seed is None else seed
-            sequences = collect_reward_sequences(
-                model,
-                data_dir,
-                window=window or defaults.window,
-                stride=stride or defaults.stride,
-                max_windows=max_windows or defaults.max_windows,
-                tasks=group,
-                seed=seed,
-                progress=progress,
+            key = (
+                window or defaults.window,
+                stride or defaults.stride,
+                max_windows or defaults.max_windows,
+                defaults.seed if seed is None else seed,
             )
+            seed = key[3]
+            sequences = collected.get(key, {})
+            if not set(group) <= set(sequences):
+                sequences = _collect(model, data_dir, key, group, progress)
             for task in group:
                 head = loaded[task]
                 fraction = head.config.metadata.get("train_fraction", defaults.train_fraction)
@@ -146,6 +155,22 @@ def evaluate_reward_prediction(
         "training mean (constant_rewards): the null model is exact there",
         "runs": results,
     }
+
+
+def _collect(
+    model: Any, data_dir: str | Path, key: tuple, tasks: list[str] | None, progress: bool
+) -> dict[str, RewardSequences]:
+    window, stride, max_windows, seed = key
+    return collect_reward_sequences(
+        model,
+        data_dir,
+        window=window,
+        stride=stride,
+        max_windows=max_windows,
+        tasks=tasks,
+        seed=seed,
+        progress=progress,
+    )
 
 
 def _tasks_with_heads(root: Path, tasks: list[str] | None) -> list[str]:

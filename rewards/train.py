@@ -242,8 +242,14 @@ def train_reward_heads(
     config: RewardTrainConfig | None = None,
     tasks: list[str] | None = None,
     progress: bool = True,
+    sequences: dict[str, RewardSequences] | None = None,
 ) -> dict[str, Any]:
     """Train and save one head per task (``OUT/<task>/``, default ``RUN/rewards``).
+
+    Args:
+        sequences: the windows of each task, already collected with ``config``'s window
+            settings (e.g. by ``rewards evaluate``, which scores the heads on the same
+            windows); collected here when None.
 
     Returns a summary: per task, the windows used and the held-out normalised MSE.
     """
@@ -255,16 +261,17 @@ def train_reward_heads(
             raise ValueError("--out is required for a model that was not loaded from a run")
         out = Path(model.run_dir) / "rewards"
     out = Path(out)
-    sequences = collect_reward_sequences(
-        model,
-        data_dir,
-        window=config.window,
-        stride=config.stride,
-        max_windows=config.max_windows,
-        tasks=tasks,
-        seed=config.seed,
-        progress=progress,
-    )
+    if sequences is None:
+        sequences = collect_reward_sequences(
+            model,
+            data_dir,
+            window=config.window,
+            stride=config.stride,
+            max_windows=config.max_windows,
+            tasks=tasks,
+            seed=config.seed,
+            progress=progress,
+        )
     summary: dict[str, Any] = {"out": str(out), "config": asdict(config), "tasks": {}}
     for task, seqs in sequences.items():
         train, test = split_sequences(seqs, config.train_fraction, config.seed, config.split)

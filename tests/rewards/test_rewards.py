@@ -169,7 +169,29 @@ def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
     scores = payload["runs"][0]["tasks"]["cartpole-balance"]
     assert len(scores["per_step"]) == 20 and scores["normalized_mse"] > 0
     assert scores == payload["runs"][1]["tasks"]["cartpole-balance"]  # same run, same score
+    # Evaluation scores the heads on the very windows they were tested on in training.
+    summary = json.loads((heads / "train_summary.json").read_text())["tasks"]
+    assert scores["normalized_mse"] == pytest.approx(
+        summary["cartpole-balance"]["test_normalized_mse"], rel=1e-5
+    )
     assert plot.stat().st_size > 0 and "normalized reward MSE" in result.stdout
+
+
+def test_evaluate_trains_missing_heads_on_the_windows_it_scores(dmc, tmp_path):
+    from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
+
+    run, data = dmc
+    config = RewardTrainConfig(steps=10, split="episodes")
+    result = evaluate_reward_prediction(
+        [run], data, heads=[tmp_path / "heads"], tasks=["cartpole-balance"],
+        train_missing=True, train_config=config, progress=False,
+    )  # fmt: skip
+    scores = result["runs"][0]["tasks"]["cartpole-balance"]
+    summary = json.loads((tmp_path / "heads" / "train_summary.json").read_text())["tasks"]
+    facts = summary["cartpole-balance"]
+    assert scores["split"] == facts["split"] == "episodes"
+    assert scores["test_windows"] == facts["test_windows"]
+    assert scores["normalized_mse"] == pytest.approx(facts["test_normalized_mse"], rel=1e-5)
 
 
 def test_cli_errors_name_the_flag(dmc, tmp_path):
