@@ -18,6 +18,7 @@ from typing import Any
 from keypoint_wm.model.config import ModelConfig
 
 PRECISIONS = ("auto", "fp32", "channels_last", "bf16")
+REFERENCE_FRAMES = ("first", "other_episode")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class TrainConfig:
             (dynamics and keypoint maths stay fp32); ``"channels_last"`` channels_last in fp32;
             ``"fp32"`` is plain eager; ``"auto"`` picks bf16 on GPUs and CPUs with native
             bf16 kernels (AVX512-BF16/AMX), else channels_last.
+        reference_frame: the frame the reconstructor draws on, next to the keypoints:
+            ``"first"`` (the paper: frame 1 of the window, which holds the scene's static
+            appearance) or ``"other_episode"`` (not in the paper: a random frame of another
+            episode of the same task, so what differs between episodes -- a goal or
+            target placed per episode, the scene under a tracking camera -- must come
+            through the keypoints; with ``"first"`` a static target is copied from frame 1
+            and no keypoint, hence no downstream head or agent, sees it).
         data_workers: data-loader worker processes.
         test_fraction: fraction of episode files held out (never trained on) for evaluation.
         log_every, image_every, checkpoint_every: intervals in steps.
@@ -80,6 +88,7 @@ class TrainConfig:
     motion_prior_final: float = 0.0
     grad_clip_norm: float = 10.0
     precision: str = "auto"
+    reference_frame: str = "first"
     data_workers: int = 2
     test_fraction: float = 0.2
     log_every: int = 50
@@ -88,6 +97,11 @@ class TrainConfig:
     probe_every: int = 0
 
     def __post_init__(self) -> None:
+        if self.reference_frame not in REFERENCE_FRAMES:
+            raise ValueError(
+                f"train.reference_frame must be one of {REFERENCE_FRAMES}, "
+                f"got {self.reference_frame!r}"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in (

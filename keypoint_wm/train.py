@@ -102,10 +102,14 @@ def prepare_run_config(
 
 
 def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device, use_actions: bool):
-    """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W] in [-0.5, 0.5]; actions or None."""
+    """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W] in [-0.5, 0.5]; actions or None;
+    the reference frames [B, 3, H, W] or None (frame 1)."""
     images = frames_to_tensor(batch["image"], device)
     actions = batch["action"].to(device, non_blocking=True) if use_actions else None
-    return images, actions
+    reference = batch.get("reference")
+    if reference is not None:
+        reference = frames_to_tensor(reference[:, None], device)[:, 0]
+    return images, actions, reference
 
 
 def train(
@@ -139,7 +143,11 @@ def train(
     if dist_info.is_main:
         write_config(run_dir, config.to_dict())
     dataset = WindowDataset(
-        index, window, seed=config.seed, action_size=config.model.action_size or 0
+        index,
+        window,
+        seed=config.seed,
+        action_size=config.model.action_size or 0,
+        reference=config.train.reference_frame,
     )
 
     # --- Model and optimiser ----------------------------------------------------------
@@ -189,11 +197,14 @@ def train(
     try:
         while step < total:
             batch = next(batches)
-            images, actions = to_model_inputs(batch, device, config.model.action_size > 0)
+            images, actions, reference = to_model_inputs(
+                batch, device, config.model.action_size > 0
+            )
             lr = config.train.learning_rate_at(step)
             schedule = schedule_at(config, step)
             output, grad_norm = train_step(trained, optimizer, images, actions, schedule, lr,
-                                           config.train.grad_clip_norm, step)  # fmt: skip
+                                           config.train.grad_clip_norm, step,
+                                           reference)  # fmt: skip
             step += 1
             window_steps += 1
             bar.update(1)
@@ -245,11 +256,12 @@ def train_step(
     lr: float,
     grad_clip_norm: float,
     step: int = 0,
+    reference: torch.Tensor | None = None,
 ):
     """One optimisation step; returns the model output and the gradient norm (pre-clip)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
-    output = model(images, actions, schedule)
+    output = model(images, actions, schedule, reference)
     _check_finite(output, step)
     optimizer.zero_grad(set_to_none=True)
     output.loss.backward()

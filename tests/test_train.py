@@ -116,13 +116,22 @@ def test_action_conditioned_training_draws_pictures_and_resumes(tmp_path):
             save_episode(
                 tmp_path / "data" / task / f"episode_{i:06d}.npz", Episode(image, action, reward)
             )
-    config = tiny_config(2, preset="dmcs-cpu", **{"train.image_every": 1, "train.batch_size": 3})
+    config = tiny_config(
+        2,
+        preset="dmcs-cpu",
+        **{
+            "train.image_every": 1,
+            "train.batch_size": 3,
+            "train.reference_frame": "other_episode",  # reconstruct on another episode
+        },
+    )
     result = train(
         config, tmp_path / "data", tmp_path / "run", action_conditioned=True, progress=False
     )
     assert result["step"] == 2
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["model"]["action_size"] == 6
+    assert saved["train"]["reference_frame"] == "other_episode"
     assert (tmp_path / "run" / "media" / "prediction.gif").stat().st_size > 0
 
 

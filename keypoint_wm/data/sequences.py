@@ -148,15 +148,25 @@ class WindowDataset(Dataset):
 
     Items: ``image`` uint8 [T, H, W, 3]; ``action`` float32 [T, A] (zero-padded to the
     index's largest action size); ``reward`` float32 [T]; ``true_object_pos`` float32
-    [T, N, 2] (N = 0 when absent); ``task`` int (index into ``index.tasks``).
+    [T, N, 2] (N = 0 when absent); ``task`` int (index into ``index.tasks``); with
+    ``reference="other_episode"`` also ``reference`` uint8 [H, W, 3], a random frame of
+    another episode of the same task (the same episode when the task has only one).
     """
 
     def __init__(
-        self, index: EpisodeIndex, window: int, seed: int = 0, action_size: int | None = None
+        self,
+        index: EpisodeIndex,
+        window: int,
+        seed: int = 0,
+        action_size: int | None = None,
+        reference: str = "first",
     ):
+        if reference not in ("first", "other_episode"):
+            raise ValueError(f"reference must be 'first' or 'other_episode', got {reference!r}")
         self.index = index
         self.window = window
         self.seed = seed
+        self.reference = reference
         self.action_size = index.action_size if action_size is None else action_size
         self.records = [r for r in index.records if r.frames >= window]
         if not self.records:
@@ -167,6 +177,9 @@ class WindowDataset(Dataset):
         self._cumulative = np.cumsum(starts) / starts.sum()
         self._task_ids = {task: i for i, task in enumerate(index.tasks)}
         self._num_objects = max(r.num_objects for r in self.records)
+        self._by_task: dict[str, list[EpisodeRecord]] = {}
+        for record in index.records:
+            self._by_task.setdefault(record.task, []).append(record)
 
     def __len__(self) -> int:  # windows are drawn by number; any non-negative int works
         return 2**62
@@ -179,6 +192,13 @@ class WindowDataset(Dataset):
         start = int(rng.integers(0, record.frames - self.window + 1))
         return record, start
 
+    def reference_of(self, number: int, record: EpisodeRecord) -> tuple[EpisodeRecord, int]:
+        """The (episode, frame) whose image is window ``number``'s reference frame."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed & 0xFFFFFFFF, number, 1]))
+        others = [r for r in self._by_task[record.task] if r.path != record.path] or [record]
+        other = others[int(rng.integers(0, len(others)))]
+        return other, int(rng.integers(0, other.frames))
+
     def __getitem__(self, number: int) -> dict[str, torch.Tensor]:
         record, start = self.locate(number)
         episode = load_episode(record.path)
@@ -189,13 +209,18 @@ class WindowDataset(Dataset):
         positions = np.zeros((self.window, self._num_objects, 2), np.float32)
         if pos is not None:
             positions[:, : pos.shape[1]] = pos[start:stop]
-        return {
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(episode.image[start:stop])),
             "action": torch.from_numpy(action),
             "reward": torch.from_numpy(episode.reward[start:stop].copy()),
             "true_object_pos": torch.from_numpy(positions),
             "task": torch.tensor(self._task_ids[record.task]),
         }
+        if self.reference == "other_episode":
+            other, frame = self.reference_of(number, record)
+            image = load_episode(other.path, keys=("image",)).image[frame]
+            item["reference"] = torch.from_numpy(np.ascontiguousarray(image))
+        return item
 
 
 class CountingSampler(Sampler[int]):

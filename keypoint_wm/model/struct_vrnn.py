@@ -281,6 +281,7 @@ class StructVRNN(nn.Module):
         images: Tensor,
         actions: Tensor | None = None,
         schedule: LossSchedule | None = None,
+        reference: Tensor | None = None,
     ) -> ModelOutput:
         """Detect, reconstruct, run the dynamics and compute every loss term.
 
@@ -290,6 +291,8 @@ class StructVRNN(nn.Module):
             actions: ``[B, T, A]`` (``actions[:, t]`` led to frame t) or None.
             schedule: KL weight and scheduled-sampling probabilities for this step;
                 default :meth:`LossSchedule.final` with ``config.kl_beta``.
+            reference: ``[B, 3, H, W]`` in [-0.5, 0.5], the frame the reconstructor
+                draws on (``train.reference_frame``); default frame 1 (the paper).
 
         Returns:
             :class:`ModelOutput`.
@@ -301,8 +304,12 @@ class StructVRNN(nn.Module):
         if observed > steps:
             raise ValueError(f"need at least num_observed_steps={observed} frames, got {steps}")
         keypoints, heatmaps = self.detect(images)
+        if reference is None:
+            reference, reference_keypoints = images[:, 0], keypoints[:, 0]
+        else:
+            reference_keypoints = self.detect(reference[:, None])[0][:, 0]
         reconstruction = self.reconstruct(
-            images[:, 0], keypoints[:, 0], keypoints, schedule.keypoint_width
+            reference, reference_keypoints, keypoints, schedule.keypoint_width
         )
         target = keypoints.detach().flatten(2)  # [B, T, D]; no gradient into the detector
         dyn = self.dynamics(

@@ -45,6 +45,24 @@ def test_windows_are_a_function_of_seed_and_number(two_tasks):
     assert torch.equal(frame_numbers, frame_numbers[0] + torch.arange(5, dtype=torch.uint8))
 
 
+def test_reference_frames_come_from_another_episode_of_the_same_task(two_tasks):
+    index = EpisodeIndex(two_tasks)
+    dataset = WindowDataset(index, window=5, seed=1, reference="other_episode")
+    for number in range(40):
+        record, _ = dataset.locate(number)
+        other, frame = dataset.reference_of(number, record)
+        assert other.task == record.task and other.path != record.path
+        item = dataset[number]
+        episode = int(other.path.stem.split("_")[-1])
+        assert item["reference"].shape == (8, 8, 3)
+        assert int(item["reference"][1, 1, 0]) == episode  # the other episode's pixels
+        assert int(item["reference"][0, 0, 0]) == frame  # ... at the drawn frame
+        assert torch.equal(item["reference"], dataset[number]["reference"])  # seeded
+    assert "reference" not in WindowDataset(index, window=5, seed=1)[0]
+    with pytest.raises(ValueError, match="other_episode"):
+        WindowDataset(index, window=5, reference="last")
+
+
 def test_multi_task_actions_are_zero_padded_to_the_largest_size(two_tasks):
     index = EpisodeIndex(two_tasks)
     assert index.action_size == 6 and index.tasks == ["cheetah-run", "reacher-easy"]

@@ -59,6 +59,20 @@ def test_reconstruction_adds_first_frame(tiny_config: Callable, moving_dots: Cal
     torch.testing.assert_close(recon, images[:, :1].expand_as(recon))
 
 
+def test_forward_reconstructs_on_a_given_reference_frame(
+    tiny_config: Callable, moving_dots: Callable
+) -> None:
+    model = StructVRNN(tiny_config())
+    torch.nn.init.zeros_(model.reconstructor.to_image.weight)
+    torch.nn.init.zeros_(model.reconstructor.to_image.bias)
+    images = moving_dots(2, 6)
+    other = moving_dots(2, 1, seed=5)[:, 0]  # frames of other sequences
+    default = model(images).reconstruction
+    torch.testing.assert_close(default, images[:, :1].expand_as(default))
+    given = model(images, reference=other).reconstruction
+    torch.testing.assert_close(given, other[:, None].expand_as(given))
+
+
 def _grads(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p.grad for p in module.parameters() if p.grad is not None]
 
