@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.data.sequences import REFERENCE_FRAMES
 from keypoint_wm.model.config import ModelConfig
 
 PRECISIONS = ("auto", "fp32", "channels_last", "bf16")
-REFERENCE_FRAMES = ("first", "other_episode")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from keypoint_wm.data.episodes import episode_metadata, iter_episode_files, load_episode
 from keypoint_wm.data.inspect import array_headers
 
+REFERENCE_FRAMES = ("first", "other_episode")  # what the reconstructor draws on (TrainConfig)
+
 
 @dataclass(frozen=True)
 class EpisodeRecord:
@@ -161,8 +163,8 @@ class WindowDataset(Dataset):
         action_size: int | None = None,
         reference: str = "first",
     ):
-        if reference not in ("first", "other_episode"):
-            raise ValueError(f"reference must be 'first' or 'other_episode', got {reference!r}")
+        if reference not in REFERENCE_FRAMES:
+            raise ValueError(f"reference must be one of {REFERENCE_FRAMES}, got {reference!r}")
         self.index = index
         self.window = window
         self.seed = seed
