@@ -33,12 +33,12 @@ from keypoint_wm.envs.registration import (
 register_envs()
 
 _LAZY = {
-    "LatentObservation": "keypoint_wm.envs.latent",
-    "make_latent_env": "keypoint_wm.envs.latent",
-    "LatentVectorObservation": "keypoint_wm.envs.vector",
-    "LatentVecEnv": "keypoint_wm.envs.sb3",
-    "DreamEnv": "keypoint_wm.envs.dream",
-    "LatentFilter": "keypoint_wm.envs.online",
+    "LatentObservation": "keypoint_wm.envs.latent.wrapper",
+    "make_latent_env": "keypoint_wm.envs.latent.wrapper",
+    "LatentVectorObservation": "keypoint_wm.envs.latent.vector",
+    "LatentVecEnv": "keypoint_wm.envs.latent.sb3",
+    "DreamEnv": "keypoint_wm.envs.latent.dream",
+    "LatentFilter": "keypoint_wm.envs.latent.online",
 }
 
 

@@ -32,9 +32,9 @@ __all__ = ["format_wrapper_benchmark", "run_wrapper_benchmark"]
 
 def _model(preset: str, num_keypoints: int, size: int, action_size: int, seed: int) -> Any:
     from keypoint_wm.api import WorldModel
+    from keypoint_wm.model.precision import resolve_precision
     from keypoint_wm.model.struct_vrnn import StructVRNN
     from keypoint_wm.presets import get_preset
-    from keypoint_wm.train import resolve_precision
 
     config = (
         get_preset(preset)
@@ -96,9 +96,9 @@ def run_wrapper_benchmark(
     """
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from keypoint_wm.envs.latent import LatentObservation
+    from keypoint_wm.envs.latent.sb3 import LatentVecEnv
+    from keypoint_wm.envs.latent.wrapper import LatentObservation
     from keypoint_wm.envs.registration import make_env
-    from keypoint_wm.envs.sb3 import LatentVecEnv
 
     if steps < 1 or num_envs < 1 or block < 1:
         raise ValueError("--steps, --envs and the block size must be positive")

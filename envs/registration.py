@@ -175,7 +175,7 @@ def register_envs() -> None:
     for domain, task in ALL_TASKS:
         for name, entry_point in (
             (env_id(domain, task), "keypoint_wm.envs.dmc:DMCPixelEnv"),
-            (latent_env_id(domain, task), "keypoint_wm.envs.latent:make_latent_env"),
+            (latent_env_id(domain, task), "keypoint_wm.envs.latent.wrapper:make_latent_env"),
         ):
             if name in gymnasium.registry:
                 continue

@@ -15,7 +15,7 @@ import numpy as np
 
 import keypoint_wm
 from keypoint_wm.envs import DMCPixelEnv, parse_task_name
-from keypoint_wm.envs.counterfactual import counterfactual_rollout, write_counterfactual
+from keypoint_wm.evaluation.counterfactual import counterfactual_rollout, write_counterfactual
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
 parser.add_argument("--run", required=True)

@@ -22,9 +22,9 @@ import torch
 
 from keypoint_wm.checkpoint import latest_checkpoint, load_checkpoint, read_config
 from keypoint_wm.config import RunConfig
+from keypoint_wm.conventions import ArrayLike, frames_to_tensor, images_to_uint8
+from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import StructVRNN
-
-ArrayLike = np.ndarray | torch.Tensor
 
 
 @dataclass
@@ -57,22 +57,6 @@ class Imagination:
     hidden: torch.Tensor
     observed_keypoints: torch.Tensor
     images: np.ndarray | None
-
-
-def frames_to_tensor(frames: ArrayLike, device: torch.device) -> torch.Tensor:
-    """uint8 ``[B, T, H, W, 3]`` (numpy or torch) -> float ``[B, T, 3, H, W]`` in [-0.5, 0.5]."""
-    tensor = torch.as_tensor(frames)
-    if tensor.dtype != torch.uint8 or tensor.dim() != 5 or tensor.shape[-1] != 3:
-        raise ValueError(
-            f"frames must be uint8 [B, T, H, W, 3], got {tensor.dtype} {list(tensor.shape)}"
-        )
-    return tensor.to(device).permute(0, 1, 4, 2, 3).float().div(255.0).sub(0.5)
-
-
-def images_to_uint8(images: torch.Tensor) -> np.ndarray:
-    """float ``[..., 3, H, W]`` in [-0.5, 0.5] -> uint8 ``[..., H, W, 3]``."""
-    scaled = ((images.detach().float().cpu() + 0.5) * 255.0).clamp(0, 255).round()
-    return scaled.to(torch.uint8).movedim(-3, -1).numpy()
 
 
 class WorldModel:
@@ -251,7 +235,5 @@ def load(
     model = StructVRNN(config.model)
     model.load_state_dict(checkpoint.model_state)
     model.to(torch.device(device))
-    from keypoint_wm.train import resolve_precision
-
     model.set_precision(resolve_precision(precision, torch.device(device)))
     return WorldModel(model, config, checkpoint.step, run_dir)

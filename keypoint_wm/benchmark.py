@@ -21,9 +21,10 @@ from typing import Any
 import torch
 
 from keypoint_wm.model.config import ModelConfig
+from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import StructVRNN
 from keypoint_wm.presets import get_preset
-from keypoint_wm.train import resolve_precision, schedule_at, train_step
+from keypoint_wm.train import schedule_at, train_step
 
 
 def _time_steps(

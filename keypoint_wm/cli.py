@@ -430,9 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from keypoint_wm.collect.config import CollectError
     from keypoint_wm.data.episodes import EpisodeFormatError
+    from keypoint_wm.errors import KeypointWMError
 
     try:
         return int(args.handler(args) or 0)
+    except KeypointWMError as error:
+        print(f"keypoint-wm {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
     except (UsageError, CollectError, ValueError) as error:
         if os.environ.get("KEYPOINT_WM_DEBUG"):
             raise

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from keypoint_wm import viz
-from keypoint_wm.api import images_to_uint8
+from keypoint_wm.conventions import images_to_uint8
 
 
 class RunLogger:

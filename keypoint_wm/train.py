@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from keypoint_wm.api import frames_to_tensor
 from keypoint_wm.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -27,9 +26,11 @@ from keypoint_wm.checkpoint import (
     write_config,
 )
 from keypoint_wm.config import RunConfig, config_differences
+from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
-from keypoint_wm.model.precision import preferred_precision
+from keypoint_wm.model.device import resolve_device
+from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import LossSchedule, StructVRNN
 from keypoint_wm.summaries import RunLogger
 
@@ -63,22 +64,6 @@ def setup_distributed(device: torch.device) -> Distributed:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-
-
-def pick_device(name: str | None) -> torch.device:
-    """``--device`` or CUDA when available, else CPU (under torchrun: cuda:LOCAL_RANK)."""
-    if name:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> the fastest numerically safe mode for the device
-    (:func:`keypoint_wm.model.preferred_precision`: bf16 autocast only where bf16
-    convolutions are native; channels_last fp32 on AVX2-only CPUs)."""
-    return preferred_precision(device) if precision == "auto" else precision
 
 
 def prepare_run_config(
@@ -122,7 +107,7 @@ def train(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns the final step and the last logged losses."""
-    device = pick_device(device_name)
+    device = resolve_device(device_name)
     dist_info = setup_distributed(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)

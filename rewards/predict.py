@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from keypoint_wm.api import ArrayLike, WorldModel
+from keypoint_wm.api import WorldModel
+from keypoint_wm.conventions import ArrayLike
 from keypoint_wm.rewards.head import RewardHead
 
 __all__ = ["ImaginedRewards", "imagine_rewards", "predict_rewards"]

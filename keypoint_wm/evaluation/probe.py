@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from keypoint_wm.api import frames_to_tensor
+from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.sequences import EpisodeIndex
 from keypoint_wm.evaluation.tracking import apply_linear, fit_linear, r2_per_object
 from keypoint_wm.evaluation.windows import iter_windows

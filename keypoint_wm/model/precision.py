@@ -43,3 +43,10 @@ def preferred_precision(device: torch.device | str = "cpu") -> str:
     if bf16_is_fast(device):
         return "bf16"
     return "channels_last" if device.type == "cpu" else "fp32"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> the fastest numerically safe mode for the device
+    (:func:`preferred_precision`: bf16 autocast only where bf16
+    convolutions are native; channels_last fp32 on AVX2-only CPUs)."""
+    return preferred_precision(device) if precision == "auto" else precision

@@ -30,7 +30,7 @@ def world_model(dmc_run):
 def test_every_task_has_a_latent_id():
     for domain, task in ALL_TASKS:
         spec = gymnasium.spec(latent_env_id(domain, task))
-        assert spec.entry_point == "keypoint_wm.envs.latent:make_latent_env"
+        assert spec.entry_point == "keypoint_wm.envs.latent.wrapper:make_latent_env"
         assert spec.kwargs == {"domain": domain, "task": task}
 
 

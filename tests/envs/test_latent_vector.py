@@ -10,7 +10,7 @@ from latent_testing import SIZE, tiny_dmc_run
 
 import keypoint_wm
 from keypoint_wm.envs import DMCPixelEnv, LatentObservation, LatentVectorObservation
-from keypoint_wm.envs.counterfactual import counterfactual_rollout, write_counterfactual
+from keypoint_wm.evaluation.counterfactual import counterfactual_rollout, write_counterfactual
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.envs.adapters import ActionAdapter, FrameSource
-from keypoint_wm.envs.latent import resolve_reward_head
-from keypoint_wm.envs.online import LatentFilter, resolve_model
+from keypoint_wm.envs.latent.adapters import ActionAdapter, FrameSource
+from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
+from keypoint_wm.envs.latent.wrapper import resolve_reward_head
 
 __all__ = ["LatentVectorObservation"]
 

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from keypoint_wm.api import WorldModel, frames_to_tensor, images_to_uint8
-from keypoint_wm.envs.latent import resolve_reward_head
-from keypoint_wm.envs.online import LatentFilter, resolve_model
+from keypoint_wm.api import WorldModel
+from keypoint_wm.conventions import frames_to_tensor, images_to_uint8
+from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
+from keypoint_wm.envs.latent.wrapper import resolve_reward_head
 
 __all__ = ["DreamEnv"]
 

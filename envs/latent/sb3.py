@@ -25,9 +25,9 @@ import torch
 from gymnasium import spaces
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.envs.adapters import ActionAdapter, FrameSource
-from keypoint_wm.envs.latent import resolve_reward_head
-from keypoint_wm.envs.online import LatentFilter, resolve_model
+from keypoint_wm.envs.latent.adapters import ActionAdapter, FrameSource
+from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
+from keypoint_wm.envs.latent.wrapper import resolve_reward_head
 
 __all__ = ["LatentVecEnv"]
 
@@ -42,7 +42,7 @@ class LatentVecEnv:
             ``Dict`` observations with ``"pixels"``).
         run: a run directory or a loaded :class:`~keypoint_wm.api.WorldModel`.
         features: ``"keypoints"``, ``"hidden"`` or ``"both"`` (see
-            :mod:`keypoint_wm.envs.online`).
+            :mod:`keypoint_wm.envs.latent.online`).
         reward_head: as in :class:`~keypoint_wm.envs.LatentObservation`; predictions go to
             ``info["predicted_reward"]``.
         task: which head to pick from a directory of heads.

@@ -28,8 +28,8 @@ import torch
 from gymnasium import spaces
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.envs.adapters import ActionAdapter, FrameSource
-from keypoint_wm.envs.online import LatentFilter, resolve_model
+from keypoint_wm.envs.latent.adapters import ActionAdapter, FrameSource
+from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
 
 __all__ = ["LatentObservation", "make_latent_env", "resolve_reward_head", "run_action_repeat"]
 
@@ -85,7 +85,7 @@ class LatentObservation(gymnasium.ObservationWrapper):
         run: a run directory written by ``keypoint-wm train``, or a loaded
             :class:`~keypoint_wm.api.WorldModel`.
         features: ``"keypoints"``, ``"hidden"`` or ``"both"`` (default): what the
-            observation vector holds (see :mod:`keypoint_wm.envs.online`).
+            observation vector holds (see :mod:`keypoint_wm.envs.latent.online`).
         reward_head: None, a :class:`~keypoint_wm.rewards.head.RewardHead`, a head directory,
             a directory of heads (``RUN/rewards``; the head of ``task`` is used) or True
             (the run's own heads). Its prediction goes to ``info["predicted_reward"]``.

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from keypoint_wm.api import WorldModel, frames_to_tensor
+from keypoint_wm.api import WorldModel
+from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.model.inference import InferenceDetector
 
 if TYPE_CHECKING:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from keypoint_wm import viz
-from keypoint_wm.api import ArrayLike, WorldModel
+from keypoint_wm.api import WorldModel
+from keypoint_wm.conventions import ArrayLike
 
 __all__ = ["Counterfactual", "counterfactual_rollout", "write_counterfactual"]
 
