@@ -32,8 +32,8 @@ def random_rollout(env: Any, steps: int, seed: int, metadata: dict[str, Any]) ->
         metadata: extra JSON-serialisable metadata stored with the episode.
 
     Returns:
-        An episode aligned as in DESIGN.md: ``action[t]`` led to ``image[t]`` and
-        ``reward[t]`` came with it; ``action[0] = 0`` and ``reward[0] = 0``.
+        An episode aligned as in docs/design.md, "Episode files": ``action[t]`` led to
+        ``image[t]`` and ``reward[t]`` came with it; ``action[0] = 0`` and ``reward[0] = 0``.
 
     Raises:
         RuntimeError: the environment ended before ``steps`` steps.

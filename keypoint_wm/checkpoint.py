@@ -1,4 +1,4 @@
-"""Run directories and checkpoints (DESIGN.md, "Conventions").
+"""Run directories and checkpoints (docs/design.md, "Run directories and checkpoints").
 
 Layout of a run directory::
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keypoint_wm.data.sequences import REFERENCE_FRAMES
 from keypoint_wm.model.config import ModelConfig
 
 PRECISIONS = ("auto", "fp32", "channels_last", "bf16")
+REFERENCE_FRAMES = ("first", "other_episode")
+"""What the reconstructor draws on (:attr:`TrainConfig.reference_frame`)."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class TrainConfig:
         motion_prior_scale: initial weight of the motion-prior term (heatmaps pulled onto
             image regions that differ from the sequence's median frame; not in the paper),
             decaying linearly to 0 over ``motion_prior_steps``: it starts every keypoint
-            on a moving object, where the image loss can take over (DESIGN.md "Known
-            pitfall").
+            on a moving object, where the image loss can take over (docs/design.md,
+            "Known pitfall").
         motion_prior_steps: length of that curriculum in steps.
         motion_prior_final: weight of the term after the decay (0: the term is gone after
             ``motion_prior_steps``; a small constant keeps pulling unused keypoints onto

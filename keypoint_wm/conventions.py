@@ -1,4 +1,4 @@
-"""The keypoint frame, used everywhere (DESIGN.md, "Conventions").
+"""The keypoint frame, used everywhere (docs/design.md, "Keypoint frame").
 
 Keypoints are ``(x, y, scale)`` with x and y in [-1, 1], **y pointing up**, scale in [0, 1].
 Pixel (col, row) of an S x S image maps to ``x = col / (S - 1) * 2 - 1`` and

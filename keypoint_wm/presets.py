@@ -7,8 +7,9 @@ sampling ramped over the whole run). They are GPU jobs.
 The ``*-cpu`` presets do real learning in minutes on a 2-core CPU. They keep the paper's
 architecture and losses but shrink the budget: fewer steps with every schedule scaled to
 that budget, a smaller batch, and where stated the changes that make every object's
-keypoint light up within a small budget (DESIGN.md, "Known pitfall"); each preset's
-``note`` says what differs from the paper and why.
+keypoint light up within a small budget (docs/design.md, "Known pitfall"); each preset's
+``note`` says what differs from the paper and why. Every field carries a one-line reason; the
+measurements behind them, with dates and commands, are in docs/measurements.md.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Preset:
         )
 
 
+# The paper's optimisation for 1e5 steps (S1.2, S1.3): GPU jobs.
 _PAPER_TRAIN = dict(
     steps=100_000,
     batch_size=32,
@@ -46,9 +48,10 @@ _PAPER_TRAIN = dict(
     lr_halving_steps=30_000,
     kl_annealing_steps=25_000,
     scheduled_sampling_steps=100_000,
-    probe_every=2_000,
+    probe_every=2_000,  # held-out tracking R^2 every ~1/50 of the run
 )
 
+# Table S1, one column per dataset; layers_per_scale from paper S1.1.1.
 _BASKETBALL = dict(
     num_keypoints=12,
     layers_per_scale=1,
@@ -92,168 +95,77 @@ _DMCS = dict(
     num_bom_samples=50,
 )
 
-# CPU presets, sized for a 2-core AVX2 machine without native bf16 (measured there: the
-# paper's DMCS-size step takes ~50 s in fp32, so 1e5 steps are a GPU job). What they change,
-# and why:
-# - 16 encoder filters instead of 32, batch 8, 4 observed + 4 predicted steps: ~1/16 of the
-#   paper's image-net compute per step, a few seconds per step on 2 cores;
-# - best of 10 samples instead of 50 (the dynamics are a small part of the step either way);
-# - heatmap_bias_init -8: the detector's heatmaps start with a dark background (softplus(-8)
-#   ~ 3e-4 per pixel), so a keypoint's spatial expectation is pulled by the few pixels that
-#   respond to image content instead of sitting at the centroid of a flat map;
-# - the keypoint-discovery fixes (DESIGN.md "Known pitfall"), measured on Basketball with
-#   the held-out probe (R^2 per object: ball, 5 players; F16, batch 8, 4+4 steps):
-#     paper losses, bias -8 ........................ the black player only, after ~1,100 steps
-#     + Gaussians at amplitude 1, overlap loss 3,
-#       motion prior 10 -> 0 over 600 steps .......... black 0.64 at step 300, others < 0.1
-#     + no coordinate channels in the detector ........ black 0.998 at step 350, the four
-#       other players 0.15-0.25 at step 400 and rising, the ball ~0
-#   * heatmap_amplitude "one": every keypoint is drawn for the reconstructor at full
-#     strength, so none goes dark and stops learning (the max-normalised scale of the paper
-#     let one keypoint take scale 1 and the other 11 fall to ~0.01);
-#   * overlap_loss_scale 3: keypoints sharing an object are pushed to their next-best one;
-#   * motion_prior_scale 10 decaying to 0 over 600 steps: heatmaps start on image regions
-#     that differ from the window's median frame (objects move), where the image loss can
-#     take over; the term is gone after step 600;
-#   * detector_coord_channels False: a translation-equivariant detector can only choose its
-#     object by appearance, which keeps a keypoint on the same object across sequences.
-# - 2,000 steps (about 0.8 s per step on an idle 2-core AVX2 box: ~27 minutes; about 0.16 s
-#   on a 2-core CPU with AVX-512 BF16 / AMX, where training runs in bf16 autocast), every
-#   schedule scaled to that budget. basketball-cpu, human36m-cpu and dmcs-cpu add the
-#   changes below.
+# The CPU base: the paper's losses on a budget of minutes (docs/measurements.md, "2026-11-25").
 _CPU_MODEL = dict(
-    num_encoder_filters=16,
-    num_bom_samples=10,
-    num_observed_steps=4,
+    num_encoder_filters=16,  # with batch 8 and 4 + 4 steps: ~1/16 of the paper's image compute
+    num_bom_samples=10,  # best of 10: the dynamics are a small part of the step either way
+    num_observed_steps=4,  # 4 + 4 steps: a short window for a short budget
     num_predicted_steps=4,
-    heatmap_bias_init=-8.0,
-    heatmap_amplitude="one",
-    overlap_loss_scale=3.0,
-    detector_coord_channels=False,
+    heatmap_bias_init=-8.0,  # dark initial maps: keypoints follow image content (bias 0/-3 did not)
+    heatmap_amplitude="one",  # every keypoint drawn at full strength, so none goes dark
+    overlap_loss_scale=3.0,  # keypoints sharing an object move to their next-best one
+    detector_coord_channels=False,  # objects chosen by appearance, the same one across sequences
 )
 _CPU_TRAIN = dict(
-    steps=2_000,
+    steps=2_000,  # ~27 min on a 2-core AVX2 box (0.8 s/step), ~5 min with native bf16
     batch_size=8,
-    learning_rate=1e-3,
-    lr_halving_steps=800,
+    learning_rate=1e-3,  # the paper's
+    lr_halving_steps=800,  # every schedule scaled from 1e5 steps to this budget
     kl_annealing_steps=500,
     scheduled_sampling_steps=2_000,
-    motion_prior_scale=10.0,
-    motion_prior_steps=600,
+    motion_prior_scale=10.0,  # heatmaps start on moving regions, where the image loss takes over
+    motion_prior_steps=600,  # ... and the term is gone after step 600
     log_every=20,
     image_every=250,
-    checkpoint_every=100,
-    probe_every=100,
+    checkpoint_every=100,  # a few minutes of work at most lost to a kill
+    probe_every=100,  # held-out tracking R^2 as training goes
 )
 
-# Basketball on a CPU with native bf16 (AVX-512 BF16 / AMX: about 6 steps/s on 2 cores at
-# the sizes above, 5x the AVX2 box) adds, on top of _CPU_MODEL / _CPU_TRAIN, what made every
-# object's keypoint light up (held-out probe R^2 per object, ball and 5 players, measured on
-# the built-in Basketball data, 1000 sequences; steps of 8 sequences at ~6 steps/s):
-#     the _CPU_MODEL preset above, 2000 steps ........ 2 of 6 objects >= 0.9; ball ~0.02
-#   + coverage motion prior 10 -> 1 over 1000 steps,
-#     heatmap concentration 5 ........................ all 5 players >= 0.99 at step 800;
-#                                                       ball ~0.1 at step 2400
-#   + 32x32 heatmaps (keypoint_width 3.0: the same
-#     3-pixel Gaussians) ............................. ball up to 0.57 at step 1000, lost
-#                                                       again once the prior fell to 1
-#   + coverage floor 3, 8000 steps .................... ball 0.73 at step 2100, then falling
-#                                                       to 0.56 at step 3500
-#   + no overlap loss ................................. ball 0.92 at step 4900, then
-#                                                       captured by a player: 0.69 at 6600
-#   + separation 10x Table S1 (this preset) .......... ball 0.99 at step 1300; all six
-#                                                       >= 0.997 from step 2100 on; at
-#                                                       step 8000 (22 minutes) held-out
-#                                                       R^2 >= 0.999 for all six
-#                                                       (`keypoint-wm evaluate tracking`)
-#   * concentration_loss_scale 5: each normalised heatmap is pulled towards a single mode,
-#     so a keypoint tracks one object instead of sitting at the centroid of several (the
-#     step that found all five players);
-#   * motion_prior "coverage", 10 decaying to a floor of 3 over 1000 steps: the keypoints
-#     together must cover every moving region, so unused (diffuse) keypoints are drawn to
-#     objects that nobody tracks yet, however small; keypoints already on an object barely
-#     feel it. A floor, because the 3-pixel ball, which sits on its holder most of the
-#     time, is lost again when the term fades;
-#   * separation_loss_scale 1.0 (Table S1: 0.1): the paper's own term against two
-#     keypoints on one object, which the image loss otherwise prefers to a keypoint on
-#     the ball (a second Gaussian refines a player's shape). Two keypoints on one player
-#     move in parallel (loss 1 per pair), while the ball's keypoint and its holder's
-#     differ by the ball's 1-2 pixel motion around the holder (exp(-2) ~ 0.13 at
-#     sigma_sep 0.02): the term now outweighs that gain;
-#   * overlap_loss_scale 0: the ball sits on its holder, so the overlap loss pushed the
-#     ball's keypoint off it; separation, concentration and coverage already give each
-#     object its own keypoint;
-#   * heatmap_width 32: the ball is 3 pixels wide and usually within 2 pixels of its
-#     holder's centre, one cell of a 16x16 map; at 32x32 it gets cells of its own.
+# Basketball on a CPU with native bf16 (docs/measurements.md, "2026-11-30: basketball-cpu"):
+# all six objects, the 3-pixel ball included, at held-out R^2 >= 0.999 after 8000 steps.
 _BASKETBALL_CPU_MODEL = dict(
-    heatmap_width=32,
-    keypoint_width=3.0,
-    concentration_loss_scale=5.0,
-    motion_prior="coverage",
-    overlap_loss_scale=0.0,
-    separation_loss_scale=1.0,
+    heatmap_width=32,  # the ball, within ~2 px of its holder, gets heatmap cells of its own
+    keypoint_width=3.0,  # the same 3-pixel Gaussians on the 32x32 map
+    concentration_loss_scale=5.0,  # one mode per map: a keypoint on one object, not between
+    motion_prior="coverage",  # the keypoints together cover all motion: unused ones find the ball
+    overlap_loss_scale=0.0,  # the ball sits on its holder; the overlap loss pushed it off
+    separation_loss_scale=1.0,  # 10x Table S1: a 2nd keypoint on a player costs more than it gains
 )
 _BASKETBALL_CPU_TRAIN = dict(
-    steps=8_000,
+    steps=8_000,  # 22 minutes with native bf16; the ball settles after ~2,000 steps
     lr_halving_steps=3_000,
     kl_annealing_steps=2_000,
     scheduled_sampling_steps=8_000,
     motion_prior_steps=1_000,
-    motion_prior_final=3.0,
+    motion_prior_final=3.0,  # a floor: the ball is lost again when the coverage term fades
     image_every=500,
 )
 
-# Human3.6M / the figure stand-in on a CPU with native bf16: the paper's horizon, 8 observed
-# + 8 predicted steps (Figure S10: "conditioned on 8 frames and trained to predict 8 future
-# frames"), instead of _CPU_MODEL's 4 + 4, and 6000 steps. Measured on the figure stand-in
-# (`keypoint-wm data figures --sequences 1000`; `keypoint-wm evaluate video --samples 100
-# --max-windows 64`, PSNR of the closest of 100 samples vs copying the last observed frame,
-# averaged over the predicted steps):
-#     _CPU_MODEL / _CPU_TRAIN (4 + 4 steps, 2000 steps, 5 min) ....... 25.56 vs 27.90 dB
-#     8 + 8 steps, 4000 steps (18 min) .............................. 26.18 vs 26.46 dB
-#     8 + 8 steps, 6000 steps (this preset, 26 min) ................. 26.74 vs 26.46 dB
-#                                                          (SSIM 0.884 vs 0.862)
-# Copying the last frame is a strong baseline for the first predicted steps of a slowly
-# moving figure on a static background (32.5 dB at step 1, 24.4 dB at step 8); the model's
-# closest sample is flat at 26.3-27.0 dB, limited by how sharply the reconstructor draws the
-# limbs, which kept improving with training. Scheduled sampling reaches its final
-# probability at step 4000 (the measured run was resumed from 4000 to 6000 steps).
+# Human3.6M / the figure stand-in on a CPU with native bf16 (docs/measurements.md,
+# "2026-11-30: human36m-cpu"): closest-of-100 PSNR 26.74 dB vs 26.46 for copying the last frame.
 _HUMAN36M_CPU_MODEL = dict(
-    num_keypoints=24,
-    layers_per_scale=1,
-    num_observed_steps=8,
+    num_keypoints=24,  # half of Table S1's 48 for the CPU budget
+    layers_per_scale=1,  # Table S1's 2 costs twice the image compute
+    num_observed_steps=8,  # the paper's horizon (Figure S10): 8 observed + 8 predicted
     num_predicted_steps=8,
 )
 _HUMAN36M_CPU_TRAIN = dict(
-    steps=6_000,
+    steps=6_000,  # 26 minutes; 4000 steps stayed below the copy-last-frame baseline
     lr_halving_steps=1_600,
     kl_annealing_steps=1_000,
-    scheduled_sampling_steps=4_000,
+    scheduled_sampling_steps=4_000,  # own samples at their final probability from step 4000
     image_every=500,
 )
 
-# DMCS on a CPU with native bf16: _CPU_MODEL with K 32, and 6000 steps with the schedule of
-# human36m-cpu. The reward heads (paper Fig. 8, S2.2) read the GRU's hidden state, which
-# needs the dynamics trained well past the point where the keypoints track the bodies.
-# Measured with `keypoint-wm rewards evaluate --train-missing --stride 5` (normalised MSE of
-# the head on the held-out 20 % of the test split's windows; acrobot-swingup,
-# cartpole-balance, cheetah-run, reacher-easy, walker-stand, walker-walk):
-#     2000 steps, 50 episodes per task ....... 1.21 0.28 0.97 1.01 0.76 0.81  (stride 10)
-#     6000 steps, 250 episodes per task
-#       (21 minutes) .......................... 0.77 0.14 0.91 0.95 0.50 0.48
-#     + reference frame from another episode
-#       (this preset, 26 minutes) ............. 0.76 0.15 0.91 0.76 0.50 0.54
-# (`keypoint-wm collect --domains all --episodes 250`: the heads train on the test split's
-# episodes, 50 per task.) With the paper's reference frame, reacher-easy stays near 1: its
-# target is static within an episode, so the reconstructor copies it from frame 1 and no
-# keypoint covers it; a head that knows only the finger position scores 0.97 at best on
-# held-out episodes (binned E[r | finger] over all 250 episodes). Drawing on a frame of
-# another episode of the same task puts keypoints on the target (reacher 0.95 -> 0.76). It
-# costs pixels: the reconstructor must now draw the whole episode-specific scene from the
-# keypoints (`keypoint-wm evaluate video --samples 20 --max-windows 16` on dmcs250: PSNR of
-# the closest sample 26.43 -> 24.76 dB, SSIM 0.805 -> 0.771); for video prediction set
-# train.reference_frame="first".
-_DMCS_CPU_TRAIN = {**_HUMAN36M_CPU_TRAIN, "reference_frame": "other_episode"}
+# DMCS on a CPU with native bf16 (docs/measurements.md, "2026-11-30: dmcs-cpu"): reward-head
+# normalised MSE below 1 on all six tasks. The heads read the GRU state, so the dynamics train
+# as long as human36m-cpu's.
+_DMCS_CPU_TRAIN = {
+    **_HUMAN36M_CPU_TRAIN,
+    # A static per-episode target (reacher) must come through the keypoints (0.95 -> 0.76);
+    # costs video PSNR (26.43 -> 24.76 dB): set "first" for video prediction.
+    "reference_frame": "other_episode",
+}
 
 PRESETS: dict[str, Preset] = {
     "basketball": Preset(

@@ -6,10 +6,10 @@ ReLU between the layers. Rewards are predicted in units of the training targets'
 standard deviation around their mean (both stored with the head), so the head's raw output
 is well scaled for any task.
 
-Alignment (DESIGN.md): ``hidden[:, t]`` is h_{t-1}, the state that conditions frame t (it
-has seen every frame before t and the action that produced frame t); the head maps it to
-``reward[t]``, the reward received with frame t. The same holds along imagined futures and
-online in the Gymnasium wrapper.
+Alignment (docs/design.md, "Action conditioning"): ``hidden[:, t]`` is h_{t-1}, the state
+that conditions frame t (it has seen every frame before t and the action that produced frame
+t); the head maps it to ``reward[t]``, the reward received with frame t. The same holds
+along imagined futures and online in the Gymnasium wrapper.
 
 A head is saved as a directory with ``head.safetensors`` (weights) and ``head.json`` (its
 :class:`RewardHeadConfig` plus metadata); loading never unpickles code.

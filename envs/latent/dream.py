@@ -2,7 +2,7 @@
 
 Each episode starts from observed frames (a window of a dataset's episode, or frames you
 pass): the posterior observes them as in :class:`~keypoint_wm.envs.LatentObservation`.
-Then every ``step(action)`` advances the GRU with the agent's action (DESIGN.md "Action
+Then every ``step(action)`` advances the GRU with the agent's action (docs/design.md, "Action
 conditioning"), samples the next frame's latent from the PRIOR, decodes its keypoints and
 asks the reward head for its reward. Observations have the same layout and space as the
 latent wrapper's with the same ``features``, so a policy trained in the dream runs on

@@ -1,12 +1,12 @@
 """Batched online filtering with a trained world model: the state behind the latent wrappers.
 
-:class:`LatentFilter` keeps, for each of B environments, the VRNN state of DESIGN.md's
-online arrangement: after frame t it holds h_{t-1} (``hidden``), the posterior z_t and the
-keypoints fed to the GRU; when the agent's action a_{t+1} is known, :meth:`LatentFilter.step`
-advances ``h_t = GRU([x_t, z_t, a_{t+1}], h_{t-1})`` and infers frame t+1 from its detected
-keypoints. Every call runs the detector and the posterior ONCE for all the rows it touches
-(the frames of new episodes and the final frames of ended ones included), which is what
-makes the vectorised wrappers fast.
+:class:`LatentFilter` keeps, for each of B environments, the VRNN state of the online
+arrangement (docs/design.md, "Action conditioning"): after frame t it holds h_{t-1}
+(``hidden``), the posterior z_t and the keypoints fed to the GRU; when the agent's action
+a_{t+1} is known, :meth:`LatentFilter.step` advances ``h_t = GRU([x_t, z_t, a_{t+1}],
+h_{t-1})`` and infers frame t+1 from its detected keypoints. Every call runs the detector
+and the posterior ONCE for all the rows it touches (the frames of new episodes and the final
+frames of ended ones included), which is what makes the vectorised wrappers fast.
 
 The observation it produces is a float32 vector per environment, the selected features
 flattened and concatenated in this order:

@@ -2,7 +2,7 @@
 
 Around a pixel environment (ours, or any env whose observations or renders are RGB frames)
 and a trained run, the wrapper keeps the VRNN state online -- detect the keypoints of each
-new frame, posterior update after advancing the GRU with the action just taken (DESIGN.md
+new frame, posterior update after advancing the GRU with the action just taken (docs/design.md,
 "Action conditioning") -- and returns the latent state as a 1-D float32 ``Box``:
 
 >>> import gymnasium, keypoint_wm.envs                                   # doctest: +SKIP

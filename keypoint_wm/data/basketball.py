@@ -369,7 +369,7 @@ def write_basketball_dataset(
 ) -> dict[str, Any]:
     """Render Basketball episodes into ``out_dir``, one ``basketball_<index>.npz`` each.
 
-    Episodes (DESIGN.md format): ``image`` uint8 ``[T, S, S, 3]`` (half-court view),
+    Episodes (docs/design.md, "Episode files"): ``image`` uint8 ``[T, S, S, 3]`` (half-court view),
     ``action`` float32 ``[T, 0]``, ``reward`` float32 zeros ``[T]``, ``true_object_pos``
     float32 ``[T, 6, 2]``: the ball and the 5 offence players (:data:`OBJECT_NAMES`, also with
     ``draw_defence``) in the keypoint frame; ``metadata`` records the source, seed, index,

@@ -1,6 +1,6 @@
 """The episode file format: one ``.npz`` per episode, written atomically.
 
-Layout (DESIGN.md, "Conventions"), the one the reference implementation and
+Layout (docs/design.md, "Episode files"), the one the reference implementation and
 DreamerV3/PlaNet use:
 
 ========================  ===============  =============================================

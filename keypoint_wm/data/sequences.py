@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from keypoint_wm.config import REFERENCE_FRAMES
 from keypoint_wm.data.episodes import episode_metadata, iter_episode_files, load_episode
 from keypoint_wm.data.inspect import array_headers
-
-REFERENCE_FRAMES = ("first", "other_episode")  # what the reconstructor draws on (TrainConfig)
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def _coverage(shape: str, dc: np.ndarray, dr: np.ndarray, radius: float) -> np.n
 
 def render_shapes_sequence(config: ShapesConfig, seed: int, index: int) -> dict[str, np.ndarray]:
     """One sequence: ``image`` uint8 ``[T, S, S, 3]`` and ``true_object_pos`` float32
-    ``[T, N, 2]`` (x, y in [-1, 1], y up: the keypoint frame of DESIGN.md)."""
+    ``[T, N, 2]`` (x, y in [-1, 1], y up: docs/design.md, "Keypoint frame")."""
     rng = np.random.default_rng([seed, index])
     size, n = config.image_size, config.num_objects
     radii = rng.uniform(config.min_radius, config.max_radius, size=n)

@@ -2,8 +2,8 @@
 
 Human3.6M's 2D pose files hold 32 joints per frame (several of them duplicates or end
 sites). The common 17-joint skeleton keeps pelvis, legs, spine, head and arms; the paper
-evaluates "12 of 32 points", which DESIGN.md fixes as shoulders, elbows, wrists, hips, knees
-and ankles (left and right). The figure stand-in (:mod:`keypoint_wm.data.figures`) draws the
+evaluates "12 of 32 points", which docs/design.md ("Datasets") fixes as shoulders, elbows,
+wrists, hips, knees and ankles (left and right). The figure stand-in (:mod:`keypoint_wm.data.figures`) draws the
 same 17 joints, so both datasets select joints the same way (:func:`joint_selection`).
 """
 
@@ -50,7 +50,7 @@ EVAL_JOINT_NAMES = (
     "left_ankle",
     "right_ankle",
 )
-"""The paper's 12 evaluation joints (DESIGN.md, "Datasets")."""
+"""The paper's 12 evaluation joints (docs/design.md, "Datasets")."""
 
 EVAL_JOINTS_17 = tuple(JOINT_NAMES_17.index(name) for name in EVAL_JOINT_NAMES)
 """Indices of the 12 evaluation joints among the 17."""

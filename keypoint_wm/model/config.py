@@ -6,7 +6,7 @@ message naming them, so a typo in a YAML file or a ``--set`` override fails loud
 
 Defaults are the paper's Basketball values (Table S1) where the table gives one and the
 authors' TensorFlow code (google-research/video_structure) otherwise. Options that depart
-from the paper (the "dark keypoint" knobs, DESIGN.md "Known pitfall") default to the paper's
+from the paper (the "dark keypoint" knobs, docs/design.md, "Known pitfall") default to the paper's
 behaviour.
 """
 
@@ -54,7 +54,7 @@ class ModelConfig:
         heatmap_amplitude: How a keypoint's scale enters the Gaussian maps the
             reconstructor sees: ``"scale"`` multiplies the blob by the scale clamped to
             [0, 1] (paper eq. S4); ``"one"`` draws every blob at amplitude 1 (a fix for
-            keypoints going dark, DESIGN.md "Known pitfall").
+            keypoints going dark, docs/design.md, "Known pitfall").
         detector_coord_channels: Give the keypoint detector x/y coordinate channels (the
             authors' code). Without them the detector is translation-equivariant, so a
             keypoint can only pick its object by appearance, never by position: one
@@ -77,11 +77,11 @@ class ModelConfig:
             paper presets): the mean over frames and keypoint pairs of the inner product of
             two keypoints' spatially normalised heatmaps. It pushes a keypoint that shares
             an object with another one onto its next-best match, so that within a small
-            budget every object gets its own keypoint (DESIGN.md "Known pitfall").
+            budget every object gets its own keypoint (docs/design.md, "Known pitfall").
         concentration_loss_scale: weight of the heatmap-concentration loss (not in the
             paper; 0 in its presets): the spatial variance of each keypoint's normalised
             heatmap around its centre, so that a keypoint responds to one object per frame
-            rather than sitting between several (DESIGN.md "Known pitfall").
+            rather than sitting between several (docs/design.md, "Known pitfall").
         motion_prior: form of the motion-prior curriculum term (weighted by the trainer,
             ``train.motion_prior_scale``; off in the paper presets): ``"per_keypoint"``
             pulls every keypoint's heatmap onto the moving regions (a cross-entropy per

@@ -7,8 +7,8 @@ Per step t, with ``h = h_{t-1}`` (zeros before the first frame) and D = K * 3:
 * decoder: ``x_hat = tanh(MLP([h, z]))`` (``decoder_net_size``), ``[..., D]`` in [-1, 1];
 * recurrence: ``h_t = GRU([x_in_t, z_t, action[t+1]], h_{t-1})`` where x_in_t is the detected
   keypoints (teacher forcing) or the model's own decoded sample (scheduled sampling), and
-  ``action[t+1]`` is the action that produces frame t+1 (DESIGN.md "Action conditioning,
-  made explicit"), so ``prior(h_t)``, the belief about frame t+1, sees it.
+  ``action[t+1]`` is the action that produces frame t+1 (docs/design.md,
+  "Action conditioning"), so ``prior(h_t)``, the belief about frame t+1, sees it.
 
 Best-of-many (paper eq. 8; authors' ``SampleBestBelief``): in training, N reparameterised
 samples of z are drawn from the posterior (observed steps) or the prior (predicted steps) and

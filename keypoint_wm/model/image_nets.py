@@ -1,6 +1,6 @@
 """Convolutional image networks: detector, appearance net, reconstructor, CNN baseline.
 
-Architecture as in the authors' code (paper S1.1.1; DESIGN.md "The model"):
+Architecture as in the authors' code (paper S1.1.1; docs/design.md, "The model"):
 
 * :class:`ImageEncoder`: 3x3 conv with ``F`` filters at full resolution plus
   ``layers_per_scale`` stride-1 3x3 convs; then per halving of the resolution, double the

@@ -1,4 +1,4 @@
-"""Heatmaps <-> keypoints, in the keypoint frame of DESIGN.md "Conventions".
+"""Heatmaps <-> keypoints, in the keypoint frame (docs/design.md, "Keypoint frame").
 
 Keypoints are ``(x, y, scale)`` triplets: x in [-1, 1] from left to right, y in [-1, 1]
 from bottom to top (**y up**), scale in [0, 1]. The pixel grid of an ``H x W`` map puts

@@ -142,7 +142,7 @@ def heatmap_concentration_loss(heatmaps: Tensor) -> Tensor:
     gradient. This term, ``sum_p q_k(p) ||g_p - mu_k||^2`` averaged over keypoints and
     frames (``g_p`` the cell's position in the [-1, 1] frame, ``mu_k`` the map's centre),
     lowers the modes far from the centre; the larger mode wins and the map becomes
-    unimodal (not in the paper; DESIGN.md "Known pitfall").
+    unimodal (not in the paper; docs/design.md, "Known pitfall").
 
     Args:
         heatmaps: ``[..., K, H, W]`` non-negative maps (H = W).
@@ -211,7 +211,8 @@ def motion_coverage_loss(heatmaps: Tensor, motion: Tensor) -> Tensor:
     no keypoint covers costs ``-m log(mixture)``, however small the object. The gradient on
     a raw heatmap is divided by that heatmap's total mass, so the diffuse maps of unused
     keypoints move towards uncovered motion while a keypoint peaked on an object stays
-    put (not in the paper; a bootstrapping curriculum, DESIGN.md "Known pitfall").
+    put (not in the paper; a bootstrapping curriculum, docs/design.md,
+    "Known pitfall").
 
     Args:
         heatmaps: ``[B, T, K, w, w]`` non-negative maps.
