@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from keypoint_wm.collect.config import CollectConfig, CollectError, EpisodeJob, Shard, plan_jobs
 from keypoint_wm.collect.rollout import random_rollout
 from keypoint_wm.data.episodes import (
-    TEMP_SUFFIX,
     iter_episode_files,
     read_manifest,
     save_episode,
@@ -229,8 +228,3 @@ def collect_dataset(
         dataset_episodes=len(files),
         dataset_bytes=sum(f.stat().st_size for f in files),
     )
-
-
-def stale_temp_files(root: Path) -> list[Path]:
-    """Temporary files left by killed writers (safe to delete when no collection runs)."""
-    return sorted(p for p in root.rglob(f".*{TEMP_SUFFIX}") if p.is_file())

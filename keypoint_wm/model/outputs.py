@@ -55,23 +55,6 @@ class LossSchedule:
         """End of the ramps: KL weight beta, the paper's final own-sample probabilities."""
         return cls(kl_beta, p_observed, p_predicted)
 
-    @classmethod
-    def linear(
-        cls,
-        step: int,
-        *,
-        kl_beta: float,
-        kl_annealing_steps: int,
-        sampling_ramp_steps: int,
-        p_observed: float = 1.0,
-        p_predicted: float = 0.5,
-    ) -> LossSchedule:
-        """Linear ramps: KL weight 0 -> beta over ``kl_annealing_steps`` (paper: 2.5e4),
-        own-sample probabilities 0 -> final over ``sampling_ramp_steps``."""
-        kl_frac = min(step / kl_annealing_steps, 1.0) if kl_annealing_steps > 0 else 1.0
-        ramp = min(step / sampling_ramp_steps, 1.0) if sampling_ramp_steps > 0 else 1.0
-        return cls(kl_beta * kl_frac, p_observed * ramp, p_predicted * ramp)
-
 
 @dataclass
 class ModelOutput:

@@ -169,10 +169,6 @@ class StructVRNN(nn.Module):
         """Whether the image nets run in channels_last memory format."""
         return self._channels_last
 
-    def image_nets_channels_last(self) -> StructVRNN:
-        """Shorthand for ``set_image_precision(True, torch.bfloat16)``."""
-        return self.set_image_precision(True, torch.bfloat16)
-
     def image_nets(self) -> list[nn.Module]:
         """The convolutional networks: detector, appearance net, reconstructor."""
         return [self.detector, self.appearance, self.reconstructor]
