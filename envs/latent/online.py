@@ -21,6 +21,12 @@ wrappers start it with :meth:`LatentFilter.advance_in_background` before they st
 environment and hand the result to :meth:`LatentFilter.step`: torch releases the GIL, and
 the GRU runs on the second core while the physics and renderer run on the first.
 
+The model's numbers, one step at a time: the posterior and the prior are the dynamics'
+own :meth:`~keypoint_wm.model.KeypointDynamics.posterior_step` and
+:meth:`~keypoint_wm.model.KeypointDynamics.prior_step`, the GRU update its
+:meth:`~keypoint_wm.model.KeypointDynamics.advance`; over a sequence the filter's states are
+those of :meth:`keypoint_wm.api.WorldModel.observe` given the same frames, actions and noise.
+
 Randomness: the posterior mean is used by default (deterministic); with
 ``sample_latent=True`` z is sampled from a :class:`torch.Generator` that :meth:`seed`
 reseeds, so a seeded reset is still reproducible.
@@ -248,10 +254,6 @@ class LatentFilter:
         return self.model.config.model.image_size
 
     @property
-    def observation_size(self) -> int:
-        return int(self.low.shape[0])
-
-    @property
     def action_size(self) -> int:
         return self.model.action_size
 
@@ -281,19 +283,15 @@ class LatentFilter:
             torch.from_numpy(np.ascontiguousarray(frames))[:, None], self.device
         )
         keypoints = self.detector(images[:, 0])
-        observed = keypoints.flatten(1)
-        dyn = self.dynamics
-        latent = None
-        if dyn.stochastic:
-            assert dyn.posterior is not None
-            post = dyn.posterior(torch.cat([hidden, observed], dim=-1))
-            latent = post.mean
-            if self.sample_latent:
-                noise = torch.randn(post.std.shape, generator=self.generator, device=self.device)
-                latent = latent + post.std * noise
-            feed = observed if self.feed_observed else dyn.decoder(hidden, latent)
-        else:
-            feed = observed
+        step = self.dynamics.posterior_step(
+            hidden,
+            keypoints.flatten(1),
+            self.feed_observed,
+            noise=self._noise(len(frames), self.sample_latent),
+            sample=self.sample_latent,
+            with_prior=False,
+        )
+        latent, feed = step.latent, step.feed
         reward = None
         if self.reward_head is not None:
             reward, head_state = self.reward_head.step(hidden, head_state)
@@ -310,6 +308,14 @@ class LatentFilter:
             self.predicted_reward[rows] = reward
             assert self.head_state is not None
             self.head_state[:, rows] = head_state
+
+    def _noise(self, rows: int, sample: bool) -> Tensor | None:
+        """Standard-normal noise ``[rows, Z]`` from :attr:`generator` (None: not sampling)."""
+        if not sample or not self.dynamics.stochastic:
+            return None
+        return torch.randn(
+            rows, self.dynamics.latent_size, generator=self.generator, device=self.device
+        )
 
     def _head_zero(self, n: int) -> Tensor | None:
         if self.reward_head is None:
@@ -454,31 +460,24 @@ class LatentFilter:
     def imagine(self, actions: np.ndarray | None, sample: bool = True) -> None:
         """Advance every row with its action and IMAGINE the next frame from the prior.
 
-        ``h_t = GRU([feed_t, z_t, a_{t+1}], h_{t-1})``, then z_{t+1} from ``prior(h_t)``
-        (its mean when not ``sample``; the noise comes from :attr:`generator`) and the decoded
-        keypoints, which become the current keypoints (scale clamped to [0, 1]) and are fed
-        back; the reward head, if any, predicts the imagined frame's reward.
+        ``h_t = GRU([feed_t, z_t, a_{t+1}], h_{t-1})``, then the model's own
+        :meth:`~keypoint_wm.model.KeypointDynamics.prior_step` at h_t: z_{t+1} from
+        ``prior(h_t)`` (its mean when not ``sample``; the noise comes from :attr:`generator`)
+        and the decoded keypoints, which become the current keypoints (scale clamped to
+        [0, 1]) and are fed back; the reward head, if any, predicts the imagined frame's
+        reward. Over a sequence this is :meth:`keypoint_wm.api.WorldModel.imagine`'s future.
         """
         hidden = self.advance(actions)
-        dyn = self.dynamics
-        latent = None
-        if dyn.stochastic:
-            assert dyn.prior is not None
-            prior = dyn.prior(hidden)
-            latent = prior.mean
-            if sample:
-                noise = torch.randn(prior.std.shape, generator=self.generator, device=self.device)
-                latent = latent + prior.std * noise
-            decoded = dyn.decoder(hidden, latent)
-        else:
-            decoded = dyn.decoder(hidden)
-        keypoints = decoded.view(self.num_envs, -1, 3).clone()
+        step = self.dynamics.prior_step(
+            hidden, noise=self._noise(self.num_envs, sample), sample=sample
+        )
+        keypoints = step.decoded.view(self.num_envs, -1, 3).clone()
         keypoints[..., 2] = keypoints[..., 2].clamp(0.0, 1.0)
         reward, head_state = None, None
         if self.reward_head is not None:
             reward, head_state = self.reward_head.step(hidden, self.head_state)
         rows = torch.arange(self.num_envs, device=self.device)
-        self._store(rows, hidden, (keypoints, latent, decoded, reward, head_state))
+        self._store(rows, hidden, (keypoints, step.latent, step.feed, reward, head_state))
 
     # ------------------------------------------------------------------ outputs
     def _features(self, keypoints: Tensor, hidden: Tensor) -> np.ndarray:

@@ -226,7 +226,14 @@ class KeypointDynamics(nn.Module):
         return self.rnn(torch.cat(inputs, dim=-1), hidden)
 
     def posterior_step(
-        self, hidden: Tensor, observed: Tensor, feed_observed: bool = False
+        self,
+        hidden: Tensor,
+        observed: Tensor,
+        feed_observed: bool = False,
+        *,
+        noise: Tensor | None = None,
+        sample: bool = True,
+        with_prior: bool = True,
     ) -> StepOutput:
         """Infer frame t from its detected keypoints WITHOUT advancing the GRU.
 
@@ -240,6 +247,11 @@ class KeypointDynamics(nn.Module):
             feed_observed: Set ``feed`` to the detected keypoints instead of the decoded
                 posterior sample (the latter is the authors' inference behaviour;
                 Struct-RNN always feeds the detected keypoints).
+            noise: ``[B, Z]`` standard-normal noise of the sample ``z = mean + std * noise``
+                (default: drawn with ``torch.randn_like``, the global generator).
+            sample: False: z is the posterior mean (``noise`` is not used).
+            with_prior: False: skip the prior and the KL (``prior`` and ``kl`` are None), for
+                a filter that needs neither.
 
         Returns:
             :class:`StepOutput` with one posterior sample (Struct-RNN: ``decoded`` is the
@@ -251,11 +263,13 @@ class KeypointDynamics(nn.Module):
                 decoded = self.decoder(hidden)
                 return StepOutput(decoded, None, None, None, None, observed, None)
             assert self.prior is not None and self.posterior is not None
-            prior = self.prior(hidden)
             post = self.posterior(torch.cat([hidden, observed], dim=-1))
-            z = post.mean + post.std * torch.randn_like(post.std)
+            z = _draw(post, noise, sample)
             decoded = self.decoder(hidden, z)
             feed = observed if feed_observed else decoded
+            if not with_prior:
+                return StepOutput(decoded, z, None, post, None, feed, None)
+            prior = self.prior(hidden)
             kl = kl_normal(post.mean, post.std, prior.mean, prior.std)
             return StepOutput(decoded, z, prior, post, kl, feed, None)
 
@@ -283,23 +297,48 @@ class KeypointDynamics(nn.Module):
             step.next_hidden = self.advance(hidden, step.feed, step.latent, action_next)
         return step
 
-    def imagine_step(self, hidden: Tensor, action_next: Tensor | None = None) -> StepOutput:
-        """Predict frame t from ``hidden`` = h_{t-1} (one prior sample) and advance.
+    def prior_step(
+        self, hidden: Tensor, *, noise: Tensor | None = None, sample: bool = True
+    ) -> StepOutput:
+        """Predict frame t from ``hidden`` = h_{t-1} (one prior sample) WITHOUT advancing.
 
-        The decoded keypoints are fed back to the GRU. For several futures, repeat the
-        batch (see :meth:`StructVRNN.rollout`).
+        The prior's twin of :meth:`posterior_step`: for an agent that imagines frame t and
+        only then chooses the action that produces frame t+1. ``feed`` is the decoded
+        keypoints; ``next_hidden`` is None.
+
+        Args:
+            hidden: ``[B, H]`` h_{t-1}.
+            noise: ``[B, Z]`` standard-normal noise of ``z = mean + std * noise`` (default:
+                drawn with ``torch.randn_like``).
+            sample: False: z is the prior mean.
         """
         with torch.autocast(device_type=hidden.device.type, enabled=False):
             if not self.stochastic:
                 decoded = self.decoder(hidden)
-                nxt = self.advance(hidden, decoded, None, action_next)
-                return StepOutput(decoded, None, None, None, None, decoded, nxt)
+                return StepOutput(decoded, None, None, None, None, decoded, None)
             assert self.prior is not None
             prior = self.prior(hidden)
-            z = prior.mean + prior.std * torch.randn_like(prior.std)
+            z = _draw(prior, noise, sample)
             decoded = self.decoder(hidden, z)
-            nxt = self.advance(hidden, decoded, z, action_next)
-            return StepOutput(decoded, z, prior, None, None, decoded, nxt)
+            return StepOutput(decoded, z, prior, None, None, decoded, None)
+
+    def imagine_step(
+        self,
+        hidden: Tensor,
+        action_next: Tensor | None = None,
+        *,
+        noise: Tensor | None = None,
+        sample: bool = True,
+    ) -> StepOutput:
+        """:meth:`prior_step` (predict frame t from ``hidden`` = h_{t-1}) then :meth:`advance`.
+
+        The decoded keypoints are fed back to the GRU with ``action_next``. For several
+        futures, repeat the batch (see :meth:`StructVRNN.rollout`).
+        """
+        step = self.prior_step(hidden, noise=noise, sample=sample)
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            step.next_hidden = self.advance(hidden, step.feed, step.latent, action_next)
+        return step
 
     # ----------------------------------------------------------------- training
     def forward(
@@ -426,6 +465,15 @@ class KeypointDynamics(nn.Module):
                 f"got {tuple(actions.shape)}"
             )
         return actions.float()
+
+
+def _draw(belief: Belief, noise: Tensor | None, sample: bool) -> Tensor:
+    """One z from ``belief``: ``mean + std * noise`` (noise drawn when None), or the mean."""
+    if not sample:
+        return belief.mean
+    if noise is None:
+        noise = torch.randn_like(belief.std)
+    return belief.mean + belief.std * noise
 
 
 def _scheduled_sample(target: Tensor, own: Tensor, p_own: float) -> Tensor:

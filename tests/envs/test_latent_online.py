@@ -1,0 +1,93 @@
+"""LatentFilter, the online state behind the latent wrappers, against the model's own API.
+
+The filter runs one step at a time through the dynamics' ``posterior_step`` / ``prior_step``
+/ ``advance``; over a sequence its numbers must be those of ``WorldModel.observe`` and
+``WorldModel.imagine`` on the same frames, actions and noise (real episodes of the tiny
+action-conditioned DMCS run, two tasks with different action sizes in one batch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from latent_testing import tiny_dmc_data, tiny_dmc_run
+
+import keypoint_wm
+from keypoint_wm.data.episodes import load_episode
+from keypoint_wm.envs import LatentFilter
+
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    model = keypoint_wm.load(tiny_dmc_run(base), device="cpu", precision="fp32")
+    data = tiny_dmc_data(base)
+    frames, actions = [], []
+    for task in ("cartpole-balance", "reacher-easy"):  # action sizes 1 and 2
+        episode = load_episode(sorted((data / task).glob("*.npz"))[0])
+        frames.append(episode.image[:STEPS])
+        action = episode.action[:STEPS]
+        actions.append(np.pad(action, ((0, 0), (0, model.action_size - action.shape[1]))))
+    return model, np.stack(frames), np.stack(actions).astype(np.float32)
+
+
+def run_filter(latent_filter, frames, actions):
+    """Observe ``frames [B, T, S, S, 3]`` one step at a time; the per-step states."""
+    latent_filter.reset(frames[:, 0])
+    states = {"latent": [], "hidden": [], "keypoints": []}
+    for t in range(frames.shape[1]):
+        if t:
+            latent_filter.step(actions[:, t], frames[:, t])
+        states["latent"].append(latent_filter.latent.clone())
+        states["hidden"].append(latent_filter.hidden.clone())
+        states["keypoints"].append(latent_filter.keypoints.clone())
+    return {name: torch.stack(values, dim=1) for name, values in states.items()}
+
+
+def test_filter_states_equal_observe_on_the_same_frames_actions_and_noise(setup):
+    model, frames, actions = setup
+    latent_filter = LatentFilter(model, 2, sample_latent=True, seed=5)
+    online = run_filter(latent_filter, frames, actions)
+    torch.manual_seed(5)  # observe draws its posterior noise from the global generator
+    offline = model.observe(frames, actions)
+    assert offline.latent is not None
+    torch.testing.assert_close(online["keypoints"], offline.keypoints, atol=1e-5, rtol=0)
+    torch.testing.assert_close(online["latent"], offline.latent, atol=1e-5, rtol=0)
+    torch.testing.assert_close(online["hidden"], offline.hidden, atol=1e-5, rtol=0)
+    assert online["hidden"][:, 1:].abs().max() > 0  # the state did move
+    # Without sampling, z is the posterior mean (the first frame's is conditioned on h = 0).
+    mean_filter = LatentFilter(model, 2, sample_latent=False)
+    mean = run_filter(mean_filter, frames, actions)
+    assert offline.posterior_mean is not None
+    torch.testing.assert_close(
+        mean["latent"][:, 0], offline.posterior_mean[:, 0], atol=1e-6, rtol=0
+    )
+    assert not torch.allclose(mean["latent"][:, 0], offline.latent[:, 0])
+
+
+def test_filter_imagination_equals_imagine(setup):
+    model, frames, actions = setup
+    observed = 3
+    latent_filter = LatentFilter(model, 2, sample_latent=True, seed=9)
+    run_filter(latent_filter, frames[:, :observed], actions)
+    keypoints, hidden = [], []
+    for t in range(observed, STEPS):
+        latent_filter.imagine(actions[:, t], sample=True)
+        keypoints.append(latent_filter.keypoints.clone())
+        hidden.append(latent_filter.hidden.clone())
+    torch.manual_seed(9)  # the posterior's, then the prior's noise, in the filter's order
+    offline = model.imagine(frames[:, :observed], STEPS - observed, actions=actions)
+    future = offline.keypoints[:, 0, observed:].clone()
+    future[..., 2] = future[..., 2].clamp(0.0, 1.0)  # the filter's keypoints draw heatmaps
+    torch.testing.assert_close(torch.stack(keypoints, dim=1), future, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.stack(hidden, dim=1), offline.hidden[:, 0, observed:], atol=1e-5, rtol=0
+    )
+    # The agent's actions condition the imagined future.
+    other = LatentFilter(model, 2, sample_latent=True, seed=9)
+    run_filter(other, frames[:, :observed], actions)
+    other.imagine(-actions[:, observed], sample=True)
+    assert not torch.allclose(other.keypoints, keypoints[0])
