@@ -25,7 +25,6 @@ import torch
 from gymnasium import spaces
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.conventions import frames_to_tensor, images_to_uint8
 from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
 from keypoint_wm.envs.latent.wrapper import resolve_reward_head
 
@@ -130,7 +129,6 @@ class DreamEnv(gymnasium.Env):
         self.filter = LatentFilter(self.model, 1, features, head, sample_latent=self.sample)
         self.observation_space = spaces.Box(self.filter.low, self.filter.high, dtype=np.float32)
         self._first: np.ndarray | None = None
-        self._first_keypoints: torch.Tensor | None = None
         self._steps = 0
 
     def _start(self) -> tuple[np.ndarray, np.ndarray]:
@@ -162,9 +160,6 @@ class DreamEnv(gymnasium.Env):
         for t in range(1, len(frames)):
             self.filter.step(self._model_action(actions[t]), frames[t : t + 1])
         self._first = frames[0]
-        with torch.no_grad():
-            image = frames_to_tensor(frames[None, :1], self.model.device)
-            self._first_keypoints = self.model.model.detect(image)[0][:, 0]
         self._steps = 0
         return self.filter.observations()[0], self._info()
 
@@ -192,10 +187,6 @@ class DreamEnv(gymnasium.Env):
             return None
         from keypoint_wm.viz import draw_keypoints
 
-        with torch.no_grad():
-            first = frames_to_tensor(self._first[None, None], self.model.device)[:, 0]
-            keypoints = self.filter.keypoints[None]  # [1, 1, K, 3]
-            image = images_to_uint8(
-                self.model.model.reconstruct(first, self._first_keypoints, keypoints)
-            )[0]
+        # The reconstructor draws on the episode's first frame (its keypoints detected there).
+        image = self.model.decode(self.filter.keypoints[None], self._first[None])[0]
         return draw_keypoints(image, self.filter.keypoints_numpy(), factor=self.render_scale)[0]

@@ -10,6 +10,7 @@ import torch
 from latent_testing import SIZE, tiny_dmc_data, tiny_dmc_run
 
 import keypoint_wm
+from keypoint_wm.data.episodes import load_episode
 from keypoint_wm.envs import DreamEnv
 from keypoint_wm.rewards import RewardHead, RewardHeadConfig
 
@@ -43,25 +44,33 @@ def test_dream_env_passes_the_checkers(setup):
 
 
 def test_dream_rewards_come_from_the_head_and_depend_on_actions(setup):
+    """One observed start frame (h = 0), then imagined steps: the rewards are the head's
+    over the imagined hidden states, and other actions imagine another future."""
     model, head, data = setup
-    env = DreamEnv(model, head, data=data, max_episode_steps=4, sample=False)
-    obs, info = env.reset(seed=3)
+    start = load_episode(sorted((data / "reacher-easy").glob("*.npz"))[0]).image[None, :1]
+    env = DreamEnv(model, head, start_frames=start, max_episode_steps=4, sample=False)
     k = model.num_keypoints
-    first_hidden = obs[3 * k :].copy()
-    returns = []
+    futures = {}
     for value in (-1.0, 1.0):
-        env.reset(seed=3)
-        total, truncated, steps = 0.0, False, 0
+        obs, info = env.reset(seed=3)
+        hidden, rewards, keypoints = [obs[3 * k :]], [info["predicted_reward"]], [info["keypoints"]]
+        truncated = False
         while not truncated:
             obs, reward, terminated, truncated, info = env.step(np.full(2, value, np.float32))
-            assert not terminated and reward == info["predicted_reward"]
-            total += reward
-            steps += 1
-        assert steps == 4
-        returns.append(total)
-    assert returns[0] != returns[1]  # the agent's actions condition the dream
-    # The hidden state after reset is the posterior's over the context frames.
-    np.testing.assert_allclose(env.reset(seed=3)[0][3 * k :], first_hidden)
+            assert not terminated
+            hidden.append(obs[3 * k :])
+            rewards.append(reward)
+            keypoints.append(info["keypoints"])
+        assert len(rewards) == 1 + 4
+        with torch.no_grad():
+            offline = head(torch.from_numpy(np.stack(hidden))[None])[0][0]
+        np.testing.assert_allclose(rewards, offline.numpy(), atol=1e-5)
+        futures[value] = np.array(rewards), np.stack(keypoints)
+    (rewards_a, keypoints_a), (rewards_b, keypoints_b) = futures.values()
+    assert rewards_a[0] == rewards_b[0]  # the same observed start ...
+    np.testing.assert_array_equal(keypoints_a[0], keypoints_b[0])
+    assert not np.allclose(keypoints_a[1:], keypoints_b[1:])  # ... imagined differently
+    assert not np.allclose(rewards_a[1:], rewards_b[1:])
 
 
 def test_dream_env_from_frames_and_errors(setup):
