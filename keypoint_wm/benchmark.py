@@ -1,19 +1,23 @@
 """``keypoint-wm bench train``: training-step time of our fast path vs plain fp32 eager.
 
 Both configurations train the same model (the paper's DMCS size by default: batch 32, K 64,
-8 + 8 steps, 64x64, best of 50, latent 128, action-conditioned with 6 actions) with the
-same :func:`keypoint_wm.train.train_step` on the same fixed batch, measured in one run:
+8 + 8 steps, 64x64, best of 50, latent 128, action-conditioned with 6 actions) on the same
+fixed batch and the same device, measured side by side in one run:
 
-- ``fast``: what ``keypoint-wm train`` does by default (``train.precision=auto``): image
-  networks in channels_last with bf16 autocast where the CPU/GPU has native bf16 kernels,
-  channels_last fp32 otherwise; dynamics and keypoint maths in fp32;
-- ``fp32_eager``: the same model with ``train.precision=fp32``.
+- ``fast``: what ``keypoint-wm train`` does by default: image networks in channels_last with
+  bf16 autocast where the device has native bf16 kernels (channels_last fp32 otherwise),
+  dynamics and keypoint maths in fp32; on CUDA a fused Adam and the whole step replayed from
+  a captured CUDA graph (:class:`keypoint_wm.train_step.StepRunner`);
+- ``fp32_eager``: the plain eager reference, untouched: ``train.precision=fp32``, the eager
+  :func:`keypoint_wm.train_step.train_step` with ``torch.optim.Adam``'s defaults.
 
-The ratio is ``t_eager / t_fast`` (bigger is better for us).
+The ratio is ``t_eager / t_fast`` (bigger is better for us). Times are medians over the
+timed steps, each ended by a device synchronisation.
 """
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from typing import Any
@@ -21,33 +25,79 @@ from typing import Any
 import torch
 
 from keypoint_wm.model.config import ModelConfig
+from keypoint_wm.model.device import resolve_device
 from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import StructVRNN
 from keypoint_wm.presets import get_preset
-from keypoint_wm.train import schedule_at, train_step
+from keypoint_wm.train import schedule_at
+from keypoint_wm.train_step import StepRunner, train_step
+
+TARGETS = (
+    "targets: one H100/H200 at dmcs size <= 12 ms/step (1e5 steps <= 20 min), basketball-cpu "
+    "<= 5 ms/step; an AVX2-only CPU at dmcs size <= 12 s/step"
+)
+"""The printed target line (issue 13's bars)."""
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name (from /proc/cpuinfo where there is one)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _time_steps(
-    model_config: ModelConfig, precision: str, batch: int, steps: int, warmup: int, seed: int
+    model_config: ModelConfig,
+    fast: bool,
+    precision: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    seed: int,
+    device: torch.device,
 ) -> list[float]:
     torch.manual_seed(seed)
-    model = StructVRNN(model_config)
+    model = StructVRNN(model_config).to(device)
     model.set_precision(precision)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     size, frames = model_config.image_size, model_config.num_steps
-    images = torch.rand((batch, frames, 3, size, size), generator=generator) - 0.5
+    images = torch.randint(0, 256, (batch, frames, size, size, 3), generator=generator)
+    images = images.to(torch.uint8).to(device)
     actions = None
     if model_config.action_size:
-        actions = torch.rand((batch, frames, model_config.action_size), generator=generator) * 2 - 1
-    config = get_preset("dmcs").build()
-    schedule = schedule_at(config, 50_000)  # mid-training: KL and scheduled sampling active
+        actions = torch.rand((batch, frames, model_config.action_size), generator=generator)
+        actions = (actions * 2 - 1).to(device)
+    schedule = schedule_at(get_preset("dmcs").build(), 50_000)  # KL and sampling active
+    if fast:
+        runner = StepRunner(model, 1e-3, 10.0, use_graph=device.type == "cuda")
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     times = []
     for i in range(warmup + steps):
+        _synchronize(device)
         start = time.perf_counter()
-        train_step(model, optimizer, images, actions, schedule, 1e-3, 10.0, i)
+        if fast:
+            runner.step(images, actions, None, schedule, 1e-3)
+        else:
+            inputs = images.permute(0, 1, 4, 2, 3).float().div(255.0).sub(0.5)
+            train_step(model, optimizer, inputs, actions, schedule, 1e-3, 10.0)
+        _synchronize(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+    if fast:
+        runner.raise_if_nonfinite(warmup + steps)
     return times
 
 
@@ -58,21 +108,29 @@ def run_train_benchmark(
     warmup: int = 1,
     action_size: int = 6,
     threads: int | None = None,
+    device: str | None = "cpu",
 ) -> dict[str, Any]:
-    """Time ``steps`` training steps (after ``warmup``) for both configurations."""
+    """Time ``steps`` training steps (after ``warmup``) for both configurations on
+    ``device`` (``None``: the default rule of :func:`resolve_device`)."""
     if threads:
         torch.set_num_threads(threads)
+    target = resolve_device(device)
     run = get_preset(preset).build()
     model_config = run.model
     if get_preset(preset).action_conditioned:
         model_config = model_config.replace(action_size=action_size)
     batch = batch or run.train.batch_size
-    fast_precision = resolve_precision("auto", torch.device("cpu"))
-    fast = _time_steps(model_config, fast_precision, batch, steps, warmup, seed=0)
-    eager = _time_steps(model_config, "fp32", batch, steps, warmup, seed=0)
+    fast_precision = resolve_precision("auto", target)
+    # The graphed step needs its warm-up and capture outside the timed steps.
+    fast_warmup = max(warmup, 5) if target.type == "cuda" else warmup
+    fast = _time_steps(model_config, True, fast_precision, batch, steps, fast_warmup, 0, target)
+    eager = _time_steps(model_config, False, "fp32", batch, steps, warmup, 0, target)
     t_fast, t_eager = statistics.median(fast), statistics.median(eager)
+    peak = torch.cuda.max_memory_allocated(target) if target.type == "cuda" else None
     return {
         "preset": preset,
+        "device": str(target),
+        "device_name": device_name(target),
         "batch_size": batch,
         "num_keypoints": model_config.num_keypoints,
         "steps": f"{model_config.num_observed_steps} + {model_config.num_predicted_steps}",
@@ -83,24 +141,33 @@ def run_train_benchmark(
         "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "fast_precision": fast_precision,
+        "fast_cuda_graph": target.type == "cuda",
         "seconds_per_step": {"fast": t_fast, "fp32_eager": t_eager},
+        "hours_per_100k_steps": t_fast * 100_000 / 3600,
+        "peak_memory_bytes": peak,
         "all_times": {"fast": fast, "fp32_eager": eager},
         "ratios": {"fast_vs_fp32_eager": t_eager / t_fast},
     }
 
 
 def format_train_benchmark(result: dict[str, Any]) -> str:
+    """The printed table of :func:`run_train_benchmark`'s result."""
     times = result["seconds_per_step"]
+    unit, scale = ("ms", 1e3) if times["fast"] < 1.0 else ("s", 1.0)
+    fast_name = result["fast_precision"] + (", CUDA graph" if result["fast_cuda_graph"] else "")
     return "\n".join(
         [
-            f"bench train: preset {result['preset']}, batch {result['batch_size']}, "
-            f"K {result['num_keypoints']}, {result['steps']} steps, {result['image_size']}x"
-            f"{result['image_size']}, BoM {result['num_bom_samples']}, latent "
-            f"{result['latent_size']}, actions {result['action_size']}, "
-            f"{result['threads']} threads (median of {len(result['all_times']['fast'])} steps)",
-            f"  fast ({result['fast_precision']})                     {times['fast']:8.2f} s/step",
-            f"  fp32 eager                                 {times['fp32_eager']:8.2f} s/step",
+            f"bench train on {result['device']} ({result['device_name']}): preset "
+            f"{result['preset']}, batch {result['batch_size']}, K {result['num_keypoints']}, "
+            f"{result['steps']} steps, {result['image_size']}x{result['image_size']}, BoM "
+            f"{result['num_bom_samples']}, latent {result['latent_size']}, actions "
+            f"{result['action_size']}, {result['threads']} threads, median of "
+            f"{len(result['all_times']['fast'])} steps",
+            f"  fast ({fast_name}){'':<12} {times['fast'] * scale:10.2f} {unit}/step   "
+            f"({result['hours_per_100k_steps']:.2f} h per 1e5 steps)",
+            f"  fp32 eager{'':<22} {times['fp32_eager'] * scale:10.2f} {unit}/step",
             f"  fast_vs_fp32_eager = t_eager / t_fast = "
-            f"{result['ratios']['fast_vs_fp32_eager']:.2f}   (target >= 4)",
+            f"{result['ratios']['fast_vs_fp32_eager']:.2f}",
+            f"  {TARGETS}",
         ]
     )

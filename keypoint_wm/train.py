@@ -8,7 +8,6 @@ step, so a run killed at any moment resumes from its last checkpoint exactly.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,16 +26,25 @@ from keypoint_wm.checkpoint import (
 )
 from keypoint_wm.config import RunConfig, config_differences
 from keypoint_wm.conventions import frames_to_tensor
+from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
+from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import LossSchedule, StructVRNN
 from keypoint_wm.summaries import RunLogger
+from keypoint_wm.train_step import NonFiniteLossError, StepRunner, train_step
 
-
-class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or infinite; the message names it."""
+__all__ = [
+    "DATA_PLACEMENTS",
+    "GRAPH_MODES",
+    "ConfigMismatchError",
+    "NonFiniteLossError",
+    "schedule_at",
+    "train",
+    "train_step",
+]
 
 
 class ConfigMismatchError(ValueError):
@@ -97,6 +105,16 @@ def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device, use_ac
     return images, actions, reference
 
 
+DATA_PLACEMENTS = ("auto", "device", "loader")
+"""Where training windows come from: ``"device"`` holds the training split on the training
+device (:class:`~keypoint_wm.data.device_windows.DeviceWindows`), ``"loader"`` reads files
+with a DataLoader, ``"auto"`` picks the device on CUDA when the data fits."""
+
+GRAPH_MODES = ("auto", "on", "off")
+"""CUDA-graph capture of the training step: ``"auto"`` on one CUDA device (not under
+``torchrun``), ``"on"`` requires CUDA, ``"off"`` always eager."""
+
+
 def train(
     config: RunConfig,
     data_dir: Path,
@@ -105,8 +123,21 @@ def train(
     device_name: str | None = None,
     action_conditioned: bool = False,
     progress: bool = True,
+    data_placement: str = "auto",
+    cuda_graph: str = "auto",
+    progress_label: str = "train",
+    progress_position: int = 0,
 ) -> dict[str, Any]:
-    """Train (or resume) a run; returns the final step and the last logged losses."""
+    """Train (or resume) a run; returns the final step and the last logged losses.
+
+    ``data_placement`` (:data:`DATA_PLACEMENTS`) and ``cuda_graph`` (:data:`GRAPH_MODES`)
+    change how fast a step runs, never what it computes: the data order is the same either
+    way, and a run may resume with other choices.
+    """
+    if data_placement not in DATA_PLACEMENTS:
+        raise UsageError(f"data placement must be one of {DATA_PLACEMENTS}, got {data_placement!r}")
+    if cuda_graph not in GRAPH_MODES:
+        raise UsageError(f"--cuda-graph must be one of {GRAPH_MODES}, got {cuda_graph!r}")
     device = resolve_device(device_name)
     dist_info = setup_distributed(device)
     if device.type == "cuda":
@@ -140,28 +171,41 @@ def train(
     precision = resolve_precision(config.train.precision, device)
     model = StructVRNN(config.model).to(device)
     model.set_precision(precision)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint.model_state)
-        optimizer.load_state_dict(checkpoint.training_state["optimizer"])
-        rng_states = checkpoint.training_state["rng"]
-        if dist_info.rank < len(rng_states):
-            torch.set_rng_state(rng_states[dist_info.rank])
-        else:  # resumed on more processes than it was saved from
-            torch.manual_seed(config.seed + dist_info.rank + start_step)
-    trained = model
+    trained: torch.nn.Module = model
     if dist_info.world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    loader = make_loader(
-        dataset,
-        config.train.batch_size,
-        first_batch=start_step,
-        workers=config.train.data_workers,
-        rank=dist_info.rank,
-        world_size=dist_info.world_size,
+    use_graph = cuda_graph == "on" or (
+        cuda_graph == "auto" and device.type == "cuda" and dist_info.world_size == 1
     )
+    if use_graph and (device.type != "cuda" or dist_info.world_size > 1):
+        raise UsageError("--cuda-graph on needs one CUDA device (not torchrun)")
+    runner = StepRunner(model, config.train.learning_rate, config.train.grad_clip_norm,
+                        use_graph=use_graph, trained=trained)  # fmt: skip
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint.model_state)
+        runner.load_optimizer_state(checkpoint.training_state["optimizer"])
+        restore_rng_state(checkpoint.training_state, dist_info.rank, device,
+                          config.seed + dist_info.rank + start_step)  # fmt: skip
+    on_device = data_placement == "device" or (
+        data_placement == "auto" and fits_on_device(dataset, device)
+    )
+    windows = None
+    batches = None
+    if on_device:
+        windows = DeviceWindows(dataset, device, progress=progress and dist_info.is_main)
+    else:
+        loader = make_loader(
+            dataset,
+            config.train.batch_size,
+            first_batch=start_step,
+            workers=config.train.data_workers,
+            rank=dist_info.rank,
+            world_size=dist_info.world_size,
+            pin_memory=device.type == "cuda",
+        )
+        batches = iter(loader)
     logger = RunLogger(run_dir, config, enabled=dist_info.is_main)
     probe = None
     if config.train.probe_every and dist_info.is_main:
@@ -170,39 +214,45 @@ def train(
 
     # --- Loop -------------------------------------------------------------------------
     total = config.train.steps
+    batch_size = config.train.batch_size
+    use_actions = config.model.action_size > 0
     bar = tqdm(
-        total=total, initial=start_step, unit="step", desc="train",
-        disable=not (progress and dist_info.is_main), dynamic_ncols=True,
+        total=total, initial=start_step, unit="step", desc=progress_label,
+        position=progress_position, disable=not (progress and dist_info.is_main),
+        dynamic_ncols=True,
     )  # fmt: skip
     last_terms: dict[str, float] = {}
     step = start_step
-    batches = iter(loader)
     window_start, window_steps = time.perf_counter(), 0
     clock = time.perf_counter()
     try:
         while step < total:
-            batch = next(batches)
-            images, actions, reference = to_model_inputs(
-                batch, device, config.model.action_size > 0
-            )
+            if windows is not None:
+                batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
+                                      dist_info.world_size, out=runner.static_inputs())  # fmt: skip
+            else:
+                assert batches is not None
+                batch = next(batches)
             lr = config.train.learning_rate_at(step)
             schedule = schedule_at(config, step)
-            output, grad_norm = train_step(trained, optimizer, images, actions, schedule, lr,
-                                           config.train.grad_clip_norm, step,
-                                           reference)  # fmt: skip
+            runner.step(batch["image"], batch["action"] if use_actions else None,
+                        batch.get("reference"), schedule, lr)  # fmt: skip
             step += 1
             window_steps += 1
             bar.update(1)
 
             if step % config.train.log_every == 0 or step == total:
+                runner.raise_if_nonfinite(step)
                 elapsed = time.perf_counter() - window_start
-                last_terms = {k: float(v.detach()) for k, v in output.terms.items()}
+                last_terms = runner.read_terms()
+                grad_norm = last_terms.pop("grad_norm")
                 rate = window_steps / elapsed if elapsed > 0 else 0.0
                 logger.scalars(step, last_terms, lr=lr, steps_per_second=rate,
-                               schedule=schedule, grad_norm=float(grad_norm))  # fmt: skip
+                               schedule=schedule, grad_norm=grad_norm)  # fmt: skip
                 bar.set_postfix(loss=f"{last_terms['total']:.4g}", refresh=False)
                 window_start, window_steps = time.perf_counter(), 0
             if step % config.train.image_every == 0 or step == total:
+                images, actions, _ = to_model_inputs(batch, device, use_actions)
                 logger.media(step, model, images, actions, batch)
             if probe is not None and (step % config.train.probe_every == 0 or step == total):
                 train_seconds += time.perf_counter() - clock
@@ -211,13 +261,21 @@ def train(
                 ProbeLog(run_dir).append(step, train_seconds, r2)
                 clock = time.perf_counter()
             if step % config.train.checkpoint_every == 0 or step == total:
+                runner.raise_if_nonfinite(step)
                 train_seconds += time.perf_counter() - clock
                 clock = time.perf_counter()
-                _save(run_dir, step, model, optimizer, dist_info, dataset, train_seconds)
+                _save(run_dir, step, model, runner, dist_info, dataset, train_seconds)
     finally:
         bar.close()
         logger.close()
-    return {"step": step, "losses": last_terms, "run_dir": str(run_dir), "precision": precision}
+    return {
+        "step": step,
+        "losses": last_terms,
+        "run_dir": str(run_dir),
+        "precision": precision,
+        "data_on_device": on_device,
+        "cuda_graph": runner.use_graph,
+    }
 
 
 def schedule_at(config: RunConfig, step: int) -> LossSchedule:
@@ -232,53 +290,8 @@ def schedule_at(config: RunConfig, step: int) -> LossSchedule:
     )
 
 
-def train_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
-    actions: torch.Tensor | None,
-    schedule: LossSchedule,
-    lr: float,
-    grad_clip_norm: float,
-    step: int = 0,
-    reference: torch.Tensor | None = None,
-):
-    """One optimisation step; returns the model output and the gradient norm (pre-clip)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    output = model(images, actions, schedule, reference)
-    _check_finite(output, step)
-    optimizer.zero_grad(set_to_none=True)
-    output.loss.backward()
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    if grad_clip_norm > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip_norm)
-    else:
-        grad_norm = torch.zeros(())
-    optimizer.step()
-    return output, grad_norm
-
-
-def _check_finite(output, step: int) -> None:
-    """Stop on a NaN/inf loss, naming every term whose (weighted) value is not finite."""
-    if torch.isfinite(output.loss):
-        return
-    bad = [
-        name
-        for name, value in output.terms.items()
-        if name != "total"
-        and not (
-            math.isfinite(v := float(value.detach()))
-            and math.isfinite(output.weights.get(name, 1.0) * v)
-        )
-    ]
-    raise NonFiniteLossError(
-        f"non-finite loss at step {step + 1} in term(s) {', '.join(bad) or 'total'}; "
-        "stopped without saving, the last good checkpoint is kept"
-    )
-
-
-def _save(run_dir, step, model, optimizer, dist_info: Distributed, dataset, train_seconds) -> None:
+def _save(run_dir, step, model, runner: StepRunner, dist_info: Distributed, dataset,
+          train_seconds) -> None:  # fmt: skip
     rng = torch.get_rng_state()
     if dist_info.world_size > 1:
         import torch.distributed as dist
@@ -288,17 +301,34 @@ def _save(run_dir, step, model, optimizer, dist_info: Distributed, dataset, trai
     else:
         gathered = [rng]
     if dist_info.is_main:
+        state: dict[str, Any] = {"optimizer": runner.optimizer_state(), "rng": gathered}
+        if runner.device.type == "cuda" and dist_info.world_size == 1:
+            state["cuda_rng"] = torch.cuda.get_rng_state(runner.device)
         save_checkpoint(
             run_dir,
             step,
             model.state_dict(),
-            {"optimizer": optimizer.state_dict(), "rng": gathered},
+            state,
             {
                 "world_size": dist_info.world_size,
                 "data_seed": dataset.seed,
                 "train_seconds": round(train_seconds, 1),
             },
         )
+
+
+def restore_rng_state(
+    training_state: dict[str, Any], rank: int, device: torch.device, fallback_seed: int
+) -> None:
+    """The random generators as a checkpoint saved them (CPU per rank; CUDA when saved from
+    one CUDA device), so that the resumed run draws what the uninterrupted run would."""
+    rng_states = training_state["rng"]
+    if rank < len(rng_states):
+        torch.set_rng_state(rng_states[rank])
+    else:  # resumed on more processes than it was saved from
+        torch.manual_seed(fallback_seed)
+    if device.type == "cuda" and "cuda_rng" in training_state:
+        torch.cuda.set_rng_state(training_state["cuda_rng"].cpu(), device)
 
 
 def _check_resume(run_dir: Path, config: RunConfig):

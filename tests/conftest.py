@@ -29,3 +29,9 @@ def tiny_run(basketball_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_config(4), basketball_dir, run, progress=False)
     return run
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "cuda: needs a CUDA device (skipped without one; scripts/gpu_check.sh runs them)"
+    )

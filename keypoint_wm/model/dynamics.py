@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.image_nets import he_uniform_
 from keypoint_wm.model.losses import kl_normal
+from keypoint_wm.model.outputs import ScheduleValue, is_full, is_off
 
 STD_EPSILON = 1e-4
 
@@ -346,8 +347,8 @@ class KeypointDynamics(nn.Module):
         keypoints: Tensor,
         actions: Tensor | None,
         num_observed: int,
-        p_own_observed: float = 0.0,
-        p_own_predicted: float = 0.0,
+        p_own_observed: ScheduleValue = 0.0,
+        p_own_predicted: ScheduleValue = 0.0,
         num_samples: int | None = None,
         select_best: bool = True,
     ) -> DynamicsOutput:
@@ -422,6 +423,7 @@ class KeypointDynamics(nn.Module):
                         out["kl"].append(torch.zeros(batch, device=device))
                 out["decoded"].append(decoded)
                 out["index"].append(index)
+                p_own: ScheduleValue
                 if observed and not self.stochastic:
                     p_own = 0.0
                 else:
@@ -476,11 +478,13 @@ def _draw(belief: Belief, noise: Tensor | None, sample: bool) -> Tensor:
     return belief.mean + belief.std * noise
 
 
-def _scheduled_sample(target: Tensor, own: Tensor, p_own: float) -> Tensor:
-    """Per batch element, ``own`` with probability ``p_own``, else ``target`` ``[B, D]``."""
-    if p_own <= 0.0:
+def _scheduled_sample(target: Tensor, own: Tensor, p_own: ScheduleValue) -> Tensor:
+    """Per batch element, ``own`` with probability ``p_own``, else ``target`` ``[B, D]``.
+
+    A float 0 or 1 draws no random numbers; a tensor ``p_own`` always draws (no host sync)."""
+    if is_off(p_own):
         return target
-    if p_own >= 1.0:
+    if is_full(p_own):
         return own
     use_own = torch.rand(target.shape[0], 1, device=target.device) < p_own
     return torch.where(use_own, own, target)

@@ -70,7 +70,7 @@ def maps_to_keypoints(heatmaps: Tensor, scale_normalization: str = "max") -> Ten
 def keypoints_to_maps(
     keypoints: Tensor,
     heatmap_width: int,
-    sigma: float,
+    sigma: float | Tensor,
     amplitude: str = "scale",
 ) -> Tensor:
     """Draw one Gaussian blob per keypoint (paper eq. S4, authors' parameterisation).

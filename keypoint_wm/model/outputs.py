@@ -6,6 +6,23 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+ScheduleValue = float | Tensor
+"""A schedule entry: a Python float, or a 0-d float32 tensor on the model's device. A
+CUDA-graphed training step passes tensors so that one captured graph serves every step of a
+ramp (docs/design.md, "Training speed"); the eager step passes floats."""
+
+
+def is_off(value: ScheduleValue) -> bool:
+    """True when ``value`` is a float <= 0 (the term or branch is skipped). A tensor is
+    never "off": deciding would need its value on the host, a synchronisation."""
+    return not isinstance(value, Tensor) and value <= 0.0
+
+
+def is_full(value: ScheduleValue) -> bool:
+    """True when ``value`` is a float >= 1 (a probability that is certain)."""
+    return not isinstance(value, Tensor) and value >= 1.0
+
+
 TERM_NAMES = (
     "image",
     "separation",
@@ -37,11 +54,11 @@ class LossSchedule:
             the paper; 0 leaves it uncomputed).
     """
 
-    kl_scale: float
-    p_own_sample_observed: float
-    p_own_sample_predicted: float
-    keypoint_width: float | None = None
-    motion_scale: float = 0.0
+    kl_scale: ScheduleValue
+    p_own_sample_observed: ScheduleValue
+    p_own_sample_predicted: ScheduleValue
+    keypoint_width: ScheduleValue | None = None
+    motion_scale: ScheduleValue = 0.0
 
     @classmethod
     def start(cls) -> LossSchedule:
@@ -79,7 +96,7 @@ class ModelOutput:
 
     loss: Tensor
     terms: dict[str, Tensor]
-    weights: dict[str, float]
+    weights: dict[str, ScheduleValue]
     keypoints: Tensor
     heatmaps: Tensor | None
     decoded_keypoints: Tensor

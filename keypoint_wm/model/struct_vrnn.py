@@ -63,6 +63,8 @@ from keypoint_wm.model.outputs import (
     ModelOutput,
     ObserveOutput,
     RolloutOutput,
+    ScheduleValue,
+    is_off,
 )
 from keypoint_wm.model.precision import PRECISIONS, bf16_is_fast, preferred_precision
 
@@ -208,7 +210,9 @@ class StructVRNN(nn.Module):
                 return keypoints, None
             return keypoints, out.view(batch, steps, *out.shape[1:])
 
-    def keypoints_to_maps(self, keypoints: Tensor, keypoint_width: float | None = None) -> Tensor:
+    def keypoints_to_maps(
+        self, keypoints: Tensor, keypoint_width: ScheduleValue | None = None
+    ) -> Tensor:
         """``[N, K, 3]`` keypoints (or CNN features) to the reconstructor's input maps
         ``[N, K, w, w]`` float32 (blob width ``keypoint_width``, default the config's)."""
         with self._float32(keypoints.device):
@@ -227,7 +231,7 @@ class StructVRNN(nn.Module):
         first_image: Tensor,
         first_keypoints: Tensor,
         keypoints: Tensor,
-        keypoint_width: float | None = None,
+        keypoint_width: ScheduleValue | None = None,
     ) -> Tensor:
         """Reconstruct frames from keypoints and frame 1 (paper eq. S5).
 
@@ -256,7 +260,7 @@ class StructVRNN(nn.Module):
         return images.float().view(batch, steps, *images.shape[1:])
 
     # ------------------------------------------------------------------ training
-    def loss_weights(self, schedule: LossSchedule) -> dict[str, float]:
+    def loss_weights(self, schedule: LossSchedule) -> dict[str, ScheduleValue]:
         """Weight of every term of :data:`TERM_NAMES` under ``schedule``."""
         cfg = self.config
         return {
@@ -337,7 +341,7 @@ class StructVRNN(nn.Module):
                     else zero
                 )
                 terms["motion"] = zero
-                if schedule.motion_scale > 0:
+                if not is_off(schedule.motion_scale):
                     motion = losses.motion_map(images, cfg.heatmap_width)
                     prior = (
                         losses.motion_coverage_loss
