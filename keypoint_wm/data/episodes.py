@@ -27,12 +27,15 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from keypoint_wm.errors import DataError
 
 EPISODE_SUFFIX = ".npz"
 TEMP_SUFFIX = ".tmp"
@@ -64,8 +67,28 @@ class Episode:
         return int(self.image.shape[0])
 
 
-class EpisodeFormatError(ValueError):
-    """An episode file that does not follow the format; the message names the file."""
+class EpisodeFormatError(DataError):
+    """An episode file that does not follow the format; the message names the file.
+
+    Raised in a ``DataLoader`` worker, it comes back to the main process as
+    ``EpisodeFormatError("Caught EpisodeFormatError in DataLoader worker ... Original
+    Traceback ...")``; the constructor keeps only the original one-line message, so the
+    command line still prints one line.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        if message.startswith("Caught ") and "Original Traceback" in message:
+            last = message.rstrip().rsplit("\n", 1)[-1]
+            message = last.split(": ", 1)[-1]
+        super().__init__(message)
+
+
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """A dataset directory that does not exist or holds no usable episode file."""
+
+
+class NotADatasetError(DataError, NotADirectoryError):
+    """A dataset path that is a file, where a directory was expected."""
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -158,30 +181,41 @@ def load_episode(path: str | os.PathLike, keys: tuple[str, ...] | None = None) -
             missing ``action``/``reward`` become zeros of the right length.
 
     Raises:
-        EpisodeFormatError: the file is unreadable or lacks ``image``; the message names it.
+        EpisodeFormatError: the file is unreadable, lacks ``image``, or breaks the format
+            (:func:`validate_arrays`: dtypes, shapes, alignment, finite values, metadata
+            a JSON object); the message names the file and the reason.
     """
     path = Path(path)
+    wanted = set(keys) if keys is not None else set(KNOWN_KEYS)
+    loaded: dict[str, Any] = {}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            names = set(data.files)
-            if "image" not in names:
-                raise EpisodeFormatError(f"{path}: no 'image' array (found {sorted(names)})")
-            wanted = set(keys) if keys is not None else set(KNOWN_KEYS)
-            loaded = {k: data[k] for k in KNOWN_KEYS if k in names and k in wanted}
-            num_frames = int(data["image"].shape[0]) if "image" not in loaded else None
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "image.npy" not in names:
+                found = sorted(n.removesuffix(".npy") for n in names)
+                raise EpisodeFormatError(f"{path}: no 'image' array (found {found})")
+            for key in KNOWN_KEYS:
+                if f"{key}.npy" not in names or (key not in wanted and key != "image"):
+                    continue
+                with archive.open(f"{key}.npy") as member:
+                    if key in wanted:
+                        loaded[key] = np.lib.format.read_array(member, allow_pickle=False)
+                    else:  # the frame count, without decompressing the frames
+                        loaded[key] = _read_header(member)
     except EpisodeFormatError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+    except zipfile.BadZipFile as error:
+        raise EpisodeFormatError(f"{path}: unreadable, not an .npz archive ({error})") from error
+    except (OSError, ValueError, EOFError, zlib.error) as error:
         raise EpisodeFormatError(f"{path}: cannot read episode file ({error})") from error
+    problems = validate_arrays(loaded)
+    if problems:
+        raise EpisodeFormatError(f"{path}: {'; '.join(problems)}")
+    num_frames = int(loaded["image"].shape[0])
+    if "image" not in wanted:
+        del loaded["image"]
     image = loaded.get("image", np.zeros((0, 0, 0, 3), np.uint8))
-    if num_frames is None:
-        num_frames = int(image.shape[0])
-    metadata: dict[str, Any] = {}
-    if "metadata" in loaded:
-        try:
-            metadata = json.loads(str(loaded["metadata"]))
-        except json.JSONDecodeError as error:
-            raise EpisodeFormatError(f"{path}: metadata is not valid JSON ({error})") from error
+    metadata = _decode_metadata(loaded["metadata"]) if "metadata" in loaded else {}
     return Episode(
         image=image,
         action=loaded.get("action", np.zeros((num_frames, 0), np.float32)),
@@ -191,8 +225,43 @@ def load_episode(path: str | os.PathLike, keys: tuple[str, ...] | None = None) -
     )
 
 
+@dataclass(frozen=True)
+class ArrayHeader:
+    """The shape and dtype of an array in an ``.npz``, read without its data."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def _metadata_problem(value: Any) -> str | None:
+    """Why a ``metadata`` array is not a JSON object string, or None when it is one."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "U" or value.ndim != 0:
+        return "'metadata' must be a JSON string (a 0-d str array)"
+    try:
+        decoded = json.loads(str(value))
+    except json.JSONDecodeError:
+        return "'metadata' is not valid JSON"
+    if not isinstance(decoded, dict):
+        return f"'metadata' must be a JSON object, got a JSON {type(decoded).__name__}"
+    return None
+
+
+def _decode_metadata(value: np.ndarray) -> dict[str, Any]:
+    """The metadata dictionary of a ``metadata`` array already checked by validate_arrays."""
+    return json.loads(str(value))
+
+
 def validate_arrays(arrays: dict[str, Any]) -> list[str]:
-    """Check keys, dtypes, shapes, finiteness and alignment; return the problems found."""
+    """Check keys, dtypes, shapes, finiteness, alignment and metadata; return the problems.
+
+    ``arrays`` maps keys of the format to arrays; ``image`` may be an :class:`ArrayHeader`
+    (its data is never looked at). ``metadata``, when present, must be a 0-d str array
+    holding a JSON object. An empty list means valid.
+    """
     problems: list[str] = []
     image = arrays.get("image")
     if image is None:
@@ -237,27 +306,106 @@ def validate_arrays(arrays: dict[str, Any]) -> list[str]:
             )
         elif not np.isfinite(pos).all():
             problems.append("'true_object_pos' has non-finite values")
+    if "metadata" in arrays and (problem := _metadata_problem(arrays["metadata"])):
+        problems.append(problem)
     return problems
+
+
+@dataclass(frozen=True)
+class EpisodeFileReport:
+    """What :func:`inspect_episode_file` found: the problems, and what a valid file holds.
+
+    Attributes:
+        path: the file.
+        problems: why the file breaks the format (empty: valid).
+        frames: T; ``image_shape``: (H, W, 3); ``action_size``: A (0 without actions);
+        num_objects: N of ``true_object_pos`` (0 without); ``metadata``: the decoded object;
+        reward: float32 ``[T]`` or None when the file has none. These are meaningful only
+            when ``problems`` is empty.
+    """
+
+    path: Path
+    problems: list[str]
+    frames: int = 0
+    image_shape: tuple[int, int, int] = (0, 0, 3)
+    action_size: int = 0
+    num_objects: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    reward: np.ndarray | None = None
+
+    def raise_if_invalid(self) -> None:
+        """Raise :class:`EpisodeFormatError` naming the file and every problem, if any."""
+        if self.problems:
+            raise EpisodeFormatError(f"{self.path}: {'; '.join(self.problems)}")
+
+
+def _read_header(member: Any) -> ArrayHeader:
+    major, _ = np.lib.format.read_magic(member)
+    if major == 1:
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    return ArrayHeader(tuple(shape), np.dtype(dtype))
+
+
+def inspect_episode_file(path: str | os.PathLike, read_images: bool = True) -> EpisodeFileReport:
+    """Validate one episode file without modifying it: THE check of the format.
+
+    ``keypoint-wm data check`` and the training data path (the episode index) both use it,
+    so a file ``data check`` passes is a file training accepts, and the reverse. Every zip
+    member must be a ``.npy`` array of a known key; the arrays must pass
+    :func:`validate_arrays`. With ``read_images=False`` only the image's header is read
+    (cheap: the small arrays are read, the frames are not decompressed), so a corrupt
+    compressed image stream is found only when the frames are loaded.
+    """
+    path = Path(path)
+    arrays: dict[str, Any] = {}
+    problems: list[str] = []
+    unknown: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                key = name.removesuffix(".npy")
+                if not name.endswith(".npy"):
+                    problems.append(f"zip member {name!r} is not a .npy array")
+                elif key not in KNOWN_KEYS:
+                    unknown.append(key)
+                else:
+                    with archive.open(name) as member:
+                        try:
+                            if key == "image" and not read_images:
+                                arrays[key] = _read_header(member)
+                            else:
+                                arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+                        except (ValueError, EOFError, zlib.error) as error:
+                            problems.append(f"'{key}' unreadable ({type(error).__name__}: {error})")
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        return EpisodeFileReport(
+            path, [f"unreadable, not an .npz archive ({type(error).__name__}: {error})"]
+        )
+    if unknown:
+        problems.append(f"unknown keys {sorted(unknown)} (expected some of {list(KNOWN_KEYS)})")
+    if any("unreadable" in p for p in problems):
+        return EpisodeFileReport(path, problems)
+    problems += validate_arrays(arrays)
+    if problems:
+        return EpisodeFileReport(path, problems)
+    image = arrays["image"]
+    return EpisodeFileReport(
+        path,
+        [],
+        frames=int(image.shape[0]),
+        image_shape=tuple(int(s) for s in image.shape[1:]),  # type: ignore[arg-type]
+        action_size=int(arrays["action"].shape[1]) if "action" in arrays else 0,
+        num_objects=int(arrays["true_object_pos"].shape[1]) if "true_object_pos" in arrays else 0,
+        metadata=_decode_metadata(arrays["metadata"]) if "metadata" in arrays else {},
+        reward=arrays.get("reward"),
+    )
 
 
 def check_episode_file(path: str | os.PathLike) -> list[str]:
-    """Validate one file without modifying it; return a list of problems (empty if valid)."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except Exception as error:  # any failure to read is a problem to report, not to raise
-        return [f"unreadable ({type(error).__name__}: {error})"]
-    problems = validate_arrays(arrays)
-    unknown = sorted(set(arrays) - set(KNOWN_KEYS))
-    if unknown:
-        problems.append(f"unknown keys {unknown}")
-    if "metadata" in arrays:
-        try:
-            json.loads(str(arrays["metadata"]))
-        except json.JSONDecodeError:
-            problems.append("'metadata' is not a JSON string")
-    return problems
+    """Validate one file without modifying it, frames included; the problems (empty: valid)."""
+    return inspect_episode_file(path, read_images=True).problems
 
 
 def iter_episode_files(root: str | os.PathLike) -> Iterator[Path]:
@@ -267,9 +415,9 @@ def iter_episode_files(root: str | os.PathLike) -> Iterator[Path]:
     """
     root = Path(root)
     if root.is_file():
-        raise NotADirectoryError(f"{root} is a file, expected a dataset directory")
+        raise NotADatasetError(f"{root} is a file, expected a dataset directory")
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset directory {root} does not exist")
+        raise DatasetNotFoundError(f"dataset directory {root} does not exist")
     for path in sorted(root.rglob(f"*{EPISODE_SUFFIX}")):
         if path.is_file() and not any(
             part.startswith(".") for part in path.relative_to(root).parts
@@ -304,6 +452,9 @@ def episode_metadata(path: str | Path) -> dict[str, Any]:
                 return {}
             with archive.open("metadata.npy") as member:
                 value = np.lib.format.read_array(member, allow_pickle=False)
-        return json.loads(str(value))
-    except (OSError, zipfile.BadZipFile, ValueError) as error:
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, zlib.error) as error:
         raise EpisodeFormatError(f"{path}: cannot read metadata ({error})") from error
+    problem = _metadata_problem(value)
+    if problem:
+        raise EpisodeFormatError(f"{path}: {problem}")
+    return _decode_metadata(value)

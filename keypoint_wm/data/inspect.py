@@ -5,39 +5,20 @@ Neither function ever modifies a file.
 
 from __future__ import annotations
 
-import json
-import zipfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from keypoint_wm.data.episodes import (
     TEMP_SUFFIX,
-    check_episode_file,
+    EpisodeFileReport,
+    EpisodeFormatError,
+    inspect_episode_file,
     iter_episode_files,
     read_manifest,
 )
-
-
-def array_headers(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Shapes and dtypes of the arrays in an ``.npz`` without decompressing the data."""
-    headers = {}
-    with zipfile.ZipFile(path) as archive:
-        for name in archive.namelist():
-            with archive.open(name) as member:
-                major, _ = np.lib.format.read_magic(member)
-                reader = (
-                    np.lib.format.read_array_header_1_0
-                    if major == 1
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = reader(member)
-            headers[name.removesuffix(".npy")] = (tuple(shape), str(dtype))
-    return headers
 
 
 def _episode_group(root: Path, path: Path, metadata: dict[str, Any]) -> str:
@@ -70,18 +51,20 @@ def dataset_info(root: str | Path) -> dict[str, Any]:
     groups: dict[str, GroupInfo] = defaultdict(GroupInfo)
     total_bytes = 0
     for path in files:
-        headers = array_headers(path)
-        with np.load(path, allow_pickle=False) as data:
-            metadata = json.loads(str(data["metadata"])) if "metadata" in data.files else {}
-            reward = data["reward"] if "reward" in data.files else None
-        group = groups[_episode_group(root, path, metadata)]
-        shape = headers["image"][0]
+        report = inspect_episode_file(path, read_images=False)
+        if report.problems:
+            raise EpisodeFormatError(
+                f"{path}: {'; '.join(report.problems)} "
+                f"(`keypoint-wm data check {root}` lists every bad file)"
+            )
+        group = groups[_episode_group(root, path, report.metadata)]
         group.episodes += 1
-        group.frames += shape[0]
-        group.image_shapes.add(tuple(shape[1:]))
-        group.action_sizes.add(headers["action"][0][1] if "action" in headers else 0)
-        if "true_object_pos" in headers:
-            group.object_counts.add(headers["true_object_pos"][0][1])
+        group.frames += report.frames
+        group.image_shapes.add(report.image_shape)
+        group.action_sizes.add(report.action_size)
+        if report.num_objects:
+            group.object_counts.add(report.num_objects)
+        reward = report.reward
         if reward is not None and reward.size > 1:
             group.reward_min = min(group.reward_min, float(reward[1:].min()))
             group.reward_max = max(group.reward_max, float(reward[1:].max()))
@@ -144,11 +127,34 @@ def format_info(info: dict[str, Any]) -> str:
 def check_dataset(root: str | Path, workers: int = 2) -> tuple[int, dict[Path, list[str]]]:
     """Validate every episode file under ``root``; return (files checked, {bad file: problems}).
 
-    Checks that each file is readable and holds the expected keys, dtypes, shapes, finite
-    values and alignment (``action[0] = 0``, ``reward[0] = 0``, equal lengths). Read-only.
+    Each file must pass :func:`~keypoint_wm.data.episodes.inspect_episode_file` (readable,
+    only known ``.npy`` members, the expected dtypes, shapes, finite values, alignment
+    ``action[0] = 0``, ``reward[0] = 0``, metadata a JSON object; the frames decompressed),
+    the check training applies to every file too. Dataset-level: training needs one image
+    shape, so files whose shape differs from the most common one are reported. Read-only.
     """
     files = list(iter_episode_files(Path(root)))
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(pool.map(check_episode_file, files))
-    bad = {path: problems for path, problems in zip(files, results, strict=True) if problems}
-    return len(files), bad
+        reports = list(pool.map(inspect_episode_file, files))
+    bad = {r.path: list(r.problems) for r in reports if r.problems}
+    for report, problem in mixed_image_shapes([r for r in reports if not r.problems]):
+        bad.setdefault(report.path, []).append(problem)
+    return len(files), {path: bad[path] for path in files if path in bad}
+
+
+def mixed_image_shapes(reports: list[EpisodeFileReport]) -> list[tuple[EpisodeFileReport, str]]:
+    """The valid files whose image shape is not the most common one, each with the reason."""
+    counts = Counter(r.image_shape for r in reports)
+    if len(counts) < 2:
+        return []
+    common, held = counts.most_common(1)[0]
+    name = "x".join(map(str, common))
+    return [
+        (
+            r,
+            f"image shape {'x'.join(map(str, r.image_shape))} differs from the dataset's {name} "
+            f"({held} files); training needs one image shape",
+        )
+        for r in reports
+        if r.image_shape != common
+    ]

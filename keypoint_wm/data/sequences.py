@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from keypoint_wm.config import REFERENCE_FRAMES
-from keypoint_wm.data.episodes import episode_metadata, iter_episode_files, load_episode
-from keypoint_wm.data.inspect import array_headers
+from keypoint_wm.data.episodes import (
+    DatasetNotFoundError,
+    EpisodeFileReport,
+    EpisodeFormatError,
+    inspect_episode_file,
+    iter_episode_files,
+    load_episode,
+)
+from keypoint_wm.data.inspect import mixed_image_shapes
+
+
+class NoEpisodesError(DatasetNotFoundError):
+    """No episode file of the wanted split and length under a dataset directory."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,13 @@ class EpisodeIndex:
         test_fraction: fraction of files (per task, by path hash) held out as ``"test"``;
             unused for metadata splits.
         min_frames: drop files shorter than this (a window must fit).
+
+    Raises:
+        EpisodeFormatError: a file breaks the format (the check ``keypoint-wm data check``
+            applies, :func:`~keypoint_wm.data.episodes.inspect_episode_file`), or the files
+            do not share one image shape; the message names the file and the reason.
+        NoEpisodesError: no file of ``split`` with ``min_frames`` frames (a DataError and
+            a FileNotFoundError).
     """
 
     def __init__(
@@ -71,47 +90,54 @@ class EpisodeIndex:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
         self.root = Path(root)
         self.split_source = "all"
-        paths = list(iter_episode_files(self.root))
-        is_test = self._test_flags(paths, test_fraction) if split != "all" else None
+        # Every file passes the format check `keypoint-wm data check` applies (cheap: array
+        # headers and the small arrays; the frames are checked when a window loads them).
+        reports = [inspect_episode_file(p, read_images=False) for p in iter_episode_files(root)]
+        for report in reports:
+            if report.problems:
+                raise EpisodeFormatError(
+                    f"{report.path}: {'; '.join(report.problems)} "
+                    f"(`keypoint-wm data check {self.root}` lists every bad file)"
+                )
+        mixed = mixed_image_shapes(reports)
+        if mixed:
+            report, problem = mixed[0]
+            raise EpisodeFormatError(
+                f"{report.path}: {problem}"
+                + (f" (and {len(mixed) - 1} more files)" if len(mixed) > 1 else "")
+            )
+        is_test = self._test_flags(reports, test_fraction) if split != "all" else None
         records = []
-        for number, path in enumerate(paths):
+        for number, report in enumerate(reports):
             if is_test is not None and is_test[number] != (split == "test"):
                 continue
-            headers = array_headers(path)
-            if "image" not in headers:
-                raise ValueError(f"{path}: no 'image' array")
-            shape = headers["image"][0]
-            if shape[0] < min_frames:
+            if report.frames < min_frames:
                 continue
             records.append(
                 EpisodeRecord(
-                    path=path,
-                    frames=shape[0],
-                    image_shape=tuple(shape[1:]),
-                    action_size=headers["action"][0][1] if "action" in headers else 0,
-                    num_objects=headers["true_object_pos"][0][1]
-                    if "true_object_pos" in headers
-                    else 0,
-                    task=_task_of(self.root, path),
+                    path=report.path,
+                    frames=report.frames,
+                    image_shape=report.image_shape,
+                    action_size=report.action_size,
+                    num_objects=report.num_objects,
+                    task=_task_of(self.root, report.path),
                 )
             )
         if not records:
-            raise FileNotFoundError(
+            raise NoEpisodesError(
                 f"no {split} episode files with at least {min_frames} frames under {self.root}"
+                + (f" ({len(reports)} files in all)" if split != "all" and reports else "")
             )
-        shapes = {r.image_shape for r in records}
-        if len(shapes) > 1:
-            raise ValueError(f"{self.root}: episodes have different image shapes {sorted(shapes)}")
         self.records = records
 
-    def _test_flags(self, paths: list[Path], test_fraction: float) -> list[bool]:
+    def _test_flags(self, reports: list[EpisodeFileReport], test_fraction: float) -> list[bool]:
         """Whether each file is in the test split: by metadata if all files say, else hash."""
-        declared = [episode_metadata(p).get("split") for p in paths]
+        declared = [r.metadata.get("split") for r in reports]
         if declared and all(s in ("train", "test") for s in declared):
             self.split_source = "metadata"
             return [s == "test" for s in declared]
         self.split_source = "hash"
-        return [is_test_file(str(p.relative_to(self.root)), test_fraction) for p in paths]
+        return [is_test_file(str(r.path.relative_to(self.root)), test_fraction) for r in reports]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -152,6 +178,11 @@ class WindowDataset(Dataset):
     [T, N, 2] (N = 0 when absent); ``task`` int (index into ``index.tasks``); with
     ``reference="other_episode"`` also ``reference`` uint8 [H, W, 3], a random frame of
     another episode of the same task (the same episode when the task has only one).
+
+    ``action_size=0`` (a model without action conditioning) on data with actions ignores
+    the actions, with a warning: the items' ``action`` is ``[T, 0]``. An ``action_size``
+    between 0 and the data's is refused (:class:`EpisodeFormatError`), as is a file that
+    no longer matches the index when a window loads it.
     """
 
     def __init__(
@@ -169,9 +200,20 @@ class WindowDataset(Dataset):
         self.seed = seed
         self.reference = reference
         self.action_size = index.action_size if action_size is None else action_size
+        if self.action_size == 0 and index.action_size > 0:
+            warnings.warn(
+                f"{index.root}: the data has actions ({index.action_size} per step) but the "
+                "model is not action-conditioned (model.action_size=0); the actions are ignored",
+                stacklevel=2,
+            )
+        elif self.action_size < index.action_size:
+            raise EpisodeFormatError(
+                f"{index.root}: the data has {index.action_size} actions per step, more than "
+                f"the model's model.action_size={self.action_size}"
+            )
         self.records = [r for r in index.records if r.frames >= window]
         if not self.records:
-            raise ValueError(
+            raise NoEpisodesError(
                 f"{index.root}: no episode has the {window} frames a training window needs"
             )
         starts = np.array([r.frames - window + 1 for r in self.records], np.float64)
@@ -184,6 +226,15 @@ class WindowDataset(Dataset):
 
     def __len__(self) -> int:  # windows are drawn by number; any non-negative int works
         return 2**62
+
+    @property
+    def num_objects(self) -> int:
+        """N of the items' ``true_object_pos`` ``[T, N, 2]`` (the most among the episodes)."""
+        return self._num_objects
+
+    def task_id(self, task: str) -> int:
+        """The items' ``task`` value for ``task`` (its index in ``index.tasks``)."""
+        return self._task_ids[task]
 
     def locate(self, number: int) -> tuple[EpisodeRecord, int]:
         """The (episode, first frame) of window ``number``."""
@@ -203,9 +254,15 @@ class WindowDataset(Dataset):
     def __getitem__(self, number: int) -> dict[str, torch.Tensor]:
         record, start = self.locate(number)
         episode = load_episode(record.path)
+        if episode.image.shape != (record.frames, *record.image_shape):
+            raise EpisodeFormatError(
+                f"{record.path}: changed since the dataset was indexed (image "
+                f"{list(episode.image.shape)}, was {[record.frames, *record.image_shape]})"
+            )
         stop = start + self.window
         action = np.zeros((self.window, self.action_size), np.float32)
-        action[:, : episode.action.shape[1]] = episode.action[start:stop]
+        if self.action_size:
+            action[:, : episode.action.shape[1]] = episode.action[start:stop]
         pos = episode.true_object_pos
         positions = np.zeros((self.window, self._num_objects, 2), np.float32)
         if pos is not None:
@@ -247,6 +304,7 @@ def make_loader(
     workers: int = 0,
     rank: int = 0,
     world_size: int = 1,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """An endless loader whose batch ``b`` holds windows ``b*batch_size ... + batch_size - 1``.
 
@@ -261,6 +319,7 @@ def make_loader(
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         drop_last=True,
+        pin_memory=pin_memory,  # page-locked batches copy to a GPU without a host stall
         # Its own generator: the loader draws a base seed when iterated, which must not
         # consume the global RNG that the model samples from (exact resume).
         generator=torch.Generator().manual_seed(0),

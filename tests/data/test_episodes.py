@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -110,3 +111,91 @@ def test_iter_skips_hidden_unfinished_files(tmp_path):
     assert [p.name for p in iter_episode_files(tmp_path)] == ["episode_000000.npz"]
     with pytest.raises(NotADirectoryError):
         list(iter_episode_files(tmp_path / "t" / "episode_000000.npz"))
+
+
+def _image(frames: int = 6, size: int = 4) -> np.ndarray:
+    return np.zeros((frames, size, size, 3), np.uint8)
+
+
+def _write_zip(path, members: dict[str, bytes]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+# Every case `data check` names; the training data path must name the same file and reason.
+BAD_FILES = {
+    "float image": ({"image": np.zeros((6, 4, 4, 3), np.float32)}, "'image' must be uint8"),
+    "metadata a JSON list": ({"image": _image(), "metadata": np.array("[1, 2]")}, "JSON object"),
+    "metadata not JSON": ({"image": _image(), "metadata": np.array("{oops")}, "not valid JSON"),
+    "1-D action": ({"image": _image(), "action": np.zeros(6, np.float32)}, "'action' must be"),
+    "1-D positions": (
+        {"image": _image(), "true_object_pos": np.zeros(6, np.float32)},
+        "'true_object_pos' must be",
+    ),
+    "float64 action": ({"image": _image(), "action": np.zeros((6, 2))}, "float32"),
+    "action length": ({"image": _image(), "action": np.zeros((5, 2), np.float32)}, "[6,A]"),
+    "NaN action": (
+        {"image": _image(), "action": np.full((6, 2), np.nan, np.float32)},
+        "'action' has non-finite values",
+    ),
+    "unknown key": ({"image": _image(), "extra": np.zeros(3)}, "unknown keys ['extra']"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_one_check_names_the_file_and_reason_for_data_check_load_and_the_index(tmp_path, case):
+    from keypoint_wm.data.sequences import EpisodeIndex
+
+    arrays, reason = BAD_FILES[case]
+    good = save_episode(tmp_path / "a.npz", make_episode(frames=6, objects=2))
+    path = tmp_path / "b.npz"
+    np.savez(path, **arrays)
+    assert any(reason in p for p in check_episode_file(path)), check_episode_file(path)
+    assert check_episode_file(good) == []
+    with pytest.raises(EpisodeFormatError, match=r"b\.npz: .*" + re.escape(reason)):
+        EpisodeIndex(tmp_path, "train", 0.5)
+    if case != "unknown key":  # loading ignores arrays it does not know
+        with pytest.raises(EpisodeFormatError, match=r"b\.npz: .*" + re.escape(reason)):
+            load_episode(path)
+
+
+def test_archives_that_are_not_plain_npz_are_named(tmp_path):
+    import pickle
+
+    from keypoint_wm.data.sequences import EpisodeIndex
+
+    _write_zip(tmp_path / "member.npz", {"image.npy": _npy(_image()), "notes.txt": b"hi"})
+    problems = check_episode_file(tmp_path / "member.npz")
+    assert problems == ["zip member 'notes.txt' is not a .npy array"]
+    (tmp_path / "pickle.npz").write_bytes(pickle.dumps({"image": 1}))
+    assert "not an .npz archive" in check_episode_file(tmp_path / "pickle.npz")[0]
+    with pytest.raises(EpisodeFormatError, match=r"member\.npz: zip member 'notes\.txt'"):
+        EpisodeIndex(tmp_path)
+    with pytest.raises(EpisodeFormatError, match=r"pickle\.npz: .*not an \.npz archive"):
+        load_episode(tmp_path / "pickle.npz")
+
+
+def test_format_errors_are_data_errors_and_survive_a_loader_worker():
+    from torch._utils import ExceptionWrapper
+
+    from keypoint_wm.errors import DataError
+
+    assert issubclass(EpisodeFormatError, DataError) and EpisodeFormatError.exit_code == 1
+    try:
+        raise EpisodeFormatError("data/t/e.npz: 'action' has non-finite values")
+    except EpisodeFormatError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(EpisodeFormatError) as caught:
+        wrapped.reraise()
+    assert str(caught.value) == "data/t/e.npz: 'action' has non-finite values"
