@@ -28,7 +28,7 @@ from keypoint_wm.config import RunConfig, config_differences
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
-from keypoint_wm.errors import UsageError
+from keypoint_wm.errors import DataError, RunError, UsageError
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.model.precision import resolve_precision
@@ -47,8 +47,9 @@ __all__ = [
 ]
 
 
-class ConfigMismatchError(ValueError):
-    """``--resume`` with a config that differs in more than ``train.steps``."""
+class ConfigMismatchError(RunError):
+    """``--resume`` with a config that differs in more than ``train.steps``, or ``--out``
+    holding another run (exit code 1)."""
 
 
 @dataclass
@@ -80,11 +81,11 @@ def prepare_run_config(
     """Fill in what comes from the data: image size, action size, dataset identity."""
     height, width, _ = index.image_shape
     if height != width:
-        raise ValueError(f"{data_dir}: images are {height}x{width}; the model needs square images")
+        raise DataError(f"{data_dir}: images are {height}x{width}; the model needs square images")
     changes: dict[str, Any] = {"model.image_size": height}
     if action_conditioned:
         if index.action_size == 0:
-            raise ValueError(
+            raise DataError(
                 f"{data_dir}: the preset is action-conditioned but the data has no actions"
             )
         changes["model.action_size"] = index.action_size
