@@ -4,7 +4,7 @@ The rule (docs/design.md, "Devices"): no ``--device`` means the first CUDA devic
 available (under ``torchrun``, ``cuda:LOCAL_RANK``), else the CPU. An explicit name is
 validated before any work starts: a malformed name, or a CUDA device that this machine does
 not have, is a :class:`~keypoint_wm.errors.UsageError` naming the flag. A CUDA device always
-comes back with its index (``cuda`` -> ``cuda:0``), which ``torch.cuda.set_device`` and
+comes back with its index (``cuda`` -> ``cuda:0``, or ``cuda:LOCAL_RANK`` under ``torchrun``), which ``torch.cuda.set_device`` and
 DistributedDataParallel require.
 
 >>> resolve_device("cpu")
@@ -51,7 +51,9 @@ def resolve_device(name: str | torch.device | None, flag: str = "--device") -> t
             f"{flag} {name}: CUDA is not available on this machine (torch "
             f"{torch.__version__}); use --device cpu"
         )
-    index = device.index if device.index is not None else torch.cuda.current_device()
+    index = device.index
+    if index is None:  # under torchrun each process takes its own GPU
+        index = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
     if index >= torch.cuda.device_count():
         raise UsageError(
             f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
