@@ -50,3 +50,14 @@ format: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# The GPU check (scripts/gpu_check.sh) runs where no registry is reachable: this project's
+# wheel and the pure-Python wheels the check needs beside the machine's torch, into .whl/.
+GPU_WHEELS := gymnasium==1.4.0 farama-notifications cloudpickle typing_extensions pytest \
+	pluggy iniconfig packaging pygments exceptiongroup tomli
+
+.PHONY: gpu-wheels
+gpu-wheels: install
+	rm -rf .whl && mkdir -p .whl/deps
+	$(PY) -m pip wheel --quiet --no-deps -w .whl .
+	$(PY) -m pip download --quiet --no-deps -d .whl/deps $(GPU_WHEELS)
