@@ -112,11 +112,18 @@ def test_scheduled_sampling_feeds_target_or_own_sample(tiny_config: Callable) ->
     torch.testing.assert_close(teacher.feed, x)
     own = dyn(x, None, num_observed=3, p_own_observed=1.0, p_own_predicted=1.0)
     torch.testing.assert_close(own.feed, own.decoded)
-    torch.manual_seed(0)
-    mixed = dyn(x, None, num_observed=3, p_own_observed=0.5, p_own_predicted=0.5)
+    # Mixed: each (sequence, step) feeds one or the other, at the rate asked for each phase.
+    x = torch.rand(600, 6, cfg.feature_size)
+    mixed = dyn(x, None, num_observed=3, p_own_observed=0.2, p_own_predicted=0.7)
     is_target = (mixed.feed == x).all(-1)
     is_own = (mixed.feed == mixed.decoded).all(-1)
-    assert torch.all(is_target | is_own)
+    assert torch.all(is_target ^ is_own)
+    own_rate_observed = is_own[:, :3].float().mean().item()  # 1800 draws: std 0.01
+    own_rate_predicted = is_own[:, 3:].float().mean().item()  # std 0.011
+    assert own_rate_observed == pytest.approx(0.2, abs=0.05)
+    assert own_rate_predicted == pytest.approx(0.7, abs=0.05)
+    # Sequences draw independently: not the same choice for the whole batch at a step.
+    assert 0 < is_own[:, 4].sum() < len(x)
 
 
 def test_struct_rnn_has_no_latent_no_kl(tiny_config: Callable) -> None:

@@ -147,35 +147,47 @@ def test_early_stopping_keeps_a_head_from_fitting_noise():
 
 def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
     run, data = dmc
-    heads = tmp_path / "heads"
-    result = cli(
-        "rewards", "train", "--run", str(run), "--data", str(data), "--out", str(heads),
-        "--steps", "20", "--quiet",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    from kwm_testing import tiny_config
+
+    from keypoint_wm.train import train
+
+    other = tmp_path / "other-run"  # the same recipe from another seed: another model
+    config = tiny_config(4, preset="dmcs-cpu", seed=4, **{"train.test_fraction": 0.5})
+    train(config, data, other, progress=False, action_conditioned=True)
+    heads, other_heads = tmp_path / "heads", tmp_path / "other-heads"
+    for model, out in ((run, heads), (other, other_heads)):
+        result = cli(
+            "rewards", "train", "--run", str(model), "--data", str(data), "--out", str(out),
+            "--steps", "20", "--quiet",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
     assert "cartpole-balance" in result.stdout
     assert list((heads / "tensorboard" / "cartpole-balance").glob("events.out.tfevents.*"))
     meta = json.loads((heads / "cartpole-balance" / "head.json").read_text())["metadata"]
     assert meta["window"] == 20 and meta["train_windows"] > meta["test_windows"] > 0
     out, plot = tmp_path / "rewards.json", tmp_path / "fig8.png"
     result = cli(
-        "rewards", "evaluate", "--run", str(run), "--run", str(run), "--heads", str(heads),
-        "--heads", str(heads), "--label", "struct", "--label", "again", "--data", str(data),
+        "rewards", "evaluate", "--run", str(run), "--run", str(other), "--heads", str(heads),
+        "--heads", str(other_heads), "--label", "struct", "--label", "other", "--data", str(data),
         "--json", str(out), "--plot", str(plot), "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads(out.read_text())
-    assert [r["label"] for r in payload["runs"]] == ["struct", "again"]
-    scores = payload["runs"][0]["tasks"]["cartpole-balance"]
-    assert len(scores["per_step"]) == 20 and scores["normalized_mse"] > 0
-    assert scores == payload["runs"][1]["tasks"]["cartpole-balance"]  # same run, same score
-    # Evaluation scores the heads on the very windows they were tested on in training.
-    summary = json.loads((heads / "train_summary.json").read_text())["tasks"]
-    assert scores["normalized_mse"] == pytest.approx(
-        summary["cartpole-balance"]["test_normalized_mse"], rel=1e-5
-    )
+    assert [r["label"] for r in payload["runs"]] == ["struct", "other"]
+    # Each column is its own run with its own heads, scored on the very windows the heads
+    # were tested on in training.
+    for entry, head_dir in zip(payload["runs"], (heads, other_heads), strict=True):
+        scores = entry["tasks"]["cartpole-balance"]
+        assert len(scores["per_step"]) == 20
+        summary = json.loads((head_dir / "train_summary.json").read_text())["tasks"]
+        assert scores["normalized_mse"] == pytest.approx(
+            summary["cartpole-balance"]["test_normalized_mse"], rel=1e-5
+        )
+    first, second = (r["tasks"]["cartpole-balance"]["normalized_mse"] for r in payload["runs"])
+    assert first != pytest.approx(second, rel=1e-6)
     assert plot.stat().st_size > 0 and "normalized reward MSE" in result.stdout
 
+    assert "other" in result.stdout
 
 def test_evaluate_trains_missing_heads_on_the_windows_it_scores(dmc, tmp_path):
     from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
