@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 
 from keypoint_wm.checkpoint import (
     latest_checkpoint,
-    load_checkpoint,
     read_config,
+    resume_checkpoint,
+    resume_differences,
     save_checkpoint,
     write_config,
 )
-from keypoint_wm.config import RunConfig, config_differences
+from keypoint_wm.config import RunConfig
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
@@ -333,16 +334,15 @@ def restore_rng_state(
 
 
 def _check_resume(run_dir: Path, config: RunConfig):
-    """The step and checkpoint to resume from; refuses a changed config (except steps)."""
-    saved = read_config(run_dir)
-    differing = [k for k in config_differences(saved, config.to_dict()) if k != "train.steps"]
+    """The step and checkpoint to resume from; refuses a changed config (except steps, and
+    a moved data directory with the same fingerprint) and a run already past its steps."""
+    differing = resume_differences(read_config(run_dir), config.to_dict())
     if differing:
         raise ConfigMismatchError(
             f"--resume: the config differs from {run_dir / 'config.json'} in: "
             f"{', '.join(differing)}; only --steps may change when resuming"
         )
-    path = latest_checkpoint(run_dir)
-    if path is None:
+    checkpoint = resume_checkpoint(run_dir, config.train.steps)
+    if checkpoint is None:
         return 0, None
-    checkpoint = load_checkpoint(path)
     return checkpoint.step, checkpoint
