@@ -2,7 +2,7 @@
 
 Human3.6M's 2D pose files hold 32 joints per frame (several of them duplicates or end
 sites). The common 17-joint skeleton keeps pelvis, legs, spine, head and arms; the paper
-evaluates "12 of 32 points", which docs/design.md ("Datasets") fixes as shoulders, elbows,
+evaluates "12 of 32 points", which docs/design.md, "Datasets" fixes as shoulders, elbows,
 wrists, hips, knees and ankles (left and right). The figure stand-in (:mod:`keypoint_wm.data.figures`) draws the
 same 17 joints, so both datasets select joints the same way (:func:`joint_selection`).
 """
