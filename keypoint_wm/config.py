@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.errors import DataError, KeypointWMError, UsageError
 from keypoint_wm.model.config import ModelConfig
 
 PRECISIONS = ("auto", "fp32", "channels_last", "bf16")
@@ -155,7 +158,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a training run (saved as ``RUN/config.json``)."""
+    """Everything that defines a training run (saved as ``RUN/config.json``).
+
+    ``data`` records the training data, filled in by ``keypoint-wm train``: ``root`` (its
+    absolute path), ``fingerprint``, ``tasks`` and ``action_repeat`` (physics control
+    steps per agent step the episodes were collected with; None when the data does not say;
+    absent from runs trained before it was recorded).
+    """
 
     preset: str
     model: ModelConfig
@@ -192,13 +201,18 @@ class RunConfig:
             section, _, key = dotted.partition(".")
             if not key:
                 if section in ("seed", "preset"):
-                    nested[section] = value
+                    nested[section] = coerce_setting(section, value)
                     continue
                 section, key = _section_of(section), section
             if section not in ("model", "train", "data"):
-                raise ValueError(f"--set {dotted}: expected model.KEY, train.KEY or seed")
-            nested[section][key] = value
-        return RunConfig.from_dict(nested)
+                raise UsageError(f"--set {dotted}: expected model.KEY, train.KEY or seed")
+            nested[section][key] = coerce_setting(f"{section}.{key}", value, dotted)
+        try:
+            return RunConfig.from_dict(nested)
+        except KeypointWMError:
+            raise
+        except ValueError as error:  # a value the config rejects, e.g. train.steps=0
+            raise UsageError(f"--set/--config: {error}") from None
 
 
 def _train_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -216,22 +230,107 @@ def _section_of(key: str) -> str:
     in_model = key in {f.name for f in dataclasses.fields(ModelConfig)}
     in_train = key in {f.name for f in dataclasses.fields(TrainConfig)}
     if in_model and in_train:
-        raise ValueError(f"--set {key} is ambiguous; write model.{key} or train.{key}")
+        raise UsageError(f"--set {key} is ambiguous; write model.{key} or train.{key}")
     if not (in_model or in_train):
-        raise ValueError(f"--set {key}: no such model or train setting")
+        raise UsageError(f"--set {key}: no such model or train setting")
     return "model" if in_model else "train"
 
 
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _setting_type(dotted: str) -> Any:
+    """The annotated type of ``seed``, ``preset``, ``model.KEY`` or ``train.KEY``; None when
+    there is no such typed setting (``data.*``, unknown keys: from_dict names those)."""
+    if dotted in ("seed", "preset"):
+        return typing.get_type_hints(RunConfig)[dotted]
+    section, _, key = dotted.partition(".")
+    owner = {"model": ModelConfig, "train": TrainConfig}.get(section)
+    return typing.get_type_hints(owner).get(key) if owner is not None else None
+
+
+def coerce_setting(dotted: str, value: Any, shown: str | None = None, source: str = "--set") -> Any:
+    """``value`` as the type of the setting ``dotted``, or a UsageError naming both.
+
+    Integers accept integral numbers (``1e5`` as text, ``2.0``); numbers accept integers
+    and numeric text (YAML reads ``1e-3`` as a string); booleans accept only true/false;
+    an optional setting (``X | None``) accepts null/none. ``shown`` is the key as the user
+    wrote it (a bare ``--set num_keypoints=...``); ``source`` where it came from (the flag,
+    or ``--config FILE:``). Settings without a type pass unchanged.
+
+    >>> coerce_setting("train.learning_rate", "1e-3"), coerce_setting("train.steps", 2.0)
+    (0.001, 2)
+    >>> coerce_setting("model.num_keypoints", 2.5)
+    Traceback (most recent call last):
+    ...
+    keypoint_wm.errors.UsageError: --set model.num_keypoints=2.5: expected an integer (model.num_keypoints is int)
+    """
+    hint = _setting_type(dotted)
+    if hint is None:
+        return value
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if type(None) in options and (
+        value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+    ):
+        return None
+    wanted = next(t for t in options if t is not type(None))
+    coerced = _coerce(value, wanted)
+    if coerced is _INVALID:
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in options)
+        shown_value = value if isinstance(value, str) else json.dumps(value)
+        raise UsageError(
+            f"{source} {shown or dotted}={shown_value}: expected {_KINDS.get(wanted, wanted)} "
+            f"({dotted} is {names})"
+        )
+    return coerced
+
+
+_INVALID = object()
+
+
+def _coerce(value: Any, wanted: type) -> Any:
+    if wanted is bool:
+        return value if isinstance(value, bool) else _INVALID
+    if wanted is str:
+        return value if isinstance(value, str) else _INVALID
+    if isinstance(value, bool) or wanted not in (int, float):
+        return _INVALID
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return _INVALID
+    if not isinstance(number, (int, float)):
+        return _INVALID
+    if wanted is float:
+        return float(number)
+    if isinstance(number, float):
+        return int(number) if number.is_integer() else _INVALID
+    return number
+
+
 def parse_set_arguments(items: list[str]) -> dict[str, Any]:
-    """``["model.num_keypoints=16", "train.precision=fp32"]`` -> typed dict (YAML scalars)."""
+    """``["model.num_keypoints=16", "train.precision=fp32"]`` -> typed dict (YAML scalars).
+
+    Each value is checked against its setting's type here (:func:`coerce_setting`), so a
+    bad ``--set`` is refused even when another flag (``--steps``) replaces it later.
+    """
     import yaml
 
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(text)
+            raise UsageError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text  # not YAML: the raw text, checked as a string
+        bare = "." not in key and key not in ("seed", "preset")
+        dotted = f"{_section_of(key)}.{key}" if bare else key
+        overrides[key] = coerce_setting(dotted, value, shown=key)
     return overrides
 
 
@@ -243,16 +342,17 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"--config {path}: cannot read ({error})") from error
+        raise DataError(f"--config {path}: cannot read ({error})") from error
     if not isinstance(data, dict):
-        raise ValueError(f"--config {path}: expected a mapping with model/train sections")
+        raise DataError(f"--config {path}: expected a mapping with model/train sections")
     overrides: dict[str, Any] = {}
     for section, values in data.items():
         if isinstance(values, dict):
             overrides.update({f"{section}.{k}": v for k, v in values.items()})
         else:
             overrides[section] = values
-    return overrides
+    source = f"--config {path}:"
+    return {key: coerce_setting(key, value, source=source) for key, value in overrides.items()}
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
