@@ -9,6 +9,7 @@ gets its keypoint can be read as a curve over training time.
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from keypoint_wm.conventions import frames_to_tensor
-from keypoint_wm.data.sequences import EpisodeIndex
+from keypoint_wm.data.sequences import EpisodeIndex, NoEpisodesError
 from keypoint_wm.evaluation.tracking import apply_linear, fit_linear, r2_per_object
 from keypoint_wm.evaluation.windows import iter_windows
 
@@ -34,10 +35,22 @@ class ProbeData:
     def from_dataset(
         cls, data_dir: str | Path, test_fraction: float, frames: int = 1024, window: int = 8
     ) -> ProbeData | None:
-        """Up to ``frames`` frames per split (first task only); None without ground truth."""
+        """Up to ``frames`` frames per split (first task only); None without ground truth.
+
+        Also None, with a warning saying what to do, when the hash split leaves one split
+        without files (a small dataset): training goes on without the probe.
+        """
         parts = []
         for split in ("train", "test"):
-            index = EpisodeIndex(data_dir, split, test_fraction)
+            try:
+                index = EpisodeIndex(data_dir, split, test_fraction)
+            except NoEpisodesError as error:
+                warnings.warn(
+                    f"tracking probe off (train.probe_every): {error}; add episodes or raise "
+                    "train.test_fraction to hold some out, or --set train.probe_every=0",
+                    stacklevel=2,
+                )
+                return None
             batches = iter_windows(
                 index, window, batch_size=64, max_windows=max(1, frames // window)
             )
