@@ -9,6 +9,8 @@ import torch
 import keypoint_wm
 from keypoint_wm.data.episodes import iter_episode_files, load_episode
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def frames(basketball_dir) -> np.ndarray:

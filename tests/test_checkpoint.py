@@ -68,6 +68,7 @@ def test_no_valid_checkpoint_is_a_data_error_naming_the_run(tmp_path):
     assert latest_checkpoint(tmp_path / "empty") is None
 
 
+@pytest.mark.integration
 def test_stale_temp_dirs_of_dead_writers_go_and_live_ones_stay(tmp_path):
     run = make_run(tmp_path / "run", steps=(2,))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

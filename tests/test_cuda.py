@@ -86,6 +86,7 @@ def test_graphed_step_reports_a_non_finite_loss():
         runner.raise_if_nonfinite(6)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("device_name", ["cuda", "cuda:0", None])
 def test_train_resume_and_load_on_cuda(basketball_dir, tmp_path, device_name):
     import keypoint_wm
@@ -102,6 +103,7 @@ def test_train_resume_and_load_on_cuda(basketball_dir, tmp_path, device_name):
     assert model.observe(frames.numpy()).keypoints.shape[:2] == (1, 6)
 
 
+@pytest.mark.integration
 def test_eager_and_loader_paths_still_work_on_cuda(basketball_dir, tmp_path):
     result = train(tiny_config(4), basketball_dir, tmp_path / "run", device_name="cuda",
                    progress=False, data_placement="loader", cuda_graph="off")  # fmt: skip

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from latent_testing import tiny_dmc_run
 
+pytestmark = pytest.mark.integration
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

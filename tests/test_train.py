@@ -21,6 +21,7 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(latest_checkpoint(run) / "model.safetensors"))
 
 
+@pytest.mark.integration
 def test_resume_is_exact(basketball_dir, tmp_path):
     torch.set_num_threads(1)
     train(tiny_config(4), basketball_dir, tmp_path / "straight", progress=False)
@@ -35,6 +36,7 @@ def test_resume_is_exact(basketball_dir, tmp_path):
     assert state.step == 4 and state.training_state["optimizer"]["state"]
 
 
+@pytest.mark.integration
 def test_resume_refuses_a_changed_config_and_names_the_keys(basketball_dir, tmp_path):
     run = tmp_path / "run"
     train(tiny_config(2), basketball_dir, run, progress=False)
@@ -46,6 +48,7 @@ def test_resume_refuses_a_changed_config_and_names_the_keys(basketball_dir, tmp_
     assert latest_checkpoint(run).name == "step_00000002"
 
 
+@pytest.mark.integration
 def test_non_finite_loss_stops_naming_the_term_and_keeps_the_checkpoint(basketball_dir, tmp_path):
     run = tmp_path / "run"
     train(tiny_config(2), basketball_dir, run, progress=False)
@@ -65,6 +68,7 @@ def read_scalars(run: Path, tag: str) -> list[float]:
     return [e.value for e in events.Scalars(tag)]
 
 
+@pytest.mark.integration
 def test_training_on_basketball_lowers_the_loss_and_logs_everything(basketball_dir, tmp_path):
     run = tmp_path / "run"
     config = tiny_config(
@@ -83,6 +87,7 @@ def test_training_on_basketball_lowers_the_loss_and_logs_everything(basketball_d
         assert (run / "media" / name).stat().st_size > 0
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(600)
 def test_torchrun_two_processes_on_cpu_with_gloo(basketball_dir, tmp_path):
     run = tmp_path / "ddp"
@@ -100,6 +105,7 @@ def test_torchrun_two_processes_on_cpu_with_gloo(basketball_dir, tmp_path):
     assert len(checkpoint.training_state["rng"]) == 2
 
 
+@pytest.mark.integration
 def test_action_conditioned_training_draws_pictures_and_resumes(tmp_path):
     """dmcs-style: multi-task data with actions zero-padded; media rendered with actions."""
     import numpy as np

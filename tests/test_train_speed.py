@@ -53,6 +53,7 @@ def test_device_batches_fill_preallocated_buffers(basketball_dir):
     assert bool((frames == windows.batch(0, 3)["image"]).all())
 
 
+@pytest.mark.integration
 def test_training_from_device_data_is_bitwise_the_loaders(basketball_dir, tmp_path):
     torch.set_num_threads(1)
     config = tiny_config(3, **{"train.reference_frame": "other_episode"})
@@ -65,6 +66,7 @@ def test_training_from_device_data_is_bitwise_the_loaders(basketball_dir, tmp_pa
     assert loader["losses"] == device["losses"]
 
 
+@pytest.mark.integration
 def test_resume_may_switch_the_data_path(basketball_dir, tmp_path):
     torch.set_num_threads(1)
     train(tiny_config(4), basketball_dir, tmp_path / "straight", progress=False)
@@ -84,6 +86,7 @@ def test_graphs_and_placements_are_validated(basketball_dir, tmp_path):
                   device_name="cpu", cuda_graph="on")  # fmt: skip
 
 
+@pytest.mark.integration
 def test_seed_replicas_are_the_single_runs(basketball_dir, tmp_path):
     torch.set_num_threads(1)
     config = tiny_config(2).with_overrides({"seed": 7})

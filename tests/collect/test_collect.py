@@ -17,6 +17,8 @@ from keypoint_wm.collect.runner import collect_dataset
 from keypoint_wm.data.episodes import iter_episode_files, load_episode
 from keypoint_wm.data.inspect import check_dataset, dataset_info
 
+pytestmark = pytest.mark.integration
+
 TASKS = ("cartpole-balance", "reacher-easy")
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from keypoint_wm.conventions import keypoint_to_pixel
 from keypoint_wm.data.episodes import check_episode_file, load_episode
@@ -53,6 +54,7 @@ def test_joints_move_with_the_action():
     assert np.ptp(joints[:, wrist, 1]) > 0.3
 
 
+@pytest.mark.integration
 def test_dataset_is_deterministic_labelled_split_and_refuses_other_settings(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     write_figures_dataset(a, num_sequences=8, num_frames=6, size=32, progress=False)
@@ -81,6 +83,7 @@ def test_dataset_is_deterministic_labelled_split_and_refuses_other_settings(tmp_
     assert "other settings" in result.stderr and "num_frames" in result.stderr
 
 
+@pytest.mark.integration
 def test_cli_writes_the_requested_sequences_with_the_evaluation_joints(tmp_path):
     out = tmp_path / "figs"
     result = subprocess.run(

@@ -144,6 +144,7 @@ def test_crop_outside_the_video_is_black():
     assert crop[0, 0].max() == 0 and crop[-1, -1].min() == 200
 
 
+@pytest.mark.integration
 def test_cli_converts_with_split_label_and_joints_on_the_video(h36m_root, tmp_path):
     out = tmp_path / "h36m"
     result = subprocess.run(

@@ -89,6 +89,7 @@ def test_loader_resumes_the_same_stream(two_tasks):
     assert torch.equal(resumed["image"], batches[2]["image"])
 
 
+@pytest.mark.integration
 def test_reference_format_flat_folder_trains(tmp_path):
     """The reference implementation's files: image (+ true_object_pos) only, no manifest."""
     from kwm_testing import tiny_config

@@ -14,6 +14,8 @@ from keypoint_wm.data.episodes import load_episode
 from keypoint_wm.envs import DreamEnv
 from keypoint_wm.rewards import RewardHead, RewardHeadConfig
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):

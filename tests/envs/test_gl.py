@@ -36,6 +36,7 @@ def _build_with(backend: str) -> str:
     return result.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("backend", ["bogus-backend", "disabled"])
 def test_broken_backend_names_itself_and_the_fix(backend):
     # "bogus-backend" fails when dm_control is imported, "disabled" when the context is made.

@@ -34,6 +34,7 @@ def test_every_task_has_a_latent_id():
         assert spec.kwargs == {"domain": domain, "task": task}
 
 
+@pytest.mark.integration
 def test_checkers_pass_on_the_registered_latent_env(dmc_run):
     from gymnasium.utils.env_checker import check_env as gymnasium_check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -60,6 +61,7 @@ def test_checkers_pass_on_the_registered_latent_env(dmc_run):
         env.close()
 
 
+@pytest.mark.integration
 def test_online_state_equals_the_models_observe(dmc_run, world_model):
     """Step by step, the wrapper's hidden state is what StructVRNN.observe computes over the
     same frames and actions (same posterior noise, detected keypoints fed to the GRU)."""
@@ -100,6 +102,7 @@ def test_online_state_equals_the_models_observe(dmc_run, world_model):
     env.close()
 
 
+@pytest.mark.integration
 def test_features_select_the_vector(world_model):
     sizes = {"keypoints": 4 * 3, "hidden": 16, "both": 4 * 3 + 16}
     base = DMCPixelEnv("cartpole", "balance", size=SIZE)
@@ -115,6 +118,7 @@ def test_features_select_the_vector(world_model):
         base.close()
 
 
+@pytest.mark.integration
 def test_frame_size_mismatch_is_explained_and_resize_works(world_model):
     base = DMCPixelEnv("cartpole", "balance", size=48)
     try:
@@ -127,6 +131,7 @@ def test_frame_size_mismatch_is_explained_and_resize_works(world_model):
         base.close()
 
 
+@pytest.mark.integration
 def test_frames_from_render_when_observations_are_not_pixels(world_model):
     base = DMCPixelEnv("cartpole", "balance", size=SIZE, pixels_only=False, render_mode="rgb_array")
     state_only = gymnasium.wrappers.FilterObservation(base, ["position", "velocity"])
@@ -156,6 +161,7 @@ def test_run_argument_errors(tmp_path):
         gymnasium.make("KeypointWM/cartpole-balance-latent-v0", run=str(tmp_path))
 
 
+@pytest.mark.integration
 def test_close_stops_the_gru_worker_and_env_errors_pass_through(world_model):
     """The GRU update runs on a worker thread while the env steps; an env error reaches the
     caller unchanged, the wrapper keeps working after it, and close() ends the thread."""

@@ -17,6 +17,8 @@ import keypoint_wm
 from keypoint_wm.data.episodes import load_episode
 from keypoint_wm.envs import LatentFilter
 
+pytestmark = pytest.mark.integration
+
 STEPS = 8
 
 

@@ -85,6 +85,7 @@ def test_parse_task_name_suggests_close_matches():
         parse_task_name("cheetah-run-x")
 
 
+@pytest.mark.integration
 def test_import_does_not_load_dm_control():
     code = (
         "import sys, gymnasium, keypoint_wm.envs as e;"

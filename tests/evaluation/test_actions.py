@@ -39,6 +39,7 @@ def test_perfectly_separable_sequences_are_classified_almost_perfectly():
     np.testing.assert_array_equal(predicted, again)  # deterministic for a seed
 
 
+@pytest.mark.integration
 def test_cli_on_the_figure_stand_in(figures_run, figures_dir, tmp_path):
     out = tmp_path / "actions.json"
     result = subprocess.run(
@@ -75,6 +76,7 @@ def test_cli_on_the_figure_stand_in(figures_run, figures_dir, tmp_path):
     assert "most frequent class" in result.stdout
 
 
+@pytest.mark.integration
 def test_unlabelled_data_is_refused_with_the_file_named(tiny_run, basketball_dir):
     result = subprocess.run(
         [sys.executable, "-m", "keypoint_wm.cli", "evaluate", "actions", "--run", str(tiny_run),

@@ -14,6 +14,7 @@ import keypoint_wm
 from keypoint_wm.evaluation.diversity import DiversityConfig, evaluate_diversity
 
 
+@pytest.mark.integration
 def test_deterministic_model_has_no_spread_and_stochastic_one_has(
     tiny_run, rnn_run, basketball_dir
 ):
@@ -47,6 +48,7 @@ def test_deterministic_model_has_no_spread_and_stochastic_one_has(
     )
 
 
+@pytest.mark.integration
 def test_diversity_cli_writes_json_and_figure(tiny_run, basketball_dir, tmp_path):
     out = tmp_path / "diversity.json"
     result = subprocess.run(
@@ -66,6 +68,7 @@ def test_diversity_cli_writes_json_and_figure(tiny_run, basketball_dir, tmp_path
     assert bad.returncode == 2 and "--sequences" in bad.stderr
 
 
+@pytest.mark.integration
 def test_compare_puts_runs_side_by_side(tiny_run, rnn_run, basketball_dir, tmp_path):
     out = tmp_path / "report" / "compare.json"
     result = subprocess.run(

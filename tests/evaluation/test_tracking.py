@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from keypoint_wm.evaluation.tracking import apply_linear, fit_linear, r2_per_object
 
@@ -42,6 +43,7 @@ def test_r2_is_one_for_perfect_and_zero_for_the_mean():
     np.testing.assert_allclose(r2_per_object(mean, true), 0.0, atol=1e-12)
 
 
+@pytest.mark.integration
 def test_cli_writes_json_with_the_documented_keys_and_a_plot(tiny_run, basketball_dir, tmp_path):
     out = tmp_path / "tracking.json"
     result = subprocess.run(

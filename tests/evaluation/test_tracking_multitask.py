@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from keypoint_wm.conventions import keypoint_to_pixel
 from keypoint_wm.data.episodes import Episode, save_episode
+
+pytestmark = pytest.mark.integration
 
 TASKS = {"cartpole-balance": (1, 2), "reacher-easy": (2, 3)}  # action size, bodies
 

@@ -14,6 +14,7 @@ import keypoint_wm
 from keypoint_wm.evaluation.video import VideoEvalConfig, _curves, evaluate_video
 
 
+@pytest.mark.integration
 def test_cli_reports_closest_furthest_and_baseline_and_explains_missing_weights(
     tiny_run, basketball_dir, tmp_path
 ):
@@ -59,6 +60,7 @@ def test_closest_and_furthest_are_the_best_and_worst_sample_on_average_per_windo
     assert curves["closest"]["average"] == pytest.approx(10.5)
 
 
+@pytest.mark.integration
 def test_more_samples_give_a_closer_closest_sample(tiny_run, basketball_dir):
     model = keypoint_wm.load(tiny_run, device="cpu")
     one = evaluate_video(model, basketball_dir, VideoEvalConfig(samples=1, max_windows=4), False)
@@ -72,11 +74,13 @@ def test_more_samples_give_a_closer_closest_sample(tiny_run, basketball_dir):
     assert many["psnr_closest"] > one["psnr_closest"]
     assert many["psnr_copy_last_frame"] == pytest.approx(one["psnr_copy_last_frame"])
 
+
 class _MeanColour(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(2).mean(dim=2) + 0.1  # [N, 3] (images) or [N, 3] (videos)
 
 
+@pytest.mark.integration
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_user_weights_give_vgg_similarity_and_fvd(tiny_run, basketball_dir, tmp_path):
     net = tmp_path / "features.pt"

@@ -145,6 +145,7 @@ def test_early_stopping_keeps_a_head_from_fitting_noise():
     assert scores[0.2] < min(scores[0.0], 1.05)
 
 
+@pytest.mark.integration
 def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
     run, data = dmc
     from kwm_testing import tiny_config
@@ -189,6 +190,8 @@ def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
 
     assert "other" in result.stdout
 
+
+@pytest.mark.integration
 def test_evaluate_trains_missing_heads_on_the_windows_it_scores(dmc, tmp_path):
     from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
 
@@ -206,6 +209,7 @@ def test_evaluate_trains_missing_heads_on_the_windows_it_scores(dmc, tmp_path):
     assert scores["normalized_mse"] == pytest.approx(facts["test_normalized_mse"], rel=1e-5)
 
 
+@pytest.mark.integration
 def test_cli_errors_name_the_flag(dmc, tmp_path):
     run, data = dmc
     result = cli("rewards", "evaluate", "--run", str(tmp_path), "--data", str(data))
@@ -215,6 +219,7 @@ def test_cli_errors_name_the_flag(dmc, tmp_path):
     assert result.returncode == 1 and "keypoint-wm rewards train" in result.stderr
 
 
+@pytest.mark.integration
 def test_imagined_rewards_follow_the_actions(dmc):
     run, _ = dmc
     model = keypoint_wm.load(run, device="cpu", precision="fp32")
