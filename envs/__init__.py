@@ -11,7 +11,7 @@ first access, each built from an env (or env collection) plus ``run=PATH``:
 
 - :class:`LatentObservation` (Gymnasium wrapper), :class:`LatentVectorObservation`
   (Gymnasium vector wrapper), :class:`LatentVecEnv` (Stable-Baselines3 ``VecEnvWrapper``;
-  SB3 is imported when one is built), :class:`DreamEnv` (an env stepped by the world model's
+  SB3 is imported on first access to it), :class:`DreamEnv` (an env stepped by the world model's
   prior and a reward head).
 """
 

@@ -6,6 +6,8 @@ without any model) and below the command line. Each module holds one idea:
 
 - :mod:`~keypoint_wm.envs.latent.online`: the online filter (detector, posterior, GRU) that
   turns one frame at a time into the model's latent state;
+- :mod:`~keypoint_wm.envs.latent.base`: what the three wrappers below share (the model side
+  of their constructors, one step of the model, the final frames of ended episodes);
 - :mod:`~keypoint_wm.envs.latent.wrapper`: :class:`LatentObservation`, a Gymnasium wrapper;
 - :mod:`~keypoint_wm.envs.latent.vector`: :class:`LatentVectorObservation`, its vector twin;
 - :mod:`~keypoint_wm.envs.latent.sb3`: :class:`LatentVecEnv`, a Stable-Baselines3 wrapper;

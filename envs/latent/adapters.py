@@ -14,7 +14,7 @@ when asked (``resize=True``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,8 @@ class FrameSource:
     Args:
         observation_space: the pixel environment's (single) observation space.
         render: a callable returning the current frame (``env.render``), used when
-            ``source`` is ``"render"``.
+            ``source`` is ``"render"``; None for a vector of envs (frames must then be in
+            the observations).
         image_size: S, the world model's image size.
         source: ``"auto"`` (observation if it is an image, else its ``"pixels"`` entry,
             else ``render``), ``"observation"``, ``"pixels"`` or ``"render"``.
@@ -89,6 +90,11 @@ class FrameSource:
             raise ValueError(
                 "frame_source='pixels' needs a Dict observation space with a uint8 (H, W, 3) "
                 f"'pixels' entry, got {observation_space}"
+            )
+        if source == "render" and render is None:
+            raise ValueError(
+                "the environment's observations must be RGB frames (uint8 [H, W, 3] or a Dict "
+                f"with 'pixels') when there is no single render() to read, got {observation_space}"
             )
         if source == "render" and render_mode != "rgb_array":
             raise ValueError(
@@ -144,6 +150,15 @@ class FrameSource:
             return self.check(np.asarray(observations))
         if self.source == "pixels":
             return self.check(np.asarray(observations["pixels"]))
+        raise ValueError("vector wrappers need frames in the observations, not render()")
+
+    def stack(self, observations: Sequence[Any]) -> np.ndarray:
+        """Frames ``[N, S, S, 3]`` from N single observations (the final ones of ended
+        episodes, which vector envs hand over one by one)."""
+        if self.source == "observation":
+            return self.check(np.stack(observations))
+        if self.source == "pixels":
+            return self.check(np.stack([observation["pixels"] for observation in observations]))
         raise ValueError("vector wrappers need frames in the observations, not render()")
 
 

@@ -8,9 +8,11 @@ asks the reward head for its reward. Observations have the same layout and space
 latent wrapper's with the same ``features``, so a policy trained in the dream runs on
 ``KeypointWM/<domain>-<task>-latent-v0`` unchanged.
 
->>> env = DreamEnv(run="runs/dmcs", reward_head=True, data="data/dmcs/cheetah-run")  # doctest: +SKIP
->>> obs, info = env.reset(seed=0)
->>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+With a trained run, its reward heads and a dataset::
+
+    env = DreamEnv(run="runs/dmcs", reward_head=True, data="data/dmcs/cheetah-run")
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import torch
 from gymnasium import spaces
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.envs.latent.base import resolve_reward_head
 from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
-from keypoint_wm.envs.latent.wrapper import resolve_reward_head
 
 __all__ = ["DreamEnv"]
 

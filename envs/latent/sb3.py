@@ -5,12 +5,16 @@ frames of every env, the first frames of the episodes that auto-reset, and the f
 of the ones that ended (whose latent vectors replace ``info["terminal_observation"]``, so
 off-policy agents bootstrap from the right state).
 
->>> from stable_baselines3.common.env_util import make_vec_env        # doctest: +SKIP
->>> venv = make_vec_env("KeypointWM/cheetah-run-v0", n_envs=8, env_kwargs={"size": 64})
->>> venv = LatentVecEnv(venv, run="runs/dmcs")
->>> obs = venv.reset()                      # float32 [8, D]
+With a trained run and MuJoCo rendering::
 
-Stable-Baselines3 is imported when a :class:`LatentVecEnv` is built, not when this module is.
+    from stable_baselines3.common.env_util import make_vec_env
+    venv = make_vec_env("KeypointWM/cheetah-run-v0", n_envs=8, env_kwargs={"size": 64})
+    venv = LatentVecEnv(venv, run="runs/dmcs")
+    obs = venv.reset()                      # float32 [8, D]
+
+Stable-Baselines3 is imported with this module, which :mod:`keypoint_wm.envs` loads on
+first access to ``LatentVecEnv``: ``LatentVecEnv`` is a real ``VecEnvWrapper`` subclass, so
+SB3's ``isinstance`` checks, ``unwrap_vec_wrapper`` and wrappers on top of it work.
 """
 
 from __future__ import annotations
@@ -22,19 +26,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.envs.latent.adapters import ActionAdapter, FrameSource
-from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
-from keypoint_wm.envs.latent.wrapper import resolve_reward_head
+from keypoint_wm.envs.latent.base import LatentWrapperMixin
 
 __all__ = ["LatentVecEnv"]
 
-_IMPLEMENTATION: type | None = None
 
-
-class LatentVecEnv:
+class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
     """A Stable-Baselines3 ``VecEnvWrapper`` whose observations are the model's latent state.
 
     Args:
@@ -56,127 +57,94 @@ class LatentVecEnv:
     ``render()`` / ``get_images()`` show each env's frame with its keypoints drawn.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is LatentVecEnv:
-            cls = _implementation()
-        return object.__new__(cls)
-
-
-def _implementation() -> type:
-    """Build (once) the real class, a subclass of SB3's ``VecEnvWrapper``."""
-    global _IMPLEMENTATION
-    if _IMPLEMENTATION is not None:
-        return _IMPLEMENTATION
-    from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-
-    class _LatentVecEnv(LatentVecEnv, VecEnvWrapper):
-        __doc__ = LatentVecEnv.__doc__
-
-        def __init__(
-            self,
-            venv: VecEnv,
-            run: str | Path | WorldModel,
-            *,
-            features: str | Sequence[str] = "both",
-            reward_head: Any = None,
-            task: str | None = None,
-            device: str | torch.device | None = None,
-            sample_latent: bool = False,
-            resize: bool = False,
-        ) -> None:
-            if not isinstance(venv, VecEnv):
-                raise TypeError(
-                    f"venv must be a stable_baselines3 VecEnv, got {type(venv).__name__}; "
-                    "wrap a single gymnasium env with LatentObservation instead"
-                )
-            model = resolve_model(run, device)
-            head = resolve_reward_head(reward_head, model, task)
-            self.world_model = model
-            self._frames = FrameSource(
-                venv.observation_space,
-                None,
-                model.config.model.image_size,
-                "auto",
-                resize,
-                "rgb_array",
+    def __init__(
+        self,
+        venv: VecEnv,
+        run: str | Path | WorldModel,
+        *,
+        features: str | Sequence[str] = "both",
+        reward_head: Any = None,
+        task: str | None = None,
+        device: str | torch.device | None = None,
+        sample_latent: bool = False,
+        resize: bool = False,
+    ) -> None:
+        if not isinstance(venv, VecEnv):
+            raise TypeError(
+                f"venv must be a stable_baselines3 VecEnv, got {type(venv).__name__}; "
+                "wrap a single gymnasium env with LatentObservation instead"
             )
-            if self._frames.source == "render":
-                raise ValueError(
-                    "venv's observations must be RGB frames (uint8 [H, W, 3] or a Dict with "
-                    f"'pixels'), got {venv.observation_space}"
-                )
-            self._actions = ActionAdapter(venv.action_space, model.action_size)
-            self.filter = LatentFilter(
-                model, venv.num_envs, features, head, sample_latent=sample_latent
-            )
-            space = spaces.Box(self.filter.low, self.filter.high, dtype=np.float32)
-            VecEnvWrapper.__init__(self, venv, observation_space=space)
-            self._advanced: Future[torch.Tensor] | None = None
-            self._current_frames: np.ndarray | None = None
+        space = self._build_latent(
+            run,
+            num_envs=venv.num_envs,
+            observation_space=venv.observation_space,
+            action_space=venv.action_space,
+            features=features,
+            reward_head=reward_head,
+            task=task,
+            device=device,
+            sample_latent=sample_latent,
+            resize=resize,
+        )
+        VecEnvWrapper.__init__(self, venv, observation_space=space)
+        self._advanced: Future[torch.Tensor] | None = None
+        self._current_frames: np.ndarray | None = None
 
-        def reset(self) -> np.ndarray:
-            observations = self.venv.reset()
-            frames = self._frames.batch(observations)
-            self.filter.reset(frames)
-            self._current_frames = frames
-            self.reset_infos = [dict(info) for info in self.venv.reset_infos]
-            self._add_infos(self.reset_infos)
-            return self.filter.observations()
+    def reset(self) -> np.ndarray:
+        observations = self.venv.reset()
+        frames = self._frames.batch(observations)
+        self.filter.reset(frames)
+        self._current_frames = frames
+        self.reset_infos = [dict(info) for info in self.venv.reset_infos]
+        self._add_infos(self.reset_infos)
+        return self.filter.observations()
 
-        def seed(self, seed: int | None = None) -> Sequence[int | None]:
-            self.filter.seed(seed)
-            return self.venv.seed(seed)
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        self.filter.seed(seed)
+        return self.venv.seed(seed)
 
-        def step_async(self, actions: np.ndarray) -> None:
-            # The GRU update needs only the actions: it runs while the envs step.
-            self._advanced = self.filter.advance_in_background(self._actions(actions))
-            self.venv.step_async(actions)
+    def step_async(self, actions: np.ndarray) -> None:
+        # The GRU update needs only the actions: it runs while the envs step.
+        self._advanced = self.filter.advance_in_background(self._actions(actions))
+        self.venv.step_async(actions)
 
-        def step_wait(self) -> Any:
-            observations, rewards, dones, infos = self.venv.step_wait()
-            frames = self._frames.batch(observations)
-            dones = np.asarray(dones, bool)
-            ended = np.flatnonzero(dones)
-            final = [infos[i].get("terminal_observation") for i in ended]
-            have_final = all(f is not None for f in final)
-            final_frames = None
-            if len(ended) and have_final:
-                if self._frames.source == "pixels":
-                    final_frames = np.stack([f["pixels"] for f in final])
-                else:
-                    final_frames = np.stack(final)
-                final_frames = self._frames.check(final_frames)
-            assert self._advanced is not None, "step_async() was not called"
-            advanced, self._advanced = self._advanced, None
-            final_states = self.filter.step(None, frames, dones, final_frames, advanced)
-            self._current_frames = frames
-            self._add_infos(infos)
-            if final_states is not None:  # an ended episode's info describes its last frame
-                for j, row in enumerate(ended):
-                    infos[row]["terminal_observation"] = final_states.observations[j]
-                    infos[row]["keypoints"] = final_states.keypoints[j]
-                    if final_states.rewards is not None:
-                        infos[row]["predicted_reward"] = float(final_states.rewards[j])
-            return self.filter.observations(), rewards, dones, infos
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, dones, infos = self.venv.step_wait()
+        if self._advanced is None:
+            raise RuntimeError("step_wait() without step_async()")
+        advanced, self._advanced = self._advanced, None
+        dones = np.asarray(dones, bool)
+        ended = np.flatnonzero(dones)
+        finals = [infos[row].get("terminal_observation") for row in ended]
+        if any(final is None for final in finals):  # a VecEnv that does not hand them over
+            finals = []
+        frames = self._frames.batch(observations)
+        final_states = self._observe(frames, advanced, dones, finals)
+        self._current_frames = frames
+        self._add_infos(infos)
+        if final_states is not None:  # an ended episode's info describes its last frame
+            for j, row in enumerate(ended):
+                infos[row]["terminal_observation"] = final_states.observations[j]
+                infos[row]["keypoints"] = final_states.keypoints[j]
+                if final_states.rewards is not None:
+                    infos[row]["predicted_reward"] = float(final_states.rewards[j])
+        return self.filter.observations(), rewards, dones, infos
 
-        def _add_infos(self, infos: list[dict[str, Any]]) -> None:
-            keypoints = self.filter.keypoints_numpy()
-            rewards = self.filter.rewards_numpy()
-            for i, info in enumerate(infos):
-                info["keypoints"] = keypoints[i]
-                if rewards is not None:
-                    info["predicted_reward"] = float(rewards[i])
+    def _add_infos(self, infos: list[dict[str, Any]]) -> None:
+        keypoints = self.filter.keypoints_numpy()
+        rewards = self.filter.rewards_numpy()
+        for i, info in enumerate(infos):
+            info["keypoints"] = keypoints[i]
+            if rewards is not None:
+                info["predicted_reward"] = float(rewards[i])
 
-        def get_images(self) -> Sequence[np.ndarray | None]:
-            from keypoint_wm.viz import draw_keypoints
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        from keypoint_wm.viz import draw_keypoints
 
-            if self._current_frames is None:
-                return [None] * self.num_envs
-            return list(draw_keypoints(self._current_frames, self.filter.keypoints_numpy()))
+        if self._current_frames is None:
+            return [None] * self.num_envs
+        return list(draw_keypoints(self._current_frames, self.filter.keypoints_numpy()))
 
-        def close(self) -> None:
-            self.filter.close()
-            self.venv.close()
-
-    _IMPLEMENTATION = _LatentVecEnv
-    return _LatentVecEnv
+    def close(self) -> None:
+        self._close_latent()
+        self.venv.close()

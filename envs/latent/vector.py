@@ -2,11 +2,12 @@
 
 Around a ``gymnasium.vector.VectorEnv`` of pixel environments (``SyncVectorEnv`` /
 ``AsyncVectorEnv`` / ``gymnasium.make_vec``), observations become the world model's latent
-state, computed in ONE batched model call per step:
+state, computed in ONE batched model call per step (with a trained run and MuJoCo
+rendering)::
 
->>> envs = gymnasium.vector.SyncVectorEnv([lambda: make_env("cheetah-run")] * 8)   # doctest: +SKIP
->>> envs = LatentVectorObservation(envs, run="runs/dmcs")
->>> obs, info = envs.reset(seed=0)          # float32 [8, D]; info["keypoints"] [8, K, 3]
+    envs = gymnasium.vector.SyncVectorEnv([lambda: make_env("cheetah-run")] * 8)
+    envs = LatentVectorObservation(envs, run="runs/dmcs")
+    obs, info = envs.reset(seed=0)          # float32 [8, D]; info["keypoints"] [8, K, 3]
 
 Autoreset modes (``metadata["autoreset_mode"]``): ``NEXT_STEP`` (Gymnasium's default: the
 step after an episode ends returns the new episode's first frame, and the model state of
@@ -23,19 +24,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.envs.latent.adapters import ActionAdapter, FrameSource
-from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
-from keypoint_wm.envs.latent.wrapper import resolve_reward_head
+from keypoint_wm.envs.latent.base import LatentWrapperMixin
 
 __all__ = ["LatentVectorObservation"]
 
 
-class LatentVectorObservation(VectorWrapper):
+class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
     """A Gymnasium vector wrapper whose observations are the model's latent state.
 
     Args:
@@ -69,27 +67,18 @@ class LatentVectorObservation(VectorWrapper):
                 "single env with LatentObservation instead"
             )
         super().__init__(env)
-        model = resolve_model(run, device)
-        self.world_model = model
         self.autoreset_mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-        self._frames = FrameSource(
-            env.single_observation_space,
-            None,
-            model.config.model.image_size,
-            "auto",
-            resize,
-            "rgb_array",
-        )
-        if self._frames.source == "render":
-            raise ValueError(
-                "env's observations must be RGB frames (uint8 [H, W, 3] or a Dict with "
-                f"'pixels'), got {env.single_observation_space}"
-            )
-        self._actions = ActionAdapter(env.single_action_space, model.action_size)
-        head = resolve_reward_head(reward_head, model, task)
-        self.filter = LatentFilter(model, env.num_envs, features, head, sample_latent)
-        self.single_observation_space = spaces.Box(
-            self.filter.low, self.filter.high, dtype=np.float32
+        self.single_observation_space = self._build_latent(
+            run,
+            num_envs=env.num_envs,
+            observation_space=env.single_observation_space,
+            action_space=env.single_action_space,
+            features=features,
+            reward_head=reward_head,
+            task=task,
+            device=device,
+            sample_latent=sample_latent,
+            resize=resize,
         )
         self.observation_space = batch_space(self.single_observation_space, env.num_envs)
         self._autoreset = np.zeros(env.num_envs, bool)
@@ -112,28 +101,18 @@ class LatentVectorObservation(VectorWrapper):
         return self.filter.observations(), self._add_info(info)
 
     def step(self, actions: Any) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
-        # The GRU update needs only the actions: it runs while the envs step.
-        advanced = self.filter.advance_in_background(self._actions(actions))
-        try:
-            observations, rewards, terminations, truncations, info = self.env.step(actions)
-        except BaseException:
-            advanced.result()
-            raise
-        frames = self._frames.batch(observations)
+        result, advanced = self._step_with_gru(actions, self.env.step)
+        observations, rewards, terminations, truncations, info = result
         ended = np.logical_or(terminations, truncations)
-        new_episode, final_frames, final_rows = None, None, np.zeros(0, np.int64)
+        new_episode, final_rows = None, np.zeros(0, np.int64)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             new_episode = self._autoreset.copy()
             self._autoreset = ended.copy()
         elif self.autoreset_mode == AutoresetMode.SAME_STEP:
             new_episode = ended
             final_rows = np.flatnonzero(ended)
-            if len(final_rows):
-                final = [info["final_obs"][i] for i in final_rows]
-                if self._frames.source == "pixels":
-                    final = [f["pixels"] for f in final]
-                final_frames = self._frames.check(np.stack(final))
-        states = self.filter.step(None, frames, new_episode, final_frames, advanced)
+        finals = [info["final_obs"][row] for row in final_rows]
+        states = self._observe(self._frames.batch(observations), advanced, new_episode, finals)
         info = self._add_info(info)
         if states is not None:
             final_obs = np.array(info["final_obs"], dtype=object)
@@ -153,7 +132,7 @@ class LatentVectorObservation(VectorWrapper):
 
     def close(self, **kwargs: Any) -> None:
         """Close the envs and stop the model's worker thread."""
-        self.filter.close()
+        self._close_latent()
         super().close(**kwargs)
 
     def render(self) -> tuple[Any, ...] | None:

@@ -3,13 +3,14 @@
 Around a pixel environment (ours, or any env whose observations or renders are RGB frames)
 and a trained run, the wrapper keeps the VRNN state online -- detect the keypoints of each
 new frame, posterior update after advancing the GRU with the action just taken (docs/design.md,
-"Action conditioning") -- and returns the latent state as a 1-D float32 ``Box``:
+"Action conditioning") -- and returns the latent state as a 1-D float32 ``Box``
+(with a trained run and MuJoCo rendering)::
 
->>> import gymnasium, keypoint_wm.envs                                   # doctest: +SKIP
->>> env = gymnasium.make("KeypointWM/cheetah-run-latent-v0", run="runs/dmcs")
->>> obs, info = env.reset(seed=0)        # obs: float32 [K * 3 + rnn_units]
->>> info["keypoints"].shape              # (K, 3): x, y in [-1, 1] (y up), scale in [0, 1]
->>> env = LatentObservation(gymnasium.make("CarRacing-v3"), run="runs/car", resize=True)
+    import gymnasium, keypoint_wm.envs
+    env = gymnasium.make("KeypointWM/cheetah-run-latent-v0", run="runs/dmcs")
+    obs, info = env.reset(seed=0)        # obs: float32 [K * 3 + rnn_units]
+    info["keypoints"].shape              # (K, 3): x, y in [-1, 1] (y up), scale in [0, 1]
+    env = LatentObservation(gymnasium.make("CarRacing-v3"), run="runs/car", resize=True)
 
 ``gymnasium.make("KeypointWM/<domain>-<task>-latent-v0", run=PATH)`` is registered for every
 pixel task (:func:`make_latent_env`).
@@ -18,6 +19,7 @@ pixel task (:func:`make_latent_env`).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, SupportsFloat
@@ -25,49 +27,52 @@ from typing import Any, SupportsFloat
 import gymnasium
 import numpy as np
 import torch
-from gymnasium import spaces
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.envs.latent.adapters import ActionAdapter, FrameSource
-from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
+from keypoint_wm.envs.latent.base import LatentWrapperMixin
+from keypoint_wm.envs.latent.online import resolve_model
 
-__all__ = ["LatentObservation", "make_latent_env", "resolve_reward_head", "run_action_repeat"]
-
-
-def resolve_reward_head(
-    reward_head: Any, model: WorldModel, task: str | None
-) -> Any:  # RewardHead | None
-    """``reward_head`` as a loaded head: a ``RewardHead``, a head directory, a directory of
-    heads (picked by ``task``), ``True`` (the run's own ``RUN/rewards`` heads) or None."""
-    if reward_head is None or reward_head is False:
-        return None
-    from keypoint_wm.rewards.head import RewardHead, load_reward_head
-
-    if isinstance(reward_head, RewardHead):
-        return reward_head
-    if reward_head is True:
-        if model.run_dir is None:
-            raise ValueError("reward_head=True needs a model loaded from a run directory")
-        reward_head = Path(model.run_dir) / "rewards"
-    if not isinstance(reward_head, (str, Path)):
-        raise TypeError(
-            "reward_head must be None, True, a RewardHead or a directory, got "
-            f"{type(reward_head).__name__}"
-        )
-    return load_reward_head(reward_head, task, device=model.device)
+__all__ = ["LatentObservation", "make_latent_env", "training_action_repeat"]
 
 
-def run_action_repeat(model: WorldModel) -> int | None:
-    """The action repeat of the run's training data, from its manifest (None if unknown)."""
-    root = model.config.data.get("root") if isinstance(model.config.data, dict) else None
-    if not root:
+def training_action_repeat(model: WorldModel) -> int:
+    """The action repeat of the run's training data, so that an env steps like the data did.
+
+    From the run's config (``data.action_repeat``, recorded by ``keypoint-wm train``); for a
+    run trained before it was recorded, from its training data's manifest if that is still
+    where the run says. Otherwise 1, with a warning that names the run: never silently.
+    """
+    data = model.config.data
+    run = str(model.run_dir) if model.run_dir is not None else "the world model"
+    if "action_repeat" in data:
+        value = data["action_repeat"]
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        reason = "its training data does not record an action repeat"
+    else:
+        value = _manifest_action_repeat(data.get("root"))
+        if value is not None:
+            return value
+        root = data.get("root")
+        missing = f"{root}/manifest.json does not give it" if root else "it names no data"
+        reason = f"its config.json predates data.action_repeat and {missing}"
+    warnings.warn(
+        f"run {run}: {reason}; the env steps with action_repeat=1 -- pass action_repeat=N "
+        "(the repeat the training data was collected with) to silence this",
+        stacklevel=3,
+    )
+    return 1
+
+
+def _manifest_action_repeat(root: Any) -> int | None:
+    """``spec.action_repeat`` of the manifest in ``root`` (None if absent or unreadable)."""
+    if not isinstance(root, str) or not root:
         return None
     try:
-        manifest = json.loads((Path(root) / "manifest.json").read_text())
-        value = manifest["spec"]["action_repeat"]
+        value = json.loads((Path(root) / "manifest.json").read_text())["spec"]["action_repeat"]
     except (OSError, KeyError, TypeError, ValueError):
         return None
-    return int(value) if isinstance(value, int) and value > 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _env_task(env: gymnasium.Env) -> str | None:
@@ -76,7 +81,7 @@ def _env_task(env: gymnasium.Env) -> str | None:
     return f"{domain}-{task}" if isinstance(domain, str) and isinstance(task, str) else None
 
 
-class LatentObservation(gymnasium.ObservationWrapper):
+class LatentObservation(LatentWrapperMixin, gymnasium.ObservationWrapper):
     """A pixel environment seen through a trained world model's latent state.
 
     Args:
@@ -129,26 +134,25 @@ class LatentObservation(gymnasium.ObservationWrapper):
         super().__init__(env)
         if not isinstance(render_scale, int) or render_scale < 1:
             raise ValueError(f"render_scale must be a positive int, got {render_scale!r}")
-        self.world_model = resolve_model(run, device)
         self.task = task or _env_task(env)
-        head = resolve_reward_head(reward_head, self.world_model, self.task)
-        size = self.world_model.config.model.image_size
-        self._frames = FrameSource(
-            env.observation_space, env.render, size, frame_source, resize, env.render_mode
+        self.observation_space = self._build_latent(
+            run,
+            num_envs=1,
+            observation_space=env.observation_space,
+            action_space=env.action_space,
+            features=features,
+            reward_head=reward_head,
+            task=self.task,
+            device=device,
+            sample_latent=sample_latent,
+            feed_observed=feed_observed,
+            frame_source=frame_source,
+            resize=resize,
+            render=env.render,
+            render_mode=env.render_mode,
         )
-        self._actions = ActionAdapter(env.action_space, self.world_model.action_size)
-        self.filter = LatentFilter(
-            self.world_model, 1, features, head, sample_latent, feed_observed
-        )
-        self.features = self.filter.features
         self.render_scale = render_scale
-        self.observation_space = spaces.Box(self.filter.low, self.filter.high, dtype=np.float32)
         self._frame: np.ndarray | None = None
-
-    @property
-    def reward_head(self) -> Any:
-        """The :class:`~keypoint_wm.rewards.head.RewardHead` in use, or None."""
-        return self.filter.reward_head
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -166,12 +170,8 @@ class LatentObservation(gymnasium.ObservationWrapper):
         The GRU update runs on a worker thread while the env steps (it needs the action, not
         the frame); the detector and the posterior then run on the new frame.
         """
-        advanced = self.filter.advance_in_background(self._actions(action))
-        try:
-            observation, reward, terminated, truncated, info = self.env.step(action)
-        except BaseException:
-            advanced.result()  # let the worker finish before the error leaves the wrapper
-            raise
+        result, advanced = self._step_with_gru(action, self.env.step)
+        observation, reward, terminated, truncated, info = result
         self._frame = self._frames(observation)
         self.filter.step(None, self._frame[None], advanced=advanced)
         return self.observation(observation), reward, terminated, truncated, self._info(info)
@@ -201,7 +201,7 @@ class LatentObservation(gymnasium.ObservationWrapper):
 
     def close(self) -> None:
         """Close the env and stop the model's worker thread."""
-        self.filter.close()
+        self._close_latent()
         super().close()
 
 
@@ -222,7 +222,7 @@ def make_latent_env(
     """A DMCS pixel task wrapped in :class:`LatentObservation` (the ``-latent-v0`` ids).
 
     ``size`` defaults to the model's image size and ``action_repeat`` to that of the run's
-    training data (its manifest), else 1; other keyword arguments go to
+    training data (:func:`training_action_repeat`); other keyword arguments go to
     :class:`~keypoint_wm.envs.dmc.DMCPixelEnv`.
     """
     if run is None:
@@ -234,7 +234,7 @@ def make_latent_env(
 
     model = resolve_model(run, device)
     if action_repeat is None:
-        action_repeat = run_action_repeat(model) or 1
+        action_repeat = training_action_repeat(model)
     env = DMCPixelEnv(
         domain,
         task,

@@ -12,6 +12,8 @@ import keypoint_wm
 from keypoint_wm.envs import DMCPixelEnv, LatentObservation, LatentVectorObservation
 from keypoint_wm.evaluation.counterfactual import counterfactual_rollout, write_counterfactual
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def world_model(tmp_path_factory):

@@ -13,6 +13,8 @@ from latent_testing import SIZE, tiny_dmc_run
 import keypoint_wm
 from keypoint_wm.envs import DMCPixelEnv, LatentObservation, LatentVecEnv
 
+pytestmark = pytest.mark.integration
+
 # cartpole's control timestep is 0.01 s: 0.1 s at action repeat 2 is a 5-step episode.
 SHORT = {"time_limit": 0.1}
 
@@ -60,6 +62,33 @@ def test_batched_vec_env_matches_single_envs_including_terminal_observations(wor
     venv.close()
     for env in singles:
         env.close()
+
+
+def test_latent_vec_env_is_a_vec_env_wrapper_that_sb3_accepts(world_model):
+    """A real VecEnvWrapper subclass: SB3's wrapper lookups, a VecNormalize on top and an
+    algorithm's own environment checks take it; attribute calls reach the pixel envs."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import (
+        DummyVecEnv,
+        VecEnv,
+        VecEnvWrapper,
+        VecNormalize,
+        is_vecenv_wrapped,
+        unwrap_vec_wrapper,
+    )
+
+    assert issubclass(LatentVecEnv, VecEnvWrapper)
+    venv = LatentVecEnv(DummyVecEnv([pixel_env, pixel_env]), world_model, features="keypoints")
+    assert isinstance(venv, VecEnv) and type(venv) is LatentVecEnv
+    normalized = VecNormalize(venv)
+    assert is_vecenv_wrapped(normalized, LatentVecEnv)
+    assert unwrap_vec_wrapper(normalized, LatentVecEnv) is venv
+    assert venv.get_attr("action_repeat") == [2, 2]  # forwarded to the pixel envs
+    agent = PPO("MlpPolicy", normalized, n_steps=4, batch_size=4, n_epochs=1, device="cpu")
+    assert agent.observation_space == venv.observation_space
+    agent.learn(total_timesteps=8)
+    assert agent.num_timesteps == 8
+    normalized.close()
 
 
 def test_vec_env_rejects_non_pixel_observations(world_model):
