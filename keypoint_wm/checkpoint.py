@@ -289,9 +289,12 @@ def resume_differences(saved: dict[str, Any], config: dict[str, Any]) -> list[st
     """Dotted config keys that may not change when a run resumes.
 
     ``train.steps`` may change (checked by :func:`resume_checkpoint`); ``data.root`` may
-    change when ``data.fingerprint`` is recorded and equal (the same files, moved).
+    change when ``data.fingerprint`` is recorded and equal (the same files, moved);
+    ``data.action_repeat`` may appear in a run trained before it was recorded.
     """
     differing = [k for k in config_differences(saved, config) if k != "train.steps"]
+    if "action_repeat" not in saved.get("data", {}):
+        differing = [k for k in differing if k != "data.action_repeat"]
     fingerprint = saved.get("data", {}).get("fingerprint")
     if fingerprint is not None and fingerprint == config.get("data", {}).get("fingerprint"):
         differing = [k for k in differing if k != "data.root"]

@@ -28,6 +28,7 @@ from keypoint_wm.checkpoint import (
 from keypoint_wm.config import RunConfig
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
+from keypoint_wm.data.episodes import episode_metadata, read_manifest
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
 from keypoint_wm.errors import DataError, RunError, UsageError
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
@@ -79,7 +80,9 @@ def setup_distributed(device: torch.device) -> Distributed:
 def prepare_run_config(
     config: RunConfig, data_dir: Path, index: EpisodeIndex, action_conditioned: bool
 ) -> RunConfig:
-    """Fill in what comes from the data: image size, action size, dataset identity."""
+    """Fill in what comes from the data: image size, action size, dataset identity, and
+    the action repeat it was collected with (``data.action_repeat``, None if it does not say:
+    the latent wrappers step their envs with it)."""
     height, width, _ = index.image_shape
     if height != width:
         raise DataError(f"{data_dir}: images are {height}x{width}; the model needs square images")
@@ -93,7 +96,21 @@ def prepare_run_config(
     changes["data.root"] = str(Path(data_dir).resolve())
     changes["data.fingerprint"] = dataset_fingerprint(index)
     changes["data.tasks"] = index.tasks
+    changes["data.action_repeat"] = _data_action_repeat(data_dir, index)
     return config.with_overrides(changes)
+
+
+def _data_action_repeat(data_dir: Path, index: EpisodeIndex) -> int | None:
+    """The episodes' ``action_repeat`` metadata (one file per task; None if the tasks
+    differ), else the manifest's ``spec.action_repeat``; None when neither says."""
+    first = {r.task: r.path for r in reversed(index.records)}
+    values = [episode_metadata(path).get("action_repeat") for path in first.values()]
+    if all(value is None for value in values):
+        manifest = read_manifest(data_dir)
+        spec = manifest.get("spec") if isinstance(manifest, dict) else None
+        values = [spec.get("action_repeat") if isinstance(spec, dict) else None]
+    value = values[0] if all(v == values[0] for v in values) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device, use_actions: bool):

@@ -52,7 +52,7 @@ def test_checkers_pass_on_the_registered_latent_env(dmc_run):
         obs, info = env.reset(seed=0)
         model = env.unwrapped  # the DMCPixelEnv inside
         assert model.image_size == (SIZE, SIZE)
-        assert model.action_repeat == 2  # read from the training data's manifest
+        assert model.action_repeat == 2  # the run's data.action_repeat
         assert obs.dtype == np.float32 and obs.ndim == 1
         assert info["keypoints"].shape == (4, 3)
         frame = env.render()
@@ -191,3 +191,62 @@ def test_close_stops_the_gru_worker_and_env_errors_pass_through(world_model):
     assert np.isfinite(obs).all()
     env.close()
     assert not workers()
+
+
+def _old_run(dmc_run, out, **data):
+    """A copy of the tiny run whose config.json predates ``data.action_repeat``."""
+    import json
+    import shutil
+
+    run = shutil.copytree(dmc_run, out)
+    config = json.loads((run / "config.json").read_text())
+    del config["data"]["action_repeat"]
+    config["data"].update(data)
+    (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+@pytest.mark.integration
+def test_training_records_the_action_repeat_and_the_wrapper_reads_it(dmc_run, tmp_path):
+    """New runs carry data.action_repeat; old runs fall back to their data's manifest, else
+    step with 1 and say so by the run's name; a recorded None is said too."""
+    import json
+
+    from keypoint_wm.envs.latent.wrapper import training_action_repeat
+
+    assert json.loads((dmc_run / "config.json").read_text())["data"]["action_repeat"] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert training_action_repeat(keypoint_wm.load(dmc_run, device="cpu")) == 2
+        old = _old_run(dmc_run, tmp_path / "old")  # its data.root still has the manifest
+        assert training_action_repeat(keypoint_wm.load(old, device="cpu")) == 2
+    moved = _old_run(dmc_run, tmp_path / "moved", root=str(tmp_path / "gone"))
+    with pytest.warns(
+        UserWarning, match=r"run .*moved: .*manifest\.json.*action_repeat=1"
+    ) as caught:
+        env = gymnasium.make("KeypointWM/cartpole-balance-latent-v0", run=str(moved))
+    assert str(moved) in str(caught[0].message)
+    assert env.unwrapped.action_repeat == 1
+    env.close()
+    unknown = _old_run(dmc_run, tmp_path / "unknown", action_repeat=None)
+    with pytest.warns(UserWarning, match="does not record an action repeat"):
+        assert training_action_repeat(keypoint_wm.load(unknown, device="cpu")) == 1
+
+
+@pytest.mark.integration
+def test_an_old_run_without_the_action_repeat_still_resumes(dmc_run, tmp_path):
+    import json
+
+    from latent_testing import tiny_dmc_data
+
+    from keypoint_wm.config import RunConfig
+    from keypoint_wm.train import train
+
+    old = _old_run(dmc_run, tmp_path / "old")
+    config = RunConfig.from_dict(json.loads((old / "config.json").read_text()))
+    assert "action_repeat" not in config.data
+    data = tiny_dmc_data(dmc_run.parent)
+    train(config.with_overrides({"train.steps": 5}), data, old, resume=True, progress=False,
+          action_conditioned=True)  # fmt: skip
+    assert keypoint_wm.load(old, device="cpu").step == 5
+    assert json.loads((old / "config.json").read_text())["data"]["action_repeat"] == 2
