@@ -1,11 +1,30 @@
 """The public Python API: load a trained run and use it without the CLI.
 
->>> model = keypoint_wm.load("runs/basketball")             # doctest: +SKIP
->>> obs = model.observe(frames)                             # uint8 [B, T, H, W, 3]
->>> obs.keypoints.shape                                     # [B, T, K, 3]
->>> futures = model.imagine(frames[:, :8], num_future=8, num_samples=20)
->>> futures.keypoints.shape                                 # [B, 20, 16, K, 3]
->>> images = model.decode(futures.keypoints[:, 0], frames[:, 0])  # uint8 [B, 16, H, W, 3]
+``keypoint_wm.load("runs/basketball")`` loads what ``keypoint-wm train`` wrote. Here a run of
+untrained weights, written the way training writes one, stands in for it:
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> import numpy as np
+>>> import keypoint_wm
+>>> from keypoint_wm.checkpoint import save_checkpoint, write_config
+>>> from keypoint_wm.config import RunConfig, TrainConfig
+>>> from keypoint_wm.model import ModelConfig, StructVRNN
+>>> config = RunConfig("custom", ModelConfig(image_size=16, heatmap_width=8, num_keypoints=2,
+...                    num_encoder_filters=4, rnn_units=8, num_observed_steps=3,
+...                    num_predicted_steps=3), TrainConfig())
+>>> run = Path(tempfile.mkdtemp())
+>>> write_config(run, config.to_dict())
+>>> _ = save_checkpoint(run, 0, StructVRNN(config.model).state_dict(), {}, {})
+>>> model = keypoint_wm.load(run, device="cpu")
+>>> frames = np.zeros((2, 6, 16, 16, 3), np.uint8)       # uint8 [B, T, H, W, 3]
+>>> model.observe(frames).keypoints.shape               # [B, T, K, 3]
+torch.Size([2, 6, 2, 3])
+>>> futures = model.imagine(frames[:, :3], num_future=3, num_samples=5)
+>>> futures.keypoints.shape                             # [B, N, T0 + F, K, 3]
+torch.Size([2, 5, 6, 2, 3])
+>>> model.decode(futures.keypoints[:, 0], frames[:, 0]).shape  # uint8 [B, T0 + F, H, W, 3]
+(2, 6, 16, 16, 3)
 
 Keypoints are in the keypoint frame: x, y in [-1, 1] with y up, scale in [0, 1]. Actions
 follow the episode alignment: ``actions[:, t]`` is the action that led to frame t.

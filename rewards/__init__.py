@@ -1,7 +1,9 @@
 """Reward-prediction heads on the world model's latent state (paper section 5.4 / S2.2).
 
->>> from keypoint_wm.rewards import load_reward_head, imagine_rewards   # doctest: +SKIP
->>> head = load_reward_head("runs/dmcs/rewards", task="cheetah-run")
+A trained run keeps one head per task under ``RUN/rewards/<task>``::
+
+    from keypoint_wm.rewards import imagine_rewards, load_reward_head
+    head = load_reward_head("runs/dmcs/rewards", task="cheetah-run")
 
 Train and score them from the command line::
 

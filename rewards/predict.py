@@ -1,8 +1,22 @@
 """Rewards along imagined futures: the world model's prior dynamics plus a reward head.
 
->>> head = load_reward_head("runs/dmcs/rewards", task="cheetah-run")     # doctest: +SKIP
->>> out = imagine_rewards(model, head, frames[:, :8], actions, num_future=12, num_samples=5)
->>> out.rewards.shape                  # [B, 5, 20]: observed then imagined steps
+With a trained run, ``head = load_reward_head("runs/dmcs/rewards", task="cheetah-run")``;
+here an untrained model and head show the shapes:
+
+>>> import numpy as np
+>>> from keypoint_wm.api import WorldModel
+>>> from keypoint_wm.config import RunConfig, TrainConfig
+>>> from keypoint_wm.model import ModelConfig, StructVRNN
+>>> from keypoint_wm.rewards.head import RewardHead, RewardHeadConfig
+>>> config = RunConfig("custom", ModelConfig(image_size=16, heatmap_width=8, num_keypoints=2,
+...                    num_encoder_filters=4, rnn_units=8, action_size=1), TrainConfig())
+>>> model = WorldModel(StructVRNN(config.model), config, step=0, run_dir=None)
+>>> head = RewardHead(RewardHeadConfig(input_size=config.model.rnn_units))
+>>> frames = np.zeros((2, 4, 16, 16, 3), np.uint8)       # observed frames [B, T0, H, W, 3]
+>>> actions = np.zeros((2, 10, 1), np.float32)            # [B, T0 + F, A]
+>>> out = imagine_rewards(model, head, frames, actions, num_future=6, num_samples=5)
+>>> out.rewards.shape                                     # [B, N, T0 + F]: observed, imagined
+torch.Size([2, 5, 10])
 
 ``actions`` follows the episode alignment (``actions[:, t]`` produces frame t), so the
 rewards of the imagined frames answer "what if I took these actions?".

@@ -7,9 +7,25 @@ so the two differ only by the intervention. :func:`write_counterfactual` renders
 by side (truth | rollout | counterfactual, keypoints drawn, green borders on observed and
 red on predicted frames) as a GIF and a PNG strip.
 
+On an untrained stand-in for ``keypoint_wm.load(RUN)``:
+
+>>> import tempfile
+>>> import numpy as np
+>>> from keypoint_wm.api import WorldModel
+>>> from keypoint_wm.config import RunConfig, TrainConfig
+>>> from keypoint_wm.model import ModelConfig, StructVRNN
+>>> config = RunConfig("custom", ModelConfig(image_size=16, heatmap_width=8, num_keypoints=4,
+...                    num_encoder_filters=4, rnn_units=8, action_size=1), TrainConfig())
+>>> model = WorldModel(StructVRNN(config.model), config, step=0, run_dir=None)
+>>> frames = np.zeros((1, 4, 16, 16, 3), np.uint8)      # observed frames [B, T0, H, W, 3]
+>>> actions = np.zeros((1, 7, 1), np.float32)            # [B, T0 + F, A]
 >>> cf = counterfactual_rollout(model, frames, actions, keypoint_index=3, offset=(0.3, 0.0),
-...                             num_future=8)                                 # doctest: +SKIP
->>> write_counterfactual("runs/dmcs/media/counterfactual.gif", cf)
+...                             num_future=3)
+>>> cf.original.shape, cf.shifted.shape                   # uint8 [T0 + F, H, W, 3] each
+((7, 16, 16, 3), (7, 16, 16, 3))
+>>> path = write_counterfactual(f"{tempfile.mkdtemp()}/counterfactual.gif", cf)
+>>> path.name, path.with_suffix(".png").is_file()
+('counterfactual.gif', True)
 """
 
 from __future__ import annotations
