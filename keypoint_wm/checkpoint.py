@@ -179,12 +179,14 @@ def checkpoint_problem(path: Path) -> str | None:
     try:
         info = json.loads((path / STATE).read_text())
         int(info["step"])
+        size = (path / WEIGHTS).stat().st_size
         with open(path / WEIGHTS, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
+            if length > size - 8:
+                return f"{WEIGHTS} holds {size} bytes, its header alone claims {length}"
             header = json.loads(f.read(length))
         ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
         expected = 8 + length + max(ends, default=0)
-        size = (path / WEIGHTS).stat().st_size
         if size != expected:
             return f"{WEIGHTS} holds {size} bytes, its header promises {expected}"
         with zipfile.ZipFile(path / TRAINING_STATE) as archive:
@@ -226,16 +228,16 @@ def load_latest_checkpoint(run_dir: Path, with_training_state: bool = True) -> C
     """
     skipped: list[str] = []
     for path in reversed(checkpoint_dirs(run_dir)):
-        try:
-            problem = checkpoint_problem(path)
-            if problem is not None:
-                raise CheckpointError(f"{path}: {problem}")
-            checkpoint = load_checkpoint(path, with_training_state)
-        except CheckpointError as error:
-            skipped.append(str(error))
-            continue
-        _warn_skipped(skipped, path)
-        return checkpoint
+        problem = checkpoint_problem(path)
+        if problem is None:
+            try:
+                checkpoint = load_checkpoint(path, with_training_state)
+            except CheckpointError as error:
+                problem = str(error).removeprefix(f"{path}: ")
+            else:
+                _warn_skipped(skipped, path)
+                return checkpoint
+        skipped.append(f"{path} ({problem})")
     if skipped:
         raise CheckpointError(f"{run_dir}: no valid checkpoint: {'; '.join(skipped)}")
     return None

@@ -14,6 +14,7 @@ import torch
 from keypoint_wm.checkpoint import (
     CheckpointError,
     ResumeError,
+    checkpoint_dirs,
     latest_checkpoint,
     load_latest_checkpoint,
     remove_stale_temp_dirs,
@@ -54,7 +55,7 @@ def test_a_damage_only_loading_finds_falls_back_too(tmp_path):
     with zipfile.ZipFile(state, "w") as archive:  # a zip, but not a torch file
         archive.writestr("x", b"not a tensor")
     assert latest_checkpoint(run).name == "step_00000006"  # the cheap check passes it
-    with pytest.warns(UserWarning, match=r"step_00000006: unreadable checkpoint"):
+    with pytest.warns(UserWarning, match=r"step_00000006 \(unreadable checkpoint"):
         assert load_latest_checkpoint(run).step == 4
 
 
@@ -105,3 +106,17 @@ def test_a_moved_dataset_with_the_same_fingerprint_may_resume():
     other = {"train": {"steps": 8}, "data": {"root": "/b", "fingerprint": "f2"}}
     assert resume_differences(saved, moved) == []
     assert resume_differences(saved, other) == ["data.fingerprint", "data.root"]
+
+
+def test_load_falls_back_past_a_damaged_newest_checkpoint(tiny_run, tmp_path):
+    import shutil
+
+    import keypoint_wm
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    newest = checkpoint_dirs(run)[-1]
+    (newest / "model.safetensors").write_bytes(b"\x00" * 7)
+    with pytest.warns(UserWarning, match=f"{newest.name} .*using .*step_00000002"):
+        model = keypoint_wm.load(run, device="cpu")
+    assert model.step == 2
