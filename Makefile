@@ -2,6 +2,7 @@
 #   make demo   install into .venv, collect a small DMCS dataset, train a small Struct-VRNN
 #               on it, write a keypoint-overlay GIF and a tracking report
 #   make test   install into .venv and run the test suite
+#   make lint   ruff (lint and format check) and mypy on the package
 # Both create (or reuse) the virtual environment in $(VENV).
 
 VENV ?= .venv
@@ -40,9 +41,16 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# mypy cannot follow pyproject's package-dir (envs/ is keypoint_wm.envs, ...): it checks a view
+# of the installed layout made of symbolic links ([tool.mypy] in pyproject.toml).
+TYPECHECK := build/typecheck/keypoint_wm
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)
+	ln -s $(CURDIR)/keypoint_wm/* $(CURDIR)/envs $(CURDIR)/collect $(CURDIR)/rewards $(TYPECHECK)/
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix .
