@@ -3,6 +3,10 @@
 The plan is a deterministic list of episodes (task, index, seed) derived from the config
 alone, so a re-run, any number of workers, and any ``--shard i/n`` split all agree on what
 each episode file holds.
+
+Importing this module imports neither gymnasium nor dm_control (the command line reads the
+defaults below while it builds its parser): the paper's task list is read from
+:mod:`keypoint_wm.envs` when a config is built without ``tasks``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from keypoint_wm.envs.registration import PAPER_TASKS as PAPER_TASK_NAMES
+from keypoint_wm.errors import UsageError
 
 DEFAULT_OUT = Path("data") / "dmcs"
 """Where ``keypoint-wm collect`` writes by default and ``keypoint-wm train`` reads by default:
@@ -27,8 +31,15 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("KEYPOINT_WM_DATA", DEFAULT_OUT))
 
 
-class CollectError(ValueError):
-    """Bad collection input; the message names the flag and what was expected."""
+def paper_tasks() -> tuple[str, ...]:
+    """The paper's six DMCS tasks (the default of :attr:`CollectConfig.tasks`)."""
+    from keypoint_wm.envs.registration import PAPER_TASKS
+
+    return PAPER_TASKS
+
+
+class CollectError(UsageError):
+    """Bad collection input; the message names the flag and what was expected (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ class CollectConfig:
     2-core machine: 6 tasks x 20 episodes x 201 frames (24,120 frames, about 60 MB).
     """
 
-    tasks: tuple[str, ...] = PAPER_TASK_NAMES
+    tasks: tuple[str, ...] = field(default_factory=paper_tasks)
     episodes: int = 20  # per task
     steps: int = 200  # agent steps per episode; a file holds steps + 1 frames
     action_repeat: int = 2  # physics control steps per agent step (rewards summed)

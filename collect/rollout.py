@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from keypoint_wm.collect.config import CollectError
 from keypoint_wm.data.episodes import Episode
 
 
@@ -53,7 +54,7 @@ def random_rollout(env: Any, steps: int, seed: int, metadata: dict[str, Any]) ->
         images[t], actions[t], rewards[t] = observation, action, reward
         positions[t] = info["true_object_pos"]
         if (terminated or truncated) and t < steps:
-            raise RuntimeError(
+            raise CollectError(
                 f"{metadata.get('task', 'environment')} ended after {t} of {steps} steps; "
                 "lower --steps or raise --action-repeat"
             )

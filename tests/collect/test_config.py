@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from keypoint_wm.collect.config import (
-    PAPER_TASK_NAMES,
     CollectConfig,
     CollectError,
     Shard,
     plan_jobs,
     resolve_tasks,
 )
+from keypoint_wm.envs.registration import PAPER_TASKS as PAPER_TASK_NAMES
 
 KNOWN = (*PAPER_TASK_NAMES, "cartpole-swingup", "ball_in_cup-catch")
 
