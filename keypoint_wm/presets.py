@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keypoint_wm.config import RunConfig, TrainConfig
+from keypoint_wm.errors import UsageError
 from keypoint_wm.model.config import ModelConfig
 
 
@@ -208,6 +209,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
+    """The preset called ``name``; UsageError naming ``--preset`` for an unknown name."""
     if name not in PRESETS:
-        raise ValueError(f"--preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise UsageError(f"--preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]

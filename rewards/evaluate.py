@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from keypoint_wm.errors import DataError, UsageError
+from keypoint_wm.model.device import resolve_device
 from keypoint_wm.rewards.head import find_reward_head, load_reward_head
 from keypoint_wm.rewards.sequences import (
     RewardSequences,
@@ -46,8 +49,9 @@ def evaluate_reward_prediction(
     tasks: list[str] | None = None,
     train_missing: bool = False,
     train_config: RewardTrainConfig | None = None,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     progress: bool = True,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Score the reward heads of one or more runs on the same data.
 
@@ -59,23 +63,27 @@ def evaluate_reward_prediction(
         tasks: only these tasks (default: every task with a head).
         train_missing: train heads that are missing (with ``train_config``) instead of
             raising.
+        device: where the runs' models run (None: the one rule of
+            :func:`keypoint_wm.model.device.resolve_device`).
+        precision: the image networks' precision (``"auto"``: as in training).
 
     Raises:
-        FileNotFoundError: a run has no heads (the message says how to train them).
+        DataError: a run has no heads (the message says how to train them).
+        UsageError: ``labels`` or ``heads`` do not match ``runs``.
     """
     import keypoint_wm
 
     if not runs:
-        raise ValueError("--run: give at least one run directory")
+        raise UsageError("--run: give at least one run directory")
     if labels and len(labels) != len(runs):
-        raise ValueError(f"--label: give one label per --run ({len(runs)}), got {len(labels)}")
+        raise UsageError(f"--label: give one label per --run ({len(runs)}), got {len(labels)}")
     if heads and len(heads) != len(runs):
-        raise ValueError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
+        raise UsageError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
     results = []
     all_tasks: list[str] = []
     for i, run in enumerate(runs):
         run = Path(run)
-        model = keypoint_wm.load(run, device=device or "cpu", precision="auto")
+        model = keypoint_wm.load(run, device=resolve_device(device), precision=precision)
         # Windows by (window, stride, max_windows, seed): heads trained here are scored on
         # the windows they were trained with, collected once.
         collected: dict[tuple, dict[str, RewardSequences]] = {}
@@ -83,8 +91,8 @@ def evaluate_reward_prediction(
         wanted = _tasks_with_heads(head_root, tasks)
         if not wanted or (tasks and set(wanted) != set(tasks)):
             if not train_missing:
-                find_reward_head(head_root, (tasks or [None])[0])  # raises with a hint
-                raise FileNotFoundError(
+                find_reward_head(head_root, tasks[0] if tasks else None)  # raises with a hint
+                raise DataError(
                     f"{head_root}: heads missing for some of --tasks {tasks}; train them with "
                     f"`keypoint-wm rewards train --run {run} --data {data_dir}` or pass "
                     "--train-missing"

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from keypoint_wm.errors import DataError
+
 __all__ = [
     "HEAD_CONFIG",
     "HEAD_WEIGHTS",
@@ -152,13 +154,13 @@ def find_reward_head(path: str | Path, task: str | None = None) -> Path:
     then ``task`` picks one (optional when there is only one).
 
     Raises:
-        FileNotFoundError: no matching head; the message lists the tasks found.
+        DataError: no matching head; the message lists the tasks found.
     """
     path = Path(path)
     if (path / HEAD_CONFIG).exists():
         return path
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise DataError(
             f"reward head {path} does not exist; train heads with "
             "`keypoint-wm rewards train --run RUN --data DIR`"
         )
@@ -168,7 +170,7 @@ def find_reward_head(path: str | Path, task: str | None = None) -> Path:
     if task is None and len(heads) == 1:
         return path / heads[0]
     what = f"for task {task!r} " if task else ""
-    raise FileNotFoundError(
+    raise DataError(
         f"no reward head {what}in {path} (heads found: {', '.join(heads) or 'none'}); "
         "train them with `keypoint-wm rewards train --run RUN --data DIR`"
     )

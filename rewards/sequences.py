@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import load_episode
 from keypoint_wm.data.sequences import EpisodeIndex
+from keypoint_wm.errors import DataError, UsageError
 
 __all__ = [
     "SPLITS",
@@ -79,12 +80,13 @@ def split_windows(count: int, train_fraction: float, seed: int) -> tuple[np.ndar
     """A seeded split of ``count`` windows into (train, test) index arrays.
 
     Raises:
-        ValueError: fewer than 2 windows, or a fraction outside (0, 1).
+        DataError: fewer than 2 windows.
+        ValueError: a fraction outside (0, 1).
     """
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
     if count < 2:
-        raise ValueError(f"need at least 2 windows to split into train and test, got {count}")
+        raise DataError(f"need at least 2 windows to split into train and test, got {count}")
     order = np.random.default_rng(np.random.SeedSequence([seed, count])).permutation(count)
     cut = min(max(1, round(count * train_fraction)), count - 1)
     return np.sort(order[:cut]), np.sort(order[cut:])
@@ -121,12 +123,13 @@ def split_episodes(
     """A seeded split of windows into (train, test) index arrays by whole episodes.
 
     Raises:
-        ValueError: fewer than 2 episodes, or a fraction outside (0, 1).
+        DataError: fewer than 2 episodes.
+        ValueError: a fraction outside (0, 1).
     """
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
     if len(np.unique(episode)) < 2:
-        raise ValueError(
+        raise DataError(
             "--split episodes needs windows from at least 2 test-split episodes per task, "
             f"got {len(np.unique(episode))}"
         )
@@ -140,14 +143,15 @@ def split_sequences(
     """The head's (train, test) parts: ``by`` ``"windows"`` or ``"episodes"``.
 
     Raises:
-        ValueError: an unknown ``by``, or too few windows or episodes to split.
+        UsageError: an unknown ``by``.
+        DataError: too few windows or episodes to split.
     """
     if by == "windows":
         train, test = split_windows(len(sequences), train_fraction, seed)
     elif by == "episodes":
         train, test = split_episodes(sequences.episode, train_fraction, seed)
     else:
-        raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {by!r}")
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {by!r}")
     return sequences.subset(train), sequences.subset(test)
 
 
@@ -180,12 +184,11 @@ def collect_reward_sequences(
         seed: seeds the subset choice and the posterior noise.
 
     Raises:
-        FileNotFoundError: no test-split episode long enough, or an unknown task.
-        ValueError: bad window/stride/max_windows.
+        UsageError: bad window/stride/max_windows, or a task the test split lacks.
     """
     for name, value in (("window", window), ("stride", stride), ("max_windows", max_windows)):
         if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if test_fraction is None:
         test_fraction = model.config.train.test_fraction
     index = EpisodeIndex(data_dir, "test", test_fraction, min_frames=window)
@@ -195,7 +198,7 @@ def collect_reward_sequences(
     if tasks:
         missing = [t for t in tasks if t not in by_task]
         if missing:
-            raise FileNotFoundError(
+            raise UsageError(
                 f"--tasks: no test-split episodes of {', '.join(missing)} under {data_dir} "
                 f"(tasks there: {', '.join(sorted(by_task))})"
             )

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.errors import UsageError
 from keypoint_wm.rewards.head import RewardHead, RewardHeadConfig, save_reward_head
 from keypoint_wm.rewards.sequences import (
     SPLITS,
@@ -87,13 +88,13 @@ class RewardTrainConfig:
         for name in ("window", "stride", "max_windows", "steps", "batch_size", "units"):
             if getattr(self, name) < 1:
                 flag = name.replace("_", "-")
-                raise ValueError(f"--{flag} must be a positive integer, got {getattr(self, name)}")
+                raise UsageError(f"--{flag} must be a positive integer, got {getattr(self, name)}")
         if not 0 <= self.validation_fraction < 1:
-            raise ValueError(
-                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            raise UsageError(
+                f"--validation-fraction must be in [0, 1), got {self.validation_fraction}"
             )
         if self.split not in SPLITS:
-            raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+            raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if not 0 < self.final_learning_rate <= self.learning_rate:
@@ -258,7 +259,7 @@ def train_reward_heads(
     config = config or RewardTrainConfig()
     if out is None:
         if model.run_dir is None:
-            raise ValueError("--out is required for a model that was not loaded from a run")
+            raise UsageError("--out is required for a model that was not loaded from a run")
         out = Path(model.run_dir) / "rewards"
     out = Path(out)
     if sequences is None:

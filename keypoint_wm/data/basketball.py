@@ -52,6 +52,7 @@ from keypoint_wm.data.basketball_sim import (
     simulate_chunk,
 )
 from keypoint_wm.data.episodes import Episode, read_manifest, save_episode, write_manifest
+from keypoint_wm.errors import DataError, UsageError
 
 __all__ = [
     "OBJECT_NAMES",
@@ -252,7 +253,7 @@ def render_basketball(
     if positions.ndim not in (2, 3) or positions.shape[-1] != NUM_COLUMNS:
         raise ValueError(f"positions must be [T, 22] or [N, T, 22], got {list(positions.shape)}")
     if size < 8:
-        raise ValueError(f"size must be >= 8 pixels, got {size}")
+        raise UsageError(f"--size must be >= 8 pixels, got {size}")
     if view == "half" and canonicalize:
         positions = canonical_half_court(positions)[0]
     player_radius = PLAYER_RADIUS_64 * size / 64 if player_radius is None else player_radius
@@ -291,47 +292,47 @@ def load_source_trajectories(path: str | os.PathLike, key: str | None = None) ->
         float32 ``[N, T, 22]``.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: wrong suffix, key, shape, dtype, non-finite or normalised values; the
-            message names the file.
+        UsageError: no such file, or ``key`` for a ``.npy`` file.
+        DataError: wrong suffix, missing key, shape, dtype, non-finite or normalised values;
+            the message names the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"trajectory file {path} does not exist")
+        raise UsageError(f"trajectory file {path} does not exist")
     expected = "[N, T, 22] (ball, 5 offence, 5 defence; x, y in feet)"
     try:
         if path.suffix == ".npy":
             if key is not None:
-                raise ValueError(f"{path}: key={key!r} only applies to .npz files")
+                raise UsageError(f"{path}: key={key!r} only applies to .npz files")
             array = np.load(path, allow_pickle=False)
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 names = list(data.files)
                 if not names:
-                    raise ValueError(f"{path}: the .npz file holds no arrays")
+                    raise DataError(f"{path}: the .npz file holds no arrays")
                 if key is None:
                     key = names[0]
                 elif key not in names:
-                    raise ValueError(f"{path}: no array {key!r}; the file holds {names}")
+                    raise DataError(f"{path}: no array {key!r}; the file holds {names}")
                 array = data[key]
         else:
-            raise ValueError(f"{path}: expected a .npy or .npz file of shape {expected}")
+            raise DataError(f"{path}: expected a .npy or .npz file of shape {expected}")
     except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"{path}: cannot read trajectories ({error})") from error
-    except ValueError as error:
-        if str(path) in str(error):
-            raise
-        raise ValueError(f"{path}: cannot read trajectories ({error})") from error
+        raise DataError(f"{path}: cannot read trajectories ({error})") from error
+    except UsageError:
+        raise
+    except ValueError as error:  # numpy's, e.g. a pickled object array
+        raise DataError(f"{path}: cannot read trajectories ({error})") from error
     where = f"{path}" + (f" [{key!r}]" if path.suffix == ".npz" else "")
     if array.ndim != 3 or array.shape[-1] != NUM_COLUMNS or 0 in array.shape:
-        raise ValueError(f"{where}: expected shape {expected}, found {list(array.shape)}")
+        raise DataError(f"{where}: expected shape {expected}, found {list(array.shape)}")
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise ValueError(f"{where}: expected numbers, found dtype {array.dtype}")
+        raise DataError(f"{where}: expected numbers, found dtype {array.dtype}")
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
-        raise ValueError(f"{where}: holds NaN or infinite positions")
+        raise DataError(f"{where}: holds NaN or infinite positions")
     if np.abs(array).max() <= 2.0:
-        raise ValueError(
+        raise DataError(
             f"{where}: values lie within [-2, 2]; they look normalised, expected feet on a "
             f"94 x 50 ft court (multiply x by 94 and y by 50 if they were divided by those)"
         )
@@ -401,14 +402,14 @@ def write_basketball_dataset(
     started = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {out} is a file, expected a dataset directory")
+        raise UsageError(f"--out {out} is a file, expected a dataset directory")
     if source is not None and not isinstance(source, np.ndarray):
         source_name = source_name or Path(source).name
         source = load_source_trajectories(source, key=source_key)
     if source is not None:
         source = np.asarray(source, dtype=np.float32)
         if source.ndim != 3 or source.shape[-1] != NUM_COLUMNS:
-            raise ValueError(f"source must be [N, T, 22], got {list(source.shape)}")
+            raise DataError(f"source must be [N, T, 22], got {list(source.shape)}")
         available = source.shape[0]
         count = available if num_sequences is None else min(num_sequences, available)
         num_frames = source.shape[1]
@@ -417,7 +418,7 @@ def write_basketball_dataset(
     else:
         count = num_sequences
     if count < 0:
-        raise ValueError(f"num_sequences must be >= 0, got {count}")
+        raise UsageError(f"--sequences must be >= 0, got {count}")
 
     settings: dict[str, Any] = {
         "dataset": "basketball",
@@ -436,14 +437,14 @@ def write_basketball_dataset(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as error:
-        raise ValueError(f"cannot create dataset directory {out}: {error}") from error
+        raise UsageError(f"--out {out}: cannot create the dataset directory ({error})") from None
     previous = read_manifest(out)
     if previous is not None:
         clash = sorted(k for k in settings if k in previous and previous[k] != settings[k])
         if clash:
             details = ", ".join(f"{k}: {previous[k]!r} there, {settings[k]!r} now" for k in clash)
-            raise ValueError(
-                f"{out} holds a Basketball dataset written with other settings ({details})"
+            raise UsageError(
+                f"--out {out} holds a Basketball dataset written with other settings ({details})"
             )
 
     def manifest(complete: bool) -> dict[str, Any]:

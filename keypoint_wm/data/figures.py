@@ -34,6 +34,7 @@ from keypoint_wm.data.figure_render import FigureStyle, PoseAngles, leg_extent, 
 from keypoint_wm.data.figure_render import render_figure as _render
 from keypoint_wm.data.sequences import is_test_file
 from keypoint_wm.data.skeleton import joint_selection
+from keypoint_wm.errors import UsageError
 
 __all__ = ["ACTIONS", "FILE_PATTERN", "figure_sequence", "write_figures_dataset"]
 
@@ -272,10 +273,10 @@ def write_figures_dataset(
     started = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, expected a dataset directory")
+        raise UsageError(f"--out {out} is a file, expected a dataset directory")
     if num_sequences < 1 or num_frames < 2 or size < 16:
-        raise ValueError(
-            f"need --sequences >= 1, frames >= 2 and size >= 16; got {num_sequences}, "
+        raise UsageError(
+            f"need --sequences >= 1, --frames >= 2 and --size >= 16; got {num_sequences}, "
             f"{num_frames}, {size}"
         )
     indices, joint_names = joint_selection(joints, 17)
@@ -297,9 +298,9 @@ def write_figures_dataset(
             details = ", ".join(
                 f"{k}: {previous.get(k)!r} there, {settings[k]!r} now" for k in clash
             )
-            raise ValueError(f"{out} holds a dataset written with other settings ({details})")
+            raise UsageError(f"--out {out} holds a dataset written with other settings ({details})")
     elif any(out.iterdir()):
-        raise ValueError(f"--out {out} is not empty and holds no figures dataset; choose another")
+        raise UsageError(f"--out {out} is not empty and holds no figures dataset; choose another")
 
     def manifest(complete: bool) -> dict[str, Any]:
         return {

@@ -44,6 +44,7 @@ from keypoint_wm import __version__
 from keypoint_wm.conventions import pixel_to_keypoint
 from keypoint_wm.data.episodes import Episode, read_manifest, save_episode, write_manifest
 from keypoint_wm.data.skeleton import H36M_32_TO_17, JOINT_SETS, joint_selection
+from keypoint_wm.errors import DataError, RunError, UsageError
 
 DEFAULT_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 DEFAULT_TEST_SUBJECTS = ("S9", "S11")
@@ -88,16 +89,16 @@ class Human36MConfig:
     def __post_init__(self) -> None:
         overlap = set(self.train_subjects) & set(self.test_subjects)
         if overlap:
-            raise ValueError(f"subjects {sorted(overlap)} are in both the train and test split")
+            raise UsageError(f"subjects {sorted(overlap)} are in both the train and test split")
         if not self.train_subjects and not self.test_subjects:
-            raise ValueError("no subjects: give --train-subjects and/or --test-subjects")
+            raise UsageError("no subjects: give --train-subjects and/or --test-subjects")
         if self.joints not in JOINT_SETS:
-            raise ValueError(f"--joints must be one of {JOINT_SETS}, got {self.joints!r}")
+            raise UsageError(f"--joints must be one of {JOINT_SETS}, got {self.joints!r}")
         if self.crop not in ("track", "fixed"):
-            raise ValueError(f"--crop must be 'track' or 'fixed', got {self.crop!r}")
+            raise UsageError(f"--crop must be 'track' or 'fixed', got {self.crop!r}")
         if self.frame_step < 1 or self.size < 8 or self.smooth < 1 or self.crop_margin < 0:
-            raise ValueError(
-                "need frame_step >= 1, size >= 8, smooth >= 1 and crop_margin >= 0, got "
+            raise UsageError(
+                "need --frame-step >= 1, --size >= 8, smooth >= 1 and --crop-margin >= 0, got "
                 f"{self.frame_step}, {self.size}, {self.smooth}, {self.crop_margin}"
             )
 
@@ -130,12 +131,13 @@ def list_videos(root: str | Path, config: Human36MConfig) -> list[VideoEntry]:
     """Every video to convert under ``root``, in sorted order.
 
     Raises:
-        FileNotFoundError: ``root`` is missing or holds none of the subjects, or a video has
-            no pose file (the message names both paths).
+        UsageError: ``root`` is missing.
+        DataError: ``root`` holds none of the subjects, or a video has no pose file (the
+            message names both paths).
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"--root {root}: no such directory (expected S1/, S5/, ...)")
+        raise UsageError(f"--root {root}: no such directory (expected S1/, S5/, ...)")
     entries: list[VideoEntry] = []
     found = 0
     subjects = [(s, "train") for s in config.train_subjects] + [
@@ -167,14 +169,14 @@ def list_videos(root: str | Path, config: Human36MConfig) -> list[VideoEntry]:
                 continue
             poses = root / subject / "MyPoseFeatures" / "D2_Positions" / f"{video.stem}.cdf"
             if not poses.is_file():
-                raise FileNotFoundError(f"{video}: its 2D pose file {poses} is missing")
+                raise DataError(f"{video}: its 2D pose file {poses} is missing")
             out_name = f"{subject}_{action_raw.replace(' ', '_')}.{camera}.npz"
             entries.append(
                 VideoEntry(subject, label, action_raw, camera, video, poses, split, out_name)
             )
     if not found:
         wanted = ", ".join(config.train_subjects + config.test_subjects)
-        raise FileNotFoundError(f"--root {root}: none of the subjects {wanted} is there")
+        raise DataError(f"--root {root}: none of the subjects {wanted} is there")
     return entries
 
 
@@ -182,14 +184,14 @@ def read_poses(path: str | Path) -> np.ndarray:
     """The 2D poses of a ``D2_Positions`` CDF file: float64 ``[frames, 32, 2]`` (u, v) pixels.
 
     Raises:
-        ImportError: cdflib is not installed (``pip install 'keypoint-wm[human36m]'``).
-        ValueError: unreadable file, no ``Pose`` variable, or a shape other than
+        RunError: cdflib is not installed (``pip install 'keypoint-wm[human36m]'``).
+        DataError: unreadable file, no ``Pose`` variable, or a shape other than
             ``(1, frames, 64)``; the message names the file.
     """
     try:
         import cdflib
     except ImportError as error:
-        raise ImportError(
+        raise RunError(
             "reading Human3.6M poses needs cdflib: pip install 'keypoint-wm[human36m]'"
         ) from error
     path = Path(path)
@@ -197,22 +199,16 @@ def read_poses(path: str | Path) -> np.ndarray:
         cdf = cdflib.CDF(str(path))
         names = list(cdf.cdf_info().zVariables) + list(cdf.cdf_info().rVariables)
         if "Pose" not in names:
-            raise ValueError(f"{path}: no variable 'Pose' (found {names})")
+            raise DataError(f"{path}: no variable 'Pose' (found {names})")
         pose = np.asarray(cdf.varget("Pose"), dtype=np.float64)
-    except ValueError as error:
-        if str(path) in str(error):
-            raise
-        raise ValueError(f"{path}: cannot read CDF pose file ({error})") from error
-    except (OSError, KeyError, IndexError) as error:
-        raise ValueError(f"{path}: cannot read CDF pose file ({error})") from error
+    except (ValueError, OSError, KeyError, IndexError) as error:
+        raise DataError(f"{path}: cannot read CDF pose file ({error})") from error
     if pose.ndim == 2:
         pose = pose[None]
     if pose.ndim != 3 or pose.shape[0] != 1 or pose.shape[2] != 64 or pose.shape[1] < 1:
-        raise ValueError(
-            f"{path}: 'Pose' must have shape (1, frames, 64), found {list(pose.shape)}"
-        )
+        raise DataError(f"{path}: 'Pose' must have shape (1, frames, 64), found {list(pose.shape)}")
     if not np.isfinite(pose).all():
-        raise ValueError(f"{path}: 'Pose' has non-finite values")
+        raise DataError(f"{path}: 'Pose' has non-finite values")
     return pose[0].reshape(-1, 32, 2)
 
 
@@ -278,9 +274,9 @@ def _read_video(path: Path, step: int, limit: int | None) -> list[np.ndarray]:
                     if limit is not None and len(frames) >= limit:
                         break
     except Exception as error:  # imageio/ffmpeg raise many kinds; name the file either way
-        raise ValueError(f"{path}: cannot read video ({type(error).__name__}: {error})") from error
+        raise DataError(f"{path}: cannot read video ({type(error).__name__}: {error})") from error
     if not frames:
-        raise ValueError(f"{path}: the video holds no frames")
+        raise DataError(f"{path}: the video holds no frames")
     return frames
 
 
@@ -344,10 +340,10 @@ def convert_human36m(
     started = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, expected a dataset directory")
+        raise UsageError(f"--out {out} is a file, expected a dataset directory")
     entries = list_videos(root, config)
     if not entries:
-        raise FileNotFoundError(f"--root {root}: no videos to convert")
+        raise DataError(f"--root {root}: no videos to convert")
     settings = {"dataset": "human36m", **asdict(config), "action_classes": list(ACTION_CLASSES)}
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     out.mkdir(parents=True, exist_ok=True)
@@ -358,9 +354,9 @@ def convert_human36m(
             details = ", ".join(
                 f"{k}: {previous.get(k)!r} there, {settings[k]!r} now" for k in clash
             )
-            raise ValueError(f"{out} holds a dataset written with other settings ({details})")
+            raise UsageError(f"--out {out} holds a dataset written with other settings ({details})")
     elif any(out.iterdir()):
-        raise ValueError(f"--out {out} is not empty and holds no Human3.6M dataset")
+        raise UsageError(f"--out {out} is not empty and holds no Human3.6M dataset")
 
     def manifest(complete: bool) -> dict[str, Any]:
         return {

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.errors import UsageError
 
 SHAPES = ("disc", "square", "diamond")
 FILE_PATTERN = "shapes_{index:05d}.npz"
@@ -55,9 +56,13 @@ class ShapesConfig:
 
     def __post_init__(self) -> None:
         if self.image_size < 8 or self.num_frames < 2 or self.num_objects < 1:
-            raise ValueError("image_size >= 8, num_frames >= 2 and num_objects >= 1 required")
+            raise UsageError("need --size >= 8, --frames >= 2 and --objects >= 1")
         if not 0 < self.min_radius <= self.max_radius < self.image_size / 4:
-            raise ValueError("need 0 < min_radius <= max_radius < image_size / 4")
+            raise UsageError(
+                f"need 0 < min_radius <= max_radius < image_size / 4: shapes of radius up to "
+                f"{self.max_radius:g} px need --size > {4 * self.max_radius:g}, got "
+                f"{self.image_size}"
+            )
 
 
 def _trajectories(config: ShapesConfig, radii: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -134,7 +139,7 @@ def write_shapes_dataset(
     config = config or ShapesConfig()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {out} is a file, expected a dataset directory")
+        raise UsageError(f"--out {out} is a file, expected a dataset directory")
     out.mkdir(parents=True, exist_ok=True)
     written = kept = 0
     for index in tqdm(range(num_sequences), desc="shapes", unit="seq", disable=not progress):

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import episode_metadata, read_manifest
+from keypoint_wm.errors import DataError
 from keypoint_wm.evaluation.datasets import split_index, task_records
 from keypoint_wm.evaluation.windows import iter_windows
 
@@ -79,7 +80,7 @@ def train_classifier(
     """
     config = config or ActionEvalConfig()
     if len(train_x) == 0 or len(test_x) == 0:
-        raise ValueError("action recognition needs training and test sequences")
+        raise DataError("action recognition needs training and test sequences")
     mean = train_x.reshape(-1, train_x.shape[-1]).mean(axis=0)
     std = train_x.reshape(-1, train_x.shape[-1]).std(axis=0) + 1e-6
     x_train = torch.as_tensor((train_x - mean) / std, dtype=torch.float32)
@@ -134,7 +135,7 @@ def _collect(
         for record in records:
             action = episode_metadata(record.path).get("action")
             if action is None:
-                raise ValueError(
+                raise DataError(
                     f"{record.path}: no 'action' label in its metadata; action recognition "
                     "needs labelled data (`keypoint-wm data human36m` or `keypoint-wm data figures`)"
                 )
@@ -156,9 +157,7 @@ def _collect(
         )
         out.labels.append(np.array([labels[batch.task][i] for i in batch.episode]))
     if not out.features:
-        raise FileNotFoundError(
-            f"{index.root}: no window of {config.steps} frames in the {desc} split"
-        )
+        raise DataError(f"{index.root}: no window of {config.steps} frames in the {desc} split")
     return out
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from keypoint_wm.data.episodes import episode_metadata
+from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.actions import ActionEvalConfig
 from keypoint_wm.evaluation.video import VideoEvalConfig
 
@@ -72,7 +74,7 @@ def run_labels(runs: list[str | Path]) -> list[str]:
             f"{Path(run).resolve().parent.name}/{name}" if names.count(name) > 1 else name
         )
     if len(set(labels)) != len(labels):
-        raise ValueError(f"runs must be distinct directories, got {[str(r) for r in runs]}")
+        raise UsageError(f"runs must be distinct directories, got {[str(r) for r in runs]}")
     return labels
 
 
@@ -86,7 +88,7 @@ def applicable_metrics(data_dir: str | Path, wanted: tuple[str, ...]) -> dict[st
     reasons: dict[str, str | None] = {}
     for metric in wanted:
         if metric not in METRICS:
-            raise ValueError(
+            raise UsageError(
                 f"--metrics: unknown metric {metric!r}; choose from {', '.join(METRICS)}"
             )
         reasons[metric] = None
@@ -113,10 +115,13 @@ def compare_runs(
     runs: list[str | Path],
     data_dir: str | Path,
     config: CompareConfig | None = None,
-    device: str | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate every run on ``data_dir``; returns ``runs``, ``table``, ``rows``, ``skipped``."""
+    """Evaluate every run on ``data_dir``; returns ``runs``, ``table``, ``rows``, ``skipped``.
+
+    Each run is loaded on ``device`` in ``precision`` (see :func:`keypoint_wm.load`)."""
     import keypoint_wm
     from keypoint_wm.evaluation.actions import evaluate_actions
     from keypoint_wm.evaluation.tracking import evaluate_tracking
@@ -124,12 +129,12 @@ def compare_runs(
 
     config = config or CompareConfig()
     if len(runs) < 1:
-        raise ValueError("compare needs at least one run")
+        raise UsageError("compare needs at least one run")
     labels = run_labels(runs)
     reasons = applicable_metrics(data_dir, config.metrics)
     results: dict[str, dict[str, Any]] = {}
     for label, run in zip(labels, runs, strict=True):
-        model = keypoint_wm.load(run, device=device)
+        model = keypoint_wm.load(run, device=device, precision=precision)
         entry: dict[str, Any] = {
             "run": str(run),
             "step": model.step,

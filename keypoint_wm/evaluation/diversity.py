@@ -24,6 +24,7 @@ import numpy as np
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import episode_metadata
+from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.datasets import split_index, task_records
 from keypoint_wm.evaluation.windows import iter_windows
 
@@ -43,7 +44,7 @@ def _windows(model: WorldModel, data_dir: str | Path, config: DiversityConfig) -
     _, test, how = split_index(data_dir, config.test_fraction, min_frames=window)
     wanted = sorted(set(config.sequences))
     if not wanted or wanted[0] < 0:
-        raise ValueError(f"--sequences must be non-negative window numbers, got {config.sequences}")
+        raise UsageError(f"--sequences must be non-negative window numbers, got {config.sequences}")
     found, number = [], 0
     for batch in iter_windows(
         test, window, batch_size=8, action_size=model.config.model.action_size
@@ -56,7 +57,7 @@ def _windows(model: WorldModel, data_dir: str | Path, config: DiversityConfig) -
         if number > wanted[-1]:
             break
     if len(found) < len(wanted):
-        raise ValueError(f"--sequences {wanted}: the test split holds only {number} windows")
+        raise UsageError(f"--sequences {wanted}: the test split holds only {number} windows")
     return found, how
 
 

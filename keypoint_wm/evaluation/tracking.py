@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.sequences import EpisodeIndex
+from keypoint_wm.errors import DataError
 from keypoint_wm.evaluation.windows import iter_windows
 
 
@@ -67,7 +68,13 @@ class _Split:
 
 
 def _collect(
-    model: WorldModel, index: EpisodeIndex, samples: int, predict: bool, max_windows: int, desc: str
+    model: WorldModel,
+    index: EpisodeIndex,
+    samples: int,
+    predict: bool,
+    max_windows: int,
+    desc: str,
+    progress: bool = True,
 ) -> dict[str, _Split]:
     cfg = model.config.model
     observed, window = cfg.num_observed_steps, cfg.num_steps
@@ -75,9 +82,9 @@ def _collect(
     batches = iter_windows(
         index, window, batch_size=16, max_windows=max_windows, action_size=cfg.action_size
     )
-    for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+    for batch in tqdm(batches, desc=desc, unit="batch", leave=False, disable=not progress):
         if batch.positions.shape[2] == 0:
-            raise ValueError(f"{index.root}: task {batch.task} has no true_object_pos to track")
+            raise DataError(f"{index.root}: task {batch.task} has no true_object_pos to track")
         split = splits.setdefault(batch.task, _Split())
         actions = batch.actions if cfg.action_size else None
         detected = model.observe(batch.frames, actions).keypoints.numpy()
@@ -98,14 +105,19 @@ def evaluate_tracking(
     samples: int = 50,
     best_per_object: bool | None = None,
     max_windows: int = 1000,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the tracking evaluation; returns per-task figures (see module docstring)."""
+    """Run the tracking evaluation; returns per-task figures (see module docstring).
+
+    ``progress`` shows a progress bar per split."""
     train_index = EpisodeIndex(data_dir, "train", test_fraction)
     test_index = EpisodeIndex(data_dir, "test", test_fraction)
     if best_per_object is None:
         best_per_object = _is_basketball(test_index)
-    train = _collect(model, train_index, samples, False, max_windows, "tracking: train split")
-    test = _collect(model, test_index, samples, True, max_windows, "tracking: test split")
+    train = _collect(
+        model, train_index, samples, False, max_windows, "tracking: train split", progress
+    )
+    test = _collect(model, test_index, samples, True, max_windows, "tracking: test split", progress)
     observed = model.config.model.num_observed_steps
     tasks = {}
     for task in sorted(test):
@@ -156,7 +168,7 @@ def evaluate_tracking(
             "objects": n_obj,
         }
     if not tasks:
-        raise ValueError(
+        raise DataError(
             f"{data_dir}: no task has both train and test sequences; lower --test-fraction or add data"
         )
     result: dict[str, Any] = {

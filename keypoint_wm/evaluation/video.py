@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.errors import DataError, RunError, UsageError
 from keypoint_wm.evaluation.datasets import split_index
 from keypoint_wm.evaluation.metrics import finite_or_none, frechet_distance, mean_ci, psnr, ssim
 from keypoint_wm.evaluation.windows import iter_windows
@@ -56,11 +57,11 @@ def load_feature_net(path: str | Path, flag: str, device: torch.device) -> torch
     """Load a user-supplied TorchScript feature network (never downloads anything)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{flag} {path}: no such file")
+        raise UsageError(f"{flag} {path}: no such file")
     try:
         return torch.jit.load(str(path), map_location=device).eval()
     except (RuntimeError, ValueError) as error:
-        raise ValueError(
+        raise DataError(
             f"{flag} {path}: not a TorchScript module (save one with torch.jit.save): {error}"
         ) from error
 
@@ -137,7 +138,7 @@ def evaluate_video(
     observed, window = cfg.num_observed_steps, cfg.num_steps
     future = window - observed
     if future < 1:
-        raise ValueError("the model predicts no steps (num_predicted_steps = 0)")
+        raise RunError("the model predicts no steps (num_predicted_steps = 0)")
     _, test, how = split_index(data_dir, config.test_fraction, min_frames=window)
     vgg = fvd = None
     if config.vgg_weights:
@@ -190,7 +191,7 @@ def evaluate_video(
             fvd_real.append(_features(fvd, batch.frames, model.device, True))
             fvd_fake.append(_features(fvd, fake.reshape(-1, *fake.shape[2:]), model.device, True))
     if not metrics["psnr"]:
-        raise FileNotFoundError(f"{data_dir}: no test window of {window} frames")
+        raise DataError(f"{data_dir}: no test window of {window} frames")
     result: dict[str, Any] = {
         "samples": config.samples,
         "observed_steps": observed,

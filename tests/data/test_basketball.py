@@ -13,6 +13,7 @@ from keypoint_wm.conventions import keypoint_to_pixel, pixel_to_keypoint
 from keypoint_wm.data import basketball as bb
 from keypoint_wm.data.basketball_sim import FPS, simulate_basketball
 from keypoint_wm.data.episodes import check_episode_file, load_episode, read_manifest
+from keypoint_wm.errors import DataError, UsageError
 
 LEFT_BASKET = np.array([5.25, 25.0])
 RIGHT_BASKET = np.array([94 - 5.25, 25.0])
@@ -270,24 +271,24 @@ def test_load_source_trajectories(tmp_path, sims: np.ndarray) -> None:
 
 def test_load_source_errors(tmp_path, sims: np.ndarray) -> None:
     np.save(tmp_path / "flat.npy", np.zeros((4, 50, 20)))
-    with pytest.raises(ValueError, match=r"flat\.npy.*\[N, T, 22\].*\[4, 50, 20\]"):
+    with pytest.raises(DataError, match=r"flat\.npy.*\[N, T, 22\].*\[4, 50, 20\]"):
         bb.load_source_trajectories(tmp_path / "flat.npy")
     np.savez(tmp_path / "c.npz", meta=np.zeros(3), test=sims[:2])
-    with pytest.raises(ValueError, match=r"c\.npz.*\[3\]"):  # the first array is the wrong one
+    with pytest.raises(DataError, match=r"c\.npz.*\[3\]"):  # the first array is the wrong one
         bb.load_source_trajectories(tmp_path / "c.npz")
-    with pytest.raises(ValueError, match=r"c\.npz.*'nope'.*\['meta', 'test'\]"):
+    with pytest.raises(DataError, match=r"c\.npz.*'nope'.*\['meta', 'test'\]"):
         bb.load_source_trajectories(tmp_path / "c.npz", key="nope")
     np.save(tmp_path / "d.npy", sims[:2])
-    with pytest.raises(ValueError, match=r"d\.npy.*key"):
+    with pytest.raises(UsageError, match=r"d\.npy.*key"):
         bb.load_source_trajectories(tmp_path / "d.npy", key="x")
     np.save(tmp_path / "norm.npy", sims[:2] / 94.0)
-    with pytest.raises(ValueError, match="normalised"):
+    with pytest.raises(DataError, match="normalised"):
         bb.load_source_trajectories(tmp_path / "norm.npy")
     np.save(tmp_path / "obj.npy", np.array([None, 1], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"obj\.npy"):
+    with pytest.raises(DataError, match=r"obj\.npy"):
         bb.load_source_trajectories(tmp_path / "obj.npy")
     (tmp_path / "x.csv").write_text("1,2")
-    with pytest.raises(ValueError, match=r"x\.csv.*\.npy or \.npz"):
+    with pytest.raises(DataError, match=r"x\.csv.*\.npy or \.npz"):
         bb.load_source_trajectories(tmp_path / "x.csv")
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(UsageError, match="missing"):
         bb.load_source_trajectories(tmp_path / "missing.npy")

@@ -24,6 +24,7 @@ from keypoint_wm.data.human36m import (
     read_poses,
 )
 from keypoint_wm.data.skeleton import JOINT_NAMES_17
+from keypoint_wm.errors import DataError
 
 FRAMES, WIDTH, HEIGHT = 12, 160, 128
 LEFT_WRIST_32 = 19
@@ -191,19 +192,19 @@ def test_missing_and_malformed_files_are_named(h36m_root, tmp_path):
     shutil.copytree(h36m_root / "S1", root / "S1")
     (root / "S1/MyPoseFeatures/D2_Positions/TakingPhoto.54138969.cdf").unlink()
     config = Human36MConfig(train_subjects=("S1",), test_subjects=())
-    with pytest.raises(FileNotFoundError, match="TakingPhoto.54138969.cdf"):
+    with pytest.raises(DataError, match="TakingPhoto.54138969.cdf"):
         list_videos(root, config)
     bad_cdf = root / "S1/MyPoseFeatures/D2_Positions/TakingPhoto.54138969.cdf"
     _write_cdf(bad_cdf, np.zeros((1, FRAMES, 30)))
-    with pytest.raises(ValueError, match=r"TakingPhoto.54138969.cdf.*\(1, frames, 64\)"):
+    with pytest.raises(DataError, match=r"TakingPhoto.54138969.cdf.*\(1, frames, 64\)"):
         convert_human36m(root, tmp_path / "out1", config, progress=False)
     bad_cdf.write_bytes(b"not a cdf file")
-    with pytest.raises(ValueError, match="TakingPhoto.54138969.cdf"):
+    with pytest.raises(DataError, match="TakingPhoto.54138969.cdf"):
         read_poses(bad_cdf)
     _write_cdf(bad_cdf, _poses(2).reshape(1, FRAMES, 64))
     (root / "S1/Videos/Walking 1.54138969.mp4").write_bytes(b"\x00" * 100)
-    with pytest.raises(ValueError, match="Walking 1.54138969.mp4"):
+    with pytest.raises(DataError, match="Walking 1.54138969.mp4"):
         convert_human36m(root, tmp_path / "out2", config, progress=False)
-    with pytest.raises(FileNotFoundError, match="none of the subjects"):
+    with pytest.raises(DataError, match="none of the subjects"):
         with pytest.warns(UserWarning):
             list_videos(root, Human36MConfig(train_subjects=("S7",), test_subjects=()))

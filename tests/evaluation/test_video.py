@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import keypoint_wm
+from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.video import VideoEvalConfig, _curves, evaluate_video
 
 
@@ -91,5 +92,5 @@ def test_user_weights_give_vgg_similarity_and_fvd(tiny_run, basketball_dir, tmp_
     assert np.isfinite(result["fvd"]) and result["fvd"] >= 0
     assert -1 <= result["vgg_similarity_furthest"] <= result["vgg_similarity_closest"] <= 1
     assert "fvd" not in result["skipped"] and "vgg_similarity" not in result["skipped"]
-    with pytest.raises(FileNotFoundError, match="--vgg-weights"):
+    with pytest.raises(UsageError, match="--vgg-weights"):
         evaluate_video(model, basketball_dir, VideoEvalConfig(vgg_weights=str(tmp_path / "no.pt")))

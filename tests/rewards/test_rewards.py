@@ -12,6 +12,7 @@ import torch
 from latent_testing import tiny_dmc_data, tiny_dmc_run
 
 import keypoint_wm
+from keypoint_wm.errors import DataError
 from keypoint_wm.rewards import (
     RewardHead,
     RewardHeadConfig,
@@ -58,7 +59,7 @@ def test_head_shapes_and_files_round_trip(tmp_path):
     save_reward_head(head, tmp_path / "heads" / "cheetah-run")
     loaded = load_reward_head(tmp_path / "heads", task="cheetah-run")
     torch.testing.assert_close(loaded(hidden)[0], head(hidden)[0])
-    with pytest.raises(FileNotFoundError, match="heads found: cheetah-run"):
+    with pytest.raises(DataError, match="heads found: cheetah-run"):
         load_reward_head(tmp_path / "heads", task="walker-walk")
     with pytest.raises(ValueError, match="input_size"):
         RewardHeadConfig(input_size=0)
@@ -87,7 +88,7 @@ def test_episode_split_keeps_every_episode_on_one_side():
     assert len(split_sequences(seqs, 0.8, seed=3, by="windows")[1]) == 10
     with pytest.raises(ValueError, match="--split must be one of windows, episodes"):
         split_sequences(seqs, 0.8, seed=3, by="frames")
-    with pytest.raises(ValueError, match="at least 2 test-split episodes"):
+    with pytest.raises(DataError, match="at least 2 test-split episodes"):
         split_episodes(np.zeros(8), 0.8, seed=0)
     with pytest.raises(ValueError, match="--split"):
         RewardTrainConfig(split="frames")
