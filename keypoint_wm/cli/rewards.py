@@ -1,7 +1,9 @@
-"""``keypoint-wm rewards train|evaluate``: reward heads per task on a run's hidden states.
+"""``keypoint-wm rewards train | evaluate``: reward heads per task on a run's hidden states.
 
-Registered by :func:`add_rewards_command` from ``keypoint_wm.cli``; every import of the
-heavy parts happens when a command runs.
+Per task, a small GRU head predicts rewards from the world model's hidden states along
+observed windows of the data's test split (paper Fig. 8). The flags are checked (run and data
+directories, ``--json`` path, device) before a model is loaded; the model runs on the one
+device rule (``--device``) like every other command.
 """
 
 from __future__ import annotations
@@ -10,13 +12,21 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from keypoint_wm.cli_args import positive_int
-
-__all__ = ["add_rewards_command"]
-
-
-def _tasks(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+from keypoint_wm.cli.common import (
+    add_device,
+    add_json,
+    add_precision,
+    add_quiet,
+    add_seed,
+    check_json_path,
+    comma_list,
+    device_of,
+    existing_dir,
+    existing_run,
+    fraction,
+    positive_int,
+    write_json,
+)
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -34,22 +44,18 @@ def _train_config(args: argparse.Namespace) -> Any:
     )
 
 
-def _check_paths(run: str, data: str) -> None:
-    if not (Path(run) / "config.json").exists():
-        raise ValueError(f"--run {run} is not a run directory written by `keypoint-wm train`")
-    if not Path(data).is_dir():
-        raise ValueError(f"--data {data} is not a directory")
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
+def run_train(args: argparse.Namespace) -> int:
+    """Train one reward head per task; print each head's held-out score."""
     import keypoint_wm
     from keypoint_wm.rewards.train import train_reward_heads
 
-    _check_paths(args.run, args.data)
+    run = existing_run(args.run)
+    existing_dir(args.data)
+    device = device_of(args)
     config = _train_config(args)
-    model = keypoint_wm.load(args.run, device=args.device or "cpu", precision="auto")
+    model = keypoint_wm.load(run, device=device, precision=args.precision)
     summary = train_reward_heads(
-        model, args.data, args.out, config, _tasks(args.tasks), progress=not args.quiet
+        model, args.data, args.out, config, comma_list(args.tasks), progress=not args.quiet
     )
     print(f"reward heads in {summary['out']} (TensorBoard: {summary['out']}/tensorboard)")
     for task, facts in summary["tasks"].items():
@@ -62,8 +68,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from keypoint_wm.cli_args import write_json
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Normalised reward MSE per task and time step, runs side by side; table, plot, JSON."""
     from keypoint_wm.rewards.evaluate import (
         evaluate_reward_prediction,
         format_reward_table,
@@ -71,16 +77,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     for run in args.run:
-        _check_paths(run, args.data)
+        existing_run(run)
+    existing_dir(args.data)
+    check_json_path(args.json)
+    device = device_of(args)
     result = evaluate_reward_prediction(
         args.run,
         args.data,
         labels=args.label,
         heads=args.heads,
-        tasks=_tasks(args.tasks),
+        tasks=comma_list(args.tasks),
         train_missing=args.train_missing,
         train_config=_train_config(args),
-        device=args.device,
+        device=device,
+        precision=args.precision,
         progress=not args.quiet,
     )
     print(format_reward_table(result))
@@ -118,21 +128,24 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default=2000,
         help="optimiser steps per head (2000)",
     )
-    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=32)
+    p.add_argument(
+        "--batch-size", type=positive_int("--batch-size"), default=32, help="windows per step (32)"
+    )
     p.add_argument(
         "--validation-fraction",
-        type=float,
+        type=fraction("--validation-fraction", zero_ok=True),
         default=0.2,
         help="share of a head's training windows (whole episodes) that picks the step whose "
         "weights it keeps; 0 keeps the last step (default 0.2)",
     )
-    p.add_argument("--seed", type=int, default=0, help="window split, init and noise (0)")
-    p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_seed(p, what="window split, init and noise")
+    add_device(p)
+    add_precision(p)
+    add_quiet(p, "no progress bars")
 
 
-def add_rewards_command(commands: argparse._SubParsersAction) -> None:
-    """Add ``rewards`` with its ``train`` and ``evaluate`` sub-commands."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``keypoint-wm rewards`` with its ``train`` and ``evaluate`` sub-commands."""
     p = commands.add_parser(
         "rewards",
         help="reward-prediction heads on a run's hidden states (paper Fig. 8)",
@@ -145,7 +158,7 @@ def add_rewards_command(commands: argparse._SubParsersAction) -> None:
     t.add_argument("--run", required=True, help="run directory written by `keypoint-wm train`")
     t.add_argument("--out", help="where the heads go (default RUN/rewards)")
     _add_common(t)
-    t.set_defaults(handler=_cmd_train)
+    t.set_defaults(handler=run_train)
     e = sub.add_parser(
         "evaluate",
         help="normalized reward MSE per task and time step, runs side by side",
@@ -161,7 +174,7 @@ def add_rewards_command(commands: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--train-missing", action="store_true", help="train heads a run lacks instead of failing"
     )
-    e.add_argument("--json", help="write the figures to this JSON file")
+    add_json(e)
     e.add_argument("--plot", help="PNG like paper Fig. 8 (default RUN/rewards/rewards.png)")
     _add_common(e)
-    e.set_defaults(handler=_cmd_evaluate)
+    e.set_defaults(handler=run_evaluate)

@@ -1,0 +1,178 @@
+"""``keypoint-wm bench collect | train | wrapper``: benchmarks that print figures and
+side-by-side ratios (``--json`` writes them, the ratios under ``"ratios"``).
+
+The benchmark functions live with what they measure (``keypoint_wm.collect.benchmark``,
+``keypoint_wm.benchmark``, ``keypoint_wm.envs.benchmark``) and are imported when a command
+runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from keypoint_wm.cli.common import (
+    add_device,
+    add_json,
+    add_quiet,
+    add_seed,
+    check_json_path,
+    comma_list,
+    device_of,
+    hidden_alias,
+    positive_int,
+    write_json,
+)
+from keypoint_wm.errors import UsageError
+
+_TASKS_HELP = "comma-separated DMCS tasks, e.g. cheetah-run,walker-walk"
+
+
+def _tasks(args: argparse.Namespace) -> list[str]:
+    tasks = comma_list(args.tasks)
+    if not tasks:
+        raise UsageError(f"--tasks expects {_TASKS_HELP}, got {args.tasks!r}")
+    return tasks
+
+
+# ------------------------------------------------------------------------------ collect
+def run_bench_collect(args: argparse.Namespace) -> int:
+    """Frames/s of a plain dm_control loop vs our collector with 1 and 2 workers."""
+    from keypoint_wm.collect.benchmark import format_results, run_collect_benchmark
+
+    tasks = _tasks(args)
+    check_json_path(args.json)
+    results = run_collect_benchmark(tasks=tasks, frames=args.frames)
+    print(format_results(results))
+    write_json(args.json, results)
+    return 0
+
+
+def _add_collect(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser(
+        "collect",
+        help="frames/s of a plain dm_control loop vs our collector with 1 and 2 workers",
+    )
+    c.add_argument(
+        "--tasks",
+        default="cheetah-run,walker-walk",
+        help=f"{_TASKS_HELP} (default cheetah-run,walker-walk)",
+    )
+    c.add_argument(
+        "--frames",
+        type=positive_int("--frames"),
+        default=2400,
+        help="frames per measurement (default 2400)",
+    )
+    add_json(c, "the figures and ratios")
+    c.set_defaults(handler=run_bench_collect)
+
+
+# ------------------------------------------------------------------------------ train
+def run_bench_train(args: argparse.Namespace) -> int:
+    """Training-step time: our fast path vs fp32 eager."""
+    from keypoint_wm.benchmark import format_train_benchmark, run_train_benchmark
+
+    check_json_path(args.json)
+    device = device_of(args)
+    result = run_train_benchmark(
+        preset=args.preset,
+        batch=args.batch,
+        steps=args.steps,
+        warmup=args.warmup,
+        device=str(device),
+    )
+    print(format_train_benchmark(result))
+    write_json(args.json, result)
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "train",
+        help="training-step time at the paper's DMCS size: our fast path vs fp32 eager",
+    )
+    t.add_argument("--preset", default="dmcs", help="model size to time (default dmcs)")
+    t.add_argument("--batch", type=positive_int("--batch"), help="batch size (default: preset's)")
+    t.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=3,
+        help="timed steps per configuration (median reported; default 3)",
+    )
+    t.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed steps first (default 1)",
+    )
+    add_device(t)
+    add_json(t, "the figures and ratios")
+    t.set_defaults(handler=run_bench_train)
+
+
+# ------------------------------------------------------------------------------ wrapper
+def run_bench_wrapper(args: argparse.Namespace) -> int:
+    """Per-step time of the latent wrappers vs the bare pixel env."""
+    from keypoint_wm.envs.benchmark import format_wrapper_benchmark, run_wrapper_benchmark
+
+    tasks = _tasks(args)
+    if len(tasks) != 1:
+        raise UsageError(f"bench wrapper times one task; --tasks lists {len(tasks)}")
+    check_json_path(args.json)
+    result = run_wrapper_benchmark(
+        task=tasks[0],
+        steps=args.steps,
+        num_envs=args.envs,
+        preset=args.preset,
+        num_keypoints=args.keypoints,
+        action_repeat=args.action_repeat,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(format_wrapper_benchmark(result))
+    write_json(args.json, result)
+    return 0
+
+
+def _add_wrapper(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser(
+        "wrapper",
+        help="per-step time of the latent wrappers vs the bare pixel env (1 and 8 envs)",
+    )
+    w.add_argument("--tasks", default="cheetah-run", help="one DMCS task (default cheetah-run)")
+    hidden_alias(w, "--task", "tasks")
+    w.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=200,
+        help="timed steps per configuration (default 200)",
+    )
+    w.add_argument(
+        "--envs",
+        type=positive_int("--envs"),
+        default=8,
+        help="envs in the batched run (default 8)",
+    )
+    w.add_argument("--preset", default="dmcs", help="model architecture preset (default dmcs)")
+    w.add_argument(
+        "--keypoints", type=positive_int("--keypoints"), default=64, help="K (default 64)"
+    )
+    w.add_argument(
+        "--action-repeat",
+        type=positive_int("--action-repeat"),
+        default=2,
+        help="of the envs (default 2)",
+    )
+    add_seed(w)
+    add_json(w, "the figures and ratios")
+    add_quiet(w)
+    w.set_defaults(handler=run_bench_wrapper)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``keypoint-wm bench`` and its sub-commands."""
+    p = commands.add_parser("bench", help="benchmarks that print figures and side-by-side ratios")
+    sub = p.add_subparsers(dest="bench_command", required=True, metavar="{collect,train,wrapper}")
+    _add_collect(sub)
+    _add_train(sub)
+    _add_wrapper(sub)

@@ -1,0 +1,193 @@
+"""Flag helpers shared by the ``keypoint-wm`` command groups: one name, help text and check
+per concept (``--device``, ``--precision``, ``--json``, ``--quiet``, ``--seed``, run and data
+directories), plus the ``--json`` writer.
+
+Importing this module imports nothing heavy (no torch, gymnasium, dm_control or
+stable_baselines3): it runs whenever the parser is built. What a check needs (torch for
+``--device``) is imported when the check runs, after parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keypoint_wm.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_HELP = (
+    "cpu, cuda or cuda:N (default: cuda:LOCAL_RANK under torchrun, else cuda:0 when CUDA is "
+    "available, else cpu)"
+)
+"""The ``--help`` text of every ``--device`` flag: the text of
+``keypoint_wm.model.device.DEVICE_HELP``, repeated here because that module imports torch
+(tests/cli/test_cli_imports.py asserts that the two agree)."""
+
+PRECISION_CHOICES = ("auto", "fp32", "channels_last", "bf16")
+"""``--precision`` values: ``auto`` (what training picks) or one of
+``keypoint_wm.model.precision.PRECISIONS`` (asserted equal by tests/cli/test_cli_imports.py)."""
+
+
+def positive_int(flag: str) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers >= 1; errors name ``flag``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} expects a positive integer, got {text!r}"
+            ) from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got {value}")
+        return value
+
+    return parse
+
+
+def fraction(flag: str, *, zero_ok: bool = False) -> Callable[[str], float]:
+    """An argparse ``type`` accepting numbers in (0, 1) (``[0, 1)`` with ``zero_ok``)."""
+    interval = "[0, 1)" if zero_ok else "(0, 1)"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects a number, got {text!r}") from None
+        if not (0.0 <= value < 1.0 if zero_ok else 0.0 < value < 1.0):
+            raise argparse.ArgumentTypeError(f"{flag} must be in {interval}, got {value}")
+        return value
+
+    return parse
+
+
+def comma_list(text: str | None) -> list[str] | None:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``; None or empty -> None."""
+    items = [t.strip() for t in text.split(",") if t.strip()] if text else []
+    return items or None
+
+
+class LazyChoices:
+    """An argparse ``choices`` container whose names are loaded on first use.
+
+    Lets ``--preset`` list and check the preset names without importing the presets (and
+    torch with them) while the parser is built; argparse accepts any container here.
+    """
+
+    def __init__(self, load: Callable[[], list[str]]) -> None:
+        self._load = load
+        self._names: list[str] | None = None
+
+    def _get(self) -> list[str]:
+        if self._names is None:
+            self._names = sorted(self._load())
+        return self._names
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._get()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def hidden_alias(parser: argparse.ArgumentParser, old: str, dest: str, **kwargs: Any) -> None:
+    """Accept the old spelling ``old`` of a flag (same ``dest``), hidden from ``--help``."""
+    kwargs.pop("help", None)
+    kwargs.pop("default", None)
+    parser.add_argument(old, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where a model runs (checked by :func:`device_of`)."""
+    parser.add_argument("--device", help=DEVICE_HELP)
+
+
+def add_precision(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--precision``: the image networks' precision where a command runs the model."""
+    why = ": what training picks on the device" if default == "auto" else ""
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default=default,
+        help=f"image-net precision for inference (default {default}{why})",
+    )
+
+
+def add_json(parser: argparse.ArgumentParser, what: str = "the figures") -> None:
+    """``--json PATH``: write the command's result as one JSON object."""
+    parser.add_argument("--json", metavar="PATH", help=f"write {what} to this JSON file")
+
+
+def add_quiet(parser: argparse.ArgumentParser, what: str = "no progress bar") -> None:
+    """``--quiet``: no progress bars."""
+    parser.add_argument("--quiet", action="store_true", help=what)
+
+
+def add_seed(
+    parser: argparse.ArgumentParser, default: int | None = 0, what: str = "random seed"
+) -> None:
+    """``--seed N``; ``default=None`` means "not given" (see ``train``)."""
+    shown = "the config's: the preset's 0, or --config's" if default is None else str(default)
+    parser.add_argument("--seed", type=int, default=default, help=f"{what} (default {shown})")
+
+
+def add_run(parser: argparse.ArgumentParser) -> None:
+    """``--run RUN``: a run directory written by ``keypoint-wm train``."""
+    parser.add_argument("--run", required=True, help="run directory written by `keypoint-wm train`")
+
+
+def device_of(args: argparse.Namespace) -> torch.device:
+    """``args.device`` checked and resolved by the one device rule (UsageError naming
+    ``--device`` for a bad name or a CUDA device this machine lacks)."""
+    from keypoint_wm.model.device import resolve_device
+
+    return resolve_device(getattr(args, "device", None))
+
+
+def existing_run(path: str | Path, flag: str = "--run") -> Path:
+    """``path`` as a run directory (holding ``config.json``), else UsageError naming ``flag``."""
+    run = Path(path)
+    if not (run / "config.json").is_file():
+        raise UsageError(
+            f"{flag} {run} is not a run directory written by `keypoint-wm train` (no config.json)"
+        )
+    return run
+
+
+def existing_dir(path: str | Path, flag: str = "--data") -> Path:
+    """``path`` as an existing directory, else UsageError naming ``flag``."""
+    data = Path(path)
+    if not data.is_dir():
+        what = "is not a directory" if data.exists() else "does not exist"
+        raise UsageError(f"{flag} {data} {what}; expected a dataset directory")
+    return data
+
+
+def check_json_path(path: str | None, flag: str = "--json") -> None:
+    """Refuse a ``--json`` path that is a directory before any work starts."""
+    if path and Path(path).is_dir():
+        raise UsageError(f"{flag} {path} is a directory; expected a file path")
+
+
+def write_json(path: str | None, payload: dict[str, Any], flag: str = "--json") -> None:
+    """Write ``payload`` atomically to ``path`` (no-op when ``path`` is None) and say so."""
+    if not path:
+        return
+    from keypoint_wm.data.episodes import atomic_write_bytes
+
+    check_json_path(path, flag)
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{flag} {path}: cannot create its folder ({error.strerror})") from None
+    atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
+    print(f"wrote {target}")

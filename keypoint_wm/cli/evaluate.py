@@ -1,0 +1,403 @@
+"""``keypoint-wm evaluate tracking | video | actions | diversity | compare``.
+
+Every command takes ``--run RUN`` (compare: several), ``--data DIR``, ``--json PATH``,
+``--device``, ``--precision``, ``--test-fraction`` and ``--quiet``, prints a table and writes
+PNG plots (beside ``--json``, or in the run directory, unless a path is given). The flags are
+checked (run and data directories, ``--json`` path, device) before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from keypoint_wm.cli.common import (
+    add_device,
+    add_json,
+    add_precision,
+    add_quiet,
+    add_run,
+    add_seed,
+    check_json_path,
+    device_of,
+    existing_dir,
+    existing_run,
+    fraction,
+    hidden_alias,
+    positive_int,
+    write_json,
+)
+from keypoint_wm.errors import UsageError
+
+
+def _plot_path(args: argparse.Namespace, name: str) -> Path:
+    if args.plot:
+        return Path(args.plot)
+    if args.json:
+        return Path(args.json).with_suffix(".png")
+    return Path(args.run) / f"{name}.png"
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """Check ``--run``, ``--data``, ``--json`` and ``--device``; then load the run's model."""
+    run = existing_run(args.run)
+    existing_dir(args.data)
+    check_json_path(args.json)
+    device = device_of(args)
+    import keypoint_wm
+
+    return keypoint_wm.load(run, device=device, precision=args.precision)
+
+
+def _common(p: argparse.ArgumentParser, precision: str, several: bool = False) -> None:
+    if several:
+        p.add_argument("runs", nargs="*", metavar="RUN", help="run directories to compare")
+        p.add_argument(
+            "--run",
+            action="append",
+            dest="more_runs",
+            metavar="RUN",
+            help="a run to compare (repeatable; same as listing it positionally)",
+        )
+    else:
+        add_run(p)
+    p.add_argument("--data", required=True, help="dataset directory")
+    add_json(p)
+    add_device(p)
+    add_precision(p, default=precision)
+    p.add_argument(
+        "--test-fraction",
+        type=fraction("--test-fraction"),
+        default=0.2,
+        help="held-out fraction by path hash, for data without a split in their metadata "
+        "(default 0.2, as in training)",
+    )
+    add_quiet(p)
+
+
+def _max_windows(p: argparse.ArgumentParser, default: int | None, what: str) -> None:
+    p.add_argument("--max-windows", type=positive_int("--max-windows"), default=default, help=what)
+
+
+# ------------------------------------------------------------------------------ tracking
+def run_tracking(args: argparse.Namespace) -> int:
+    """Linear regression from keypoints to object positions; table, plot, JSON."""
+    from keypoint_wm.evaluation.tracking import evaluate_tracking, format_tracking, plot_tracking
+
+    model = _load(args)
+    result = evaluate_tracking(
+        model,
+        args.data,
+        test_fraction=args.test_fraction,
+        samples=args.samples,
+        max_windows=args.max_windows,
+        best_per_object={"auto": None, "object": True, "all": False}[args.best_of],
+        progress=not args.quiet,
+    )
+    result["run"] = str(args.run)
+    result["data"] = str(args.data)
+    print(format_tracking(result))
+    plot = Path(args.plot) if args.plot else Path(args.run) / "tracking.png"
+    print(f"wrote {plot_tracking(result, plot)}")
+    write_json(args.json, result)
+    return 0
+
+
+def _add_tracking(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "tracking",
+        help="linear regression from keypoints to ground-truth object positions (paper Fig. 4)",
+    )
+    _common(t, precision="auto")
+    t.add_argument(
+        "--samples",
+        type=positive_int("--samples"),
+        default=50,
+        help="sampled futures per sequence; the best one is scored (default 50)",
+    )
+    t.add_argument(
+        "--best-of",
+        choices=("auto", "object", "all"),
+        default="auto",
+        help="choose the best sample per object (Basketball, auto) or over all objects",
+    )
+    _max_windows(t, 1000, "at most this many windows per task and split (default 1000)")
+    t.add_argument("--plot", help="PNG of error per time step (default RUN/tracking.png)")
+    t.set_defaults(handler=run_tracking)
+
+
+# ------------------------------------------------------------------------------ video
+def _video_config(args: argparse.Namespace) -> Any:
+    from keypoint_wm.evaluation.video import VideoEvalConfig
+
+    extra = {} if args.max_windows is None else {"max_windows": args.max_windows}
+    return VideoEvalConfig(
+        samples=args.samples,
+        test_fraction=args.test_fraction,
+        vgg_weights=args.vgg_weights,
+        fvd_weights=args.fvd_weights,
+        **extra,
+    )
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """PSNR/SSIM of the closest and furthest sampled futures; table, plot, JSON."""
+    from keypoint_wm.evaluation.video import evaluate_video, format_video, plot_video
+
+    result = evaluate_video(_load(args), args.data, _video_config(args), progress=not args.quiet)
+    result.update(run=str(args.run), data=str(args.data))
+    print(format_video(result))
+    print(f"wrote {plot_video(result, _plot_path(args, 'video'))}")
+    write_json(args.json, result)
+    return 0
+
+
+def _video_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--samples",
+        type=positive_int("--samples"),
+        default=100,
+        help="sampled futures per window; the closest and furthest are scored (default 100)",
+    )
+    p.add_argument(
+        "--vgg-weights",
+        help="TorchScript feature net: float images [N, 3, H, W] in [0, 1] -> features "
+        "(VGG cosine similarity; never downloaded)",
+    )
+    p.add_argument(
+        "--fvd-weights",
+        help="TorchScript video net (e.g. a wrapped I3D): float videos [N, 3, T, H, W] in "
+        "[-1, 1] -> features [N, D] (FVD; never downloaded)",
+    )
+
+
+def _add_video(sub: argparse._SubParsersAction) -> None:
+    v = sub.add_parser(
+        "video",
+        help="PSNR/SSIM of the closest and furthest of N sampled futures (paper Fig. 3, S10)",
+    )
+    _common(v, precision="fp32")
+    _video_flags(v)
+    _max_windows(v, 100, "at most this many test windows per task (default 100)")
+    v.add_argument(
+        "--plot", help="PNG of the metrics per step (default: beside --json, or RUN/video.png)"
+    )
+    v.set_defaults(handler=run_video)
+
+
+# ------------------------------------------------------------------------------ actions
+def _action_config(args: argparse.Namespace, max_windows: int | None) -> Any:
+    from keypoint_wm.evaluation.actions import ActionEvalConfig
+
+    extra = {} if max_windows is None else {"max_windows": max_windows}
+    return ActionEvalConfig(
+        steps=args.steps,
+        test_fraction=args.test_fraction,
+        epochs=args.epochs,
+        seed=args.seed,
+        **extra,
+    )
+
+
+def run_actions(args: argparse.Namespace) -> int:
+    """Action recognition from the model's keypoint sequences; table, plot, JSON."""
+    from keypoint_wm.evaluation.actions import evaluate_actions, format_actions, plot_actions
+
+    model = _load(args)
+    config = _action_config(args, args.max_windows)
+    result = evaluate_actions(model, args.data, config, progress=not args.quiet)
+    result.update(run=str(args.run), data=str(args.data))
+    print(format_actions(result))
+    print(f"wrote {plot_actions(result, _plot_path(args, 'actions'))}")
+    write_json(args.json, result)
+    return 0
+
+
+def _action_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=8,
+        help="observed steps per sequence (default 8)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int("--epochs"),
+        default=100,
+        help="classifier epochs (default 100)",
+    )
+    add_seed(p, what="classifier seed")
+
+
+def _add_actions(sub: argparse._SubParsersAction) -> None:
+    a = sub.add_parser(
+        "actions",
+        help="action recognition from the model's keypoint sequences (paper Fig. 7, S2.1)",
+    )
+    _common(a, precision="fp32")
+    _action_flags(a)
+    _max_windows(a, 5000, "at most this many sequences per split and task (default 5000)")
+    hidden_alias(a, "--max-sequences", "max_windows", type=positive_int("--max-sequences"))
+    a.add_argument(
+        "--plot",
+        help="PNG of accuracies and confusion (default: beside --json, or RUN/actions.png)",
+    )
+    a.set_defaults(handler=run_actions)
+
+
+# ---------------------------------------------------------------------------- diversity
+def run_diversity(args: argparse.Namespace) -> int:
+    """Sampled future trajectories over the true ones for chosen windows; plot, JSON."""
+    from keypoint_wm.evaluation.diversity import (
+        DiversityConfig,
+        evaluate_diversity,
+        format_diversity,
+        plot_diversity,
+    )
+
+    try:
+        sequences = tuple(int(s) for s in args.sequences.split(",") if s.strip())
+    except ValueError:
+        raise UsageError(
+            f"--sequences expects comma-separated window numbers, got {args.sequences!r}"
+        ) from None
+    config = DiversityConfig(
+        sequences=sequences,
+        samples=args.samples,
+        max_objects=args.max_objects,
+        test_fraction=args.test_fraction,
+    )
+    result = evaluate_diversity(_load(args), args.data, config)
+    result.update(run=str(args.run), data=str(args.data))
+    print(format_diversity(result))
+    print(f"wrote {plot_diversity(result, _plot_path(args, 'diversity'))}")
+    write_json(args.json, result)
+    return 0
+
+
+def _add_diversity(sub: argparse._SubParsersAction) -> None:
+    d = sub.add_parser(
+        "diversity",
+        help="N sampled future trajectories over the true ones for chosen windows (paper Fig. S12)",
+    )
+    _common(d, precision="fp32")
+    d.add_argument(
+        "--sequences",
+        default="0,1,2",
+        help="comma-separated test window numbers to draw (default 0,1,2)",
+    )
+    d.add_argument(
+        "--samples", type=positive_int("--samples"), default=20, help="sampled futures (default 20)"
+    )
+    d.add_argument(
+        "--max-objects",
+        type=positive_int("--max-objects"),
+        default=6,
+        help="objects (columns) per window (default 6)",
+    )
+    d.add_argument("--plot", help="PNG (default: beside --json, or RUN/diversity.png)")
+    d.set_defaults(handler=run_diversity)
+
+
+# ------------------------------------------------------------------------------ compare
+def run_compare(args: argparse.Namespace) -> int:
+    """The metrics of several runs side by side: Markdown table, JSON, one figure per metric."""
+    from keypoint_wm.evaluation.compare import (
+        CompareConfig,
+        compare_runs,
+        format_markdown,
+        plot_compare,
+    )
+
+    runs = list(args.runs or []) + list(args.more_runs or [])
+    if not runs:
+        raise UsageError(
+            "compare needs run directories: keypoint-wm evaluate compare RUN... --data DIR"
+        )
+    runs = [str(existing_run(run, flag="RUN")) for run in runs]
+    existing_dir(args.data)
+    check_json_path(args.json)
+    device = device_of(args)
+    # --max-windows caps every evaluation (default: each one's own); --max-sequences (the old
+    # spelling of the actions cap) caps action recognition only.
+    action_windows = args.max_sequences or args.max_windows
+    extra = {} if args.max_windows is None else {"tracking_max_windows": args.max_windows}
+    config = CompareConfig(
+        metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
+        video=_video_config(args),
+        actions=_action_config(args, action_windows),
+        tracking_samples=args.tracking_samples,
+        test_fraction=args.test_fraction,
+        **extra,
+    )
+    result = compare_runs(
+        runs, args.data, config, device=device, precision=args.precision, progress=not args.quiet
+    )
+    markdown = format_markdown(result)
+    print(markdown)
+    base = Path(args.json).with_suffix("") if args.json else Path("compare")
+    md_path = Path(args.markdown) if args.markdown else base.with_suffix(".md")
+    from keypoint_wm.data.episodes import atomic_write_bytes
+
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(md_path, markdown.encode())
+    print(f"wrote {md_path}")
+    plots = plot_compare(result, Path(args.plots) if args.plots else Path(f"{base}_plots"))
+    result["plots"] = [str(p) for p in plots]
+    result["markdown"] = str(md_path)
+    print(f"wrote {len(plots)} plots to {plots[0].parent if plots else '-'}")
+    write_json(args.json, result)
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser(
+        "compare",
+        help="the metrics of several runs side by side (Markdown + JSON table, one figure per metric)",
+    )
+    _common(c, precision="fp32", several=True)
+    _video_flags(c)
+    _action_flags(c)
+    _max_windows(
+        c,
+        None,
+        "at most this many windows per task and split in every evaluation (default: each "
+        "one's own: video 100, tracking 1000, actions 5000)",
+    )
+    c.add_argument(
+        "--max-sequences",
+        type=positive_int("--max-sequences"),
+        help=argparse.SUPPRESS,  # the old spelling of the actions cap
+    )
+    c.add_argument(
+        "--metrics",
+        default="video,tracking,actions",
+        help="which evaluations to run where the data allow (default video,tracking,actions)",
+    )
+    c.add_argument(
+        "--tracking-samples",
+        type=positive_int("--tracking-samples"),
+        default=50,
+        help="sampled futures for tracking's best-of-N (default 50)",
+    )
+    c.add_argument("--markdown", help="Markdown table path (default: beside --json, or compare.md)")
+    c.add_argument("--plots", help="folder for the figures (default: beside --json)")
+    c.set_defaults(handler=run_compare)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``keypoint-wm evaluate`` and its sub-commands."""
+    p = commands.add_parser(
+        "evaluate", help="evaluate trained runs (tracking, video, actions, diversity, compare)"
+    )
+    sub = p.add_subparsers(
+        dest="evaluate_command",
+        required=True,
+        metavar="{tracking,video,actions,diversity,compare}",
+    )
+    _add_tracking(sub)
+    _add_video(sub)
+    _add_actions(sub)
+    _add_diversity(sub)
+    _add_compare(sub)

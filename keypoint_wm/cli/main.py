@@ -1,0 +1,66 @@
+"""The ``keypoint-wm`` parser and dispatch: the one module that sits on top of every layer.
+
+Each command group registers its parser (``register(subparsers)`` in ``collect``, ``data``,
+``train``, ``evaluate``, ``rewards``, ``bench``); building the parser imports nothing heavy
+(no torch, gymnasium, dm_control or stable_baselines3), and each handler imports what it
+needs when it runs.
+
+The error model (docs/design.md, "Errors"; :mod:`keypoint_wm.errors`): a
+:class:`~keypoint_wm.errors.KeypointWMError` is the user's to fix and ends in one line,
+``keypoint-wm <command>: error: <message>``, with its exit code (2: a flag, 1: data or a
+run); argparse's own errors exit 2; Ctrl-C exits 130 and says how to resume. Any other
+exception is a bug and shows its traceback (``KEYPOINT_WM_DEBUG=1`` shows one for user errors
+too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from keypoint_wm.cli import bench, collect, data, evaluate, rewards, train
+from keypoint_wm.errors import KeypointWMError
+
+COMMAND_GROUPS = (collect, data, train, evaluate, rewards, bench)
+"""The modules that register a top-level command, in ``--help`` order."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``keypoint-wm`` parser with every command."""
+    from keypoint_wm import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="keypoint-wm",
+        description="Object-structured keypoint world models (Struct-VRNN) for RL.",
+    )
+    parser.add_argument("--version", action="version", version=f"keypoint-wm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.register(commands)
+    return parser
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """``"train"``, ``"data info"``, ``"evaluate tracking"``, ... for error messages."""
+    sub = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``keypoint-wm`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeypointWMError as error:
+        if os.environ.get("KEYPOINT_WM_DEBUG"):
+            raise
+        print(f"keypoint-wm {command_name(args)}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(
+            f"keypoint-wm {command_name(args)}: interrupted; re-run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
