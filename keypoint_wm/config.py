@@ -339,10 +339,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
+    if not path.is_file():  # a flag naming no file is a usage error, as for --data and --run
+        what = "is not a file" if path.exists() else "does not exist"
+        raise UsageError(f"--config {path} {what}; expected a YAML file")
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise DataError(f"--config {path}: cannot read ({error})") from error
+        reason = " ".join(str(error).split())  # YAML's messages span lines; keep one
+        raise DataError(f"--config {path}: cannot read ({reason})") from error
     if not isinstance(data, dict):
         raise DataError(f"--config {path}: expected a mapping with model/train sections")
     overrides: dict[str, Any] = {}
