@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tqdm.auto import tqdm
 
@@ -118,20 +118,22 @@ def _check_manifest(config: CollectConfig) -> None:
 def _task_info(config: CollectConfig) -> dict[str, Any]:
     """Action sizes, object names and time limits of the tasks (checks --steps fits)."""
     from keypoint_wm.envs import make_env
+    from keypoint_wm.envs.dmc import DMCPixelEnv
 
     info = {}
     for task in config.tasks:
         env = make_env(task, size=config.size, action_repeat=config.action_repeat)
         try:
-            limit = env.unwrapped.max_episode_steps  # None: no time limit (e.g. lqr)
+            dmc = cast(DMCPixelEnv, env.unwrapped)
+            limit = dmc.max_episode_steps  # None: no time limit (e.g. lqr)
             if limit is not None and config.steps > limit:
                 raise CollectError(
                     f"--steps {config.steps} exceeds the time limit of {task} "
                     f"({limit} agent steps at --action-repeat {config.action_repeat})"
                 )
             info[task] = {
-                "action_size": int(env.action_space.shape[0]),
-                "object_names": list(env.unwrapped.object_names),
+                "action_size": dmc.action_size,
+                "object_names": list(dmc.object_names),
                 "max_episode_steps": None if limit is None else int(limit),
             }
         finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, cast
 
 import gymnasium
 import numpy as np
@@ -206,7 +206,7 @@ class DMCPixelEnv(gymnasium.Env):
     @property
     def action_size(self) -> int:
         """Number of action dimensions."""
-        return int(self.action_space.shape[0])
+        return int(cast(spaces.Box, self.action_space).shape[0])
 
     @property
     def action_repeat(self) -> int:
@@ -216,13 +216,14 @@ class DMCPixelEnv(gymnasium.Env):
     @property
     def image_size(self) -> tuple[int, int]:
         """``(height, width)`` of the pixel observations."""
-        return self.pixel_space.shape[:2]
+        height, width = self.pixel_space.shape[:2]
+        return height, width
 
     @property
     def pixel_space(self) -> spaces.Box:
         """The ``Box`` of the pixel observation (the whole space when ``pixels_only``)."""
         space = self.observation_space
-        return space if isinstance(space, spaces.Box) else space["pixels"]
+        return cast(spaces.Box, space["pixels"] if isinstance(space, spaces.Dict) else space)
 
     @property
     def camera_id(self) -> int:
@@ -357,7 +358,7 @@ class DMCPixelEnv(gymnasium.Env):
         if self._pixels_only:
             return frame.copy()
         observation: dict[str, np.ndarray] = {"pixels": frame.copy()}
-        for name, space in self.observation_space.spaces.items():
+        for name, space in cast(spaces.Dict, self.observation_space).spaces.items():
             if name != "pixels":
                 observation[name] = np.asarray(dm_observation[name], dtype=space.dtype).reshape(
                     space.shape

@@ -78,6 +78,14 @@ class Imagination:
     images: np.ndarray | None
 
 
+def _cpu(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().float().cpu()
+
+
+def _cpu_or_none(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else _cpu(x)
+
+
 class WorldModel:
     """A trained Struct-VRNN (or baseline) with a numpy/torch-friendly interface."""
 
@@ -131,14 +139,13 @@ class WorldModel:
         out = self.model.observe(
             images, self._actions(actions, *images.shape[:2]), feed_observed=feed_observed
         )
-        cpu = lambda x: None if x is None else x.detach().float().cpu()  # noqa: E731
         return Observation(
-            keypoints=cpu(out.keypoints),
-            decoded_keypoints=cpu(out.decoded_keypoints),
-            hidden=cpu(out.hidden),
-            latent=cpu(out.latent),
-            posterior_mean=cpu(out.posterior_mean),
-            posterior_std=cpu(out.posterior_std),
+            keypoints=_cpu(out.keypoints),
+            decoded_keypoints=_cpu(out.decoded_keypoints),
+            hidden=_cpu(out.hidden),
+            latent=_cpu_or_none(out.latent),
+            posterior_mean=_cpu_or_none(out.posterior_mean),
+            posterior_std=_cpu_or_none(out.posterior_std),
         )
 
     @torch.no_grad()

@@ -17,6 +17,7 @@ import torch
 
 from keypoint_wm import viz
 from keypoint_wm.conventions import images_to_uint8
+from keypoint_wm.model.struct_vrnn import StructVRNN
 
 
 class RunLogger:
@@ -69,7 +70,7 @@ class RunLogger:
     def media(
         self,
         step: int,
-        model: torch.nn.Module,
+        model: StructVRNN,
         images: torch.Tensor,
         actions: torch.Tensor | None,
         batch: dict[str, torch.Tensor] | None = None,
@@ -104,7 +105,7 @@ class RunLogger:
 
 
 def render_media(
-    model: torch.nn.Module, images: torch.Tensor, actions: torch.Tensor | None
+    model: StructVRNN, images: torch.Tensor, actions: torch.Tensor | None
 ) -> dict[str, list[np.ndarray]]:
     """Pictures of what the model sees and predicts.
 
@@ -128,6 +129,7 @@ def render_media(
         num_samples=1,
         decode_images=True,
     )
+    assert rollout.images is not None  # decode_images=True
     truth = images_to_uint8(images)
     predicted = images_to_uint8(rollout.images[:, 0])
     decoded = rollout.decoded_keypoints[:, 0].float().cpu().numpy()

@@ -116,8 +116,8 @@ def evaluate_reward_prediction(
         groups: dict[tuple, list[str]] = {}
         for task, head in loaded.items():
             meta = head.config.metadata
-            key = tuple(meta.get(k) for k in ("window", "stride", "max_windows", "seed"))
-            groups.setdefault(key, []).append(task)
+            setting = tuple(meta.get(k) for k in ("window", "stride", "max_windows", "seed"))
+            groups.setdefault(setting, []).append(task)
         defaults = RewardTrainConfig()
         for (window, stride, max_windows, seed), group in groups.items():
             key = (

@@ -15,7 +15,7 @@ when asked (``resize=True``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -107,8 +107,12 @@ class FrameSource:
         self.image_size = image_size
         self.resize = bool(resize)
         if source in ("observation", "pixels"):
-            space = observation_space if source == "observation" else observation_space["pixels"]
-            height, width = space.shape[:2]
+            space = (
+                observation_space
+                if source == "observation"
+                else cast(spaces.Dict, observation_space)["pixels"]
+            )
+            height, width = cast(spaces.Box, space).shape[:2]
             if (height, width) != (image_size, image_size) and not self.resize:
                 raise ValueError(
                     f"the environment's frames are {height}x{width} but the world model was "

@@ -330,8 +330,12 @@ class LatentFilter:
         zeros = torch.zeros(len(index), self.hidden.shape[1], device=self.device)
         self._store(index, zeros, self._infer(zeros, frames, self._head_zero(len(index))))
 
-    def model_actions(self, actions: np.ndarray) -> Tensor:
+    def model_actions(self, actions: np.ndarray | None) -> Tensor:
         """float ``[B, A_env]`` -> ``[B, action_size]`` (zero-padded) on the model's device."""
+        if actions is None:
+            raise ValueError(
+                f"the world model is action-conditioned: pass actions [B={self.num_envs}, A]"
+            )
         tensor = torch.as_tensor(np.asarray(actions, np.float32), device=self.device)
         if tensor.dim() != 2 or tensor.shape[0] != self.num_envs:
             raise ValueError(f"actions must be [B={self.num_envs}, A], got {list(tensor.shape)}")
@@ -366,16 +370,17 @@ class LatentFilter:
         taken its count, so the caller's threads are left as they were.
         """
         count = self.num_threads
+        if count is None:
+            return ThreadPoolExecutor(1, thread_name_prefix="keypoint-wm-gru")
         worker = ThreadPoolExecutor(
             1,
             thread_name_prefix="keypoint-wm-gru",
-            initializer=None if count is None else torch.set_num_threads,
-            initargs=() if count is None else (count,),
+            initializer=torch.set_num_threads,
+            initargs=(count,),
         )
-        if count is not None:
-            previous = torch.get_num_threads()
-            worker.submit(int).result()  # the initializer has run
-            torch.set_num_threads(previous)
+        previous = torch.get_num_threads()
+        worker.submit(int).result()  # the initializer has run
+        torch.set_num_threads(previous)
         return worker
 
     @torch.no_grad()
@@ -413,11 +418,11 @@ class LatentFilter:
         Returns:
             What the model makes of ``final_frames`` (None without them).
         """
-        advanced = self.advance(actions) if advanced is None else advanced.result()
+        next_hidden = self.advance(actions) if advanced is None else advanced.result()
         b = self.num_envs
         reset = np.zeros(b, bool) if new_episode is None else np.asarray(new_episode, bool)
         reset_t = torch.as_tensor(reset, device=self.device)
-        hidden = torch.where(reset_t[:, None], torch.zeros_like(advanced), advanced)
+        hidden = torch.where(reset_t[:, None], torch.zeros_like(next_hidden), next_hidden)
         head_state = self.head_state
         if head_state is not None:
             head_state = torch.where(
@@ -431,7 +436,7 @@ class LatentFilter:
                     f"final_frames holds {len(final_frames)} frames for {len(ended)} ended episodes"
                 )
             frames = np.concatenate([np.asarray(frames), final_frames])
-            hidden = torch.cat([hidden, advanced[ended]])
+            hidden = torch.cat([hidden, next_hidden[ended]])
             if head_state is not None:
                 assert self.head_state is not None
                 head_state = torch.cat([head_state, self.head_state[:, ended]], dim=1)

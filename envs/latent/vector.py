@@ -86,7 +86,8 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        observations, info = self.env.reset(seed=seed, options=options)
+        # Gymnasium's vector envs take a seed per env too; VectorEnv's signature says int.
+        observations, info = self.env.reset(seed=seed, options=options)  # type: ignore[arg-type]
         if isinstance(seed, int):
             self.filter.seed(seed)
         frames = self._frames.batch(observations)
@@ -98,7 +99,7 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
             rows = np.flatnonzero(np.asarray(mask, bool))
             self.filter.reset(frames[rows], rows)
             self._autoreset[rows] = False
-        return self.filter.observations(), self._add_info(info)
+        return self.filter.observations(), self._with_model_info(info)
 
     def step(self, actions: Any) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
         result, advanced = self._step_with_gru(actions, self.env.step)
@@ -113,7 +114,7 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
             final_rows = np.flatnonzero(ended)
         finals = [info["final_obs"][row] for row in final_rows]
         states = self._observe(self._frames.batch(observations), advanced, new_episode, finals)
-        info = self._add_info(info)
+        info = self._with_model_info(info)
         if states is not None:
             final_obs = np.array(info["final_obs"], dtype=object)
             for j, row in enumerate(final_rows):
@@ -121,7 +122,7 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
             info["final_obs"] = final_obs
         return self.filter.observations(), rewards, terminations, truncations, info
 
-    def _add_info(self, info: dict[str, Any]) -> dict[str, Any]:
+    def _with_model_info(self, info: dict[str, Any]) -> dict[str, Any]:
         info = dict(info)
         every = np.ones(self.num_envs, bool)
         info["keypoints"], info["_keypoints"] = self.filter.keypoints_numpy(), every

@@ -135,7 +135,8 @@ def canonical_half_court(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """
     positions = np.asarray(positions, dtype=np.float32)
     flipped = attacks_right(positions)
-    turned = np.tile(np.float32([COURT_LENGTH_FT, COURT_WIDTH_FT]), NUM_COLUMNS // 2) - positions
+    court = np.array([COURT_LENGTH_FT, COURT_WIDTH_FT], np.float32)
+    turned = np.tile(court, NUM_COLUMNS // 2) - positions
     return np.where(flipped[..., None, None], turned, positions), flipped
 
 
@@ -153,7 +154,7 @@ def _background(size: int, view: str, margin_ft: float, court_lines: bool) -> np
         px_per_ft = (size - 1) / _view_square(view, margin_ft)[2]
         dist = _court_line_distance(feet) * px_per_ft
         alpha = np.clip(1.0 - dist, 0.0, 1.0)[..., None]  # lines about 1 px wide
-        image += alpha * (np.float32(LINE_COLOUR) - image)
+        image += alpha * (np.array(LINE_COLOUR, np.float32) - image)
     image.setflags(write=False)
     return image
 
@@ -215,7 +216,7 @@ def _draw_discs(
     alpha = np.clip(radius + 0.5 - dist, 0.0, 1.0).astype(np.float32)[..., None]
     index = (np.arange(frames)[:, None, None], rows[:, :, None], cols[:, None, :])
     patch = canvas[index]
-    canvas[index] = patch + alpha * (np.float32(colour) - patch)
+    canvas[index] = patch + alpha * (np.array(colour, np.float32) - patch)
 
 
 def render_basketball(
@@ -433,7 +434,7 @@ def write_basketball_dataset(
         "object_names": list(OBJECT_NAMES),
     }
     if source is not None:
-        settings["source_sha256"] = hashlib.sha256(np.ascontiguousarray(source)).hexdigest()
+        settings["source_sha256"] = hashlib.sha256(np.ascontiguousarray(source).data).hexdigest()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as error:

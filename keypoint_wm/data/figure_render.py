@@ -119,7 +119,7 @@ class FigureStyle:
 
 
 def _shade(colour: tuple[int, int, int], factor: float) -> np.ndarray:
-    return np.clip(np.float32(colour) * factor, 0, 255).astype(np.float32)
+    return np.clip(np.array(colour, np.float32) * factor, 0, 255).astype(np.float32)
 
 
 def _draw_capsules(
@@ -164,11 +164,11 @@ def render_figure(
     px = keypoint_to_pixel(joints, size).astype(np.float32)  # [T, 17, 2]
     unit = (size - 1) / 2.0 * height  # pixels per figure height
     canvas = np.empty((frames, size, size, 3), np.float32)
-    canvas[:] = np.float32(style.background)
+    canvas[:] = np.array(style.background, np.float32)
     floor_row = int(
         np.clip(np.ceil(keypoint_to_pixel(np.array([0.0, ground_y]), size)[1]), 0, size)
     )
-    canvas[:, floor_row:] = np.float32(style.floor)
+    canvas[:, floor_row:] = np.array(style.floor, np.float32)
 
     def limb(first: str, second: str, radius: float, colour: np.ndarray) -> None:
         _draw_capsules(canvas, px[:, _J[first]], px[:, _J[second]], radius * unit, colour)

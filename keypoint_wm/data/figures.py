@@ -186,7 +186,8 @@ def _colour(
     """A random colour at least 120 (summed over RGB) away from every colour in ``avoid``,
     so that the figure always stands out from the background and floor."""
     while True:
-        colour = tuple(int(v) for v in rng.integers(low, high, size=3))
+        red, green, blue = (int(v) for v in rng.integers(low, high, size=3))
+        colour = (red, green, blue)
         if all(
             sum(abs(a - b) for a, b in zip(colour, other, strict=True)) >= 120 for other in avoid
         ):
@@ -202,7 +203,7 @@ def figure_sequence(
     names = list(ACTIONS)
     action = names[index % len(names)]
     height = float(rng.uniform(1.1, 1.5))
-    params = {
+    params: dict[str, Any] = {
         "facing": float(rng.choice([-1.0, 1.0])),
         "amplitude": float(rng.uniform(0.8, 1.2)),
         "frequency": float(rng.uniform(0.03, 0.08)),

@@ -268,7 +268,7 @@ def _read_video(path: Path, step: int, limit: int | None) -> list[np.ndarray]:
     try:
         reader = imageio.get_reader(str(path), format="FFMPEG")
         with reader:
-            for i, frame in enumerate(reader):
+            for i, frame in enumerate(reader.iter_data()):
                 if i % step == 0:
                     frames.append(np.asarray(frame)[..., :3])
                     if limit is not None and len(frames) >= limit:

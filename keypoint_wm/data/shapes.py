@@ -148,7 +148,8 @@ def write_shapes_dataset(
             kept += 1
             continue
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **render_shapes_sequence(config, seed, index))
+        arrays = render_shapes_sequence(config, seed, index)
+        np.savez_compressed(buffer, allow_pickle=False, **arrays)
         atomic_write_bytes(path, buffer.getvalue())
         written += 1
     return {"written": written, "kept": kept}

@@ -103,8 +103,7 @@ def _mean(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, dict):  # several tasks: {task: figure}
-        values = [_mean(v) for v in value.values()]
-        values = [v for v in values if v is not None]
+        values = [m for m in (_mean(v) for v in value.values()) if m is not None]
         return float(np.mean(values)) if values else None
     if isinstance(value, list):
         return float(np.mean(value)) if value else None

@@ -59,9 +59,9 @@ def psnr(a: np.ndarray, b: np.ndarray, max_db: float | None = None) -> np.ndarra
             for i in range(0, len(x), chunk)
         ]
     )
-    mse = mse.numpy().reshape(lead)
+    squared_error = mse.numpy().reshape(lead)
     with np.errstate(divide="ignore"):
-        value = 10.0 * np.log10(1.0 / mse)
+        value = 10.0 * np.log10(1.0 / squared_error)
     return value if max_db is None else np.minimum(value, max_db)
 
 

@@ -20,6 +20,7 @@ from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.sequences import EpisodeIndex, NoEpisodesError
 from keypoint_wm.evaluation.tracking import apply_linear, fit_linear, r2_per_object
 from keypoint_wm.evaluation.windows import iter_windows
+from keypoint_wm.model.struct_vrnn import StructVRNN
 
 
 @dataclass
@@ -69,7 +70,7 @@ class ProbeData:
 
 
 @torch.no_grad()
-def _keypoints(model: torch.nn.Module, frames: np.ndarray, device: torch.device) -> np.ndarray:
+def _keypoints(model: StructVRNN, frames: np.ndarray, device: torch.device) -> np.ndarray:
     out = []
     for start in range(0, len(frames), 128):
         images = frames_to_tensor(frames[start : start + 128, None], device)
@@ -78,7 +79,7 @@ def _keypoints(model: torch.nn.Module, frames: np.ndarray, device: torch.device)
     return np.concatenate(out)
 
 
-def run_probe(model: torch.nn.Module, data: ProbeData) -> np.ndarray:
+def run_probe(model: StructVRNN, data: ProbeData) -> np.ndarray:
     """R^2 per object on the probe's test frames, ``[N]``."""
     device = next(model.parameters()).device
     was_training = model.training

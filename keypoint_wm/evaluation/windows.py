@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keypoint_wm.data.episodes import load_episode
+from keypoint_wm.data.episodes import Episode, load_episode
 from keypoint_wm.data.sequences import EpisodeIndex
 
 
@@ -48,7 +48,7 @@ def iter_windows(
             slots = slots[:max_windows]
         slots.sort()
         pending: list[tuple] = []
-        cache: tuple[int, object] | None = None
+        cache: tuple[int, Episode] | None = None
         for position, (file_index, start) in enumerate(slots):
             if cache is None or cache[0] != file_index:
                 cache = (file_index, load_episode(records[file_index].path))

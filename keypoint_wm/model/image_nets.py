@@ -31,6 +31,7 @@ float32 heatmaps (softplus computed in float32).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -64,8 +65,9 @@ def conv2d(
     """
     conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2)
     he_uniform_(conv.weight)
+    assert conv.bias is not None  # nn.Conv2d's default bias=True
     nn.init.zeros_(conv.bias)
-    conv.weight_decay = weight_decay  # type: ignore[attr-defined]
+    conv.weight_decay = weight_decay  # type: ignore[assignment]  # a plain attribute
     return conv
 
 
@@ -136,8 +138,9 @@ class KeypointDetector(nn.Module):
         )
         self.to_heatmaps = nn.Conv2d(self.encoder.out_channels, config.num_keypoints, 1)
         nn.init.xavier_uniform_(self.to_heatmaps.weight)
+        assert self.to_heatmaps.bias is not None  # nn.Conv2d's default bias=True
         nn.init.constant_(self.to_heatmaps.bias, config.heatmap_bias_init)
-        self.to_heatmaps.weight_decay = False  # type: ignore[attr-defined]
+        self.to_heatmaps.weight_decay = False  # type: ignore[assignment]  # a plain attribute
         self.channels_last = False
 
     def forward(self, images: Tensor) -> Tensor:
@@ -183,7 +186,7 @@ class Reconstructor(nn.Module):
         x = F.leaky_relu(self.adjust_input(x), LEAKY_SLOPE)
         for convs in self.scales:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
-            for conv in convs:
+            for conv in cast(nn.ModuleList, convs):
                 x = F.leaky_relu(conv(x), LEAKY_SLOPE)
         return first_frame.float() + self.to_image(x).float()
 

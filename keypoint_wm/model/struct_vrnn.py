@@ -130,10 +130,10 @@ class StructVRNN(nn.Module):
         self._autocast_dtype = autocast_dtype
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         for net in self.image_nets():
-            net.to(memory_format=fmt)
+            net.to(memory_format=fmt)  # type: ignore[call-overload]  # torch's stubs lack it
             for module in net.modules():
                 if hasattr(module, "channels_last"):
-                    module.channels_last = channels_last
+                    module.channels_last = channels_last  # type: ignore[assignment]
         return self
 
     def set_precision(self, precision: str) -> StructVRNN:
