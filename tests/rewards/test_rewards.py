@@ -148,11 +148,11 @@ def test_early_stopping_keeps_a_head_from_fitting_noise():
 
 @pytest.mark.integration
 def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
-    run, data = dmc
     from kwm_testing import tiny_config
 
     from keypoint_wm.train import train
 
+    run, data = dmc
     other = tmp_path / "other-run"  # the same recipe from another seed: another model
     config = tiny_config(4, preset="dmcs-cpu", seed=4, **{"train.test_fraction": 0.5})
     train(config, data, other, progress=False, action_conditioned=True)
@@ -188,7 +188,6 @@ def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
     first, second = (r["tasks"]["cartpole-balance"]["normalized_mse"] for r in payload["runs"])
     assert first != pytest.approx(second, rel=1e-6)
     assert plot.stat().st_size > 0 and "normalized reward MSE" in result.stdout
-
     assert "other" in result.stdout
 
 
