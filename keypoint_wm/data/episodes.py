@@ -390,12 +390,12 @@ def inspect_episode_file(path: str | os.PathLike, read_images: bool = True) -> E
     problems += validate_arrays(arrays)
     if problems:
         return EpisodeFileReport(path, problems)
-    image = arrays["image"]
+    frames, height, width, channels = (int(s) for s in arrays["image"].shape)
     return EpisodeFileReport(
         path,
         [],
-        frames=int(image.shape[0]),
-        image_shape=tuple(int(s) for s in image.shape[1:]),  # type: ignore[arg-type]
+        frames=frames,
+        image_shape=(height, width, channels),
         action_size=int(arrays["action"].shape[1]) if "action" in arrays else 0,
         num_objects=int(arrays["true_object_pos"].shape[1]) if "true_object_pos" in arrays else 0,
         metadata=_decode_metadata(arrays["metadata"]) if "metadata" in arrays else {},
