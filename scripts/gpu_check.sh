@@ -10,12 +10,17 @@
 #
 # Each part runs under its own time limit, logs to OUT_DIR/<part>.log and adds one line to
 # OUT_DIR/summary.txt (exit code and seconds); JSON results land in OUT_DIR too. Knobs:
-# STEPS (training steps of the basketball-cpu runs, default 4000), SEEDS (default 3).
+# STEPS (training steps of the basketball-cpu runs, default 4000), SEEDS (default 3),
+# SEQUENCES (Basketball sequences, default 1000); DEVICE=cpu PYTHON=.venv/bin/python with
+# small STEPS and SEQUENCES is a dry run of the script on a CPU machine.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-/tmp/gpu_check}}
 STEPS=${STEPS:-4000}
 SEEDS=${SEEDS:-3}
+SEQUENCES=${SEQUENCES:-1000}
+DEVICE=${DEVICE:-cuda}
+PYTHON=${PYTHON:-python3}
 WORK=$(mktemp -d /tmp/kwm_gpu.XXXX)
 SITE=$WORK/site
 DATA=$WORK/basketball
@@ -35,37 +40,38 @@ part() {  # part NAME LIMIT_S command...
   tail -n "${TAIL:-6}" "$OUT_DIR/$name.log" | sed 's/^/    /'
 }
 
-python3 -m pip install --quiet --no-index --no-deps --target "$SITE" .whl/*.whl .whl/deps/*.whl
+"$PYTHON" -m pip install --quiet --no-index --no-deps --target "$SITE" .whl/*.whl .whl/deps/*.whl
 export PYTHONPATH=$SITE
-KWM=(python3 -m keypoint_wm.cli)
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT_DIR/gpu.txt"
-python3 -c "import torch, keypoint_wm; print('torch', torch.__version__, 'keypoint_wm', \
+KWM=("$PYTHON" -m keypoint_wm.cli)
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
+  >"$OUT_DIR/gpu.txt" 2>&1 || true
+"$PYTHON" -c "import torch, keypoint_wm; print('torch', torch.__version__, 'keypoint_wm', \
 keypoint_wm.__version__, keypoint_wm.__file__)" | tee -a "$OUT_DIR/gpu.txt"
 
-part data 120 "${KWM[@]}" data basketball --out "$DATA" --sequences 1000 --quiet
-part reward_data 120 python3 scripts/gpu_reward_data.py "$DATA"
+part data 120 "${KWM[@]}" data basketball --out "$DATA" --sequences "$SEQUENCES" --quiet
+part reward_data 120 "$PYTHON" scripts/gpu_reward_data.py "$DATA"
 # The CUDA tests, from outside the source tree so that the installed wheel is imported.
-part tests_cuda 150 bash -c "cd $WORK && python3 -m pytest -q -o addopts='' \
+part tests_cuda 150 bash -c "cd $WORK && $PYTHON -m pytest -q -o addopts='' \
   -p no:cacheprovider -m cuda $PWD/tests/test_cuda.py"
-part bench_dmcs 90 "${KWM[@]}" bench train --device cuda --preset dmcs --steps 20 --warmup 3 \
+part bench_dmcs 90 "${KWM[@]}" bench train --device "$DEVICE" --preset dmcs --steps "${BENCH_STEPS:-20}" --warmup 3 \
   --json "$OUT_DIR/bench_dmcs.json"
-part bench_bbcpu 60 "${KWM[@]}" bench train --device cuda --preset basketball-cpu --steps 30 \
+part bench_bbcpu 60 "${KWM[@]}" bench train --device "$DEVICE" --preset basketball-cpu --steps "${BENCH_STEPS:-30}" \
   --warmup 3 --json "$OUT_DIR/bench_basketball_cpu.json"
-part train_device 150 "${KWM[@]}" train --data "$DATA" --preset basketball-cpu --device cuda \
+part train_device 150 "${KWM[@]}" train --data "$DATA" --preset basketball-cpu --device "$DEVICE" \
   --steps "$STEPS" --out "$WORK/bb" --quiet
-part tracking 90 "${KWM[@]}" evaluate tracking --run "$WORK/bb" --data "$DATA" --device cuda \
+part tracking 90 "${KWM[@]}" evaluate tracking --run "$WORK/bb" --data "$DATA" --device "$DEVICE" \
   --json "$OUT_DIR/tracking.json" --quiet
-part video 90 "${KWM[@]}" evaluate video --run "$WORK/bb" --data "$DATA" --device cuda \
+part video 90 "${KWM[@]}" evaluate video --run "$WORK/bb" --data "$DATA" --device "$DEVICE" \
   --samples 20 --max-windows 16 --json "$OUT_DIR/video.json" --quiet
-part rewards 90 "${KWM[@]}" rewards train --run "$WORK/bb" --data "$DATA" --device cuda \
+part rewards 90 "${KWM[@]}" rewards train --run "$WORK/bb" --data "$DATA" --device "$DEVICE" \
   --stride 5 --quiet
-part wrapper 60 python3 scripts/gpu_wrapper_check.py "$WORK/bb" "$DATA" --device cuda \
+part wrapper 60 "$PYTHON" scripts/gpu_wrapper_check.py "$WORK/bb" "$DATA" --device "$DEVICE" \
   --json "$OUT_DIR/wrapper.json"
-part train_seeds 200 "${KWM[@]}" train --data "$DATA" --preset basketball-cpu --device cuda \
+part train_seeds 200 "${KWM[@]}" train --data "$DATA" --preset basketball-cpu --device "$DEVICE" \
   --steps "$STEPS" --seeds "$SEEDS" --out "$WORK/bb_seeds" --quiet
-part train_loader 90 "${KWM[@]}" train --data "$DATA" --preset basketball-cpu --device cuda \
+part train_loader 90 "${KWM[@]}" train --data "$DATA" --preset basketball-cpu --device "$DEVICE" \
   --steps 1000 --data-placement loader --out "$WORK/bb_loader" --quiet
-part steps_per_second 60 python3 - "$WORK" "$OUT_DIR/steps_per_second.json" <<'EOF'
+part steps_per_second 60 "$PYTHON" - "$WORK" "$OUT_DIR/steps_per_second.json" <<'EOF'
 import json, sys
 from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -88,21 +88,30 @@ def run_train(args: argparse.Namespace) -> int:
         )
     if not data.is_dir():
         raise UsageError(f"--data {data} is a file; expected a dataset directory")
-    from keypoint_wm.train import train
+    common = {
+        "resume": args.resume,
+        "device_name": args.device,
+        "action_conditioned": preset.action_conditioned,
+        "progress": not args.quiet,
+        "data_placement": args.data_placement,
+        "cuda_graph": args.cuda_graph,
+    }
+    if args.seeds > 1:
+        from keypoint_wm.replicas import replica_dir, train_replicas
 
-    result = train(
-        config,
-        data,
-        out,
-        resume=args.resume,
-        device_name=args.device,
-        action_conditioned=preset.action_conditioned,
-        progress=not args.quiet,
-    )
-    print(
-        f"trained {args.out} to step {result['step']} ({result['precision']}); "
-        f"losses: " + ", ".join(f"{k} {v:.4g}" for k, v in result["losses"].items())
-    )
+        results = train_replicas(config, data, out, args.seeds, **common)
+        runs = [replica_dir(out, config.seed + i) for i in range(args.seeds)]
+    else:
+        from keypoint_wm.train import train
+
+        results, runs = [train(config, data, out, **common)], [out]
+    for run, result in zip(runs, results, strict=True):
+        print(
+            f"trained {run} to step {result['step']} ({result['precision']}"
+            f"{', CUDA graph' if result['cuda_graph'] else ''}"
+            f"{', data on device' if result['data_on_device'] else ''}); "
+            f"losses: " + ", ".join(f"{k} {v:.4g}" for k, v in result["losses"].items())
+        )
     return 0
 
 
@@ -140,6 +149,30 @@ def register(commands: argparse._SubParsersAction) -> None:
         choices=PRECISION_CHOICES,
         help="image-net precision (the same as --set train.precision=...; default: the "
         "preset's, auto = the fastest on the device)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive_int("--seeds"),
+        default=1,
+        help="train N independent replicas with seeds S, S+1, ..., S+N-1 (S: --seed or the "
+        "preset's) into OUT/seed_<s>/, concurrently on a GPU, one after another on a CPU "
+        "(default 1: one run in OUT)",
+    )
+    p.add_argument(
+        "--data-placement",
+        choices=("auto", "device", "loader"),
+        default="auto",
+        help="where training windows come from: 'device' holds the training split on the "
+        "training device as uint8 and draws windows there, 'loader' reads files with a "
+        "DataLoader; auto (default): the device on CUDA when the data fits. Same windows "
+        "either way",
+    )
+    p.add_argument(
+        "--cuda-graph",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="capture the training step once as a CUDA graph and replay it (auto, default: "
+        "on one CUDA device, not under torchrun)",
     )
     add_quiet(p)
     p.set_defaults(handler=run_train)
