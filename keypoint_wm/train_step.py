@@ -34,7 +34,6 @@ per run). The graphed and eager steps run the same operations in the same order.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -185,9 +184,7 @@ class StepRunner:
             return
         key = graph_key(schedule)
         if self._graph is None or key != self._graph_key:
-            if not self._capture(frames, actions, reference, schedule, key):
-                self._eager_step(frames, actions, reference, schedule, lr)
-                return
+            self._capture(frames, actions, reference, schedule, key)
         self._fill_static(frames, actions, reference, schedule, lr)
         assert self._graph is not None
         self._graph.replay()
@@ -253,8 +250,8 @@ class StepRunner:
         return images, actions_d, reference_d
 
     # ---------------------------------------------------------------- graph
-    def _capture(self, frames, actions, reference, schedule, key) -> bool:
-        """Capture the step for ``key``; False (with a warning) if capture fails."""
+    def _capture(self, frames, actions, reference, schedule, key) -> None:
+        """Capture the step for ``key`` (a :class:`RunError` if the capture fails)."""
         self._graph = None
         static: dict[str, Any] = {
             "frames": torch.empty_like(frames, device=self.device),
@@ -283,25 +280,21 @@ class StepRunner:
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize(self.device)
         try:
-            with torch.cuda.graph(graph):
+            # thread_local: a DataLoader's pin-memory thread may use CUDA during the capture
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 images, actions_d, reference_d = self._inputs(
                     static["frames"], static["actions"], static["reference"]
                 )
                 self._record(images, actions_d, reference_d, graph_schedule)
-        except Exception as error:  # any capture failure falls back to eager
-            warnings.warn(
-                f"CUDA graph capture failed ({type(error).__name__}: {error}); training "
-                "continues eagerly",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            self.use_graph = False
-            self._static = {}
-            torch.cuda.synchronize(self.device)
-            return False
+        except Exception as error:
+            # A failed capture leaves the CUDA generator mid-capture: eager steps after it
+            # would fail obscurely, so the run stops here, saying how to continue.
+            raise RunError(
+                f"CUDA graph capture of the training step failed ({type(error).__name__}: "
+                f"{error}); rerun with --cuda-graph off (and --resume to continue the run)"
+            ) from error
         self._graph, self._graph_key, self._static = graph, key, static
         self.captures += 1
-        return True
 
     def _fill_static(self, frames, actions, reference, schedule, lr) -> None:
         static = self._static

@@ -11,7 +11,8 @@
 # Each part runs under its own time limit, logs to OUT_DIR/<part>.log and adds one line to
 # OUT_DIR/summary.txt (exit code and seconds); JSON results land in OUT_DIR too. Knobs:
 # STEPS (training steps of the basketball-cpu runs, default 4000), SEEDS (default 3),
-# SEQUENCES (Basketball sequences, default 1000); DEVICE=cpu PYTHON=.venv/bin/python with
+# SEQUENCES (Basketball sequences, default 1000), ONLY (space-separated part names to run,
+# default all); DEVICE=cpu PYTHON=.venv/bin/python with
 # small STEPS and SEQUENCES is a dry run of the script on a CPU machine.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ mkdir -p "$OUT_DIR"
 part() {  # part NAME LIMIT_S command...
   local name=$1 limit=$2
   shift 2
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
   local start rc ms
   start=$(date +%s%N)
   timeout "$limit" "$@" >"$OUT_DIR/$name.log" 2>&1
@@ -42,6 +44,8 @@ part() {  # part NAME LIMIT_S command...
 
 "$PYTHON" -m pip install --quiet --no-index --no-deps --target "$SITE" .whl/*.whl .whl/deps/*.whl
 export PYTHONPATH=$SITE
+REPO=$PWD
+cd "$WORK"  # not the source tree: `python -m` would import ./keypoint_wm instead of the wheel
 KWM=("$PYTHON" -m keypoint_wm.cli)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
   >"$OUT_DIR/gpu.txt" 2>&1 || true
@@ -49,10 +53,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
 keypoint_wm.__version__, keypoint_wm.__file__)" | tee -a "$OUT_DIR/gpu.txt"
 
 part data 120 "${KWM[@]}" data basketball --out "$DATA" --sequences "$SEQUENCES" --quiet
-part reward_data 120 "$PYTHON" scripts/gpu_reward_data.py "$DATA"
+part reward_data 120 "$PYTHON" "$REPO/scripts/gpu_reward_data.py" "$DATA"
 # The CUDA tests, from outside the source tree so that the installed wheel is imported.
 part tests_cuda 150 bash -c "cd $WORK && $PYTHON -m pytest -q -o addopts='' \
-  -p no:cacheprovider -m cuda $PWD/tests/test_cuda.py"
+  -p no:cacheprovider -m cuda $REPO/tests/test_cuda.py"
 part bench_dmcs 90 "${KWM[@]}" bench train --device "$DEVICE" --preset dmcs --steps "${BENCH_STEPS:-20}" --warmup 3 \
   --json "$OUT_DIR/bench_dmcs.json"
 part bench_bbcpu 60 "${KWM[@]}" bench train --device "$DEVICE" --preset basketball-cpu --steps "${BENCH_STEPS:-30}" \
@@ -65,7 +69,7 @@ part video 90 "${KWM[@]}" evaluate video --run "$WORK/bb" --data "$DATA" --devic
   --samples 20 --max-windows 16 --json "$OUT_DIR/video.json" --quiet
 part rewards 90 "${KWM[@]}" rewards train --run "$WORK/bb" --data "$DATA" --device "$DEVICE" \
   --stride 5 --quiet
-part wrapper 60 "$PYTHON" scripts/gpu_wrapper_check.py "$WORK/bb" "$DATA" --device "$DEVICE" \
+part wrapper 60 "$PYTHON" "$REPO/scripts/gpu_wrapper_check.py" "$WORK/bb" "$DATA" --device "$DEVICE" \
   --json "$OUT_DIR/wrapper.json"
 part train_seeds 200 "${KWM[@]}" train --data "$DATA" --preset basketball-cpu --device "$DEVICE" \
   --steps "$STEPS" --seeds "$SEEDS" --out "$WORK/bb_seeds" --quiet
@@ -95,3 +99,9 @@ out.write_text(json.dumps(result, indent=2) + "\n")
 EOF
 cp "$WORK"/bb/probe.csv "$OUT_DIR/probe_bb.csv" 2>/dev/null || true
 echo "summary:" && cat "$OUT_DIR/summary.txt"
+# PACK=1: leave only one archive and the summary, for machines that hand back few files.
+if [ -n "${PACK:-}" ]; then
+  tar -czf "$WORK/gpu_check.tar.gz" -C "$OUT_DIR" . \
+    && find "$OUT_DIR" -mindepth 1 ! -name summary.txt -delete \
+    && mv "$WORK/gpu_check.tar.gz" "$OUT_DIR/"
+fi

@@ -139,7 +139,7 @@ class DeviceWindows:
         inputs) that the gathers write into.
         """
         rows_np, reference_np = self.frame_rows(first_number, batch_size, rank, world_size)
-        rows = torch.from_numpy(rows_np).to(self.device, non_blocking=True)
+        rows = self._to_device(rows_np)
         flat = rows.flatten()
         shape = rows.shape
         out = out or {}
@@ -153,11 +153,19 @@ class DeviceWindows:
             "task": self.tasks[rows[:, 0]],
         }
         if reference_np is not None:
-            ref_rows = torch.from_numpy(reference_np).to(self.device, non_blocking=True)
+            ref_rows = self._to_device(reference_np)
             batch["reference"] = self._gather(
                 self.images, ref_rows, out.get("reference"), (len(ref_rows), *self.images.shape[1:])
             )
         return batch
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        # From page-locked memory the copy is asynchronous; from pageable memory CUDA first
+        # waits for the stream, which would stall the host on every step.
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
 
     @staticmethod
     def _gather(
