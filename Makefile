@@ -62,7 +62,7 @@ clean:
 # The GPU check (scripts/gpu_check.sh) runs where no registry is reachable: this project's
 # wheel and the pure-Python wheels the check needs beside the machine's torch, into .whl/.
 GPU_WHEELS := gymnasium==1.4.0 farama-notifications cloudpickle typing_extensions pytest \
-	pluggy iniconfig packaging pygments exceptiongroup tomli
+	pluggy iniconfig packaging pygments
 
 .PHONY: gpu-wheels
 gpu-wheels: install
