@@ -39,9 +39,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from keypoint_wm.checkpoint import latest_checkpoint, load_checkpoint, read_config
+from keypoint_wm.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_latest_checkpoint,
+    read_config,
+)
 from keypoint_wm.config import RunConfig
 from keypoint_wm.conventions import ArrayLike, frames_to_tensor, images_to_uint8
+from keypoint_wm.model.device import resolve_device
 from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import StructVRNN
 
@@ -240,7 +246,8 @@ def load(
 
     Args:
         run_dir: a directory written by ``keypoint-wm train``.
-        device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; default the first CUDA device when
+            there is one, else the CPU (docs/design.md, "Devices").
         step: a specific checkpoint step (default: the newest).
         precision: ``"fp32"``, ``"channels_last"``, ``"bf16"`` or ``"auto"`` (as in training).
 
@@ -248,18 +255,18 @@ def load(
     """
     run_dir = Path(run_dir)
     config = RunConfig.from_dict(read_config(run_dir))
-    path = (
-        latest_checkpoint(run_dir) if step is None else run_dir / "checkpoints" / f"step_{step:08d}"
-    )
-    if path is None or not path.exists():
-        raise FileNotFoundError(
+    target = resolve_device(device, flag="device")
+    if step is None:  # the newest checkpoint that loads; damaged newer ones are named
+        checkpoint = load_latest_checkpoint(run_dir, with_training_state=False)
+    else:
+        path = run_dir / "checkpoints" / f"step_{step:08d}"
+        checkpoint = load_checkpoint(path, with_training_state=False) if path.exists() else None
+    if checkpoint is None:
+        raise CheckpointError(
             f"{run_dir}: no checkpoint{'' if step is None else f' for step {step}'}"
         )
-    checkpoint = load_checkpoint(path, with_training_state=False)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     model = StructVRNN(config.model)
     model.load_state_dict(checkpoint.model_state)
-    model.to(torch.device(device))
-    model.set_precision(resolve_precision(precision, torch.device(device)))
+    model.to(target)
+    model.set_precision(resolve_precision(precision, target))
     return WorldModel(model, config, checkpoint.step, run_dir)

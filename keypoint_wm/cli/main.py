@@ -16,9 +16,11 @@ too).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from keypoint_wm.cli import bench, collect, data, evaluate, rewards, train
 from keypoint_wm.errors import KeypointWMError
@@ -48,9 +50,36 @@ def command_name(args: argparse.Namespace) -> str:
     return f"{args.command} {sub}" if sub else args.command
 
 
+@contextlib.contextmanager
+def _one_line_warnings(prefix: str) -> Iterator[None]:
+    """Warnings print as ``<prefix>: warning: <message>``, one line (not Python's
+    ``file.py:NN: UserWarning`` plus a source line); restored afterwards (tests call main)."""
+    original = warnings.formatwarning
+
+    def format_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        line: str | None = None,
+    ) -> str:
+        return f"{prefix}: warning: {message}\n"
+
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``keypoint-wm`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    with _one_line_warnings(f"keypoint-wm {command_name(args)}"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args) or 0)
     except KeypointWMError as error:
