@@ -71,7 +71,14 @@ class TrainConfig:
             through the keypoints; with ``"first"`` a static target is copied from frame 1
             and no keypoint, hence no downstream head or agent, sees it).
         data_workers: data-loader worker processes.
-        test_fraction: fraction of episode files held out (never trained on) for evaluation.
+        test_fraction: fraction of episode files held out (never trained on) for evaluation
+            (``evaluate`` reports this split); a dataset whose files name their split in
+            their metadata is split by it instead.
+        validation_fraction: fraction of the remaining (training) files held out as the
+            validation split, by a second, independent path hash: the world model never
+            trains on them, the in-training probe scores them, and every choice of knobs or
+            step counts is made on them (:class:`~keypoint_wm.data.sequences.EpisodeIndex`).
+            A run saved before this setting existed held out none: it reads as 0.0.
         log_every, image_every, checkpoint_every: intervals in steps.
         probe_every: run the held-out tracking probe (keypoints -> ground-truth positions,
             R^2 per object) every this many steps when the data has positions; 0 = never.
@@ -95,6 +102,7 @@ class TrainConfig:
     reference_frame: str = "first"
     data_workers: int = 2
     test_fraction: float = 0.2
+    validation_fraction: float = 0.1
     log_every: int = 50
     image_every: int = 1000
     checkpoint_every: int = 1000
@@ -122,6 +130,10 @@ class TrainConfig:
             raise ValueError("train.motion_prior_scale and train.motion_prior_final must be >= 0")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"train.test_fraction must be in [0, 1), got {self.test_fraction}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"train.validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
 
     def learning_rate_at(self, step: int) -> float:
         return self.learning_rate * 0.5 ** (step // self.lr_halving_steps)
@@ -215,6 +227,11 @@ class RunConfig:
             raise UsageError(f"--set/--config: {error}") from None
 
 
+LEGACY_TRAIN_SETTINGS: dict[str, Any] = {"validation_fraction": 0.0}
+"""What a saved ``train`` section that lacks these keys trained with: the settings' values
+before they existed (a run without ``validation_fraction`` held out no validation files)."""
+
+
 def _train_from_dict(data: dict[str, Any]) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - names)
@@ -222,7 +239,15 @@ def _train_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ValueError(
             f"unknown TrainConfig key(s): {', '.join(unknown)}; valid keys are: {', '.join(sorted(names))}"
         )
-    return TrainConfig(**data)
+    return TrainConfig(**{**LEGACY_TRAIN_SETTINGS, **data})
+
+
+def saved_run_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """``--set``-style overrides that make a new config train as the saved run did, for
+    settings the run predates (``{"train.validation_fraction": 0.0}`` for a run saved
+    before that setting existed; ``{}`` otherwise), so that it resumes unchanged."""
+    train = saved.get("train", {})
+    return {f"train.{k}": v for k, v in LEGACY_TRAIN_SETTINGS.items() if k not in train}
 
 
 def _section_of(key: str) -> str:

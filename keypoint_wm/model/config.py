@@ -25,6 +25,7 @@ HEATMAP_AMPLITUDES = ("scale", "one")
 SPARSITY_TARGETS = ("scale", "heatmap_mean")
 SEPARATION_STEPS = ("observed", "all")
 MOTION_PRIORS = ("per_keypoint", "coverage")
+RECONSTRUCTOR_CHANNELS = ("per_conv", "per_level")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class ModelConfig:
         layers_per_scale: Extra stride-1 3x3 conv layers per resolution scale in the
             detector, appearance net and reconstructor (1 for Basketball and DMCS, 2 for
             Human3.6M; the authors' code default is 2).
+        reconstructor_channels: How the reconstructor's 3x3 convs halve the channel count
+            on the way up: ``"per_level"`` halves once per doubling of the resolution, every
+            conv of that level keeping the halved count (the authors' code: 128 -> 64 -> 32
+            channels for 64x64 images whatever ``layers_per_scale``; the paper presets);
+            ``"per_conv"`` halves at every conv (the default, so that runs saved before this
+            option existed load as they trained: with ``layers_per_scale=2`` it ends with 8
+            channels at 64x64 instead of 32). Both agree for ``layers_per_scale <= 1``.
         heatmap_width: Side of the keypoint heatmaps in pixels (16).
         keypoint_width: Width of the Gaussian blobs drawn for the reconstructor, in the
             authors' unit: the standard deviation on the [-1, 1] coordinate grid is
@@ -91,9 +99,12 @@ class ModelConfig:
             pulls the diffuse (unused) keypoints, while a keypoint already peaked on an
             object barely feels it.
         sparsity_loss_scale: lambda_sparse, weight of the sparsity L1 loss.
-        sparsity_target: ``"scale"``: L1 on the keypoint scales (paper section 4.1);
-            ``"heatmap_mean"``: L1 on the mean of each raw (un-normalised) heatmap, the
-            authors' code's activity regulariser. Both are averaged over batch, time and K.
+        sparsity_target: ``"heatmap_mean"``: L1 on the mean mu_k of each raw
+            (un-normalised) heatmap (paper eq. S3) with the authors' reduction: summed over
+            the frames of the window, averaged over keypoints and batch, divided by the
+            batch size (``losses.heatmap_sparsity_loss``; the paper presets); ``"scale"``:
+            L1 on the max-normalised keypoint scales averaged over batch, time and K (the
+            default, and the CPU presets').
         weight_decay: Keras-style L2 factor on conv kernels: the loss term is
             ``weight_decay * sum(kernel**2)`` (biases and the final heatmap layer
             excluded, as in the authors' code).
@@ -128,6 +139,7 @@ class ModelConfig:
     num_keypoints: int = 12
     num_encoder_filters: int = 32
     layers_per_scale: int = 1
+    reconstructor_channels: str = "per_conv"
     heatmap_width: int = 16
     keypoint_width: float = 1.5
     scale_normalization: str = "max"
@@ -167,6 +179,7 @@ class ModelConfig:
         _check_choice("sparsity_target", self.sparsity_target, SPARSITY_TARGETS)
         _check_choice("separation_loss_steps", self.separation_loss_steps, SEPARATION_STEPS)
         _check_choice("motion_prior", self.motion_prior, MOTION_PRIORS)
+        _check_choice("reconstructor_channels", self.reconstructor_channels, RECONSTRUCTOR_CHANNELS)
         _check_choice("dynamics", self.dynamics, DYNAMICS)
         _check_choice("representation", self.representation, REPRESENTATIONS)
         positive = (

@@ -13,8 +13,10 @@ Architecture as in the authors' code (paper S1.1.1; docs/design.md, "The model")
 * :class:`Reconstructor`: ``concat[maps(t), appearance(frame 1), maps(frame 1)]`` +
   coordinate channels, 1x1 conv to the encoder's output width, then per doubling a
   bilinear x2 upsample (align_corners=True, like ``tf.image.resize_bilinear``) and
-  ``layers_per_scale`` 3x3 convs with halved filters, then a 1x1 conv to 3 channels with no
-  activation, added to frame 1.
+  ``layers_per_scale`` 3x3 convs, the channel count halved once per level
+  (``reconstructor_channels="per_level"``, the authors' code) or at every conv
+  (``"per_conv"``, the default for runs saved before the option existed), then a 1x1 conv
+  to 3 channels with no activation, added to frame 1.
 * :class:`FeatureEncoder` / :class:`FeatureToMaps`: the CNN-VRNN baseline's encoder to a
   flat vector and its linear map back to K feature maps for the same reconstructor.
 
@@ -168,11 +170,14 @@ class Reconstructor(nn.Module):
         channels = appearance_channels
         self.adjust_input = conv2d(2 * k + appearance_channels + 2, channels, kernel_size=1)
         self.scales = nn.ModuleList()
+        per_level = config.reconstructor_channels == "per_level"
         for _ in range(config.num_halvings):
             convs = nn.ModuleList()
+            level_channels = channels // 2
             for _ in range(config.layers_per_scale):
-                convs.append(conv2d(channels, channels // 2))
-                channels //= 2
+                out = level_channels if per_level else channels // 2
+                convs.append(conv2d(channels, out))
+                channels = out
             self.scales.append(convs)
         self.to_image = conv2d(channels, 3, kernel_size=1)
         self.channels_last = False

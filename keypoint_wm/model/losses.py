@@ -13,9 +13,13 @@ kept so that the Table S1 loss weights mean the same thing here):
 * separation: per sequence, the K x K matrix of Gaussians of the mean squared distance of
   the centred trajectories; averaged over the batch, summed off the diagonal, divided by
   K (K - 1), so it lies in [0, 1] (1: all trajectories identical up to an offset).
-* sparsity: mean of the absolute values over batch, time and K (the authors' activity
-  regulariser averages over batch and K; the paper's eq. ``sum_k |mu_k|`` would be K times
-  larger).
+* sparsity on the scales (``sparsity_target="scale"``): mean of ``|scale|`` over batch,
+  time and K. On the raw heatmap means (``"heatmap_mean"``, the authors' term): their
+  activity regulariser, ``mean over batch and K of |mu_k|``, is attached to the detector's
+  heatmap layer, which runs once per frame, so one term per frame is added; Keras divides
+  each activity-regularisation term by the batch size. Hence
+  ``sum_t mean_{b,k} |mu_btk| / B`` (:func:`heatmap_sparsity_loss`; docs/design.md,
+  "The model").
 * weight decay: Keras ``l2(w)``: ``w * sum(kernel**2)``; the factor is applied by the
   caller (``ModelConfig.weight_decay``).
 
@@ -228,8 +232,36 @@ def motion_coverage_loss(heatmaps: Tensor, motion: Tensor) -> Tensor:
 
 
 def sparsity_loss(values: Tensor) -> Tensor:
-    """L1 sparsity: mean of ``|values|`` (values: scales ``[B, T, K]`` or map means)."""
+    """L1 sparsity on the keypoint scales: mean of ``|values|`` over all entries.
+
+    Args:
+        values: scales ``[B, T, K]`` (in [0, 1]).
+
+    Returns:
+        Scalar >= 0.
+    """
     return values.float().abs().mean()
+
+
+def heatmap_sparsity_loss(heatmaps: Tensor) -> Tensor:
+    """The authors' sparsity term on the raw heatmap means mu_k (paper eq. S3).
+
+    Their code attaches ``mean over batch and K of |mu_k|`` as the activity regulariser of
+    the detector's heatmap layer, which runs once per frame; Keras adds one such term per
+    call and divides each by the batch size (TF 1.14/1.15, which the code's requirements
+    resolve to). So the term is ``sum over frames t of mean_{b,k} |mu_btk|``, divided by B:
+    ``T / B`` times the mean over batch, frames and keypoints.
+
+    Args:
+        heatmaps: ``[B, T, K, H, W]`` raw (un-normalised, non-negative) detector maps of
+            every frame of the training window.
+
+    Returns:
+        Scalar >= 0.
+    """
+    batch = heatmaps.shape[0]
+    means = heatmaps.float().mean(dim=(-2, -1))  # mu, [B, T, K]
+    return means.abs().mean(dim=(0, 2)).sum() / batch
 
 
 def kl_normal(mean_q: Tensor, std_q: Tensor, mean_p: Tensor, std_p: Tensor) -> Tensor:

@@ -352,7 +352,7 @@ class StructVRNN(nn.Module):
                 if cfg.sparsity_target == "scale":
                     terms["sparsity"] = losses.sparsity_loss(keypoints[..., 2])
                 else:
-                    terms["sparsity"] = losses.sparsity_loss(heatmaps.mean(dim=(-2, -1)))
+                    terms["sparsity"] = losses.heatmap_sparsity_loss(heatmaps)
             else:
                 terms["separation"] = zero
                 terms["overlap"] = zero
