@@ -1,0 +1,86 @@
+"""The JSON layout of ``keypoint-wm rewards train`` (``OUT/train_summary.json``) and
+``rewards evaluate --json``, pinned key by key on the tiny DMCS run (see
+tests/evaluation/test_json_layout.py for the notation)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from latent_testing import TASKS, tiny_dmc_data, tiny_dmc_run
+
+pytestmark = pytest.mark.integration
+
+
+def key_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every key of a JSON value as a dotted path (``[]`` marks a list's elements)."""
+    paths: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            paths |= {path} | key_paths(item, path)
+    elif isinstance(value, list):
+        for item in value:
+            paths |= key_paths(item, f"{prefix}[]")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def heads(tmp_path_factory):
+    """The tiny DMCS run, its data, and heads trained by the real command (20 steps)."""
+    base = tmp_path_factory.getbasetemp()
+    run, data = tiny_dmc_run(base), tiny_dmc_data(base)
+    out = tmp_path_factory.mktemp("layout") / "heads"
+    result = subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", "rewards", "train", "--run", str(run),
+         "--data", str(data), "--out", str(out), "--steps", "20", "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run, data, out
+
+
+TRAIN_CONFIG = {"window", "stride", "max_windows", "train_fraction", "split", "steps",
+                "batch_size", "learning_rate", "final_learning_rate", "units", "eval_every",
+                "validation_fraction", "seed"}  # fmt: skip
+HEAD_FACTS = {"run", "checkpoint_step", "data", "train_windows", "test_windows",
+              "test_normalized_mse", "window", "stride", "max_windows", "seed", "train_fraction",
+              "split", "best_step", "validation_windows"}  # fmt: skip
+TASK_SCORES = {"normalized_mse", "per_step", "ci95", "constant_rewards", "test_windows", "split",
+               "mean_train_reward"}  # fmt: skip
+RUN_ENTRY = {"label", "run", "checkpoint_step", "representation", "dynamics", "tasks",
+             "mean_normalized_mse"}  # fmt: skip
+
+
+def test_train_summary_layout(heads):
+    _, _, out = heads
+    summary = json.loads((out / "train_summary.json").read_text())
+    expected = {"out", "config", "tasks"} | {f"config.{k}" for k in TRAIN_CONFIG}
+    for task in TASKS:
+        expected |= {f"tasks.{task}"} | {f"tasks.{task}.{k}" for k in HEAD_FACTS}
+    assert key_paths(summary) == expected
+    # Each head stores the same facts as its metadata.
+    for task in TASKS:
+        meta = json.loads((out / task / "head.json").read_text())["metadata"]
+        assert meta == summary["tasks"][task]
+
+
+def test_evaluate_layout(heads, tmp_path):
+    run, data, out = heads
+    path = tmp_path / "rewards.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", "rewards", "evaluate", "--run", str(run),
+         "--heads", str(out), "--data", str(data), "--json", str(path),
+         "--plot", str(tmp_path / "r.png"), "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(path.read_text())
+    expected = {"data", "metric", "tasks", "note", "runs"}
+    expected |= {f"runs[].{k}" for k in RUN_ENTRY}
+    for task in TASKS:
+        expected |= {f"runs[].tasks.{task}"} | {f"runs[].tasks.{task}.{k}" for k in TASK_SCORES}
+    assert key_paths(report) == expected
