@@ -245,9 +245,23 @@ def _train_from_dict(data: dict[str, Any]) -> TrainConfig:
 def saved_run_settings(saved: dict[str, Any]) -> dict[str, Any]:
     """``--set``-style overrides that make a new config train as the saved run did, for
     settings the run predates (``{"train.validation_fraction": 0.0}`` for a run saved
-    before that setting existed; ``{}`` otherwise), so that it resumes unchanged."""
+    before that setting existed; ``{}`` otherwise), so that it resumes unchanged.
+
+    Args:
+        saved: a run's ``config.json`` as a dict.
+    """
     train = saved.get("train", {})
     return {f"train.{k}": v for k, v in LEGACY_TRAIN_SETTINGS.items() if k not in train}
+
+
+def with_legacy_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``config.json`` dict with the settings it predates filled in with the values
+    it trained with (:data:`LEGACY_TRAIN_SETTINGS`), to compare with a resumed config.
+
+    >>> with_legacy_settings({"train": {"steps": 5}})["train"]
+    {'validation_fraction': 0.0, 'steps': 5}
+    """
+    return {**saved, "train": {**LEGACY_TRAIN_SETTINGS, **saved.get("train", {})}}
 
 
 def _section_of(key: str) -> str:

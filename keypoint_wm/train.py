@@ -25,7 +25,7 @@ from keypoint_wm.checkpoint import (
     save_checkpoint,
     write_config,
 )
-from keypoint_wm.config import RunConfig
+from keypoint_wm.config import RunConfig, saved_run_settings, with_legacy_settings
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
 from keypoint_wm.data.episodes import episode_metadata, read_manifest
@@ -165,7 +165,10 @@ def train(
 
     # --- Data and config --------------------------------------------------------------
     window = config.model.num_steps
-    index = EpisodeIndex(data_dir, "train", config.train.test_fraction, min_frames=window)
+    if resume and (run_dir / "config.json").exists():  # settings the saved run predates
+        config = config.with_overrides(saved_run_settings(read_config(run_dir)))
+    index = EpisodeIndex(data_dir, "train", config.train.test_fraction, min_frames=window,
+                         validation_fraction=config.train.validation_fraction)  # fmt: skip
     config = prepare_run_config(config, data_dir, index, action_conditioned)
     start_step, checkpoint = 0, None
     if resume and (run_dir / "config.json").exists():  # --resume of a new run starts it
@@ -228,7 +231,9 @@ def train(
     logger = RunLogger(run_dir, config, enabled=dist_info.is_main)
     probe = None
     if config.train.probe_every and dist_info.is_main:
-        probe = ProbeData.from_dataset(data_dir, config.train.test_fraction)
+        probe = ProbeData.from_dataset(
+            data_dir, config.train.test_fraction, config.train.validation_fraction
+        )
     train_seconds = checkpoint.info.get("train_seconds", 0.0) if checkpoint is not None else 0.0
 
     # --- Loop -------------------------------------------------------------------------
@@ -353,7 +358,7 @@ def restore_rng_state(
 def _check_resume(run_dir: Path, config: RunConfig):
     """The step and checkpoint to resume from; refuses a changed config (except steps, and
     a moved data directory with the same fingerprint) and a run already past its steps."""
-    differing = resume_differences(read_config(run_dir), config.to_dict())
+    differing = resume_differences(with_legacy_settings(read_config(run_dir)), config.to_dict())
     if differing:
         raise ConfigMismatchError(
             f"--resume: the config differs from {run_dir / 'config.json'} in: "

@@ -1,7 +1,8 @@
 """Random windows of episodes for training: observed + predicted steps, in constant memory.
 
 :class:`EpisodeIndex` reads only the array headers of each file (cheap, no decompression)
-and splits files deterministically into train and test. :class:`WindowDataset` maps a
+and splits files deterministically into train, validation and test. :class:`WindowDataset`
+maps a
 *global sample number* to a (file, start) pair through a counter-based RNG, so the data
 order is a pure function of (seed, sample number): a resumed run continues with exactly the
 batches it would have seen, whatever the number of loader workers. Files are read on demand,
@@ -53,25 +54,67 @@ def _task_of(root: Path, path: Path) -> str:
     return str(parent) if str(parent) != "." else "all"
 
 
+SPLITS = ("train", "validation", "test", "all")
+VALIDATION_SALT = "validation:"
+"""Prefixed to a file's key before the validation hash, so that it is independent of the
+test hash (:func:`is_validation_file`)."""
+
+
+def _hash_fraction(key: str) -> float:
+    """A number in [0, 1) from the first 4 bytes of the SHA-1 of ``key``."""
+    digest = hashlib.sha1(key.encode()).digest()
+    return int.from_bytes(digest[:4], "little") / 2**32
+
+
 def is_test_file(relative_path: str, test_fraction: float) -> bool:
     """Deterministic, order-free split: a file is in the test split by a hash of its path."""
-    digest = hashlib.sha1(relative_path.encode()).digest()
-    return int.from_bytes(digest[:4], "little") / 2**32 < test_fraction
+    return _hash_fraction(relative_path) < test_fraction
+
+
+def is_validation_file(key: str, validation_fraction: float) -> bool:
+    """Whether a training file is held out for validation: by a hash of ``VALIDATION_SALT +
+    key`` (:func:`validation_key`), independent of the test hash, so that it takes the
+    same fraction of every task's training files.
+
+    >>> is_validation_file("a/episode_000001.npz", 0.0), is_validation_file("x", 0.999999)
+    (False, True)
+    """
+    return _hash_fraction(VALIDATION_SALT + key) < validation_fraction
+
+
+def validation_key(report: EpisodeFileReport, root: Path) -> str:
+    """What the validation hash reads for a file: its path under ``root``, or, for a file
+    whose metadata names its ``subject`` and ``action_raw`` (Human3.6M: one file per camera
+    of a recording), the recording, so that every camera of it falls on the same side."""
+    subject, recording = report.metadata.get("subject"), report.metadata.get("action_raw")
+    if isinstance(subject, str) and isinstance(recording, str):
+        return f"{subject}/{recording}"
+    return str(report.path.relative_to(root))
 
 
 class EpisodeIndex:
     """All episode files under ``root`` with their lengths, shapes and task names.
 
+    Three disjoint splits. The test split: when every file's metadata names its split
+    (``"train"``/``"test"``, e.g. Human3.6M's subjects, the figure stand-in's own hash),
+    that split (``split_source == "metadata"``); otherwise a hash of the path
+    (``split_source == "hash"``, :func:`is_test_file`). The validation split: the fraction
+    ``validation_fraction`` of the other files, by a second, salted hash
+    (:func:`is_validation_file`) of the path, or of the recording for Human3.6M (its
+    cameras on one side; :func:`validation_key`), for both kinds of data. ``"train"`` is
+    what remains: the world model trains on it and never on validation or test files.
+
     Args:
         root: a dataset directory (ours, laid out by task, or a flat folder of
             reference-implementation ``.npz`` files).
-        split: ``"train"``, ``"test"`` or ``"all"``. When every file's metadata names its
-            split (``"train"``/``"test"``, e.g. Human3.6M's subject split), that split is
-            used (``split_source == "metadata"``); otherwise files are split by path hash
-            (``split_source == "hash"``).
+        split: ``"train"``, ``"validation"``, ``"test"`` or ``"all"``.
         test_fraction: fraction of files (per task, by path hash) held out as ``"test"``;
             unused for metadata splits.
         min_frames: drop files shorter than this (a window must fit).
+        validation_fraction: fraction of the non-test files held out as ``"validation"``.
+            0 (the default) keeps them all in ``"train"``: the split of runs saved before
+            validation existed, and what evaluation fits its readouts on (every file
+            outside the test split). Training passes ``train.validation_fraction``.
 
     Raises:
         EpisodeFormatError: a file breaks the format (the check ``keypoint-wm data check``
@@ -82,13 +125,21 @@ class EpisodeIndex:
     """
 
     def __init__(
-        self, root: str | Path, split: str = "all", test_fraction: float = 0.2, min_frames: int = 1
+        self,
+        root: str | Path,
+        split: str = "all",
+        test_fraction: float = 0.2,
+        min_frames: int = 1,
+        validation_fraction: float = 0.0,
     ) -> None:
-        if split not in ("train", "test", "all"):
-            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        if not 0.0 <= validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         self.root = Path(root)
+        self.split = split
         self.split_source = "all"
         # Every file passes the format check `keypoint-wm data check` applies (cheap: array
         # headers and the small arrays; the frames are checked when a window loads them).
@@ -106,10 +157,12 @@ class EpisodeIndex:
                 f"{report.path}: {problem}"
                 + (f" (and {len(mixed) - 1} more files)" if len(mixed) > 1 else "")
             )
-        is_test = self._test_flags(reports, test_fraction) if split != "all" else None
+        splits = (
+            self._splits(reports, test_fraction, validation_fraction) if split != "all" else None
+        )
         records = []
         for number, report in enumerate(reports):
-            if is_test is not None and is_test[number] != (split == "test"):
+            if splits is not None and splits[number] != split:
                 continue
             if report.frames < min_frames:
                 continue
@@ -124,20 +177,37 @@ class EpisodeIndex:
                 )
             )
         if not records:
+            hint = f" ({len(reports)} files in all)" if split != "all" and reports else ""
+            if split == "validation" and reports and validation_fraction == 0:
+                hint = f" ({len(reports)} files in all; validation_fraction is 0)"
             raise NoEpisodesError(
-                f"no {split} episode files with at least {min_frames} frames under {self.root}"
-                + (f" ({len(reports)} files in all)" if split != "all" and reports else "")
+                f"no {split} episode files with at least {min_frames} frames under "
+                f"{self.root}{hint}"
             )
         self.records = records
 
-    def _test_flags(self, reports: list[EpisodeFileReport], test_fraction: float) -> list[bool]:
-        """Whether each file is in the test split: by metadata if all files say, else hash."""
+    def _splits(
+        self, reports: list[EpisodeFileReport], test_fraction: float, validation_fraction: float
+    ) -> list[str]:
+        """Each file's split: test by metadata if all files say, else by path hash; then
+        validation by the salted hash among the others; the rest train."""
         declared = [r.metadata.get("split") for r in reports]
         if declared and all(s in ("train", "test") for s in declared):
             self.split_source = "metadata"
-            return [s == "test" for s in declared]
-        self.split_source = "hash"
-        return [is_test_file(str(r.path.relative_to(self.root)), test_fraction) for r in reports]
+            is_test = [s == "test" for s in declared]
+        else:
+            self.split_source = "hash"
+            is_test = [
+                is_test_file(str(r.path.relative_to(self.root)), test_fraction) for r in reports
+            ]
+        return [
+            "test"
+            if test
+            else "validation"
+            if is_validation_file(validation_key(r, self.root), validation_fraction)
+            else "train"
+            for r, test in zip(reports, is_test, strict=True)
+        ]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

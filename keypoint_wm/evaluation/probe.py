@@ -1,9 +1,15 @@
-"""A cheap in-training tracking probe: held-out R^2 of a linear map from keypoints to objects.
+"""A cheap in-training tracking probe: validation R^2 of a linear map from keypoints to objects.
 
 The trainer runs it every ``train.probe_every`` steps when the data has ground-truth
 positions, logs ``probe/r2_min`` and ``probe/r2_<object>`` to TensorBoard and appends a row
 (step, wall-clock seconds, R^2 per object) to ``RUN/probe.csv``, so that how fast each object
 gets its keypoint can be read as a curve over training time.
+
+The linear map is fitted on frames of the training split and scored on frames of the
+validation split (``train.validation_fraction``), as ``evaluate tracking`` fits on the
+non-test files and scores the test split: the probe's figure estimates the reported one
+without ever reading a test file, so that choices made on it (knobs, step counts) are not
+made on test data.
 """
 
 from __future__ import annotations
@@ -25,30 +31,50 @@ from keypoint_wm.model.struct_vrnn import StructVRNN
 
 @dataclass
 class ProbeData:
-    """Fixed frames and positions for the probe: uint8 [n, H, W, 3] and float32 [n, N, 2]."""
+    """Fixed frames and positions for the probe: uint8 [n, H, W, 3] and float32 [n, N, 2];
+    the map is fitted on the ``train_*`` arrays and scored on the ``validation_*`` ones."""
 
     train_frames: np.ndarray
     train_positions: np.ndarray
-    test_frames: np.ndarray
-    test_positions: np.ndarray
+    validation_frames: np.ndarray
+    validation_positions: np.ndarray
 
     @classmethod
     def from_dataset(
-        cls, data_dir: str | Path, test_fraction: float, frames: int = 1024, window: int = 8
+        cls,
+        data_dir: str | Path,
+        test_fraction: float,
+        validation_fraction: float = 0.1,
+        frames: int = 1024,
+        window: int = 8,
     ) -> ProbeData | None:
-        """Up to ``frames`` frames per split (first task only); None without ground truth.
+        """Up to ``frames`` frames of the training and of the validation split (first task
+        only; the splits of :class:`~keypoint_wm.data.sequences.EpisodeIndex` with these
+        fractions); None without ground truth.
 
-        Also None, with a warning saying what to do, when the hash split leaves one split
-        without files (a small dataset): training goes on without the probe.
+        Also None, with a warning saying what to do, when the validation split is empty (a
+        small dataset, or a run trained before validation splits existed): training goes on
+        without the probe. The test split is never read.
         """
+        if validation_fraction == 0:
+            warnings.warn(
+                "tracking probe off (train.probe_every): the run holds out no validation "
+                "files (train.validation_fraction=0, a run trained before validation splits "
+                "existed), and the probe never scores test files",
+                stacklevel=2,
+            )
+            return None
         parts = []
-        for split in ("train", "test"):
+        for split in ("train", "validation"):
             try:
-                index = EpisodeIndex(data_dir, split, test_fraction)
+                index = EpisodeIndex(
+                    data_dir, split, test_fraction, validation_fraction=validation_fraction
+                )
             except NoEpisodesError as error:
                 warnings.warn(
                     f"tracking probe off (train.probe_every): {error}; add episodes or raise "
-                    "train.test_fraction to hold some out, or --set train.probe_every=0",
+                    "train.validation_fraction to hold some out for validation, or --set "
+                    "train.probe_every=0",
                     stacklevel=2,
                 )
                 return None
@@ -80,19 +106,19 @@ def _keypoints(model: StructVRNN, frames: np.ndarray, device: torch.device) -> n
 
 
 def run_probe(model: StructVRNN, data: ProbeData) -> np.ndarray:
-    """R^2 per object on the probe's test frames, ``[N]``."""
+    """R^2 per object on the probe's validation frames, ``[N]``."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         x_train = _keypoints(model, data.train_frames, device)
-        x_test = _keypoints(model, data.test_frames, device)
+        x_validation = _keypoints(model, data.validation_frames, device)
     finally:
         model.train(was_training)
     n_obj = data.train_positions.shape[1]
     weights = fit_linear(x_train, data.train_positions.reshape(len(x_train), -1))
-    predicted = apply_linear(weights, x_test).reshape(-1, n_obj, 2)
-    return r2_per_object(predicted, data.test_positions)
+    predicted = apply_linear(weights, x_validation).reshape(-1, n_obj, 2)
+    return r2_per_object(predicted, data.validation_positions)
 
 
 class ProbeLog:
@@ -139,7 +165,7 @@ def plot_probe_curve(csv_path: Path, png_path: Path) -> None:
         ax.plot(seconds / 60.0, np.maximum(r2[:, i], -0.1), marker=".", label=f"object {i}")
     ax.axhline(0.9, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlabel("training time (minutes)")
-    ax.set_ylabel("held-out probe R^2")
+    ax.set_ylabel("validation probe R^2")
     ax.set_ylim(-0.1, 1.02)
     ax.set_title(f"keypoints -> object positions (step {steps[-1]})")
     if r2.shape[1] <= 12:

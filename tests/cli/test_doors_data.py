@@ -20,7 +20,7 @@ import pytest
 from kwm_testing import TINY_OVERRIDES
 
 from keypoint_wm.data.episodes import Episode, save_episode
-from keypoint_wm.data.sequences import is_test_file
+from keypoint_wm.data.sequences import is_test_file, is_validation_file
 
 pytestmark = pytest.mark.integration
 
@@ -328,10 +328,11 @@ def test_door12_data_check_refuses_what_train_refuses(tmp_path):
 
 
 # ------------------------------------------------------------------------------ door 13
-def test_door13_no_test_episode_for_the_probe_trains_without_it_and_says_so(tmp_path):
-    names = [f"e{i}" for i in range(40) if not is_test_file(f"t/e{i}.npz", 0.2)][:3]
+def test_door13_no_validation_episode_for_the_probe_trains_without_it_and_says_so(tmp_path):
+    names = [f"e{i}" for i in range(40) if not is_test_file(f"t/e{i}.npz", 0.2)
+             and not is_validation_file(f"t/e{i}.npz", 0.1)][:3]  # fmt: skip
     data = write_dataset(tmp_path / "data", names=names)
     result = train(data, tmp_path / "run", "--steps", "2", "--set", "train.probe_every=1")
-    assert_ok_with_warning(result, "tracking probe off", "no test episode files",
-                           "--set train.probe_every=0")  # fmt: skip
+    assert_ok_with_warning(result, "tracking probe off", "no validation episode files",
+                           "train.validation_fraction", "--set train.probe_every=0")  # fmt: skip
     assert (tmp_path / "run" / "checkpoints" / "step_00000002").is_dir()

@@ -21,16 +21,18 @@ def test_probe_log_writes_csv_and_plot_and_keeps_the_last_row_of_a_repeated_step
     assert png.startswith(b"\x89PNG")
 
 
-def test_probe_without_test_episodes_is_skipped_with_what_to_do(tmp_path):
+def test_probe_without_validation_episodes_is_skipped_with_what_to_do(tmp_path):
     from keypoint_wm.data.episodes import Episode, save_episode
-    from keypoint_wm.data.sequences import is_test_file
+    from keypoint_wm.data.sequences import is_test_file, is_validation_file
     from keypoint_wm.evaluation.probe import ProbeData
 
-    names = [f"e{i}.npz" for i in range(50) if not is_test_file(f"e{i}.npz", 0.2)][:2]
+    names = [f"e{i}.npz" for i in range(50) if not is_test_file(f"e{i}.npz", 0.2)
+             and not is_validation_file(f"e{i}.npz", 0.1)][:2]  # fmt: skip
     for name in names:  # every file falls in the train split
         image = np.zeros((8, 8, 8, 3), np.uint8)
         positions = np.zeros((8, 1, 2), np.float32)
         save_episode(tmp_path / name, Episode(image, np.zeros((8, 0), np.float32),
                                               np.zeros(8, np.float32), positions))  # fmt: skip
-    with pytest.warns(UserWarning, match=r"probe off.*no test episode files.*probe_every=0"):
-        assert ProbeData.from_dataset(tmp_path, 0.2) is None
+    match = r"probe off.*no validation episode files.*validation_fraction.*probe_every=0"
+    with pytest.warns(UserWarning, match=match):
+        assert ProbeData.from_dataset(tmp_path, 0.2, 0.1) is None
