@@ -139,9 +139,9 @@ def test_evaluate_reads_only_test_files(command, basketball_dir, tiny_run, monke
 
         evaluate_video(model, basketball_dir, VideoEvalConfig(samples=2, max_windows=8), False)
     else:
-        from keypoint_wm.evaluation.diversity import DiversityConfig, _windows
+        from keypoint_wm.evaluation.diversity import DiversityConfig, evaluate_diversity
 
-        _windows(model, basketball_dir, DiversityConfig(sequences=(0, 1), samples=2))
+        evaluate_diversity(model, basketball_dir, DiversityConfig(sequences=(0, 1), samples=2))
     assert read and set(read) <= _files(basketball_dir, "test")
 
 
