@@ -37,8 +37,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("evaluation", "rewards"),
     ("train", "train_step", "replicas", "benchmark"),
     ("collect", "envs"),
-    # envs/benchmark.py times the latent wrapper against the bare env: it sits with the wrapper.
-    ("envs.latent", "envs.benchmark"),
+    # envs/benchmark.py times the latent wrapper against the bare env: it sits with the wrapper,
+    # and so does envs/agents/ (agents on the latent state and in the dream env).
+    ("envs.latent", "envs.benchmark", "envs.agents"),
     ("cli",),
 ]
 ALLOWED_UPWARD = {("keypoint_wm", "keypoint_wm.api")}

@@ -1,0 +1,332 @@
+"""The resumable loop of ``keypoint-wm evaluate agents``: one result file per finished unit.
+
+:func:`run_agents` trains and scores every (task, variant, seed) of an
+:class:`~keypoint_wm.envs.agents.config.AgentEvalConfig` in turn. Each finished unit is
+written at once, atomically (docs/design.md, "Atomic writes"), to
+``OUT/units/<task>/<variant>-seed<seed>.json``; a re-run reads the finished ones back and
+skips them, provided they were run with the same settings (a unit of other settings is
+refused, naming ``--out``). The report (``--json``) is rewritten after every unit, the plot
+(``--plot``) at the end.
+
+A unit's file holds::
+
+    {"task", "variant", "seed", "settings": {...},
+     "env_steps": real env steps trained on (0 for random and dream),
+     "imagined_steps": (dream) imagined steps trained on,
+     "curve": [[env_steps, mean return], ...] (dream: [[0, final]]; random: [[0, mean]]),
+     "imagined_curve": (dream) [[imagined_steps, mean real return], ...],
+     "final_return": mean return of the last evaluation, "final_episode_returns": [...],
+     "reward_head": (dream) the head's directory, "seconds": wall time}
+
+Evaluations are deterministic policies on the real task (``eval_episodes`` episodes, one
+env each, seeded per agent seed, the same episodes for every variant), every ``eval_every``
+env steps while training and once more at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv
+from tqdm.auto import tqdm
+
+from keypoint_wm.api import WorldModel
+from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.envs.agents.config import AgentEvalConfig, Unit
+from keypoint_wm.envs.agents.report import build_report, format_report, plot_report
+from keypoint_wm.envs.agents.variants import (
+    AgentSetup,
+    RandomPolicy,
+    check_variants,
+    eval_env,
+    eval_seed,
+    make_agent,
+    reward_head_for,
+    train_env,
+)
+from keypoint_wm.envs.latent.wrapper import training_action_repeat
+from keypoint_wm.envs.registration import parse_task_name
+from keypoint_wm.errors import DataError, UsageError
+
+__all__ = ["check_tasks", "episode_returns", "run_agents", "run_unit"]
+
+
+def check_tasks(tasks: tuple[str, ...], model: WorldModel) -> tuple[str, ...]:
+    """``tasks`` as ``"domain-task"`` names, each one the run was trained on.
+
+    Raises:
+        UsageError: naming ``--tasks``, for a name that is no suite task or one the world
+            model's data did not hold.
+    """
+    names = []
+    for task in tasks:
+        try:
+            domain, name = parse_task_name(task)
+        except ValueError as error:
+            raise UsageError(f"--tasks: {error}") from None
+        names.append(f"{domain}-{name}")
+    trained = model.config.data.get("tasks")
+    if not trained:
+        warnings.warn(
+            f"run {model.run_dir}: its config does not record the tasks it was trained on; "
+            f"scoring {', '.join(names)} unchecked",
+            stacklevel=2,
+        )
+        return tuple(names)
+    foreign = [name for name in names if name not in trained]
+    if foreign:
+        raise UsageError(
+            f"--tasks: the world model was not trained on {', '.join(foreign)}; "
+            f"its tasks are {', '.join(trained)}"
+        )
+    return tuple(names)
+
+
+def episode_returns(policy: Any, venv: VecEnv, episodes: int, seed: int) -> list[float]:
+    """Returns of ``episodes`` real episodes of ``policy`` (deterministic), seeded ``seed``,
+    ``seed + 1``, ... (one env of ``venv`` per episode)."""
+    venv.seed(seed)
+    returns, _ = evaluate_policy(
+        policy, venv, n_eval_episodes=episodes, deterministic=True, return_episode_rewards=True
+    )
+    return [float(r) for r in returns]  # type: ignore[union-attr]
+
+
+class _Evaluations(BaseCallback):
+    """Advances the unit's progress bar and scores the policy every ``every`` steps."""
+
+    def __init__(self, score: Callable[[], float], every: int, budget: int, bar: Any) -> None:
+        super().__init__()
+        self.score, self.every, self.budget, self.bar = score, every, budget, bar
+        self.next = every
+        self.curve: list[list[float]] = []
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.num_timesteps - self.bar.n)
+        if self.next <= self.num_timesteps < self.budget:  # the final score comes after
+            self.bar.set_postfix_str("evaluating")
+            self.curve.append([self.num_timesteps, self.score()])
+            self.bar.set_postfix_str(f"return {self.curve[-1][1]:.1f}")
+            while self.next <= self.num_timesteps:
+                self.next += self.every
+        return True
+
+
+def run_unit(unit: Unit, setup: AgentSetup, settings: dict[str, Any]) -> dict[str, Any]:
+    """Train (unless ``random``) and score one unit; its result (see the module doc)."""
+    config = setup.config
+    started = time.perf_counter()
+    seed = eval_seed(unit.seed)
+    result: dict[str, Any] = {
+        "task": unit.task,
+        "variant": unit.variant,
+        "seed": unit.seed,
+        "settings": settings,
+    }
+    scoring = eval_env(unit.variant, unit.task, setup)
+    try:
+        if unit.variant == "random":
+            policy = RandomPolicy(scoring.action_space, unit.seed)
+            returns = episode_returns(policy, scoring, config.eval_episodes, seed)
+            result.update(env_steps=0, curve=[[0, float(np.mean(returns))]])
+        else:
+            returns = _train(unit, setup, scoring, seed, result)
+    finally:
+        scoring.close()
+    result.update(
+        final_return=float(np.mean(returns)),
+        final_episode_returns=returns,
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    return result
+
+
+def _train(
+    unit: Unit, setup: AgentSetup, scoring: VecEnv, seed: int, result: dict[str, Any]
+) -> list[float]:
+    config = setup.config
+    dream = unit.variant == "dream"
+    head = None
+    if dream:
+        head, head_dir = reward_head_for(unit.task, setup)
+        result["reward_head"] = str(head_dir)
+    budget = config.imagined_steps if dream else config.steps
+    venv = train_env(unit.variant, unit.task, setup, unit.seed, head)
+    bar = tqdm(
+        total=budget,
+        desc=str(unit),
+        unit="step",
+        leave=False,
+        disable=not setup.progress,
+        dynamic_ncols=True,
+    )
+    try:
+        agent = make_agent(unit.variant, venv, setup, unit.seed)
+
+        def score() -> float:
+            return float(np.mean(episode_returns(agent, scoring, config.eval_episodes, seed)))
+
+        callback = _Evaluations(score, config.eval_interval, budget, bar)
+        agent.learn(total_timesteps=budget, callback=callback)
+        bar.set_postfix_str("evaluating")
+        returns = episode_returns(agent, scoring, config.eval_episodes, seed)
+        curve = [*callback.curve, [agent.num_timesteps, float(np.mean(returns))]]
+    finally:
+        bar.close()
+        venv.close()
+    if dream:
+        result.update(
+            env_steps=0,
+            imagined_steps=agent.num_timesteps,
+            curve=[[0, curve[-1][1]]],
+            imagined_curve=curve,
+        )
+    else:
+        result.update(env_steps=agent.num_timesteps, curve=curve)
+    return returns
+
+
+def _read_unit(unit: Unit, out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The unit's finished result, None if it has none; refuses one of other settings."""
+    path = unit.path(out)
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(
+            f"{path}: unreadable unit result ({error}); delete it to rerun it"
+        ) from None
+    if result.get("settings") != settings:
+        old = result.get("settings") or {}
+        differ = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        raise UsageError(
+            f"--out {out}: {path} was run with other settings ({', '.join(differ)}: "
+            f"{', '.join(f'{old.get(k)!r} now {settings.get(k)!r}' for k in differ)}); "
+            "give another --out, or delete that file to rerun it"
+        )
+    return result
+
+
+def _write(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
+
+
+def run_agents(
+    model: WorldModel,
+    config: AgentEvalConfig,
+    out: str | Path,
+    *,
+    data: str | Path | None = None,
+    json_path: str | Path | None = None,
+    plot_path: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every unit of ``config`` not yet finished in ``out``; write and return the report.
+
+    Args:
+        model: the world model (loaded from its run directory).
+        config: the comparison; its tasks must be among the model's.
+        out: the folder of unit results (``OUT/units/...``) and, by default, of the report
+            (``OUT/agents.json``) and the plot (``OUT/agents.png``).
+        data: the run's dataset, for the dream variant (default: where the run was trained).
+        device: where the agents run (default: the model's device).
+
+    Returns:
+        The report (:func:`~keypoint_wm.envs.agents.report.build_report`).
+    """
+    if model.run_dir is None:
+        raise UsageError("--run: the world model must be loaded from its run directory")
+    config = replace(config, tasks=check_tasks(config.tasks, model))
+    out = Path(out)
+    json_path = Path(json_path) if json_path else out / "agents.json"
+    plot_path = Path(plot_path) if plot_path else out / "agents.png"
+    root = data if data is not None else model.config.data.get("root")
+    data_dir = Path(root) if root else None
+    if "dream" in config.variants and (data_dir is None or not data_dir.is_dir()):
+        raise DataError(
+            f"--data {data_dir}: the dream variant starts its episodes from the run's data, "
+            "and that folder is missing; pass --data DIR (the dataset the run was trained on)"
+        )
+    run_dir = Path(model.run_dir)
+    setup = AgentSetup(
+        model=model,
+        config=config,
+        action_repeat=training_action_repeat(model),
+        device=torch.device(device) if device is not None else model.device,
+        data=data_dir,
+        heads=(run_dir / "rewards", out / "reward_heads"),
+        progress=progress,
+    )
+    check_variants(setup)
+    run = {
+        "path": str(run_dir.resolve()),
+        "checkpoint_step": model.step,
+        "action_repeat": setup.action_repeat,
+        "image_size": setup.image_size,
+    }
+    meta: dict[str, Any] = {
+        "run": run["path"],
+        "checkpoint_step": model.step,
+        "algo": config.algo,
+        "steps": config.steps,
+        "seeds": config.seeds,
+        "action_repeat": setup.action_repeat,
+        "eval_every": config.eval_interval,
+        "eval_episodes": config.eval_episodes,
+        "envs": config.num_envs,
+        "time_limit": config.time_limit,
+        "features": config.features,
+        "out": str(out),
+    }
+    if "dream" in config.variants:
+        meta.update(dream_steps=config.imagined_steps, dream_horizon=config.dream_horizon)
+
+    units = config.units()
+    settings = {v: config.unit_settings(v, run) for v in config.variants}
+    results, todo = [], []
+    for unit in units:
+        finished = _read_unit(unit, out, settings[unit.variant])
+        if finished is None:
+            todo.append(unit)
+        else:
+            results.append(finished)
+    if results:
+        tqdm.write(f"{len(results)} of {len(units)} units already finished in {out}: skipped")
+    overall = tqdm(
+        total=len(units),
+        initial=len(results),
+        desc="agents",
+        unit="unit",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    try:
+        for unit in todo:
+            overall.set_postfix_str(str(unit))
+            result = run_unit(unit, setup, settings[unit.variant])
+            _write(unit.path(out), result)
+            results.append(result)
+            tqdm.write(f"{unit}: final return {result['final_return']:.1f}")
+            _write(json_path, build_report(results, meta, config))
+            overall.update()
+    finally:
+        overall.close()
+    report = build_report(results, meta, config)
+    print(format_report(report))
+    _write(json_path, report)
+    print(f"wrote {json_path}")
+    print(f"wrote {plot_report(report, plot_path)}")
+    return report

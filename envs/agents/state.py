@@ -1,0 +1,112 @@
+"""A DeepMind Control Suite task with its true low-dimensional state as the observation.
+
+:class:`StateEnv` is the "state" variant's environment (and the random policy's): the same
+dm_control task, action mapping, action repeat and episode ends as
+:class:`~keypoint_wm.envs.dmc.DMCPixelEnv`, but it renders nothing -- a 64x64 frame costs
+about 30 times the physics of a cartpole step, so the state agent trains at the speed of
+the physics.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, SupportsFloat
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from keypoint_wm.envs.gl import dm_control_suite
+from keypoint_wm.envs.registration import parse_task_name
+
+__all__ = ["StateEnv"]
+
+_UNBOUNDED = 1e9  # as in DMCPixelEnv: dimensions without a ctrlrange pass through unscaled
+
+
+class StateEnv(gymnasium.Env):
+    """A suite task whose observation is dm_control's observation dict, flattened.
+
+    Args:
+        task: ``"domain-task"``, e.g. ``"cartpole-balance"``.
+        action_repeat: physics control steps per agent step (rewards summed).
+        time_limit: simulated seconds per episode (default: the task's own).
+
+    Spaces:
+        observation: ``Box(-inf, inf, (D,), float32)``: the entries of dm_control's
+            observation (e.g. cartpole's ``position`` then ``velocity``), each flattened, in
+            the task's order.
+        action: ``Box(-1, 1, (A,), float32)``, mapped linearly onto the task's bounds.
+
+    Episodes end as in :class:`~keypoint_wm.envs.dmc.DMCPixelEnv`: dm_control's time limit
+    gives ``truncated=True``, a task's own termination ``terminated=True``.
+    ``action_size`` is A.
+    ``reset(seed=s)`` starts the episode ``DMCPixelEnv.reset(seed=s)`` starts.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012
+
+    def __init__(self, task: str, *, action_repeat: int = 1, time_limit: float | None = None):
+        if not isinstance(action_repeat, int) or action_repeat < 1:
+            raise ValueError(f"action_repeat must be a positive int, got {action_repeat!r}")
+        domain, name = parse_task_name(task)
+        kwargs = {} if time_limit is None else {"time_limit": time_limit}
+        self._env = dm_control_suite().load(domain, name, task_kwargs=kwargs)
+        self.task = f"{domain}-{name}"
+        self.action_repeat = action_repeat
+        spec = self._env.action_spec()
+        low = np.asarray(spec.minimum, np.float64) * np.ones(spec.shape)
+        high = np.asarray(spec.maximum, np.float64) * np.ones(spec.shape)
+        self._bounded = (np.abs(low) < _UNBOUNDED) & (np.abs(high) < _UNBOUNDED)
+        self._low, self._high, self._dtype = low, high, np.dtype(spec.dtype)
+        self.action_size = int(math.prod(spec.shape))
+        self.action_space = spaces.Box(-1.0, 1.0, shape=spec.shape, dtype=np.float32)
+        self._names = list(self._env.observation_spec())
+        size = sum(math.prod(s.shape) for s in self._env.observation_spec().values())
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
+        self._needs_reset = True
+
+    def _flat(self, observation: Any) -> np.ndarray:
+        parts = [np.asarray(observation[name], np.float32).reshape(-1) for name in self._names]
+        return np.concatenate(parts)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode; ``seed`` reseeds the task's random state."""
+        super().reset(seed=seed)
+        if seed is not None:
+            seed = int(seed)
+            if not 0 <= seed < 2**32:
+                seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
+            self._env.task.random.seed(seed)
+        self._needs_reset = False
+        return self._flat(self._env.reset().observation), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Repeat ``action`` for ``action_repeat`` control steps and sum the rewards."""
+        if self._needs_reset:
+            raise RuntimeError("the episode has ended (or never started): call reset() first")
+        array = np.asarray(action, np.float64).reshape(self.action_space.shape)
+        clipped = np.clip(array, -1.0, 1.0)
+        scaled = self._low + (clipped + 1.0) * 0.5 * (self._high - self._low)
+        command = np.where(self._bounded, scaled, array).astype(self._dtype)
+        reward = 0.0
+        for _ in range(self.action_repeat):
+            time_step = self._env.step(command)
+            reward += float(time_step.reward or 0.0)
+            if time_step.last():
+                break
+        terminated = truncated = False
+        if time_step.last():
+            self._needs_reset = True
+            terminated = float(time_step.discount) == 0.0
+            truncated = not terminated
+        return self._flat(time_step.observation), reward, terminated, truncated, {}
+
+    def close(self) -> None:
+        """Free the physics. Safe to call twice."""
+        if self._env is not None:
+            self._env.physics.free()
+            self._env = None
+        super().close()
