@@ -389,15 +389,19 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``keypoint-wm evaluate`` and its sub-commands."""
     p = commands.add_parser(
-        "evaluate", help="evaluate trained runs (tracking, video, actions, diversity, compare)"
+        "evaluate",
+        help="evaluate trained runs (tracking, video, actions, diversity, compare, agents)",
     )
     sub = p.add_subparsers(
         dest="evaluate_command",
         required=True,
-        metavar="{tracking,video,actions,diversity,compare}",
+        metavar="{tracking,video,actions,diversity,compare,agents}",
     )
     _add_tracking(sub)
     _add_video(sub)
     _add_actions(sub)
     _add_diversity(sub)
     _add_compare(sub)
+    from keypoint_wm.cli import agents
+
+    agents.register(sub)

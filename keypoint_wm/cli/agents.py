@@ -1,0 +1,193 @@
+"""``keypoint-wm evaluate agents``: the same SB3 agent on the state, the pixels, the world
+model's latent state and in its imagination, scored on the real task.
+
+Registered under ``evaluate`` by :func:`register`; the handler imports the Gymnasium side
+(:mod:`keypoint_wm.envs.agents`: dm_control, Stable-Baselines3) only when it runs. The flags
+are checked (run, output paths, variants, budgets, device) before the model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from keypoint_wm.cli.common import (
+    add_device,
+    add_quiet,
+    check_json_path,
+    comma_list,
+    device_of,
+    existing_dir,
+    existing_run,
+    positive_int,
+)
+from keypoint_wm.errors import UsageError
+
+VARIANT_NAMES = ("random", "state", "pixels", "latent", "dream")
+"""``--variants`` names (``keypoint_wm.envs.agents.VARIANTS``, repeated here so that building
+the parser imports no SB3)."""
+
+EXAMPLE = """example:
+  keypoint-wm evaluate agents --run runs/dmcs --tasks cartpole-balance,reacher-easy \\
+      --algo ppo --steps 50000 --seeds 3 --out agents/dmcs
+
+Each (task, variant, seed) is written to OUT/units/ as soon as it finishes; running the same
+command again skips the finished ones. Returns are episode returns of the real task at the
+action repeat of the run's data."""
+
+
+def positive_seconds(text: str) -> float:
+    """``--time-limit``: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--time-limit expects seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--time-limit expects seconds > 0, got {value}")
+    return value
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; expected a folder for the results")
+    check_json_path(args.json)
+    check_json_path(args.plot, flag="--plot")
+    if args.data is not None:
+        existing_dir(args.data)
+
+
+def run_agents_command(args: argparse.Namespace) -> int:
+    """Train and score every (task, variant, seed) not yet in ``--out``; table, JSON, PNG."""
+    from keypoint_wm.envs.agents.config import AgentEvalConfig
+
+    run = existing_run(args.run)
+    _check_paths(args)
+    config = AgentEvalConfig(
+        tasks=tuple(comma_list(args.tasks) or ()),
+        variants=tuple(comma_list(args.variants) or ()),
+        algo=args.algo,
+        steps=args.steps,
+        seeds=args.seeds,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        envs=args.envs,
+        time_limit=args.time_limit,
+        dream_steps=args.dream_steps,
+        dream_horizon=args.dream_horizon,
+        features=args.features,
+        head_steps=args.head_steps,
+    )
+    device = device_of(args)
+    import keypoint_wm
+    from keypoint_wm.envs.agents.runner import run_agents
+
+    model = keypoint_wm.load(run, device=device)
+    run_agents(
+        model,
+        config,
+        args.out,
+        data=args.data,
+        json_path=args.json,
+        plot_path=args.plot,
+        device=device,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+def register(evaluate_commands: argparse._SubParsersAction) -> None:
+    """Add ``agents`` to ``keypoint-wm evaluate``'s sub-commands."""
+    p = evaluate_commands.add_parser(
+        "agents",
+        help="the same SB3 agent on the true state, the pixels, the latent state and in "
+        "imagination, scored on the real task (mean ± 95%% CI over agent seeds)",
+        description="Trains the same Stable-Baselines3 agent with the same real env-step "
+        "budget on each variant: random (uniform actions), state (dm_control's observation), "
+        "pixels (the raw frames, CnnPolicy), latent (the world model's latent state) and "
+        "dream (trained only inside DreamEnv with the run's reward heads; zero real env "
+        "steps), each scored on the real task.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--run", required=True, help="run directory written by `keypoint-wm train`")
+    p.add_argument(
+        "--tasks",
+        required=True,
+        help="comma-separated tasks, among those the run was trained on (e.g. cartpole-balance)",
+    )
+    p.add_argument(
+        "--algo", choices=("ppo", "sac"), default="ppo", help="SB3 algorithm (default ppo)"
+    )
+    p.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=50_000,
+        help="real env steps per trained agent, at the run's action repeat (default 50000)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive_int("--seeds"),
+        default=3,
+        help="agent seeds per task and variant: 0 .. S-1 (default 3)",
+    )
+    p.add_argument("--out", required=True, help="folder of the per-unit results (resumable)")
+    p.add_argument("--json", metavar="PATH", help="the report (default OUT/agents.json)")
+    p.add_argument("--plot", metavar="PATH", help="learning curves PNG (default OUT/agents.png)")
+    p.add_argument(
+        "--variants",
+        default=",".join(VARIANT_NAMES),
+        help=f"comma-separated subset of {','.join(VARIANT_NAMES)} (default: all five)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=positive_int("--eval-every"),
+        help="env steps between evaluations (default: steps / 10, 10 points per curve)",
+    )
+    p.add_argument(
+        "--eval-episodes",
+        type=positive_int("--eval-episodes"),
+        default=5,
+        help="real episodes per evaluation, deterministic policy (default 5)",
+    )
+    p.add_argument(
+        "--envs",
+        type=positive_int("--envs"),
+        help="parallel envs per agent (default 4 for ppo, 1 for sac)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=positive_seconds,
+        help="simulated seconds per real episode (default: the task's own; for quick checks)",
+    )
+    p.add_argument(
+        "--dream-steps",
+        type=positive_int("--dream-steps"),
+        help="imagined steps the dream agent trains for (default: --steps)",
+    )
+    p.add_argument(
+        "--dream-horizon",
+        type=positive_int("--dream-horizon"),
+        default=100,
+        help="imagined steps per dream episode (default 100)",
+    )
+    p.add_argument(
+        "--features",
+        choices=("keypoints", "hidden", "both"),
+        default="both",
+        help="what the latent observation holds (default both: keypoints and GRU state)",
+    )
+    p.add_argument(
+        "--head-steps",
+        type=positive_int("--head-steps"),
+        default=2000,
+        help="optimiser steps of a reward head trained for the dream when the run has none "
+        "for a task (default 2000; it goes to OUT/reward_heads)",
+    )
+    p.add_argument(
+        "--data",
+        help="the run's dataset, for the dream's start frames and missing reward heads "
+        "(default: the folder the run was trained on)",
+    )
+    add_device(p)
+    add_quiet(p, "no progress bars")
+    p.set_defaults(handler=run_agents_command)
