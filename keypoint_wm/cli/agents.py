@@ -27,6 +27,16 @@ VARIANT_NAMES = ("random", "state", "pixels", "latent", "dream")
 """``--variants`` names (``keypoint_wm.envs.agents.VARIANTS``, repeated here so that building
 the parser imports no SB3)."""
 
+DESCRIPTION = """\
+Trains the same Stable-Baselines3 agent, with the same real env-step budget and agent seeds,
+on each variant, and scores it on the real task:
+  random  uniform random actions (no training)
+  state   dm_control's low-dimensional observation (MlpPolicy)
+  pixels  the raw frames at the run's image size (CnnPolicy)
+  latent  the world model's latent state through LatentVecEnv (MlpPolicy)
+  dream   trained only inside DreamEnv, the run's prior and reward heads (zero real env
+          steps; a missing head is trained first), scored through the latent wrapper"""
+
 EXAMPLE = """example:
   keypoint-wm evaluate agents --run runs/dmcs --tasks cartpole-balance,reacher-easy \\
       --algo ppo --steps 50000 --seeds 3 --out agents/dmcs
@@ -101,11 +111,7 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         "agents",
         help="the same SB3 agent on the true state, the pixels, the latent state and in "
         "imagination, scored on the real task (mean ± 95%% CI over agent seeds)",
-        description="Trains the same Stable-Baselines3 agent with the same real env-step "
-        "budget on each variant: random (uniform actions), state (dm_control's observation), "
-        "pixels (the raw frames, CnnPolicy), latent (the world model's latent state) and "
-        "dream (trained only inside DreamEnv with the run's reward heads; zero real env "
-        "steps), each scored on the real task.",
+        description=DESCRIPTION,
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
