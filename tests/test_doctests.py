@@ -62,7 +62,7 @@ def _doctests(name: str) -> list[doctest.DocTest]:
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name: str) -> None:
-    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    runner = doctest.DocTestRunner(optionflags=FLAGS, verbose=False)  # not "-v" in sys.argv
     examples = 0
     for test in _doctests(name):
         skipped = [ex.source.strip() for ex in test.examples if ex.options.get(doctest.SKIP)]

@@ -56,6 +56,7 @@ COMMANDS = (
     ("evaluate", "actions"),
     ("evaluate", "diversity"),
     ("evaluate", "compare"),
+    ("evaluate", "agents"),
     ("rewards",),
     ("rewards", "train"),
     ("rewards", "evaluate"),
