@@ -1,15 +1,19 @@
-"""``keypoint-wm rewards evaluate``: normalised reward-prediction error, runs side by side.
+"""``keypoint-wm rewards evaluate``: normalised reward-prediction error, variants side by side.
 
 For each world-model run and task: the run's heads (``RUN/rewards/<task>``, trained by
 ``keypoint-wm rewards train``) predict the rewards of the held-out 20 % of the test split's
 windows (the same windows and split as in training: window, stride, seed, fraction and split
 are read from each head). The error is the MSE divided by that of a null model predicting the
-mean training reward (paper Figure 8), per time step with a 95 % confidence interval, and
-overall. Output: a table (tasks x runs), a JSON object and a plot like Figure 8.
+mean training reward (paper Figure 8), per time step with a 95 % confidence interval over
+windows, and overall. Runs sharing a label are training seeds of one variant (as are the
+``seed_<s>/`` runs of a ``train --seeds N`` folder): each variant reports the mean over its
+seeds and the 95 % interval over them (:mod:`keypoint_wm.evaluation.seeds`). Output: a table
+(tasks x variants), a JSON object and a plot like Figure 8.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ import numpy as np
 import torch
 
 from keypoint_wm.errors import DataError, UsageError
+from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant, plus_minus, seed_runs
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.rewards.head import find_reward_head, load_reward_head
 from keypoint_wm.rewards.sequences import (
@@ -31,7 +36,110 @@ from keypoint_wm.rewards.train import (
     train_reward_heads,
 )
 
-__all__ = ["evaluate_reward_prediction", "format_reward_table", "plot_reward_prediction"]
+__all__ = [
+    "RewardEvaluation",
+    "RunRewardScores",
+    "TaskRewardScore",
+    "evaluate_reward_prediction",
+    "format_reward_table",
+    "plot_reward_prediction",
+]
+
+METRIC = (
+    "MSE / MSE of a null model predicting the mean training reward (lower is better, 1 = no "
+    "better than the null model)"
+)
+NOTE = (
+    "normalized_mse is null for a task whose test rewards all equal the training mean "
+    "(constant_rewards): the null model is exact there"
+)
+
+
+@dataclass(frozen=True)
+class TaskRewardScore:
+    """One head's error on its held-out windows (normalised MSE: >= 0, 1 = the null model).
+
+    ``normalized_mse``, ``per_step`` (one value per frame of a window) and ``ci95`` (the
+    half-width of each step's 95% interval over windows) are None for constant rewards.
+    """
+
+    normalized_mse: float | None
+    per_step: list[float] | None
+    ci95: list[float] | None
+    constant_rewards: bool
+    test_windows: int
+    split: str
+    mean_train_reward: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "normalized_mse": self.normalized_mse,
+            "per_step": self.per_step,
+            "ci95": self.ci95,
+            "constant_rewards": self.constant_rewards,
+            "test_windows": self.test_windows,
+            "split": self.split,
+            "mean_train_reward": self.mean_train_reward,
+        }
+
+
+@dataclass(frozen=True)
+class RunRewardScores:
+    """The scores of one run's heads, per task."""
+
+    label: str
+    """The variant's name (``--label``, else the run directory and model kind)."""
+    run: str
+    checkpoint_step: int
+    representation: str
+    dynamics: str
+    tasks: dict[str, TaskRewardScore]
+
+    @property
+    def mean_normalized_mse(self) -> float | None:
+        """The mean over tasks with a score (None when none has one)."""
+        scores = [t.normalized_mse for t in self.tasks.values() if t.normalized_mse is not None]
+        return float(np.mean(scores)) if scores else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "run": self.run,
+            "checkpoint_step": self.checkpoint_step,
+            "representation": self.representation,
+            "dynamics": self.dynamics,
+            "tasks": {task: score.to_json() for task, score in self.tasks.items()},
+            "mean_normalized_mse": self.mean_normalized_mse,
+        }
+
+
+@dataclass(frozen=True)
+class RewardEvaluation:
+    """What :func:`evaluate_reward_prediction` measured: one entry per variant, each over
+    its runs (seeds)."""
+
+    data: str
+    variants: list[OverSeeds[RunRewardScores]]
+
+    @property
+    def tasks(self) -> list[str]:
+        """Every task some run has a head for, sorted."""
+        return sorted({t for v in self.variants for r in v.results for t in r.tasks})
+
+    def to_json(self) -> dict[str, Any]:
+        """Today's keys (``"runs"``: one entry per variant, its mean over seeds), plus
+        ``"seed_ci95"`` (``{"runs": [half-widths per variant, or None for one run]}``, null
+        when every variant is one run) and ``"per_run"`` (every run's own entry)."""
+        several = any(v.count > 1 for v in self.variants)
+        return {
+            "data": self.data,
+            "metric": METRIC,
+            "tasks": self.tasks,
+            "note": NOTE,
+            "runs": [v.mean for v in self.variants],
+            "seed_ci95": {"runs": [v.ci for v in self.variants]} if several else None,
+            "per_run": [entry for v in self.variants for entry in v.per_run],
+        }
 
 
 def _run_label(run: Path, config: Any) -> str:
@@ -39,6 +147,34 @@ def _run_label(run: Path, config: Any) -> str:
     model = config.model
     kind = f"{names.get(model.representation, model.representation)}-{model.dynamics.upper()}"
     return f"{run.name} ({kind})"
+
+
+@dataclass(frozen=True)
+class _Variant:
+    label: str | None  # None: named after ``given`` and its model
+    given: Path
+    runs: list[tuple[Path, Path]]  # (run, its head directory)
+
+
+def _variants(
+    runs: list[str | Path], labels: list[str] | None, heads: list[str | Path] | None
+) -> list[_Variant]:
+    """Runs grouped by label (each run its own variant without labels), seed folders
+    expanded (each seed with its own ``seed_<s>/rewards``)."""
+    variants: dict[str, _Variant] = {}
+    for i, given in enumerate(runs):
+        members = seed_runs(given, flag="--run")
+        if heads and members != [Path(given)]:
+            raise UsageError(
+                f"--heads {heads[i]}: --run {given} is a folder of seed runs; each seed's heads "
+                "are read from its own seed_<s>/rewards (leave --heads out)"
+            )
+        pairs = [(m, Path(heads[i]) if heads else m / "rewards") for m in members]
+        key = labels[i] if labels else f"#{i}"
+        if key not in variants:
+            variants[key] = _Variant(labels[i] if labels else None, Path(given), [])
+        variants[key].runs.extend(pairs)
+    return list(variants.values())
 
 
 def evaluate_reward_prediction(
@@ -52,13 +188,15 @@ def evaluate_reward_prediction(
     device: str | torch.device | None = None,
     progress: bool = True,
     precision: str = "auto",
-) -> dict[str, Any]:
+) -> RewardEvaluation:
     """Score the reward heads of one or more runs on the same data.
 
     Args:
-        runs: run directories (e.g. a Struct-VRNN and a CNN-VRNN run).
+        runs: run directories (e.g. a Struct-VRNN and a CNN-VRNN run), or folders of
+            ``seed_<s>/`` runs (``train --seeds N``: the seeds of one variant).
         data_dir: the dataset the heads were trained on.
-        labels: names for the runs (default: directory name and model kind).
+        labels: a name per run (default: directory name and model kind); runs sharing a
+            label are the seeds of one variant.
         heads: head directories per run (default ``RUN/rewards``).
         tasks: only these tasks (default: every task with a head).
         train_missing: train heads that are missing (with ``train_config``) instead of
@@ -69,7 +207,8 @@ def evaluate_reward_prediction(
 
     Raises:
         DataError: a run has no heads (the message says how to train them).
-        UsageError: ``labels`` or ``heads`` do not match ``runs``.
+        UsageError: ``labels`` or ``heads`` do not match ``runs``; runs sharing a label
+            have different model configs.
     """
     import keypoint_wm
 
@@ -79,90 +218,102 @@ def evaluate_reward_prediction(
         raise UsageError(f"--label: give one label per --run ({len(runs)}), got {len(labels)}")
     if heads and len(heads) != len(runs):
         raise UsageError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
-    results = []
-    all_tasks: list[str] = []
-    for i, run in enumerate(runs):
-        run = Path(run)
-        model = keypoint_wm.load(run, device=resolve_device(device), precision=precision)
-        # Windows by (window, stride, max_windows, seed): heads trained here are scored on
-        # the windows they were trained with, collected once.
-        collected: dict[tuple, dict[str, RewardSequences]] = {}
-        head_root = Path(heads[i]) if heads else run / "rewards"
-        wanted = _tasks_with_heads(head_root, tasks)
-        if not wanted or (tasks and set(wanted) != set(tasks)):
-            if not train_missing:
-                find_reward_head(head_root, tasks[0] if tasks else None)  # raises with a hint
-                raise DataError(
-                    f"{head_root}: heads missing for some of --tasks {tasks}; train them with "
-                    f"`keypoint-wm rewards train --run {run} --data {data_dir}` or pass "
-                    "--train-missing"
-                )
-            config = train_config or RewardTrainConfig()
-            key = (config.window, config.stride, config.max_windows, config.seed)
-            collected[key] = _collect(model, data_dir, key, tasks, progress)
-            train_reward_heads(model, data_dir, head_root, config, tasks, progress, collected[key])
-            wanted = _tasks_with_heads(head_root, tasks)
-        label = labels[i] if labels else _run_label(run, model.config)
-        entry: dict[str, Any] = {
-            "label": label,
-            "run": str(run),
-            "checkpoint_step": model.step,
-            "representation": model.config.model.representation,
-            "dynamics": model.config.model.dynamics,
-            "tasks": {},
-        }
-        loaded = {task: load_reward_head(head_root, task, model.device) for task in wanted}
-        # Heads trained together share the window settings: collect once per setting.
-        groups: dict[tuple, list[str]] = {}
-        for task, head in loaded.items():
-            meta = head.config.metadata
-            setting = tuple(meta.get(k) for k in ("window", "stride", "max_windows", "seed"))
-            groups.setdefault(setting, []).append(task)
-        defaults = RewardTrainConfig()
-        for (window, stride, max_windows, seed), group in groups.items():
-            key = (
-                window or defaults.window,
-                stride or defaults.stride,
-                max_windows or defaults.max_windows,
-                defaults.seed if seed is None else seed,
+    variants = []
+    for variant in _variants(runs, labels, heads):
+        scores: list[RunRewardScores] = []
+        configs: list[dict[str, Any]] = []
+        hint = (
+            f" (both labelled {variant.label!r}; label them apart to compare them)"
+            if variant.label
+            else f" (seed runs of {variant.given})"
+        )
+        for run, head_root in variant.runs:
+            model = keypoint_wm.load(run, device=resolve_device(device), precision=precision)
+            label = variant.label or _run_label(variant.given, model.config)
+            settings = (data_dir, tasks, train_missing, train_config, progress)
+            scores.append(_score_run(model, run, head_root, label, *settings))
+            configs.append(model.config.model.to_dict())
+            check_one_variant([r for r, _ in variant.runs[: len(configs)]], configs, hint)
+        variants.append(OverSeeds(tuple(str(r) for r, _ in variant.runs), tuple(scores)))
+    return RewardEvaluation(str(data_dir), variants)
+
+
+def _score_run(
+    model: Any,
+    run: Path,
+    head_root: Path,
+    label: str,
+    data_dir: str | Path,
+    tasks: list[str] | None,
+    train_missing: bool,
+    train_config: RewardTrainConfig | None,
+    progress: bool,
+) -> RunRewardScores:
+    """One run's heads scored on their held-out windows (trained first if missing and
+    ``train_missing``)."""
+    # Windows by (window, stride, max_windows, seed): heads trained here are scored on
+    # the windows they were trained with, collected once.
+    collected: dict[tuple, dict[str, RewardSequences]] = {}
+    wanted = _tasks_with_heads(head_root, tasks)
+    if not wanted or (tasks and set(wanted) != set(tasks)):
+        if not train_missing:
+            find_reward_head(head_root, tasks[0] if tasks else None)  # raises with a hint
+            raise DataError(
+                f"{head_root}: heads missing for some of --tasks {tasks}; train them with "
+                f"`keypoint-wm rewards train --run {run} --data {data_dir}` or pass "
+                "--train-missing"
             )
-            seed = key[3]
-            sequences = collected.get(key, {})
-            if not set(group) <= set(sequences):
-                sequences = _collect(model, data_dir, key, group, progress)
-            for task in group:
-                head = loaded[task]
-                fraction = head.config.metadata.get("train_fraction", defaults.train_fraction)
-                split = head.config.metadata.get("split", "windows")
-                _, test = split_sequences(sequences[task], fraction, seed, split)
-                overall, per_step, ci95 = normalized_mse(
-                    predict(head, test.hidden), test.reward, head.config.reward_mean
-                )
-                constant = bool(np.isnan(overall))
-                entry["tasks"][task] = {
-                    "normalized_mse": None if constant else overall,
-                    "per_step": None if constant else per_step.tolist(),
-                    "ci95": None if constant else ci95.tolist(),
-                    "constant_rewards": constant,
-                    "test_windows": len(test),
-                    "split": split,
-                    "mean_train_reward": head.config.reward_mean,
-                }
-        scores = [
-            t["normalized_mse"] for t in entry["tasks"].values() if t["normalized_mse"] is not None
-        ]
-        entry["mean_normalized_mse"] = float(np.mean(scores)) if scores else None
-        results.append(entry)
-        all_tasks += [t for t in entry["tasks"] if t not in all_tasks]
-    return {
-        "data": str(data_dir),
-        "metric": "MSE / MSE of a null model predicting the mean training reward (lower is "
-        "better, 1 = no better than the null model)",
-        "tasks": sorted(all_tasks),
-        "note": "normalized_mse is null for a task whose test rewards all equal the "
-        "training mean (constant_rewards): the null model is exact there",
-        "runs": results,
-    }
+        config = train_config or RewardTrainConfig()
+        key = (config.window, config.stride, config.max_windows, config.seed)
+        collected[key] = _collect(model, data_dir, key, tasks, progress)
+        train_reward_heads(model, data_dir, head_root, config, tasks, progress, collected[key])
+        wanted = _tasks_with_heads(head_root, tasks)
+    loaded = {task: load_reward_head(head_root, task, model.device) for task in wanted}
+    # Heads trained together share the window settings: collect once per setting.
+    groups: dict[tuple, list[str]] = {}
+    for task, head in loaded.items():
+        meta = head.config.metadata
+        setting = tuple(meta.get(k) for k in ("window", "stride", "max_windows", "seed"))
+        groups.setdefault(setting, []).append(task)
+    defaults = RewardTrainConfig()
+    scores: dict[str, TaskRewardScore] = {}
+    for (window, stride, max_windows, seed), group in groups.items():
+        key = (
+            window or defaults.window,
+            stride or defaults.stride,
+            max_windows or defaults.max_windows,
+            defaults.seed if seed is None else seed,
+        )
+        seed = key[3]
+        sequences = collected.get(key, {})
+        if not set(group) <= set(sequences):
+            sequences = _collect(model, data_dir, key, group, progress)
+        for task in group:
+            head = loaded[task]
+            fraction = head.config.metadata.get("train_fraction", defaults.train_fraction)
+            split = head.config.metadata.get("split", "windows")
+            _, test = split_sequences(sequences[task], fraction, seed, split)
+            overall, per_step, ci95 = normalized_mse(
+                predict(head, test.hidden), test.reward, head.config.reward_mean
+            )
+            constant = bool(np.isnan(overall))
+            scores[task] = TaskRewardScore(
+                normalized_mse=None if constant else overall,
+                per_step=None if constant else per_step.tolist(),
+                ci95=None if constant else ci95.tolist(),
+                constant_rewards=constant,
+                test_windows=len(test),
+                split=split,
+                mean_train_reward=head.config.reward_mean,
+            )
+    return RunRewardScores(
+        label=label,
+        run=str(run),
+        checkpoint_step=model.step,
+        representation=model.config.model.representation,
+        dynamics=model.config.model.dynamics,
+        tasks=scores,
+    )
 
 
 def _collect(
@@ -188,49 +339,59 @@ def _tasks_with_heads(root: Path, tasks: list[str] | None) -> list[str]:
     return [t for t in found if not tasks or t in tasks]
 
 
-def format_reward_table(result: dict[str, Any]) -> str:
-    """Tasks x runs table of the overall normalised MSE."""
-    labels = [r["label"] for r in result["runs"]]
-    width = max([12, *(len(label) + 2 for label in labels)])
-    lines = [
-        "normalized reward MSE (MSE / null model's MSE; < 1 beats predicting the mean)",
-        f"{'task':<20}" + "".join(f"{label:>{width}}" for label in labels),
-    ]
-    for task in result["tasks"]:
+def format_reward_table(result: RewardEvaluation) -> str:
+    """Tasks x variants table of the overall normalised MSE (mean ± the half-width of its
+    95% interval over seeds where a variant has several runs)."""
+    labels = [v.mean["label"] for v in result.variants]
+    several = any(v.count > 1 for v in result.variants)
+    width = max([12, *(len(label) + 2 for label in labels), *([17] if several else [])])
+    title = "normalized reward MSE (MSE / null model's MSE; < 1 beats predicting the mean)"
+    if several:
+        counts = ", ".join(str(v.count) for v in result.variants)
+        title += f"; mean ± 95% CI over seeds ({counts} runs)"
+    lines = [title, f"{'task':<20}" + "".join(f"{label:>{width}}" for label in labels)]
+    for task in result.tasks:
         row = f"{task:<20}"
-        for run in result["runs"]:
-            value = run["tasks"].get(task, {}).get("normalized_mse")
-            row += f"{'-' if value is None else f'{value:.3f}':>{width}}"
+        for variant in result.variants:
+            if task in variant.mean["tasks"]:
+                text = plus_minus(*variant.at("tasks", task, "normalized_mse"), ".3f")
+            else:
+                text = "-"
+            row += f"{text:>{width}}"
         lines.append(row)
     row = f"{'mean':<20}"
-    for run in result["runs"]:
-        value = run["mean_normalized_mse"]
-        row += f"{'-' if value is None else f'{value:.3f}':>{width}}"
+    for variant in result.variants:
+        row += f"{plus_minus(*variant.at('mean_normalized_mse'), '.3f'):>{width}}"
     lines.append(row)
     return "\n".join(lines)
 
 
-def plot_reward_prediction(result: dict[str, Any], path: str | Path) -> Path:
-    """Figure 8 style: one panel per task, normalised MSE over time, one line per run."""
+def plot_reward_prediction(result: RewardEvaluation, path: str | Path) -> Path:
+    """Figure 8 style: one panel per task, normalised MSE over time, one line per variant
+    (its mean over seeds; band: the 95% interval over seeds, or over windows for one run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = result["tasks"]
+    tasks = result.tasks
     columns = min(3, max(1, len(tasks)))
     rows = (len(tasks) + columns - 1) // columns
     fig, axes = plt.subplots(
         rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False, sharex=True
     )
     for ax, task in zip(axes.flat, tasks, strict=False):
-        for run in result["runs"]:
-            scores = run["tasks"].get(task)
-            if scores is None or scores["per_step"] is None:
+        for variant in result.variants:
+            if task not in variant.mean["tasks"]:
                 continue
-            mean, ci = np.array(scores["per_step"]), np.array(scores["ci95"])
+            scores, seed_half = variant.at("tasks", task)
+            if scores["per_step"] is None:
+                continue
+            band = scores["ci95"] if seed_half is None else seed_half["per_step"]
+            mean = np.array(scores["per_step"], dtype=float)
+            ci = np.array([np.nan if v is None else v for v in band], dtype=float)
             steps = np.arange(len(mean))
-            (line,) = ax.plot(steps, mean, label=run["label"])
+            (line,) = ax.plot(steps, mean, label=variant.mean["label"])
             ax.fill_between(steps, mean - ci, mean + ci, alpha=0.25, color=line.get_color())
         ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
         ax.set_title(task)

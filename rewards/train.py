@@ -14,6 +14,9 @@ null model).
 TensorBoard (``OUT/tensorboard/<task>``): ``reward/train_mse``, ``reward/learning_rate`` and,
 every ``eval_every`` steps, ``reward/validation_normalized_mse`` and
 ``reward/test_normalized_mse`` on the held-out 20 %.
+
+:func:`train_reward_heads` returns a :class:`RewardTrainSummary`; its ``to_json()`` is
+``OUT/train_summary.json``, and each task's :class:`HeadFacts` is that head's metadata.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from keypoint_wm.rewards.sequences import (
 )
 
 __all__ = [
+    "HeadFacts",
     "RewardTrainConfig",
+    "RewardTrainSummary",
     "fit_reward_head",
     "normalized_mse",
     "split_validation",
@@ -236,6 +241,51 @@ def fit_reward_head(
     return head.eval()
 
 
+@dataclass(frozen=True)
+class HeadFacts:
+    """What one task's head was trained on and how it scored on its held-out windows.
+
+    Stored as the head's metadata (``head.json``) and in ``OUT/train_summary.json``.
+    ``test_normalized_mse`` is the MSE divided by that of a null model predicting the mean
+    training reward (>= 0; < 1 beats the null model), None for constant rewards.
+    """
+
+    run: str | None
+    checkpoint_step: int
+    data: str
+    train_windows: int
+    test_windows: int
+    test_normalized_mse: float | None
+    window: int
+    stride: int
+    max_windows: int
+    seed: int
+    train_fraction: float
+    split: str
+    best_step: int
+    """The step whose weights the head keeps (early stopping)."""
+    validation_windows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RewardTrainSummary:
+    """What :func:`train_reward_heads` did: where the heads are, how, and per task."""
+
+    out: str
+    config: RewardTrainConfig
+    tasks: dict[str, HeadFacts]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "out": self.out,
+            "config": asdict(self.config),
+            "tasks": {task: facts.to_json() for task, facts in self.tasks.items()},
+        }
+
+
 def train_reward_heads(
     model: WorldModel,
     data_dir: str | Path,
@@ -244,15 +294,16 @@ def train_reward_heads(
     tasks: list[str] | None = None,
     progress: bool = True,
     sequences: dict[str, RewardSequences] | None = None,
-) -> dict[str, Any]:
-    """Train and save one head per task (``OUT/<task>/``, default ``RUN/rewards``).
+) -> RewardTrainSummary:
+    """Train and save one head per task (``OUT/<task>/``, default ``RUN/rewards``); write
+    ``OUT/train_summary.json`` (the summary's ``to_json()``).
 
     Args:
         sequences: the windows of each task, already collected with ``config``'s window
             settings (e.g. by ``rewards evaluate``, which scores the heads on the same
             windows); collected here when None.
 
-    Returns a summary: per task, the windows used and the held-out normalised MSE.
+    Returns the summary: per task, the windows used and the held-out normalised MSE.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -273,7 +324,7 @@ def train_reward_heads(
             seed=config.seed,
             progress=progress,
         )
-    summary: dict[str, Any] = {"out": str(out), "config": asdict(config), "tasks": {}}
+    summary = RewardTrainSummary(str(out), config, {})
     for task, seqs in sequences.items():
         train, test = split_sequences(seqs, config.train_fraction, config.seed, config.split)
         writer = SummaryWriter(str(out / "tensorboard" / task))
@@ -282,20 +333,24 @@ def train_reward_heads(
         finally:
             writer.close()
         score = normalized_mse(predict(head, test.hidden), test.reward, head.config.reward_mean)[0]
-        facts = {
-            "run": None if model.run_dir is None else str(model.run_dir),
-            "checkpoint_step": model.step,
-            "data": str(Path(data_dir).resolve()),
-            "train_windows": len(train),
-            "test_windows": len(test),
-            "test_normalized_mse": None if np.isnan(score) else score,
-            **{k: getattr(config, k) for k in ("window", "stride", "max_windows", "seed")},
-            "train_fraction": config.train_fraction,
-            "split": config.split,
-        }
-        facts.update(head.config.metadata)  # best_step, validation_windows
-        head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts})
+        facts = HeadFacts(
+            run=None if model.run_dir is None else str(model.run_dir),
+            checkpoint_step=model.step,
+            data=str(Path(data_dir).resolve()),
+            train_windows=len(train),
+            test_windows=len(test),
+            test_normalized_mse=None if np.isnan(score) else score,
+            window=config.window,
+            stride=config.stride,
+            max_windows=config.max_windows,
+            seed=config.seed,
+            train_fraction=config.train_fraction,
+            split=config.split,
+            best_step=head.config.metadata["best_step"],
+            validation_windows=head.config.metadata["validation_windows"],
+        )
+        head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
         save_reward_head(head, out / task)
-        summary["tasks"][task] = facts
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary.tasks[task] = facts
+    (out / "train_summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     return summary

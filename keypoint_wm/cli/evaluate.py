@@ -50,6 +50,14 @@ def _load(args: argparse.Namespace) -> Any:
     return keypoint_wm.load(run, device=device, precision=args.precision)
 
 
+def _one_run(args: argparse.Namespace, result: Any) -> Any:
+    """``result`` of ``--run`` as an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` whose
+    per-run object adds ``"run"`` and ``"data"``."""
+    from keypoint_wm.evaluation.seeds import OverSeeds
+
+    return OverSeeds((str(args.run),), (result,), {"data": str(args.data)})
+
+
 def _common(p: argparse.ArgumentParser, precision: str, several: bool = False) -> None:
     if several:
         p.add_argument("runs", nargs="*", metavar="RUN", help="run directories to compare")
@@ -95,12 +103,11 @@ def run_tracking(args: argparse.Namespace) -> int:
         best_per_object={"auto": None, "object": True, "all": False}[args.best_of],
         progress=not args.quiet,
     )
-    result["run"] = str(args.run)
-    result["data"] = str(args.data)
-    print(format_tracking(result))
+    summary = _one_run(args, result)
+    print(format_tracking(summary))
     plot = Path(args.plot) if args.plot else Path(args.run) / "tracking.png"
-    print(f"wrote {plot_tracking(result, plot)}")
-    write_json(args.json, result)
+    print(f"wrote {plot_tracking(summary, plot)}")
+    write_json(args.json, summary.mean)
     return 0
 
 
@@ -146,10 +153,10 @@ def run_video(args: argparse.Namespace) -> int:
     from keypoint_wm.evaluation.video import evaluate_video, format_video, plot_video
 
     result = evaluate_video(_load(args), args.data, _video_config(args), progress=not args.quiet)
-    result.update(run=str(args.run), data=str(args.data))
-    print(format_video(result))
-    print(f"wrote {plot_video(result, _plot_path(args, 'video'))}")
-    write_json(args.json, result)
+    summary = _one_run(args, result)
+    print(format_video(summary))
+    print(f"wrote {plot_video(summary, _plot_path(args, 'video'))}")
+    write_json(args.json, summary.mean)
     return 0
 
 
@@ -207,10 +214,10 @@ def run_actions(args: argparse.Namespace) -> int:
     model = _load(args)
     config = _action_config(args, args.max_windows)
     result = evaluate_actions(model, args.data, config, progress=not args.quiet)
-    result.update(run=str(args.run), data=str(args.data))
-    print(format_actions(result))
-    print(f"wrote {plot_actions(result, _plot_path(args, 'actions'))}")
-    write_json(args.json, result)
+    summary = _one_run(args, result)
+    print(format_actions(summary))
+    print(f"wrote {plot_actions(summary, _plot_path(args, 'actions'))}")
+    write_json(args.json, summary.mean)
     return 0
 
 
@@ -269,10 +276,10 @@ def run_diversity(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
     )
     result = evaluate_diversity(_load(args), args.data, config)
-    result.update(run=str(args.run), data=str(args.data))
-    print(format_diversity(result))
+    summary = _one_run(args, result)
+    print(format_diversity(summary))
     print(f"wrote {plot_diversity(result, _plot_path(args, 'diversity'))}")
-    write_json(args.json, result)
+    write_json(args.json, summary.mean)
     return 0
 
 
@@ -344,10 +351,11 @@ def run_compare(args: argparse.Namespace) -> int:
     atomic_write_bytes(md_path, markdown.encode())
     print(f"wrote {md_path}")
     plots = plot_compare(result, Path(args.plots) if args.plots else Path(f"{base}_plots"))
-    result["plots"] = [str(p) for p in plots]
-    result["markdown"] = str(md_path)
+    payload = {k: v for k, v in result.to_json().items() if k not in ("seed_ci95", "per_run")}
+    payload["plots"] = [str(p) for p in plots]
+    payload["markdown"] = str(md_path)
     print(f"wrote {len(plots)} plots to {plots[0].parent if plots else '-'}")
-    write_json(args.json, result)
+    write_json(args.json, payload)
     return 0
 
 

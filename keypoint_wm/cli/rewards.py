@@ -57,13 +57,13 @@ def run_train(args: argparse.Namespace) -> int:
     summary = train_reward_heads(
         model, args.data, args.out, config, comma_list(args.tasks), progress=not args.quiet
     )
-    print(f"reward heads in {summary['out']} (TensorBoard: {summary['out']}/tensorboard)")
-    for task, facts in summary["tasks"].items():
-        score = facts["test_normalized_mse"]
+    print(f"reward heads in {summary.out} (TensorBoard: {summary.out}/tensorboard)")
+    for task, facts in summary.tasks.items():
+        score = facts.test_normalized_mse
         text = "n/a (constant rewards)" if score is None else f"{score:.3f}"
         print(
-            f"  {task:<20} {facts['train_windows']:>6} train / {facts['test_windows']:>5} test "
-            f"windows   held-out normalized MSE {text} (weights of step {facts['best_step']})"
+            f"  {task:<20} {facts.train_windows:>6} train / {facts.test_windows:>5} test "
+            f"windows   held-out normalized MSE {text} (weights of step {facts.best_step})"
         )
     return 0
 
@@ -96,7 +96,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(format_reward_table(result))
     plot = Path(args.plot) if args.plot else Path(args.run[0]) / "rewards" / "rewards.png"
     print(f"wrote {plot_reward_prediction(result, plot)}")
-    write_json(args.json, result)
+    payload = {k: v for k, v in result.to_json().items() if k not in ("seed_ci95", "per_run")}
+    write_json(args.json, payload)
     return 0
 
 

@@ -14,6 +14,9 @@ metadata (Human3.6M subjects, the figure stand-in's split) or by path hash
 Reported: held-out accuracy; the most-frequent-class baseline (the training set's most
 frequent class, scored on the test set); and, when the data hold ``true_object_pos``, the
 same classifier on the ground-truth joint coordinates (the paper's dashed line).
+
+:func:`evaluate_actions` returns an :class:`ActionResult`; its ``to_json()`` is the JSON object
+of ``keypoint-wm evaluate actions`` (per run, see :mod:`keypoint_wm.evaluation.seeds`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import episode_metadata, read_manifest
 from keypoint_wm.errors import DataError
 from keypoint_wm.evaluation.datasets import split_index, task_records
+from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.evaluation.windows import iter_windows
 
 
@@ -168,12 +172,64 @@ def _class_names(data_dir: Path, labels: np.ndarray) -> list[str]:
     return [c for c in listed if c in set(labels.tolist())] + extra
 
 
+@dataclass(frozen=True)
+class ActionResult:
+    """What :func:`evaluate_actions` measured. Accuracies are shares of the test sequences
+    in [0, 1]; ``confusion[i][j]`` counts test sequences of class ``classes[i]`` predicted
+    as ``classes[j]``."""
+
+    accuracy: float
+    most_frequent_class_accuracy: float
+    """The baseline: always the training set's most frequent class."""
+    most_frequent_class: str
+    ground_truth_accuracy: float | None
+    """The same classifier on the true coordinates (None when the data hold none)."""
+    classes: list[str]
+    per_class_accuracy: dict[str, float | None]
+    """Recall of each class (None for a class without test sequences)."""
+    confusion: list[list[int]]
+    observed_steps: int
+    feature_size: int
+    representation: str
+    """``"keypoints"`` (Struct-*) or ``"cnn"`` (CNN-VRNN)."""
+    train_sequences: int
+    test_sequences: int
+    split: str
+    epochs: int
+
+    @property
+    def accuracy_over_baseline(self) -> float | None:
+        """``accuracy / most_frequent_class_accuracy`` (None when the baseline is 0)."""
+        if self.most_frequent_class_accuracy <= 0:
+            return None
+        return self.accuracy / self.most_frequent_class_accuracy
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "most_frequent_class_accuracy": self.most_frequent_class_accuracy,
+            "most_frequent_class": self.most_frequent_class,
+            "accuracy_over_baseline": self.accuracy_over_baseline,
+            "ground_truth_accuracy": self.ground_truth_accuracy,
+            "classes": self.classes,
+            "per_class_accuracy": self.per_class_accuracy,
+            "confusion": self.confusion,
+            "observed_steps": self.observed_steps,
+            "feature_size": self.feature_size,
+            "representation": self.representation,
+            "train_sequences": self.train_sequences,
+            "test_sequences": self.test_sequences,
+            "split": self.split,
+            "epochs": self.epochs,
+        }
+
+
 def evaluate_actions(
     model: WorldModel,
     data_dir: str | Path,
     config: ActionEvalConfig | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> ActionResult:
     """Run the action-recognition evaluation (see the module docstring)."""
     config = config or ActionEvalConfig()
     data_dir = Path(data_dir)
@@ -189,81 +245,89 @@ def evaluate_actions(
     train_y = np.array([lookup[c] for c in train_labels])
     test_y = np.array([lookup[c] for c in test_labels])
     predicted = train_classifier(train_x, train_y, test_x, len(classes), config, progress)
-    accuracy = float((predicted == test_y).mean())
     most_frequent = int(np.bincount(train_y, minlength=len(classes)).argmax())
-    baseline = float((test_y == most_frequent).mean())
     confusion = np.zeros((len(classes), len(classes)), int)
     np.add.at(confusion, (test_y, predicted), 1)
-    per_class = {
-        c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-        for i, c in enumerate(classes)
-    }
-    result: dict[str, Any] = {
-        "accuracy": accuracy,
-        "most_frequent_class_accuracy": baseline,
-        "most_frequent_class": classes[most_frequent],
-        "accuracy_over_baseline": accuracy / baseline if baseline > 0 else None,
-        "ground_truth_accuracy": None,
-        "classes": classes,
-        "per_class_accuracy": per_class,
-        "confusion": confusion.tolist(),
-        "observed_steps": config.steps,
-        "feature_size": int(train_x.shape[-1]),
-        "representation": model.config.model.representation,
-        "train_sequences": len(train_y),
-        "test_sequences": len(test_y),
-        "split": how,
-        "epochs": config.epochs,
-    }
+    ground_truth = None
     if train_truth is not None and test_truth is not None:
         truth_predicted = train_classifier(
             train_truth, train_y, test_truth, len(classes), config, progress
         )
-        result["ground_truth_accuracy"] = float((truth_predicted == test_y).mean())
-    return result
+        ground_truth = float((truth_predicted == test_y).mean())
+    return ActionResult(
+        accuracy=float((predicted == test_y).mean()),
+        most_frequent_class_accuracy=float((test_y == most_frequent).mean()),
+        most_frequent_class=classes[most_frequent],
+        ground_truth_accuracy=ground_truth,
+        classes=classes,
+        per_class_accuracy={
+            c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
+            for i, c in enumerate(classes)
+        },
+        confusion=confusion.tolist(),
+        observed_steps=config.steps,
+        feature_size=int(train_x.shape[-1]),
+        representation=model.config.model.representation,
+        train_sequences=len(train_y),
+        test_sequences=len(test_y),
+        split=how,
+        epochs=config.epochs,
+    )
 
 
-def format_actions(result: dict[str, Any]) -> str:
-    gt = result["ground_truth_accuracy"]
+def format_actions(result: ActionResult | OverSeeds[ActionResult]) -> str:
+    """The printed table: accuracies of the model, the baseline and the true coordinates;
+    over several runs (seeds) each is the mean ± the half-width of its 95% interval."""
+    summary = as_seeds(result)
+    mean = summary.mean
+    over = f"; mean ± 95% CI over {summary.count} seeds" if summary.count > 1 else ""
     lines = [
-        f"action recognition: {len(result['classes'])} classes, {result['observed_steps']}-step "
-        f"sequences of the model's {result['representation']} features "
-        f"({result['train_sequences']} train / {result['test_sequences']} test, "
-        f"{result['split']} split)",
-        f"{'accuracy (model)':<34} {result['accuracy']:.3f}",
-        f"{'most frequent class (baseline)':<34} {result['most_frequent_class_accuracy']:.3f}"
-        f"  ({result['most_frequent_class']})",
+        f"action recognition: {len(mean['classes'])} classes, {mean['observed_steps']}-step "
+        f"sequences of the model's {mean['representation']} features "
+        f"({mean['train_sequences']} train / {mean['test_sequences']} test, "
+        f"{mean['split']} split){over}",
+        f"{'accuracy (model)':<34} {plus_minus(*summary.at('accuracy'), '.3f')}",
+        f"{'most frequent class (baseline)':<34} "
+        f"{plus_minus(*summary.at('most_frequent_class_accuracy'), '.3f')}"
+        f"  ({mean['most_frequent_class']})",
     ]
-    if gt is not None:
-        lines.append(f"{'ground-truth coordinates':<34} {gt:.3f}")
+    if mean["ground_truth_accuracy"] is not None:
+        lines.append(
+            f"{'ground-truth coordinates':<34} "
+            f"{plus_minus(*summary.at('ground_truth_accuracy'), '.3f')}"
+        )
     return "\n".join(lines)
 
 
-def plot_actions(result: dict[str, Any], path: str | Path) -> Path:
-    """Accuracy bars (model, baseline, ground truth) and the confusion matrix (PNG)."""
+def plot_actions(result: ActionResult | OverSeeds[ActionResult], path: str | Path) -> Path:
+    """Accuracy bars (model, baseline, ground truth; over several runs the mean with its 95%
+    interval over them) and the confusion matrix (averaged over runs) (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    summary = as_seeds(result)
+    mean = summary.mean
     fig, (bars, matrix) = plt.subplots(1, 2, figsize=(10, 4))
     names = ["model", "most frequent", "ground truth"]
-    values = [
-        result["accuracy"],
-        result["most_frequent_class_accuracy"],
-        result["ground_truth_accuracy"],
-    ]
-    shown = [(n, v) for n, v in zip(names, values, strict=True) if v is not None]
-    bars.bar([n for n, _ in shown], [v for _, v in shown], color=["C0", "C7", "C2"][: len(shown)])
+    keys = ["accuracy", "most_frequent_class_accuracy", "ground_truth_accuracy"]
+    shown = [(n, *summary.at(k)) for n, k in zip(names, keys, strict=True) if mean[k] is not None]
+    bars.bar(
+        [n for n, _, _ in shown],
+        [v for _, v, _ in shown],
+        yerr=None if summary.ci is None else [0.0 if h is None else h for _, _, h in shown],
+        color=["C0", "C7", "C2"][: len(shown)],
+    )
     bars.set_ylim(0, 1)
     bars.set_ylabel("test accuracy")
     bars.set_title("action recognition")
-    confusion = np.array(result["confusion"], float)
+    confusion = np.array(mean["confusion"], float)
     rows = np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     matrix.imshow(confusion / rows, vmin=0, vmax=1, cmap="Blues")
-    ticks = np.arange(len(result["classes"]))
-    matrix.set_xticks(ticks, result["classes"], rotation=60, ha="right", fontsize=7)
-    matrix.set_yticks(ticks, result["classes"], fontsize=7)
+    ticks = np.arange(len(mean["classes"]))
+    matrix.set_xticks(ticks, mean["classes"], rotation=60, ha="right", fontsize=7)
+    matrix.set_yticks(ticks, mean["classes"], fontsize=7)
     matrix.set_xlabel("predicted")
     matrix.set_ylabel("true")
     fig.tight_layout()

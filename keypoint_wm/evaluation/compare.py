@@ -1,11 +1,15 @@
-"""Side-by-side evaluation of several runs on one dataset (``keypoint-wm evaluate compare``).
+"""Side-by-side evaluation of several variants on one dataset (``keypoint-wm evaluate compare``).
 
-Every run (e.g. Struct-VRNN, Struct-RNN, Struct-VRNN without best-of-many, CNN-VRNN) is
+Every variant (e.g. Struct-VRNN, Struct-RNN, Struct-VRNN without best-of-many, CNN-VRNN) is
 evaluated on the same data with the same settings: video metrics (always), tracking (when
 the data hold ``true_object_pos``) and action recognition (when episodes carry an
-``action`` label). Runs are labelled by their directory names. The result holds every
-run's full figures under ``"runs"`` and a summary ``"table"`` (``{metric: {run: value}}``),
-also written as one Markdown table; :func:`plot_compare` draws one figure per metric.
+``action`` label). A variant is one run, or several runs that are its training seeds: runs
+sharing a label, or the ``seed_<s>/`` runs of a ``train --seeds N`` folder
+(:mod:`keypoint_wm.evaluation.seeds`). Without labels, variants are named by their
+directories. The JSON holds every variant's full figures under ``"runs"`` (means over its
+seeds) and a summary ``"table"`` (``{metric: {variant: value}}``), also written as one
+Markdown table (mean ± 95% interval over seeds where a variant has several);
+:func:`plot_compare` draws one figure per metric.
 """
 
 from __future__ import annotations
@@ -19,8 +23,16 @@ import torch
 
 from keypoint_wm.data.episodes import episode_metadata
 from keypoint_wm.errors import UsageError
-from keypoint_wm.evaluation.actions import ActionEvalConfig
-from keypoint_wm.evaluation.video import VideoEvalConfig
+from keypoint_wm.evaluation.actions import ActionEvalConfig, ActionResult
+from keypoint_wm.evaluation.seeds import (
+    OverSeeds,
+    aggregate,
+    check_one_variant,
+    plus_minus,
+    seed_runs,
+)
+from keypoint_wm.evaluation.tracking import TrackingResult
+from keypoint_wm.evaluation.video import VideoEvalConfig, VideoResult
 
 METRICS = ("video", "tracking", "actions")
 # (table row, section, key, higher is better, description)
@@ -65,6 +77,92 @@ class CompareConfig:
     test_fraction: float = 0.2
 
 
+@dataclass(frozen=True)
+class RunEvaluation:
+    """One run's figures in a comparison: each evaluation that applies to the data."""
+
+    run: str
+    step: int
+    """The checkpoint's training step."""
+    config: dict[str, Any]
+    """The run's model config."""
+    video: VideoResult | None = None
+    tracking: TrackingResult | None = None
+    actions: ActionResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"run": self.run, "step": self.step, "config": self.config}
+        for name, section in (
+            ("video", self.video),
+            ("tracking", self.tracking),
+            ("actions", self.actions),
+        ):
+            if section is not None:
+                out[name] = section.to_json()
+        return out
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """A row of the summary table."""
+
+    metric: str
+    higher_is_better: bool
+    description: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """What :func:`compare_runs` measured.
+
+    Attributes:
+        data: the dataset.
+        labels: the variants, in order.
+        rows: the summary table's rows (metrics some variant has a value for).
+        table: ``{metric: {variant: value}}``: a run's value is the figure averaged over
+            objects and tasks; a variant's the mean over its seeds (None: not measured).
+        table_ci: the same keys, the half-width of each value's 95% interval over the
+            variant's seeds (None for a one-run variant); None when every variant is one run.
+        skipped: ``{evaluation: why it does not apply to the data}``.
+        variants: each variant's runs and results.
+    """
+
+    data: str
+    labels: list[str]
+    rows: list[TableRow]
+    table: dict[str, dict[str, float | None]]
+    table_ci: dict[str, dict[str, float | None]] | None
+    skipped: dict[str, str]
+    variants: dict[str, OverSeeds[RunEvaluation]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Today's keys (``"runs"``: each variant's mean figures), plus ``"seed_ci95"``
+        (``{"table": ..., "runs": {variant: half-widths or None}}``, null when every variant
+        is one run) and ``"per_run"`` (``{variant: [each run's figures]}``)."""
+        return {
+            "data": self.data,
+            "labels": self.labels,
+            "table": self.table,
+            "rows": [row.to_json() for row in self.rows],
+            "skipped": self.skipped,
+            "runs": {label: v.mean for label, v in self.variants.items()},
+            "seed_ci95": None
+            if self.table_ci is None
+            else {
+                "table": self.table_ci,
+                "runs": {label: v.ci for label, v in self.variants.items()},
+            },
+            "per_run": {label: v.per_run for label, v in self.variants.items()},
+        }
+
+
 def run_labels(runs: list[str | Path]) -> list[str]:
     """Directory names, made unique with their parent's name where two runs share one."""
     names = [Path(r).resolve().name for r in runs]
@@ -76,6 +174,26 @@ def run_labels(runs: list[str | Path]) -> list[str]:
     if len(set(labels)) != len(labels):
         raise UsageError(f"runs must be distinct directories, got {[str(r) for r in runs]}")
     return labels
+
+
+def group_runs(runs: list[str | Path], labels: list[str] | None = None) -> dict[str, list[Path]]:
+    """``{variant label: its runs}``: runs sharing a label are seeds of one variant;
+    without labels each given run is its own variant, named by its directory. A folder of
+    ``seed_<s>/`` runs stands for all of them.
+
+    Raises:
+        UsageError: not one label per run, or a path that is not a run (nor seed folder).
+    """
+    if labels is not None and len(labels) != len(runs):
+        raise UsageError(f"--label: give one label per run ({len(runs)}), got {len(labels)}")
+    names = labels if labels is not None else run_labels(runs)
+    groups: dict[str, list[Path]] = {}
+    for name, run in zip(names, runs, strict=True):
+        groups.setdefault(name, []).extend(seed_runs(run, flag="--run"))
+    for name, members in groups.items():
+        if len({p.resolve() for p in members}) != len(members):
+            raise UsageError(f"--label {name}: a run is given twice: {[str(p) for p in members]}")
+    return groups
 
 
 def applicable_metrics(data_dir: str | Path, wanted: tuple[str, ...]) -> dict[str, str | None]:
@@ -110,6 +228,45 @@ def _mean(value: Any) -> float | None:
     return float(value)
 
 
+def _evaluate_run(
+    run: Path,
+    data_dir: str | Path,
+    config: CompareConfig,
+    reasons: dict[str, str | None],
+    device: str | torch.device | None,
+    precision: str,
+    progress: bool,
+) -> RunEvaluation:
+    import keypoint_wm
+    from keypoint_wm.evaluation.actions import evaluate_actions
+    from keypoint_wm.evaluation.tracking import evaluate_tracking
+    from keypoint_wm.evaluation.video import evaluate_video
+
+    def applies(metric: str) -> bool:
+        return metric in reasons and reasons[metric] is None
+
+    model = keypoint_wm.load(run, device=device, precision=precision)
+    return RunEvaluation(
+        run=str(run),
+        step=model.step,
+        config=model.config.model.to_dict(),
+        video=evaluate_video(model, data_dir, config.video, progress) if applies("video") else None,
+        tracking=evaluate_tracking(
+            model,
+            data_dir,
+            test_fraction=config.test_fraction,
+            samples=config.tracking_samples,
+            max_windows=config.tracking_max_windows,
+            progress=progress,
+        )
+        if applies("tracking")
+        else None,
+        actions=evaluate_actions(model, data_dir, config.actions, progress)
+        if applies("actions")
+        else None,
+    )
+
+
 def compare_runs(
     runs: list[str | Path],
     data_dir: str | Path,
@@ -117,89 +274,101 @@ def compare_runs(
     device: str | torch.device | None = None,
     precision: str = "fp32",
     progress: bool = True,
-) -> dict[str, Any]:
-    """Evaluate every run on ``data_dir``; returns ``runs``, ``table``, ``rows``, ``skipped``.
+    labels: list[str] | None = None,
+) -> CompareResult:
+    """Evaluate every run on ``data_dir``, grouped into variants by :func:`group_runs`.
 
-    Each run is loaded on ``device`` in ``precision`` (see :func:`keypoint_wm.load`)."""
-    import keypoint_wm
-    from keypoint_wm.evaluation.actions import evaluate_actions
-    from keypoint_wm.evaluation.tracking import evaluate_tracking
-    from keypoint_wm.evaluation.video import evaluate_video
+    Each run is loaded on ``device`` in ``precision`` (see :func:`keypoint_wm.load`).
 
+    Raises:
+        UsageError: no runs, bad labels, or runs of one variant with different model configs.
+    """
     config = config or CompareConfig()
     if len(runs) < 1:
         raise UsageError("compare needs at least one run")
-    labels = run_labels(runs)
+    groups = group_runs(runs, labels)
     reasons = applicable_metrics(data_dir, config.metrics)
-    results: dict[str, dict[str, Any]] = {}
-    for label, run in zip(labels, runs, strict=True):
-        model = keypoint_wm.load(run, device=device, precision=precision)
-        entry: dict[str, Any] = {
-            "run": str(run),
-            "step": model.step,
-            "config": model.config.model.to_dict(),
-        }
-        if "video" in reasons and reasons["video"] is None:
-            entry["video"] = evaluate_video(model, data_dir, config.video, progress)
-        if "tracking" in reasons and reasons["tracking"] is None:
-            entry["tracking"] = evaluate_tracking(
-                model,
-                data_dir,
-                test_fraction=config.test_fraction,
-                samples=config.tracking_samples,
-                max_windows=config.tracking_max_windows,
+    variants: dict[str, OverSeeds[RunEvaluation]] = {}
+    for label, members in groups.items():
+        results: list[RunEvaluation] = []
+        for run in members:
+            results.append(
+                _evaluate_run(run, data_dir, config, reasons, device, precision, progress)
             )
-        if "actions" in reasons and reasons["actions"] is None:
-            entry["actions"] = evaluate_actions(model, data_dir, config.actions, progress)
-        results[label] = entry
+            check_one_variant(
+                members[: len(results)],
+                [r.config for r in results],
+                hint=f" (both labelled {label!r}; label them apart to compare them)"
+                if labels
+                else f" (seed runs of the same --run, {label})",
+            )
+        variants[label] = OverSeeds(tuple(str(r) for r in members), tuple(results))
     table: dict[str, dict[str, float | None]] = {}
+    table_ci: dict[str, dict[str, float | None]] = {}
     rows = []
     for row, section, key, higher, description in ROWS:
-        values = {label: _mean(results[label].get(section, {}).get(key)) for label in labels}
+        values, halves = {}, {}
+        for label, variant in variants.items():
+            per_run = [_mean(entry.get(section, {}).get(key)) for entry in variant.per_run]
+            values[label], halves[label] = aggregate(per_run)
         if all(v is None for v in values.values()):
             continue
         table[row] = values
-        rows.append({"metric": row, "higher_is_better": higher, "description": description})
-    return {
-        "data": str(data_dir),
-        "labels": labels,
-        "table": table,
-        "rows": rows,
-        "skipped": {m: why for m, why in reasons.items() if why is not None},
-        "runs": results,
-    }
+        table_ci[row] = halves
+        rows.append(TableRow(row, higher, description))
+    several = any(v.count > 1 for v in variants.values())
+    return CompareResult(
+        data=str(data_dir),
+        labels=list(variants),
+        rows=rows,
+        table=table,
+        table_ci=table_ci if several else None,
+        skipped={m: why for m, why in reasons.items() if why is not None},
+        variants=variants,
+    )
 
 
-def format_markdown(result: dict[str, Any]) -> str:
-    """The summary table as Markdown (the best value of each row in bold, unless every run has
-    the same value, as the baselines that depend only on the data do)."""
-    labels = result["labels"]
+def format_markdown(result: CompareResult) -> str:
+    """The summary table as Markdown (the best value of each row in bold, unless every
+    variant has the same value, as the baselines that depend only on the data do); a
+    variant of several seeds shows mean ± the half-width of its 95% interval over them."""
+    labels = result.labels
+    seeds = {label: v.count for label, v in result.variants.items()}
+    heading = f"Evaluation of {len(labels)} runs on `{result.data}`."
+    if any(n > 1 for n in seeds.values()):
+        counts = ", ".join(f"{label}: {seeds[label]}" for label in labels)
+        heading = (
+            f"Evaluation of {len(labels)} variants on `{result.data}`: mean ± 95% CI over "
+            f"each variant's seeds ({counts} runs)."
+        )
     lines = [
-        f"Evaluation of {len(labels)} runs on `{result['data']}`.",
+        heading,
         "",
         "| metric | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
     ]
-    for row in result["rows"]:
-        values = result["table"][row["metric"]]
+    for row in result.rows:
+        values = result.table[row.metric]
+        halves = (result.table_ci or {}).get(row.metric, {})
         present = [v for v in values.values() if v is not None]
-        best = (max if row["higher_is_better"] else min)(present) if present else None
+        best = (max if row.higher_is_better else min)(present) if present else None
         cells = []
         for label in labels:
             v = values[label]
-            text = "-" if v is None else f"{v:.4g}"
+            text = plus_minus(v, halves.get(label), ".4g")
             cells.append(
                 f"**{text}**" if v is not None and v == best and len(set(present)) > 1 else text
             )
-        arrow = "↑" if row["higher_is_better"] else "↓"
-        lines.append(f"| {row['description']} {arrow} | " + " | ".join(cells) + " |")
-    for metric, why in result["skipped"].items():
+        arrow = "↑" if row.higher_is_better else "↓"
+        lines.append(f"| {row.description} {arrow} | " + " | ".join(cells) + " |")
+    for metric, why in result.skipped.items():
         lines.append(f"\n{metric}: skipped ({why}).")
     return "\n".join(lines) + "\n"
 
 
-def plot_compare(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """One PNG per metric in ``out_dir``: per-step curves for PSNR/SSIM, bars otherwise."""
+def plot_compare(result: CompareResult, out_dir: str | Path) -> list[Path]:
+    """One PNG per metric in ``out_dir``: per-step curves for PSNR/SSIM (each variant's mean
+    over its seeds), bars otherwise (with the 95% interval over seeds where there is one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,13 +376,14 @@ def plot_compare(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = result["labels"]
+    labels = result.labels
+    runs = {label: v.mean for label, v in result.variants.items()}
     paths = []
     for name in ("psnr", "ssim", "vgg_similarity"):
         curves = {
-            label: result["runs"][label]["video"]["metrics"][name]
+            label: runs[label]["video"]["metrics"][name]
             for label in labels
-            if name in result["runs"][label].get("video", {}).get("metrics", {})
+            if name in runs[label].get("video", {}).get("metrics", {})
         }
         if not curves:
             continue
@@ -234,20 +404,27 @@ def plot_compare(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
         paths.append(out_dir / f"compare_{name}.png")
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
-    for row in result["rows"]:
-        if row["metric"].startswith(("psnr", "ssim")):
+    for row in result.rows:
+        if row.metric.startswith(("psnr", "ssim")):
             continue
-        values = result["table"][row["metric"]]
+        values = result.table[row.metric]
+        halves = (result.table_ci or {}).get(row.metric, {})
         fig, ax = plt.subplots(figsize=(1.4 * len(labels) + 2, 3.2))
-        heights = [np.nan if values[label] is None else values[label] for label in labels]
-        ax.bar(labels, heights, color=[f"C{n % 10}" for n in range(len(labels))])
+        heights = [np.nan if (v := values[label]) is None else v for label in labels]
+        errors = [halves.get(label) or 0.0 for label in labels]
+        ax.bar(
+            labels,
+            heights,
+            yerr=errors if result.table_ci is not None else None,
+            color=[f"C{n % 10}" for n in range(len(labels))],
+        )
         ax.set_title(
-            row["description"]
-            + (" (higher is better)" if row["higher_is_better"] else " (lower is better)")
+            row.description
+            + (" (higher is better)" if row.higher_is_better else " (lower is better)")
         )
         ax.tick_params(axis="x", labelrotation=20, labelsize=7)
         fig.tight_layout()
-        paths.append(out_dir / f"compare_{row['metric']}.png")
+        paths.append(out_dir / f"compare_{row.metric}.png")
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     return paths

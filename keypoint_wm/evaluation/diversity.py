@@ -12,6 +12,9 @@ feature trajectories, not positions.
 Figures per object: ``endpoint_spread`` (mean distance of the N sampled end points from their
 mean: 0 for a deterministic model), ``best_error`` and ``mean_error`` (the best and mean over
 samples of the mean distance to the truth over predicted steps), in keypoint units.
+
+:func:`evaluate_diversity` returns a :class:`DiversityResult`; its ``to_json()`` is the JSON
+object of ``keypoint-wm evaluate diversity`` (per run, see :mod:`keypoint_wm.evaluation.seeds`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import episode_metadata
 from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.datasets import split_index, task_records
+from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.evaluation.windows import iter_windows
 
 
@@ -61,9 +65,104 @@ def _windows(model: WorldModel, data_dir: str | Path, config: DiversityConfig) -
     return found, how
 
 
+@dataclass(frozen=True)
+class ObjectSamples:
+    """One object of a window: its true path and the matched keypoint's sampled paths.
+
+    Positions are ``(x, y)`` in the keypoint frame ([-1, 1], y up); distances are in those
+    units (>= 0).
+    """
+
+    name: str
+    keypoint: int
+    """The keypoint matched to the object (closest on average over the window)."""
+    endpoint_spread: float
+    """Mean distance of the N sampled end points from their mean (0: deterministic)."""
+    best_error: float
+    mean_error: float
+    """Best and mean over samples of the mean distance to the truth over predicted steps."""
+    true: list[list[float]]
+    """``[T][2]``: the true path (the detected one without ground truth)."""
+    samples: list[list[list[float]]]
+    """``[N][T][2]``: the sampled paths."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "keypoint": self.keypoint,
+            "endpoint_spread": self.endpoint_spread,
+            "best_error": self.best_error,
+            "mean_error": self.mean_error,
+            "true": self.true,
+            "samples": self.samples,
+        }
+
+
+@dataclass(frozen=True)
+class WindowSamples:
+    """One chosen test window."""
+
+    index: int
+    """The window's number in the test split (``--sequences``)."""
+    task: str
+    file: str
+    """The episode file's name."""
+    objects: list[ObjectSamples]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "task": self.task,
+            "file": self.file,
+            "objects": [o.to_json() for o in self.objects],
+        }
+
+
+@dataclass(frozen=True)
+class DiversityResult:
+    """What :func:`evaluate_diversity` drew; the three figures at the top level are means
+    over every object of every chosen window (keypoint units)."""
+
+    samples: int
+    observed_steps: int
+    predicted_steps: int
+    split: str
+    ground_truth: bool
+    """Whether the data hold ``true_object_pos`` (else detected paths stand in)."""
+    sequences: list[WindowSamples]
+
+    def _mean(self, name: str) -> float:
+        return float(np.mean([getattr(o, name) for s in self.sequences for o in s.objects]))
+
+    @property
+    def endpoint_spread(self) -> float:
+        return self._mean("endpoint_spread")
+
+    @property
+    def best_error(self) -> float:
+        return self._mean("best_error")
+
+    @property
+    def mean_error(self) -> float:
+        return self._mean("mean_error")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "observed_steps": self.observed_steps,
+            "predicted_steps": self.predicted_steps,
+            "split": self.split,
+            "ground_truth": self.ground_truth,
+            "endpoint_spread": self.endpoint_spread,
+            "best_error": self.best_error,
+            "mean_error": self.mean_error,
+            "sequences": [s.to_json() for s in self.sequences],
+        }
+
+
 def evaluate_diversity(
     model: WorldModel, data_dir: str | Path, config: DiversityConfig | None = None
-) -> dict[str, Any]:
+) -> DiversityResult:
     """Sample futures for the chosen test windows (see the module docstring)."""
     config = config or DiversityConfig()
     cfg = model.config.model
@@ -99,76 +198,84 @@ def evaluate_diversity(
                 axis=1
             )
             objects.append(
-                {
-                    "name": names[j] if j < len(names) else f"object_{j}",
-                    "keypoint": k,
-                    "endpoint_spread": float(
-                        np.linalg.norm(ends - ends.mean(axis=0), axis=-1).mean()
-                    ),
-                    "best_error": float(error.min()),
-                    "mean_error": float(error.mean()),
-                    "true": true_path.tolist(),
-                    "samples": paths.tolist(),
-                }
+                ObjectSamples(
+                    name=names[j] if j < len(names) else f"object_{j}",
+                    keypoint=k,
+                    endpoint_spread=float(np.linalg.norm(ends - ends.mean(axis=0), axis=-1).mean()),
+                    best_error=float(error.min()),
+                    mean_error=float(error.mean()),
+                    true=true_path.tolist(),
+                    samples=paths.tolist(),
+                )
             )
-        sequences.append(
-            {"index": number, "task": batch.task, "file": record.path.name, "objects": objects}
-        )
-    every = [o for s in sequences for o in s["objects"]]
-    return {
-        "samples": config.samples,
-        "observed_steps": observed,
-        "predicted_steps": window - observed,
-        "split": how,
-        "ground_truth": bool(found[0][1].positions.shape[2]),
-        "endpoint_spread": float(np.mean([o["endpoint_spread"] for o in every])),
-        "best_error": float(np.mean([o["best_error"] for o in every])),
-        "mean_error": float(np.mean([o["mean_error"] for o in every])),
-        "sequences": sequences,
-    }
+        sequences.append(WindowSamples(number, batch.task, record.path.name, objects))
+    return DiversityResult(
+        samples=config.samples,
+        observed_steps=observed,
+        predicted_steps=window - observed,
+        split=how,
+        ground_truth=bool(found[0][1].positions.shape[2]),
+        sequences=sequences,
+    )
 
 
-def format_diversity(result: dict[str, Any]) -> str:
+def format_diversity(result: DiversityResult | OverSeeds[DiversityResult]) -> str:
+    """The printed table: per window and object the spread and errors; over several runs
+    (seeds) each is the mean ± the half-width of its 95% interval over them, and the matched
+    keypoint (each run's own) is not shown."""
+    summary = as_seeds(result)
+    mean = summary.mean
+    several = summary.count > 1
+    width = 19 if several else 9
+    over = f"; mean ± 95% CI over {summary.count} seeds" if several else ""
+    keypoint = "" if several else f" {'keypoint':>8}"
     lines = [
-        f"diversity: {result['samples']} sampled futures per window, {result['observed_steps']} "
-        f"observed + {result['predicted_steps']} predicted steps (keypoint units)",
-        f"{'window':<8} {'object':<16} {'keypoint':>8} {'end spread':>11} {'best err':>9} {'mean err':>9}",
+        f"diversity: {mean['samples']} sampled futures per window, {mean['observed_steps']} "
+        f"observed + {mean['predicted_steps']} predicted steps (keypoint units){over}",
+        f"{'window':<8} {'object':<16}{keypoint} {'end spread':>{width + 2}} "
+        f"{'best err':>{width}} {'mean err':>{width}}",
     ]
-    for seq in result["sequences"]:
-        for o in seq["objects"]:
+    keys = ("endpoint_spread", "best_error", "mean_error")
+    for s, seq in enumerate(mean["sequences"]):
+        for o, obj in enumerate(seq["objects"]):
+            cells = [plus_minus(*summary.at("sequences", s, "objects", o, k)) for k in keys]
+            shown = "" if several else f" {obj['keypoint']:>8}"
             lines.append(
-                f"{seq['index']:<8} {o['name']:<16} {o['keypoint']:>8} {o['endpoint_spread']:>11.4f} "
-                f"{o['best_error']:>9.4f} {o['mean_error']:>9.4f}"
+                f"{seq['index']:<8} {obj['name']:<16}{shown} {cells[0]:>{width + 2}} "
+                f"{cells[1]:>{width}} {cells[2]:>{width}}"
             )
+    cells = [plus_minus(*summary.at(k)) for k in keys]
+    blank = "" if several else f" {'':>8}"
     lines.append(
-        f"{'mean':<8} {'':<16} {'':>8} {result['endpoint_spread']:>11.4f} "
-        f"{result['best_error']:>9.4f} {result['mean_error']:>9.4f}"
+        f"{'mean':<8} {'':<16}{blank} {cells[0]:>{width + 2}} {cells[1]:>{width}} "
+        f"{cells[2]:>{width}}"
     )
     return "\n".join(lines)
 
 
-def plot_diversity(result: dict[str, Any], path: str | Path) -> Path:
-    """Figure S12: rows = windows, columns = objects; true path black, samples coloured."""
+def plot_diversity(result: DiversityResult, path: str | Path) -> Path:
+    """Figure S12 for one run: rows = windows, columns = objects; true path black, samples
+    coloured (sampled paths of several runs do not average: draw each run on its own)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = result["sequences"]
-    cols = max(len(s["objects"]) for s in rows)
+    rows = result.sequences
+    cols = max(len(s.objects) for s in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(2.2 * cols, 2.2 * len(rows)), squeeze=False)
-    observed = result["observed_steps"]
+    observed = result.observed_steps
     colours = plt.get_cmap("viridis")
     for r, seq in enumerate(rows):
         for c in range(cols):
             ax = axes[r][c]
             ax.set_xticks([])
             ax.set_yticks([])
-            if c >= len(seq["objects"]):
+            if c >= len(seq.objects):
                 ax.axis("off")
                 continue
-            obj = seq["objects"][c]
-            samples = np.array(obj["samples"])
+            obj = seq.objects[c]
+            samples = np.array(obj.samples)
             for n, path_xy in enumerate(samples):
                 colour = colours(n / max(1, len(samples) - 1))
                 ax.plot(
@@ -180,16 +287,16 @@ def plot_diversity(result: dict[str, Any], path: str | Path) -> Path:
                 )
                 ax.plot(path_xy[observed:, 0], path_xy[observed:, 1], color=colour, lw=1.0)
                 ax.plot(*path_xy[-1], "o", color=colour, ms=2.5)
-            true = np.array(obj["true"])
+            true = np.array(obj.true)
             ax.plot(true[:, 0], true[:, 1], "k-", lw=1.6)
             ax.plot(*true[-1], "ko", ms=3.5)
             ax.set_xlim(-1, 1)
             ax.set_ylim(-1, 1)
             ax.set_aspect("equal")
             if r == 0:
-                ax.set_title(obj["name"], fontsize=8)
+                ax.set_title(obj.name, fontsize=8)
             if c == 0:
-                ax.set_ylabel(f"window {seq['index']}", fontsize=8)
+                ax.set_ylabel(f"window {seq.index}", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

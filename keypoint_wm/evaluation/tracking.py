@@ -8,6 +8,9 @@ dynamics decode, best of N samples (chosen per object for Basketball, as the pap
 otherwise over all objects), the sample being chosen by its mean error over the predicted
 steps. Baselines: the training-mean position of each object, and the last observed
 keypoints held constant. Errors are mean Euclidean distances in the keypoint frame.
+
+:func:`evaluate_tracking` returns a :class:`TrackingResult`; its ``to_json()`` is the JSON
+object of ``keypoint-wm evaluate tracking`` (per run, see :mod:`keypoint_wm.evaluation.seeds`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tqdm.auto import tqdm
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.sequences import EpisodeIndex
 from keypoint_wm.errors import DataError
+from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.evaluation.windows import iter_windows
 
 
@@ -98,6 +102,102 @@ def _collect(
     return splits
 
 
+@dataclass(frozen=True)
+class PerStepErrors:
+    """Tracking error per time step (mean Euclidean distance in keypoint units, >= 0), over
+    the observed steps and then the predicted ones."""
+
+    model: list[float]
+    """Observed steps: the detected keypoints' regression; predicted: the best sample's."""
+    last_observed_baseline: list[float | None]
+    """The last observed frame's regression held constant (None for the observed steps)."""
+    mean_baseline: list[float]
+    """Each object's training-mean position."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "last_observed_baseline": self.last_observed_baseline,
+            "mean_baseline": self.mean_baseline,
+        }
+
+
+@dataclass(frozen=True)
+class TaskTracking:
+    """The tracking figures of one task (errors in keypoint units, x and y in [-1, 1])."""
+
+    r2_observed: list[float]
+    """Held-out R^2 per object on the observed steps (<= 1; 0 = the mean position)."""
+    error_observed: float
+    error_predicted: float
+    """Best of N sampled futures (per object or over all objects, see ``best_sample``)."""
+    error_predicted_last_observed_baseline: float
+    error_mean_baseline: float
+    """Over the predicted steps."""
+    per_step: PerStepErrors
+    train_windows: int
+    test_windows: int
+    objects: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "r2_observed": self.r2_observed,
+            "error_observed": self.error_observed,
+            "error_predicted": self.error_predicted,
+            "error_predicted_last_observed_baseline": self.error_predicted_last_observed_baseline,
+            "error_mean_baseline": self.error_mean_baseline,
+            "per_step": self.per_step.to_json(),
+            "train_windows": self.train_windows,
+            "test_windows": self.test_windows,
+            "objects": self.objects,
+        }
+
+
+HEADLINE = (
+    "r2_observed",
+    "error_observed",
+    "error_predicted",
+    "error_predicted_last_observed_baseline",
+    "error_mean_baseline",
+)
+"""The figures :meth:`TrackingResult.to_json` also puts at the top level."""
+
+
+@dataclass(frozen=True)
+class TrackingResult:
+    """What :func:`evaluate_tracking` measured, per task.
+
+    ``to_json()``: the settings, ``"tasks"`` (``{task: figures}``) and the :data:`HEADLINE`
+    figures at the top level: one task's own, or ``{task: figure}`` for several tasks.
+    """
+
+    samples: int
+    best_sample: str
+    """``"per object"`` (Basketball, as the paper) or ``"all objects"``."""
+    test_fraction: float
+    observed_steps: int
+    predicted_steps: int
+    tasks: dict[str, TaskTracking]
+
+    def to_json(self) -> dict[str, Any]:
+        tasks = {task: figures.to_json() for task, figures in self.tasks.items()}
+        result: dict[str, Any] = {
+            "samples": self.samples,
+            "best_sample": self.best_sample,
+            "test_fraction": self.test_fraction,
+            "observed_steps": self.observed_steps,
+            "predicted_steps": self.predicted_steps,
+            "tasks": tasks,
+        }
+        for key in HEADLINE:
+            result[key] = (
+                next(iter(tasks.values()))[key]
+                if len(tasks) == 1
+                else {t: v[key] for t, v in tasks.items()}
+            )
+        return result
+
+
 def evaluate_tracking(
     model: WorldModel,
     data_dir: str | Path,
@@ -106,8 +206,8 @@ def evaluate_tracking(
     best_per_object: bool | None = None,
     max_windows: int = 1000,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Run the tracking evaluation; returns per-task figures (see module docstring).
+) -> TrackingResult:
+    """Run the tracking evaluation (see the module docstring).
 
     ``progress`` shows a progress bar per split."""
     train_index = EpisodeIndex(data_dir, "train", test_fraction)
@@ -123,71 +223,63 @@ def evaluate_tracking(
     for task in sorted(test):
         if task not in train:
             continue
-        tr, te = train[task], test[task]
-        x_train, y_train = tr.cat("detected"), tr.cat("positions")
-        n_obj = y_train.shape[2]
-        weights = fit_linear(x_train.reshape(-1, x_train.shape[-1]), y_train.reshape(-1, n_obj * 2))
-        mean_position = y_train.reshape(-1, n_obj, 2).mean(axis=0)
-
-        x_test, y_test = te.cat("detected"), te.cat("positions")  # [B, T, F], [B, T, N, 2]
-        pred_obs = apply_linear(weights, x_test[:, :observed]).reshape(
-            *x_test[:, :observed].shape[:2], n_obj, 2
-        )
-        true_obs, true_fut = y_test[:, :observed], y_test[:, observed:]
-        err_obs = np.linalg.norm(pred_obs - true_obs, axis=-1)  # [B, T0, N]
-
-        futures = te.cat("futures")  # [B, S, F, K*3]
-        pred_fut = apply_linear(weights, futures).reshape(*futures.shape[:3], n_obj, 2)
-        dist = np.linalg.norm(pred_fut - true_fut[:, None], axis=-1)  # [B, S, F, N]
-        if best_per_object:
-            best = dist.mean(axis=2).argmin(axis=1)  # [B, N]
-            err_fut = np.take_along_axis(dist, best[:, None, None, :], axis=1)[:, 0]
-        else:
-            best = dist.mean(axis=(2, 3)).argmin(axis=1)  # [B]
-            err_fut = dist[np.arange(len(best)), best]  # [B, F, N]
-        last = apply_linear(weights, x_test[:, observed - 1]).reshape(-1, 1, n_obj, 2)
-        err_last = np.linalg.norm(last - true_fut, axis=-1)
-        err_mean = np.linalg.norm(mean_position - y_test, axis=-1)  # [B, T, N]
-
-        r2 = r2_per_object(pred_obs.reshape(-1, n_obj, 2), true_obs.reshape(-1, n_obj, 2))
-        tasks[task] = {
-            "r2_observed": r2.tolist(),
-            "error_observed": float(err_obs.mean()),
-            "error_predicted": float(err_fut.mean()),
-            "error_predicted_last_observed_baseline": float(err_last.mean()),
-            "error_mean_baseline": float(err_mean[:, observed:].mean()),
-            "per_step": {
-                "model": np.concatenate(
-                    [err_obs.mean(axis=(0, 2)), err_fut.mean(axis=(0, 2))]
-                ).tolist(),
-                "last_observed_baseline": [None] * observed + err_last.mean(axis=(0, 2)).tolist(),
-                "mean_baseline": err_mean.mean(axis=(0, 2)).tolist(),
-            },
-            "train_windows": len(x_train),
-            "test_windows": len(x_test),
-            "objects": n_obj,
-        }
+        tasks[task] = _task_figures(train[task], test[task], observed, best_per_object)
     if not tasks:
         raise DataError(
             f"{data_dir}: no task has both train and test sequences; lower --test-fraction or add data"
         )
-    result: dict[str, Any] = {
-        "samples": samples,
-        "best_sample": "per object" if best_per_object else "all objects",
-        "test_fraction": test_fraction,
-        "observed_steps": observed,
-        "predicted_steps": model.config.model.num_predicted_steps,
-        "tasks": tasks,
-    }
-    keys = ("r2_observed", "error_observed", "error_predicted",
-            "error_predicted_last_observed_baseline", "error_mean_baseline")  # fmt: skip
-    for key in keys:  # one task: its figures at the top level; several: {task: figure}
-        result[key] = (
-            tasks[next(iter(tasks))][key]
-            if len(tasks) == 1
-            else {t: v[key] for t, v in tasks.items()}
-        )
-    return result
+    return TrackingResult(
+        samples=samples,
+        best_sample="per object" if best_per_object else "all objects",
+        test_fraction=test_fraction,
+        observed_steps=observed,
+        predicted_steps=model.config.model.num_predicted_steps,
+        tasks=tasks,
+    )
+
+
+def _task_figures(tr: _Split, te: _Split, observed: int, best_per_object: bool) -> TaskTracking:
+    x_train, y_train = tr.cat("detected"), tr.cat("positions")
+    n_obj = y_train.shape[2]
+    weights = fit_linear(x_train.reshape(-1, x_train.shape[-1]), y_train.reshape(-1, n_obj * 2))
+    mean_position = y_train.reshape(-1, n_obj, 2).mean(axis=0)
+
+    x_test, y_test = te.cat("detected"), te.cat("positions")  # [B, T, F], [B, T, N, 2]
+    pred_obs = apply_linear(weights, x_test[:, :observed]).reshape(
+        *x_test[:, :observed].shape[:2], n_obj, 2
+    )
+    true_obs, true_fut = y_test[:, :observed], y_test[:, observed:]
+    err_obs = np.linalg.norm(pred_obs - true_obs, axis=-1)  # [B, T0, N]
+
+    futures = te.cat("futures")  # [B, S, F, K*3]
+    pred_fut = apply_linear(weights, futures).reshape(*futures.shape[:3], n_obj, 2)
+    dist = np.linalg.norm(pred_fut - true_fut[:, None], axis=-1)  # [B, S, F, N]
+    if best_per_object:
+        best = dist.mean(axis=2).argmin(axis=1)  # [B, N]
+        err_fut = np.take_along_axis(dist, best[:, None, None, :], axis=1)[:, 0]
+    else:
+        best = dist.mean(axis=(2, 3)).argmin(axis=1)  # [B]
+        err_fut = dist[np.arange(len(best)), best]  # [B, F, N]
+    last = apply_linear(weights, x_test[:, observed - 1]).reshape(-1, 1, n_obj, 2)
+    err_last = np.linalg.norm(last - true_fut, axis=-1)
+    err_mean = np.linalg.norm(mean_position - y_test, axis=-1)  # [B, T, N]
+
+    r2 = r2_per_object(pred_obs.reshape(-1, n_obj, 2), true_obs.reshape(-1, n_obj, 2))
+    return TaskTracking(
+        r2_observed=r2.tolist(),
+        error_observed=float(err_obs.mean()),
+        error_predicted=float(err_fut.mean()),
+        error_predicted_last_observed_baseline=float(err_last.mean()),
+        error_mean_baseline=float(err_mean[:, observed:].mean()),
+        per_step=PerStepErrors(
+            model=np.concatenate([err_obs.mean(axis=(0, 2)), err_fut.mean(axis=(0, 2))]).tolist(),
+            last_observed_baseline=[None] * observed + err_last.mean(axis=(0, 2)).tolist(),
+            mean_baseline=err_mean.mean(axis=(0, 2)).tolist(),
+        ),
+        train_windows=len(x_train),
+        test_windows=len(x_test),
+        objects=n_obj,
+    )
 
 
 def _is_basketball(index: EpisodeIndex) -> bool:
@@ -197,42 +289,69 @@ def _is_basketball(index: EpisodeIndex) -> bool:
     return metadata.get("dataset") == "basketball"
 
 
-def format_tracking(result: dict[str, Any]) -> str:
+def format_tracking(result: TrackingResult | OverSeeds[TrackingResult]) -> str:
+    """The printed table: per task, R^2 per object and the mean errors; over several runs
+    (seeds) each figure is the mean ± the half-width of its 95% interval over them."""
+    summary = as_seeds(result)
+    several = summary.count > 1
+    widths = (17, 17, 17, 17) if several else (8, 9, 9, 9)
+    r2_width = 60 if several else 40
+    over = f" over {summary.count} seeds (mean ± 95% CI)" if several else ""
+    mean = summary.mean
+    names = ("err obs", "err pred", "last obs", "mean pos")
+    keys = ("error_observed", "error_predicted", "error_predicted_last_observed_baseline",
+            "error_mean_baseline")  # fmt: skip
     lines = [
-        f"tracking: best of {result['samples']} samples ({result['best_sample']}), "
-        f"{result['observed_steps']} observed + {result['predicted_steps']} predicted steps; "
-        "errors are mean Euclidean distances in the keypoint frame ([-1, 1])",
-        f"{'task':<20} {'R2 per object (observed)':<40} {'err obs':>8} {'err pred':>9} "
-        f"{'last obs':>9} {'mean pos':>9}",
+        f"tracking: best of {mean['samples']} samples ({mean['best_sample']}), "
+        f"{mean['observed_steps']} observed + {mean['predicted_steps']} predicted steps; "
+        f"errors are mean Euclidean distances in the keypoint frame ([-1, 1]){over}",
+        f"{'task':<20} {'R2 per object (observed)':<{r2_width}} "
+        + " ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True)),
     ]
-    for task, t in result["tasks"].items():
-        r2 = " ".join(f"{v:.2f}" for v in t["r2_observed"])
+    for task in mean["tasks"]:
+        r2_mean, r2_half = summary.at("tasks", task, "r2_observed")
+        r2 = " ".join(
+            plus_minus(m, None if r2_half is None else r2_half[i], ".2f")
+            for i, m in enumerate(r2_mean)
+        )
+        cells = [plus_minus(*summary.at("tasks", task, key), ".4f") for key in keys]
         lines.append(
-            f"{task:<20} {r2:<40} {t['error_observed']:>8.4f} {t['error_predicted']:>9.4f} "
-            f"{t['error_predicted_last_observed_baseline']:>9.4f} {t['error_mean_baseline']:>9.4f}"
+            f"{task:<20} {r2:<{r2_width}} "
+            + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))
         )
     return "\n".join(lines)
 
 
-def plot_tracking(result: dict[str, Any], path: str | Path) -> Path:
-    """Error per time step for every task: model vs baselines (PNG)."""
+def plot_tracking(result: TrackingResult | OverSeeds[TrackingResult], path: str | Path) -> Path:
+    """Error per time step for every task: model vs baselines (PNG); over several runs the
+    mean curves, the model's with its 95% interval over runs as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = result["tasks"]
+    summary = as_seeds(result)
+    mean = summary.mean
+    tasks = mean["tasks"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
-    observed = result["observed_steps"]
-    for ax, (task, t) in zip(axes[0], tasks.items(), strict=True):
-        steps = np.arange(1, len(t["per_step"]["model"]) + 1)
+    observed = mean["observed_steps"]
+    for ax, task in zip(axes[0], tasks, strict=True):
+        per_step, half = summary.at("tasks", task, "per_step")
+        model = np.array(per_step["model"], dtype=float)
+        steps = np.arange(1, len(model) + 1)
         ax.axvspan(0.5, observed + 0.5, color="#2a2", alpha=0.08, label="observed")
-        ax.plot(steps, t["per_step"]["model"], "o-", label=f"model (best of {result['samples']})")
+        label = f"model (best of {mean['samples']})"
+        if summary.count > 1:
+            label += f", {summary.count} seeds"
+        (line,) = ax.plot(steps, model, "o-", label=label)
+        if half is not None:
+            band = np.array(half["model"], dtype=float)
+            ax.fill_between(steps, model - band, model + band, alpha=0.2, color=line.get_color())
         last = np.array(
-            [np.nan if v is None else v for v in t["per_step"]["last_observed_baseline"]]
+            [np.nan if v is None else v for v in per_step["last_observed_baseline"]], dtype=float
         )
         ax.plot(steps, last, "--", label="last observed kept")
-        ax.plot(steps, t["per_step"]["mean_baseline"], ":", label="mean position")
+        ax.plot(steps, per_step["mean_baseline"], ":", label="mean position")
         ax.set_title(task)
         ax.set_xlabel("time step")
         ax.set_ylabel("tracking error (keypoint units)")

@@ -16,6 +16,9 @@ and furthest like PSNR). ``fvd_weights``: a module mapping float videos ``[N, 3,
 in [-1, 1] to features ``[N, D]`` (e.g. an I3D wrapped with its own resizing); FVD is the
 Fréchet distance between the features of the true windows and of every sampled window
 (the observed true frames followed by the predicted ones). Without them the result says so.
+
+:func:`evaluate_video` returns a :class:`VideoResult`; its ``to_json()`` is the JSON object of
+``keypoint-wm evaluate video`` (per run, see :mod:`keypoint_wm.evaluation.seeds`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from keypoint_wm.api import WorldModel
 from keypoint_wm.errors import DataError, RunError, UsageError
 from keypoint_wm.evaluation.datasets import split_index
 from keypoint_wm.evaluation.metrics import finite_or_none, frechet_distance, mean_ci, psnr, ssim
+from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.evaluation.windows import iter_windows
 
 WEIGHTS_MESSAGE = (
@@ -105,25 +109,90 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=-1) / np.maximum(norm, 1e-12)
 
 
-def _curves(per_sample: np.ndarray, baseline: np.ndarray) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Curve:
+    """One metric per predicted step, over test windows.
+
+    Units: PSNR in dB (capped at ``psnr_cap_db``), SSIM and VGG cosine similarity in
+    [-1, 1]; higher is better for all three.
+    """
+
+    mean: list[float | None]
+    """Per predicted step, the mean over test windows."""
+    ci95: list[float | None]
+    """Half-width of its 95% interval over test windows (Student's t; None for one window)."""
+    average: float
+    """The mean over windows and predicted steps."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mean": self.mean, "ci95": self.ci95, "average": self.average}
+
+
+WHICH = ("closest", "furthest", "copy_last_frame")
+"""The curves of a metric: closest and furthest of N samples, and the copy-last baseline."""
+
+
+def _curves(per_sample: np.ndarray, baseline: np.ndarray) -> dict[str, Curve]:
     """``per_sample`` ``[W, N, F]`` (higher is better), ``baseline`` ``[W, F]`` -> curves."""
     score = per_sample.mean(axis=2)  # [W, N]
     rows = np.arange(len(per_sample))
     closest = per_sample[rows, score.argmax(axis=1)]
     furthest = per_sample[rows, score.argmin(axis=1)]
     out = {}
-    for name, values in (
-        ("closest", closest),
-        ("furthest", furthest),
-        ("copy_last_frame", baseline),
-    ):
+    for name, values in zip(WHICH, (closest, furthest, baseline), strict=True):
         mean, half = mean_ci(values, axis=0)
-        out[name] = {
-            "mean": finite_or_none(mean),
-            "ci95": finite_or_none(half),
-            "average": float(values.mean()),
-        }
+        out[name] = Curve(
+            mean=_as_list(finite_or_none(mean)),
+            ci95=_as_list(finite_or_none(half)),
+            average=float(values.mean()),
+        )
     return out
+
+
+def _as_list(values: list | float | None) -> list[float | None]:
+    return values if isinstance(values, list) else [values]
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """What :func:`evaluate_video` measured.
+
+    ``metrics`` holds ``{metric: {"closest" | "furthest" | "copy_last_frame": Curve}}`` for
+    ``psnr``, ``ssim`` and (with ``--vgg-weights``) ``vgg_similarity``; ``to_json()`` also
+    puts each curve's average at the top level as ``<metric>_<which>``. ``fvd`` (lower is
+    better) is None without ``--fvd-weights``; ``skipped`` says why for each metric left out.
+    """
+
+    samples: int
+    observed_steps: int
+    predicted_steps: int
+    test_windows: int
+    split: str
+    """How the test split was drawn (``"metadata"`` or ``"hash"``)."""
+    psnr_cap_db: float
+    metrics: dict[str, dict[str, Curve]]
+    fvd: float | None
+    skipped: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "samples": self.samples,
+            "observed_steps": self.observed_steps,
+            "predicted_steps": self.predicted_steps,
+            "test_windows": self.test_windows,
+            "split": self.split,
+            "psnr_cap_db": self.psnr_cap_db,
+            "metrics": {
+                name: {which: curve.to_json() for which, curve in curves.items()}
+                for name, curves in self.metrics.items()
+            },
+            "skipped": dict(self.skipped),
+        }
+        for name, curves in self.metrics.items():
+            for which in WHICH:
+                result[f"{name}_{which}"] = curves[which].average
+        result["fvd"] = self.fvd
+        return result
 
 
 def evaluate_video(
@@ -131,8 +200,8 @@ def evaluate_video(
     data_dir: str | Path,
     config: VideoEvalConfig | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Run the video evaluation (see the module docstring); returns a JSON-ready dict."""
+) -> VideoResult:
+    """Run the video evaluation (see the module docstring)."""
     config = config or VideoEvalConfig()
     cfg = model.config.model
     observed, window = cfg.num_observed_steps, cfg.num_steps
@@ -192,74 +261,81 @@ def evaluate_video(
             fvd_fake.append(_features(fvd, fake.reshape(-1, *fake.shape[2:]), model.device, True))
     if not metrics["psnr"]:
         raise DataError(f"{data_dir}: no test window of {window} frames")
-    result: dict[str, Any] = {
-        "samples": config.samples,
-        "observed_steps": observed,
-        "predicted_steps": future,
-        "test_windows": int(sum(len(m) for m in metrics["psnr"])),
-        "split": how,
-        "psnr_cap_db": config.psnr_cap_db,
-        "metrics": {},
-        "skipped": {},
+    curves = {
+        name: _curves(np.concatenate(metrics[name]), np.concatenate(baselines[name]))
+        for name in ("psnr", "ssim", "vgg_similarity")
+        if metrics[name]
     }
-    for name in ("psnr", "ssim", "vgg_similarity"):
-        if not metrics[name]:
-            continue
-        curves = _curves(np.concatenate(metrics[name]), np.concatenate(baselines[name]))
-        result["metrics"][name] = curves
-        for which in ("closest", "furthest", "copy_last_frame"):
-            result[f"{name}_{which}"] = curves[which]["average"]
+    skipped = {}
     if vgg is None:
-        result["skipped"]["vgg_similarity"] = WEIGHTS_MESSAGE.format(
+        skipped["vgg_similarity"] = WEIGHTS_MESSAGE.format(
             name="VGG similarity", flag="--vgg-weights"
         )
     if fvd is None:
-        result["fvd"] = None
-        result["skipped"]["fvd"] = WEIGHTS_MESSAGE.format(name="FVD", flag="--fvd-weights")
-    else:
-        result["fvd"] = frechet_distance(np.concatenate(fvd_real), np.concatenate(fvd_fake))
-    return result
+        skipped["fvd"] = WEIGHTS_MESSAGE.format(name="FVD", flag="--fvd-weights")
+    return VideoResult(
+        samples=config.samples,
+        observed_steps=observed,
+        predicted_steps=future,
+        test_windows=int(sum(len(m) for m in metrics["psnr"])),
+        split=how,
+        psnr_cap_db=config.psnr_cap_db,
+        metrics=curves,
+        fvd=None
+        if fvd is None
+        else frechet_distance(np.concatenate(fvd_real), np.concatenate(fvd_fake)),
+        skipped=skipped,
+    )
 
 
-def format_video(result: dict[str, Any]) -> str:
+def format_video(result: VideoResult | OverSeeds[VideoResult]) -> str:
+    """The printed table: closest, furthest and copy-last averages per metric; over several
+    runs (seeds) each is the mean ± the half-width of its 95% interval over them."""
+    summary = as_seeds(result)
+    mean = summary.mean
+    several = summary.count > 1
+    width = 19 if several else 10
+    over = f"; mean ± 95% CI over {summary.count} seeds" if several else ""
     lines = [
-        f"video: {result['observed_steps']} observed + {result['predicted_steps']} predicted "
-        f"steps, {result['test_windows']} test windows ({result['split']} split), closest and "
-        f"furthest of {result['samples']} samples; averages over predicted steps",
-        f"{'metric':<16} {'closest':>10} {'furthest':>10} {'copy last':>10}",
+        f"video: {mean['observed_steps']} observed + {mean['predicted_steps']} predicted "
+        f"steps, {mean['test_windows']} test windows ({mean['split']} split), closest and "
+        f"furthest of {mean['samples']} samples; averages over predicted steps{over}",
+        f"{'metric':<16} {'closest':>{width}} {'furthest':>{width}} {'copy last':>{width}}",
     ]
-    for name in result["metrics"]:
-        lines.append(
-            f"{name:<16} {result[f'{name}_closest']:>10.4f} {result[f'{name}_furthest']:>10.4f} "
-            f"{result[f'{name}_copy_last_frame']:>10.4f}"
-        )
-    if result.get("fvd") is not None:
-        lines.append(f"{'fvd':<16} {result['fvd']:>10.2f}")
-    lines.extend(f"note: {message}" for message in result["skipped"].values())
+    for name in mean["metrics"]:
+        cells = [plus_minus(*summary.at(f"{name}_{which}"), ".4f") for which in WHICH]
+        lines.append(f"{name:<16} " + " ".join(f"{c:>{width}}" for c in cells))
+    if mean.get("fvd") is not None:
+        lines.append(f"{'fvd':<16} {plus_minus(*summary.at('fvd'), '.2f'):>{width}}")
+    lines.extend(f"note: {message}" for message in mean["skipped"].values())
     return "\n".join(lines)
 
 
-def plot_video(result: dict[str, Any], path: str | Path) -> Path:
-    """One panel per metric: closest / furthest / copy-last per predicted step, 95% CI bands."""
+def plot_video(result: VideoResult | OverSeeds[VideoResult], path: str | Path) -> Path:
+    """One panel per metric: closest / furthest / copy-last per predicted step with 95% CI
+    bands (over test windows; over seeds when there are several runs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(result["metrics"])
+    summary = as_seeds(result)
+    mean = summary.mean
+    names = list(mean["metrics"])
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
-    steps = np.arange(1, result["predicted_steps"] + 1) + result["observed_steps"]
+    steps = np.arange(1, mean["predicted_steps"] + 1) + mean["observed_steps"]
     styles = {"closest": "o-", "furthest": "s-", "copy_last_frame": "--"}
     for ax, name in zip(axes[0], names, strict=True):
         for which, style in styles.items():
-            curve = result["metrics"][name][which]
-            mean = np.array(curve["mean"], dtype=float)
-            half = np.array([np.nan if v is None else v for v in curve["ci95"]], dtype=float)
+            curve, seed_half = summary.at("metrics", name, which)
+            values = np.array(curve["mean"], dtype=float)
+            band = curve["ci95"] if seed_half is None else seed_half["mean"]
+            half = np.array([np.nan if v is None else v for v in band], dtype=float)
             label = which.replace("_", " ") + (
-                f" of {result['samples']}" if which != "copy_last_frame" else ""
+                f" of {mean['samples']}" if which != "copy_last_frame" else ""
             )
-            ax.plot(steps, mean, style, label=label)
-            ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+            ax.plot(steps, values, style, label=label)
+            ax.fill_between(steps, values - half, values + half, alpha=0.2)
         ax.set_title(name.upper() if name != "vgg_similarity" else "VGG cosine similarity")
         ax.set_xlabel("time step")
     axes[0][0].legend(fontsize=7)

@@ -21,30 +21,28 @@ def test_deterministic_model_has_no_spread_and_stochastic_one_has(
     config = DiversityConfig(sequences=(0, 2), samples=5)
     rnn = evaluate_diversity(keypoint_wm.load(rnn_run, device="cpu"), basketball_dir, config)
     vrnn = evaluate_diversity(keypoint_wm.load(tiny_run, device="cpu"), basketball_dir, config)
-    assert [s["index"] for s in rnn["sequences"]] == [0, 2]
-    assert len(rnn["sequences"][0]["objects"]) == 6  # ball + 5 offence
-    assert rnn["sequences"][0]["objects"][0]["name"] == "ball"
-    assert rnn["endpoint_spread"] < 1e-5
-    assert vrnn["endpoint_spread"] > 1e-3
-    obj = vrnn["sequences"][0]["objects"][0]
-    assert (
-        len(obj["samples"]) == 5
-        and len(obj["true"]) == vrnn["observed_steps"] + vrnn["predicted_steps"]
-    )
+    assert [s.index for s in rnn.sequences] == [0, 2]
+    assert len(rnn.sequences[0].objects) == 6  # ball + 5 offence
+    assert rnn.sequences[0].objects[0].name == "ball"
+    assert rnn.endpoint_spread < 1e-5
+    assert vrnn.endpoint_spread > 1e-3
+    obj = vrnn.sequences[0].objects[0]
+    assert len(obj.samples) == 5 and len(obj.true) == vrnn.observed_steps + vrnn.predicted_steps
     # best_error / mean_error: the best and the mean over samples of the mean distance to
     # the truth over the predicted steps, as the stored trajectories show.
-    samples, true = np.array(obj["samples"]), np.array(obj["true"])
-    observed = vrnn["observed_steps"]
+    samples, true = np.array(obj.samples), np.array(obj.true)
+    observed = vrnn.observed_steps
     errors = np.linalg.norm(samples[:, observed:] - true[None, observed:], axis=-1).mean(axis=1)
-    assert obj["best_error"] == pytest.approx(errors.min())
-    assert obj["mean_error"] == pytest.approx(errors.mean())
+    assert obj.best_error == pytest.approx(errors.min())
+    assert obj.mean_error == pytest.approx(errors.mean())
+    # The headline figures are means over every object of every window.
+    every = [o for s in vrnn.sequences for o in s.objects]
+    assert vrnn.best_error == pytest.approx(np.mean([o.best_error for o in every]))
     # Sampled futures differ, so the best is strictly better than the mean; a deterministic
     # model's samples are all the same future.
-    assert all(o["best_error"] < o["mean_error"] for s in vrnn["sequences"] for o in s["objects"])
+    assert all(o.best_error < o.mean_error for o in every)
     assert all(
-        o["best_error"] == pytest.approx(o["mean_error"])
-        for s in rnn["sequences"]
-        for o in s["objects"]
+        o.best_error == pytest.approx(o.mean_error) for s in rnn.sequences for o in s.objects
     )
 
 
@@ -94,24 +92,25 @@ def test_compare_puts_runs_side_by_side(tiny_run, rnn_run, basketball_dir, tmp_p
 
 
 def test_markdown_bolds_the_best_run_but_not_a_tie():
-    from keypoint_wm.evaluation.compare import format_markdown
+    from keypoint_wm.evaluation.compare import CompareResult, TableRow, format_markdown
 
     rows = [
-        {"metric": "psnr_closest", "higher_is_better": True, "description": "PSNR closest"},
-        {"metric": "psnr_copy", "higher_is_better": True, "description": "PSNR copy last"},
-        {"metric": "error", "higher_is_better": False, "description": "error"},
+        TableRow("psnr_closest", True, "PSNR closest"),
+        TableRow("psnr_copy", True, "PSNR copy last"),
+        TableRow("error", False, "error"),
     ]
-    result = {
-        "labels": ["vrnn", "cnn"],
-        "data": "figures",
-        "rows": rows,
-        "table": {
+    result = CompareResult(
+        data="figures",
+        labels=["vrnn", "cnn"],
+        rows=rows,
+        table={
             "psnr_closest": {"vrnn": 26.0, "cnn": 25.0},
             "psnr_copy": {"vrnn": 24.0, "cnn": 24.0},
             "error": {"vrnn": 0.1, "cnn": 0.3},
         },
-        "skipped": {},
-    }
+        table_ci=None,
+        skipped={},
+    )
     lines = format_markdown(result).splitlines()
     assert "| PSNR closest ↑ | **26** | 25 |" in lines
     assert "| PSNR copy last ↑ | 24 | 24 |" in lines  # a baseline of the data: no winner

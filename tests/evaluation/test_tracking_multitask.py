@@ -50,10 +50,11 @@ def test_tracking_reports_every_task_of_an_action_conditioned_run(tmp_path):
     model = load(run, device="cpu")
     assert model.action_size == 2  # padded to the largest action size
     result = evaluate_tracking(model, data, test_fraction=0.4, samples=2, max_windows=20)
-    assert set(result["tasks"]) == set(TASKS)
+    assert set(result.tasks) == set(TASKS)
     for task, (_, bodies) in TASKS.items():
-        figures = result["tasks"][task]
-        assert figures["objects"] == bodies and len(figures["r2_observed"]) == bodies
-        assert np.isfinite(figures["error_predicted"])
+        figures = result.tasks[task]
+        assert figures.objects == bodies and len(figures.r2_observed) == bodies
+        assert np.isfinite(figures.error_predicted)
     # Several tasks: the headline figures are {task: value}.
-    assert set(result["error_predicted"]) == set(TASKS)
+    headline = result.to_json()["error_predicted"]
+    assert headline == {task: result.tasks[task].error_predicted for task in TASKS}

@@ -55,10 +55,10 @@ def test_closest_and_furthest_are_the_best_and_worst_sample_on_average_per_windo
     )  # [windows, samples, predicted steps]
     baseline = np.array([[3.0, 4.0], [5.0, 6.0]])
     curves = _curves(per_sample, baseline)
-    assert curves["closest"]["mean"] == pytest.approx([10.5, 10.5])  # (12 + 9) / 2
-    assert curves["furthest"]["mean"] == pytest.approx([3.0, 3.0])  # (5 + 1) / 2
-    assert curves["copy_last_frame"]["mean"] == pytest.approx([4.0, 5.0])
-    assert curves["closest"]["average"] == pytest.approx(10.5)
+    assert curves["closest"].mean == pytest.approx([10.5, 10.5])  # (12 + 9) / 2
+    assert curves["furthest"].mean == pytest.approx([3.0, 3.0])  # (5 + 1) / 2
+    assert curves["copy_last_frame"].mean == pytest.approx([4.0, 5.0])
+    assert curves["closest"].average == pytest.approx(10.5)
 
 
 @pytest.mark.integration
@@ -68,11 +68,12 @@ def test_more_samples_give_a_closer_closest_sample(tiny_run, basketball_dir):
     one = evaluate_video(model, basketball_dir, VideoEvalConfig(samples=1, max_windows=4), False)
     torch.manual_seed(0)
     many = evaluate_video(model, basketball_dir, VideoEvalConfig(samples=6, max_windows=4), False)
-    assert many["test_windows"] == one["test_windows"]
+    assert many.test_windows == one.test_windows
     # The futures differ, so picking among six beats a single draw and the worst of six.
-    assert many["psnr_closest"] > many["psnr_furthest"]
-    assert many["psnr_closest"] > one["psnr_closest"]
-    assert many["psnr_copy_last_frame"] == pytest.approx(one["psnr_copy_last_frame"])
+    psnr, psnr_one = many.metrics["psnr"], one.metrics["psnr"]
+    assert psnr["closest"].average > psnr["furthest"].average
+    assert psnr["closest"].average > psnr_one["closest"].average
+    assert psnr["copy_last_frame"].average == pytest.approx(psnr_one["copy_last_frame"].average)
 
 
 class _MeanColour(torch.nn.Module):
@@ -88,8 +89,10 @@ def test_user_weights_give_vgg_similarity_and_fvd(tiny_run, basketball_dir, tmp_
     model = keypoint_wm.load(tiny_run, device="cpu")
     config = VideoEvalConfig(samples=3, max_windows=4, vgg_weights=str(net), fvd_weights=str(net))
     result = evaluate_video(model, basketball_dir, config, progress=False)
-    assert np.isfinite(result["fvd"]) and result["fvd"] >= 0
-    assert -1 <= result["vgg_similarity_furthest"] <= result["vgg_similarity_closest"] <= 1
-    assert "fvd" not in result["skipped"] and "vgg_similarity" not in result["skipped"]
+    assert result.fvd is not None and np.isfinite(result.fvd) and result.fvd >= 0
+    vgg = result.metrics["vgg_similarity"]
+    assert -1 <= vgg["furthest"].average <= vgg["closest"].average <= 1
+    assert "fvd" not in result.skipped and "vgg_similarity" not in result.skipped
+    assert result.to_json()["vgg_similarity_closest"] == vgg["closest"].average
     with pytest.raises(UsageError, match="--vgg-weights"):
         evaluate_video(model, basketball_dir, VideoEvalConfig(vgg_weights=str(tmp_path / "no.pt")))

@@ -201,12 +201,12 @@ def test_evaluate_trains_missing_heads_on_the_windows_it_scores(dmc, tmp_path):
         [run], data, heads=[tmp_path / "heads"], tasks=["cartpole-balance"],
         train_missing=True, train_config=config, progress=False,
     )  # fmt: skip
-    scores = result["runs"][0]["tasks"]["cartpole-balance"]
+    scores = result.variants[0].results[0].tasks["cartpole-balance"]
     summary = json.loads((tmp_path / "heads" / "train_summary.json").read_text())["tasks"]
     facts = summary["cartpole-balance"]
-    assert scores["split"] == facts["split"] == "episodes"
-    assert scores["test_windows"] == facts["test_windows"]
-    assert scores["normalized_mse"] == pytest.approx(facts["test_normalized_mse"], rel=1e-5)
+    assert scores.split == facts["split"] == "episodes"
+    assert scores.test_windows == facts["test_windows"]
+    assert scores.normalized_mse == pytest.approx(facts["test_normalized_mse"], rel=1e-5)
 
 
 @pytest.mark.integration
