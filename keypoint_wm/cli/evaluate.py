@@ -1,14 +1,21 @@
 """``keypoint-wm evaluate tracking | video | actions | diversity | compare``.
 
-Every command takes ``--run RUN`` (compare: several), ``--data DIR``, ``--json PATH``,
-``--device``, ``--precision``, ``--test-fraction`` and ``--quiet``, prints a table and writes
-PNG plots (beside ``--json``, or in the run directory, unless a path is given). The flags are
+Every command takes ``--run RUN``, ``--data DIR``, ``--json PATH``, ``--device``,
+``--precision``, ``--test-fraction`` and ``--quiet``, prints a table and writes PNG plots
+(beside ``--json``, or in the (first) run directory, unless a path is given). The flags are
 checked (run and data directories, ``--json`` path, device) before a model is loaded.
+
+Seeds (:mod:`keypoint_wm.evaluation.seeds`): ``--run`` repeats for the training seeds of one
+variant, and a folder of ``seed_<s>/`` runs (``keypoint-wm train --seeds N --out OUT``) stands
+for all of them. The JSON keeps each run's keys, each number now the mean over the runs, and
+adds ``"seed_ci95"`` (95% interval half-widths over runs; null for one run) and ``"per_run"``;
+the table shows mean ± that interval. ``compare`` groups its runs into variants by ``--label``.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +24,10 @@ from keypoint_wm.cli.common import (
     add_json,
     add_precision,
     add_quiet,
-    add_run,
     add_seed,
     check_json_path,
     device_of,
     existing_dir,
-    existing_run,
     fraction,
     hidden_alias,
     positive_int,
@@ -36,40 +41,87 @@ def _plot_path(args: argparse.Namespace, name: str) -> Path:
         return Path(args.plot)
     if args.json:
         return Path(args.json).with_suffix(".png")
-    return Path(args.run) / f"{name}.png"
+    return Path(args.run[0]) / f"{name}.png"
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """Check ``--run``, ``--data``, ``--json`` and ``--device``; then load the run's model."""
-    run = existing_run(args.run)
+RUN_HELP = (
+    "run directory written by `keypoint-wm train`; repeat it for the training seeds of one "
+    "variant (figures: mean and 95%% CI over them). A folder of seed_<s>/ runs (`keypoint-wm "
+    "train --seeds N --out OUT`) counts as all of its seeds"
+)
+
+
+def _seed_runs(given: list[str], flag: str = "--run") -> list[str]:
+    """Every run behind ``given`` (seed folders expanded), each named as given where it is a
+    run itself; a run given twice is refused."""
+    from keypoint_wm.evaluation.seeds import seed_runs
+
+    runs = []
+    for path in given:
+        members = seed_runs(path, flag=flag)
+        runs += [path] if members == [Path(path)] else [str(m) for m in members]
+    seen: dict[Path, str] = {}
+    for run in runs:
+        if Path(run).resolve() in seen:
+            raise UsageError(
+                f"{flag} {run}: the same run is given twice ({seen[Path(run).resolve()]})"
+            )
+        seen[Path(run).resolve()] = run
+    return runs
+
+
+def _over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any:
+    """Check ``--run`` (each a run or a folder of seed runs), ``--data``, ``--json`` and
+    ``--device``; then load and ``evaluate`` each run in turn, as seeds of one variant.
+
+    Returns an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` whose per-run objects add
+    ``"run"`` and ``"data"``.
+    """
+    runs = _seed_runs(args.run)
     existing_dir(args.data)
     check_json_path(args.json)
     device = device_of(args)
     import keypoint_wm
+    from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant
 
-    return keypoint_wm.load(run, device=device, precision=args.precision)
-
-
-def _one_run(args: argparse.Namespace, result: Any) -> Any:
-    """``result`` of ``--run`` as an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` whose
-    per-run object adds ``"run"`` and ``"data"``."""
-    from keypoint_wm.evaluation.seeds import OverSeeds
-
-    return OverSeeds((str(args.run),), (result,), {"data": str(args.data)})
+    results, configs = [], []
+    for number, run in enumerate(runs, 1):
+        if len(runs) > 1 and not args.quiet:
+            print(f"run {number}/{len(runs)}: {run}", flush=True)
+        model = keypoint_wm.load(run, device=device, precision=args.precision)
+        configs.append(model.config.model.to_dict())
+        check_one_variant(runs[:number], configs, " (seeds of one variant share their model)")
+        results.append(evaluate(model))
+        del model
+    return OverSeeds(tuple(runs), tuple(results), {"data": str(args.data)})
 
 
 def _common(p: argparse.ArgumentParser, precision: str, several: bool = False) -> None:
     if several:
-        p.add_argument("runs", nargs="*", metavar="RUN", help="run directories to compare")
+        p.add_argument(
+            "runs",
+            nargs="*",
+            metavar="RUN",
+            help="run directories to compare (a folder of seed_<s>/ runs written by "
+            "`keypoint-wm train --seeds N` counts as one variant with all of its seeds)",
+        )
         p.add_argument(
             "--run",
             action="append",
             dest="more_runs",
             metavar="RUN",
-            help="a run to compare (repeatable; same as listing it positionally)",
+            help="a run to compare (repeatable; same as listing it after the positional ones)",
+        )
+        p.add_argument(
+            "--label",
+            action="append",
+            metavar="NAME",
+            help="a name per run, in order (positional runs first, then --run); runs sharing "
+            "a label are the seeds of one variant (mean and 95%% CI over them). Default: "
+            "each run its own variant, named by its directory",
         )
     else:
-        add_run(p)
+        p.add_argument("--run", required=True, action="append", metavar="RUN", help=RUN_HELP)
     p.add_argument("--data", required=True, help="dataset directory")
     add_json(p)
     add_device(p)
@@ -93,21 +145,22 @@ def run_tracking(args: argparse.Namespace) -> int:
     """Linear regression from keypoints to object positions; table, plot, JSON."""
     from keypoint_wm.evaluation.tracking import evaluate_tracking, format_tracking, plot_tracking
 
-    model = _load(args)
-    result = evaluate_tracking(
-        model,
-        args.data,
-        test_fraction=args.test_fraction,
-        samples=args.samples,
-        max_windows=args.max_windows,
-        best_per_object={"auto": None, "object": True, "all": False}[args.best_of],
-        progress=not args.quiet,
+    summary = _over_seeds(
+        args,
+        lambda model: evaluate_tracking(
+            model,
+            args.data,
+            test_fraction=args.test_fraction,
+            samples=args.samples,
+            max_windows=args.max_windows,
+            best_per_object={"auto": None, "object": True, "all": False}[args.best_of],
+            progress=not args.quiet,
+        ),
     )
-    summary = _one_run(args, result)
     print(format_tracking(summary))
-    plot = Path(args.plot) if args.plot else Path(args.run) / "tracking.png"
+    plot = Path(args.plot) if args.plot else Path(args.run[0]) / "tracking.png"
     print(f"wrote {plot_tracking(summary, plot)}")
-    write_json(args.json, summary.mean)
+    write_json(args.json, summary.to_json())
     return 0
 
 
@@ -152,11 +205,13 @@ def run_video(args: argparse.Namespace) -> int:
     """PSNR/SSIM of the closest and furthest sampled futures; table, plot, JSON."""
     from keypoint_wm.evaluation.video import evaluate_video, format_video, plot_video
 
-    result = evaluate_video(_load(args), args.data, _video_config(args), progress=not args.quiet)
-    summary = _one_run(args, result)
+    config = _video_config(args)
+    summary = _over_seeds(
+        args, lambda model: evaluate_video(model, args.data, config, progress=not args.quiet)
+    )
     print(format_video(summary))
     print(f"wrote {plot_video(summary, _plot_path(args, 'video'))}")
-    write_json(args.json, summary.mean)
+    write_json(args.json, summary.to_json())
     return 0
 
 
@@ -211,13 +266,13 @@ def run_actions(args: argparse.Namespace) -> int:
     """Action recognition from the model's keypoint sequences; table, plot, JSON."""
     from keypoint_wm.evaluation.actions import evaluate_actions, format_actions, plot_actions
 
-    model = _load(args)
     config = _action_config(args, args.max_windows)
-    result = evaluate_actions(model, args.data, config, progress=not args.quiet)
-    summary = _one_run(args, result)
+    summary = _over_seeds(
+        args, lambda model: evaluate_actions(model, args.data, config, progress=not args.quiet)
+    )
     print(format_actions(summary))
     print(f"wrote {plot_actions(summary, _plot_path(args, 'actions'))}")
-    write_json(args.json, summary.mean)
+    write_json(args.json, summary.to_json())
     return 0
 
 
@@ -275,11 +330,18 @@ def run_diversity(args: argparse.Namespace) -> int:
         max_objects=args.max_objects,
         test_fraction=args.test_fraction,
     )
-    result = evaluate_diversity(_load(args), args.data, config)
-    summary = _one_run(args, result)
+    summary = _over_seeds(args, lambda model: evaluate_diversity(model, args.data, config))
     print(format_diversity(summary))
-    print(f"wrote {plot_diversity(result, _plot_path(args, 'diversity'))}")
-    write_json(args.json, summary.mean)
+    plot = _plot_path(args, "diversity")
+    if summary.count == 1:
+        print(f"wrote {plot_diversity(summary.results[0], plot)}")
+    else:  # sampled paths of several runs do not average: one figure per run
+        names = [Path(run).name for run in summary.runs]
+        if len(set(names)) < len(names):
+            names = [str(i) for i in range(len(names))]
+        for name, (_, result) in zip(names, summary, strict=True):
+            print(f"wrote {plot_diversity(result, plot.with_name(f'{plot.stem}_{name}.png'))}")
+    write_json(args.json, summary.to_json())
     return 0
 
 
@@ -303,7 +365,11 @@ def _add_diversity(sub: argparse._SubParsersAction) -> None:
         default=6,
         help="objects (columns) per window (default 6)",
     )
-    d.add_argument("--plot", help="PNG (default: beside --json, or RUN/diversity.png)")
+    d.add_argument(
+        "--plot",
+        help="PNG (default: beside --json, or RUN/diversity.png); several runs: one per run, "
+        "named PLOT_<run>.png",
+    )
     d.set_defaults(handler=run_diversity)
 
 
@@ -322,7 +388,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise UsageError(
             "compare needs run directories: keypoint-wm evaluate compare RUN... --data DIR"
         )
-    runs = [str(existing_run(run, flag="RUN")) for run in runs]
+    _seed_runs(runs, flag="RUN")  # each a run or a folder of seed runs, none given twice
     existing_dir(args.data)
     check_json_path(args.json)
     device = device_of(args)
@@ -339,7 +405,13 @@ def run_compare(args: argparse.Namespace) -> int:
         **extra,
     )
     result = compare_runs(
-        runs, args.data, config, device=device, precision=args.precision, progress=not args.quiet
+        runs,
+        args.data,
+        config,
+        device=device,
+        precision=args.precision,
+        progress=not args.quiet,
+        labels=args.label,
     )
     markdown = format_markdown(result)
     print(markdown)
@@ -351,7 +423,7 @@ def run_compare(args: argparse.Namespace) -> int:
     atomic_write_bytes(md_path, markdown.encode())
     print(f"wrote {md_path}")
     plots = plot_compare(result, Path(args.plots) if args.plots else Path(f"{base}_plots"))
-    payload = {k: v for k, v in result.to_json().items() if k not in ("seed_ci95", "per_run")}
+    payload = result.to_json()
     payload["plots"] = [str(p) for p in plots]
     payload["markdown"] = str(md_path)
     print(f"wrote {len(plots)} plots to {plots[0].parent if plots else '-'}")

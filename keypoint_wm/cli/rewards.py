@@ -70,6 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Normalised reward MSE per task and time step, runs side by side; table, plot, JSON."""
+    from keypoint_wm.evaluation.seeds import seed_runs
     from keypoint_wm.rewards.evaluate import (
         evaluate_reward_prediction,
         format_reward_table,
@@ -77,7 +78,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
 
     for run in args.run:
-        existing_run(run)
+        seed_runs(run)  # a run, or a folder of seed_<s>/ runs
     existing_dir(args.data)
     check_json_path(args.json)
     device = device_of(args)
@@ -96,8 +97,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(format_reward_table(result))
     plot = Path(args.plot) if args.plot else Path(args.run[0]) / "rewards" / "rewards.png"
     print(f"wrote {plot_reward_prediction(result, plot)}")
-    payload = {k: v for k, v in result.to_json().items() if k not in ("seed_ci95", "per_run")}
-    write_json(args.json, payload)
+    write_json(args.json, result.to_json())
     return 0
 
 
@@ -168,9 +168,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--run",
         required=True,
         action="append",
-        help="run directory (repeat to compare runs, e.g. Struct-VRNN and CNN-VRNN)",
+        help="run directory (repeat to compare runs, e.g. Struct-VRNN and CNN-VRNN); a folder "
+        "of seed_<s>/ runs (`keypoint-wm train --seeds N`) is one variant with all of its "
+        "seeds, each with its heads in seed_<s>/rewards",
     )
-    e.add_argument("--label", action="append", help="a name per --run for the table and plot")
+    e.add_argument(
+        "--label",
+        action="append",
+        help="a name per --run for the table and plot; runs sharing a label are the seeds of "
+        "one variant (mean and 95%% CI over them). Default: each --run its own variant",
+    )
     e.add_argument("--heads", action="append", help="head directory per --run (RUN/rewards)")
     e.add_argument(
         "--train-missing", action="store_true", help="train heads a run lacks instead of failing"

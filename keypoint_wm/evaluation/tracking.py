@@ -295,19 +295,12 @@ def format_tracking(result: TrackingResult | OverSeeds[TrackingResult]) -> str:
     summary = as_seeds(result)
     several = summary.count > 1
     widths = (17, 17, 17, 17) if several else (8, 9, 9, 9)
-    r2_width = 60 if several else 40
     over = f" over {summary.count} seeds (mean ± 95% CI)" if several else ""
     mean = summary.mean
     names = ("err obs", "err pred", "last obs", "mean pos")
     keys = ("error_observed", "error_predicted", "error_predicted_last_observed_baseline",
             "error_mean_baseline")  # fmt: skip
-    lines = [
-        f"tracking: best of {mean['samples']} samples ({mean['best_sample']}), "
-        f"{mean['observed_steps']} observed + {mean['predicted_steps']} predicted steps; "
-        f"errors are mean Euclidean distances in the keypoint frame ([-1, 1]){over}",
-        f"{'task':<20} {'R2 per object (observed)':<{r2_width}} "
-        + " ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True)),
-    ]
+    rows = []
     for task in mean["tasks"]:
         r2_mean, r2_half = summary.at("tasks", task, "r2_observed")
         r2 = " ".join(
@@ -315,6 +308,16 @@ def format_tracking(result: TrackingResult | OverSeeds[TrackingResult]) -> str:
             for i, m in enumerate(r2_mean)
         )
         cells = [plus_minus(*summary.at("tasks", task, key), ".4f") for key in keys]
+        rows.append((task, r2, cells))
+    r2_width = max([40, *(len(r2) + 1 for _, r2, _ in rows)])
+    lines = [
+        f"tracking: best of {mean['samples']} samples ({mean['best_sample']}), "
+        f"{mean['observed_steps']} observed + {mean['predicted_steps']} predicted steps; "
+        f"errors are mean Euclidean distances in the keypoint frame ([-1, 1]){over}",
+        f"{'task':<20} {'R2 per object (observed)':<{r2_width}} "
+        + " ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True)),
+    ]
+    for task, r2, cells in rows:
         lines.append(
             f"{task:<20} {r2:<{r2_width}} "
             + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))

@@ -3,7 +3,9 @@
 Each test runs the real command on the tiny fixtures and compares the nested key set of the
 JSON it writes (``a.b`` for a key inside an object, ``a[].b`` for a key inside the objects
 of a list) with the layout users' scripts read. A key that moves, disappears or appears
-fails here.
+fails here. Over seeds (keypoint_wm/evaluation/seeds.py) the layout adds ``"seed_ci95"``
+(null for one run) and ``"per_run"`` (each run's object, of the same keys); one run's
+top-level object is exactly its own.
 """
 
 from __future__ import annotations
@@ -41,6 +43,19 @@ def test_key_paths_names_nested_keys_and_list_elements():
     value = {"a": {"b": 1, "c": [1.0, 2.0]}, "d": [{"e": None}, {"f": "x"}]}
     assert key_paths(value) == {"a", "a.b", "a.c", "d", "d[].e", "d[].f"}
     assert under("x", {"a", "[].b"}) == {"x", "x.a", "x[].b"}
+
+
+def with_seeds(keys: set[str]) -> set[str]:
+    """One run's layout over seeds: its keys, ``seed_ci95`` (null) and ``per_run[]``."""
+    return keys | {"seed_ci95"} | under("per_run", {f"[].{k}" for k in keys})
+
+
+def assert_one_run(figures: dict[str, Any]) -> None:
+    """One run: the top level is that run's own object, with no interval over seeds."""
+    assert figures["seed_ci95"] is None and len(figures["per_run"]) == 1
+    assert {k: v for k, v in figures.items() if k not in ("seed_ci95", "per_run")} == figures[
+        "per_run"
+    ][0]
 
 
 def run_cli(*args: str | Path) -> dict[str, Any]:
@@ -130,25 +145,29 @@ CLI = {"run", "data"}  # what the command adds to the library's result
 def test_tracking_layout(tiny_run, basketball_dir, tmp_path):
     figures = run_cli("tracking", "--run", tiny_run, "--data", basketball_dir, "--samples", "2",
                       "--json", tmp_path / "t.json", "--plot", tmp_path / "t.png")  # fmt: skip
-    assert key_paths(figures) == TRACKING | CLI
+    assert key_paths(figures) == with_seeds(TRACKING | CLI)
+    assert_one_run(figures)
 
 
 def test_video_layout(tiny_run, basketball_dir, tmp_path):
     figures = run_cli("video", "--run", tiny_run, "--data", basketball_dir, "--samples", "2",
                       "--max-windows", "2", "--json", tmp_path / "v.json")  # fmt: skip
-    assert key_paths(figures) == VIDEO | CLI
+    assert key_paths(figures) == with_seeds(VIDEO | CLI)
+    assert_one_run(figures)
 
 
 def test_actions_layout(figures_run, figures_dir, tmp_path):
     figures = run_cli("actions", "--run", figures_run, "--data", figures_dir, "--epochs", "1",
                       "--json", tmp_path / "a.json")  # fmt: skip
-    assert key_paths(figures) == actions_layout() | CLI
+    assert key_paths(figures) == with_seeds(actions_layout() | CLI)
+    assert_one_run(figures)
 
 
 def test_diversity_layout(tiny_run, basketball_dir, tmp_path):
     figures = run_cli("diversity", "--run", tiny_run, "--data", basketball_dir, "--sequences",
                       "0,1", "--samples", "2", "--json", tmp_path / "d.json")  # fmt: skip
-    assert key_paths(figures) == DIVERSITY | CLI
+    assert key_paths(figures) == with_seeds(DIVERSITY | CLI)
+    assert_one_run(figures)
 
 
 def _compare_run(sections: set[str], classes: tuple[str, ...] = ()) -> set[str]:
@@ -168,6 +187,21 @@ COMPARE = {"data", "labels", "table", "skipped", "runs", "markdown", "plots"}
 COMPARE |= under("rows", {"[].metric", "[].higher_is_better", "[].description"})
 
 
+def compare_with_seeds(keys: set[str], labels: tuple[str, ...]) -> set[str]:
+    """Over seeds: ``seed_ci95`` (null: one run per variant) and ``per_run.<label>[]``
+    holding each run's keys (those under ``runs.<label>``)."""
+    out = keys | {"seed_ci95", "per_run"}
+    for label in labels:
+        inner = {k.removeprefix(f"runs.{label}.") for k in keys if k.startswith(f"runs.{label}.")}
+        out |= under(f"per_run.{label}", {f"[].{k}" for k in inner})
+    return out
+
+
+def assert_one_run_per_variant(report: dict[str, Any]) -> None:
+    assert report["seed_ci95"] is None
+    assert report["per_run"] == {label: [entry] for label, entry in report["runs"].items()}
+
+
 def test_compare_layout_two_runs_on_basketball(tiny_run, rnn_run, basketball_dir, tmp_path):
     report = run_cli("compare", tiny_run, rnn_run, "--data", basketball_dir, "--samples", "2",
                      "--max-windows", "2", "--tracking-samples", "2",
@@ -180,7 +214,8 @@ def test_compare_layout_two_runs_on_basketball(tiny_run, rnn_run, basketball_dir
     expected |= set().union(*(under(f"table.{row}", set(labels)) for row in rows))
     for label in labels:
         expected |= under(f"runs.{label}", _compare_run({"video", "tracking"}))
-    assert _without_configs(key_paths(report)) == expected
+    assert _without_configs(key_paths(report)) == compare_with_seeds(expected, labels)
+    assert_one_run_per_variant(report)
     import keypoint_wm
 
     for label, run in zip(labels, (tiny_run, rnn_run), strict=True):
@@ -202,4 +237,5 @@ def test_compare_layout_with_action_labels(figures_run, figures_dir, tmp_path):
     classes = tuple(report["runs"][label]["actions"]["classes"])
     assert set(classes) <= set(CLASSES)
     expected |= under(f"runs.{label}", _compare_run({"video", "tracking", "actions"}, classes))
-    assert _without_configs(key_paths(report)) == expected
+    assert _without_configs(key_paths(report)) == compare_with_seeds(expected, (label,))
+    assert_one_run_per_variant(report)

@@ -1,6 +1,6 @@
 """The JSON layout of ``keypoint-wm rewards train`` (``OUT/train_summary.json``) and
 ``rewards evaluate --json``, pinned key by key on the tiny DMCS run (see
-tests/evaluation/test_json_layout.py for the notation)."""
+tests/evaluation/test_json_layout.py for the notation and the keys seeds add)."""
 
 from __future__ import annotations
 
@@ -79,8 +79,11 @@ def test_evaluate_layout(heads, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(path.read_text())
-    expected = {"data", "metric", "tasks", "note", "runs"}
-    expected |= {f"runs[].{k}" for k in RUN_ENTRY}
+    entry = set(RUN_ENTRY)
     for task in TASKS:
-        expected |= {f"runs[].tasks.{task}"} | {f"runs[].tasks.{task}.{k}" for k in TASK_SCORES}
+        entry |= {f"tasks.{task}"} | {f"tasks.{task}.{k}" for k in TASK_SCORES}
+    expected = {"data", "metric", "tasks", "note", "runs"} | {f"runs[].{k}" for k in entry}
+    # Over seeds: seed_ci95 (null: each run its own variant) and each run's entry.
+    expected |= {"seed_ci95", "per_run"} | {f"per_run[].{k}" for k in entry}
     assert key_paths(report) == expected
+    assert report["seed_ci95"] is None and report["per_run"] == report["runs"]
