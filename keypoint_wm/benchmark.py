@@ -109,9 +109,11 @@ def run_train_benchmark(
     action_size: int = 6,
     threads: int | None = None,
     device: str | None = "cpu",
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Time ``steps`` training steps (after ``warmup``) for both configurations on
-    ``device`` (``None``: the default rule of :func:`resolve_device`)."""
+    ``device`` (``None``: the default rule of :func:`resolve_device`); ``precision`` is the
+    fast path's (``"auto"``: what training picks on the device)."""
     if threads:
         torch.set_num_threads(threads)
     target = resolve_device(device)
@@ -120,7 +122,7 @@ def run_train_benchmark(
     if get_preset(preset).action_conditioned:
         model_config = model_config.replace(action_size=action_size)
     batch = batch or run.train.batch_size
-    fast_precision = resolve_precision("auto", target)
+    fast_precision = resolve_precision(precision, target)
     # The graphed step needs its warm-up and capture outside the timed steps.
     fast_warmup = max(warmup, 5) if target.type == "cuda" else warmup
     fast = _time_steps(model_config, True, fast_precision, batch, steps, fast_warmup, 0, target)
