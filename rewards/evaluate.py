@@ -70,6 +70,8 @@ class TaskRewardScore:
     test_windows: int
     split: str
     mean_train_reward: float
+    inputs: str = "hidden"
+    """What the head reads (``"hidden"`` or ``"hidden+keypoints"``; old heads: ``"hidden"``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class TaskRewardScore:
             "test_windows": self.test_windows,
             "split": self.split,
             "mean_train_reward": self.mean_train_reward,
+            "inputs": self.inputs,
         }
 
 
@@ -294,7 +297,7 @@ def _score_run(
             split = head.config.metadata.get("split", "windows")
             _, test = split_sequences(sequences[task], fraction, seed, split)
             overall, per_step, ci95 = normalized_mse(
-                predict(head, test.hidden), test.reward, head.config.reward_mean
+                predict(head, test.hidden, test.keypoints), test.reward, head.config.reward_mean
             )
             constant = bool(np.isnan(overall))
             scores[task] = TaskRewardScore(
@@ -305,6 +308,7 @@ def _score_run(
                 test_windows=len(test),
                 split=split,
                 mean_train_reward=head.config.reward_mean,
+                inputs=head.config.inputs,
             )
     return RunRewardScores(
         label=label,

@@ -1,21 +1,29 @@
 """The paper's reward-prediction head (section 5.4 / S2.2) and its files.
 
-Input: a sequence of the world model's RNN hidden states ``[B, T, H]``; output: one reward
-per step ``[B, T]``. Architecture (S2.2): Dense(128) -> GRU(128) -> GRU(128) -> Dense(1),
-ReLU between the layers. Rewards are predicted in units of the training targets'
-standard deviation around their mean (both stored with the head), so the head's raw output
-is well scaled for any task.
+Input (:data:`INPUTS`, the config's ``inputs``): ``"hidden"`` (the paper's, the default) reads
+a sequence of the world model's RNN hidden states ``[B, T, H]``; ``"hidden+keypoints"`` reads
+them together with the keypoints of each frame ``[B, T, K, 3]`` (x, y clamped to [-1, 1],
+scale to [0, 1]; concatenated after the hidden state: ``H + 3K`` values per step). No CNN
+features: the head reads only the structured state. Output: one reward per step ``[B, T]``.
+Architecture (S2.2): Dense(128) -> GRU(128) -> GRU(128) -> Dense(1), ReLU between the
+layers. Rewards are predicted in units of the training targets' standard deviation around
+their mean (both stored with the head), so the head's raw output is well scaled for any task.
 
 Alignment (docs/design.md, "Action conditioning"): ``hidden[:, t]`` is h_{t-1}, the state
 that conditions frame t (it has seen every frame before t and the action that produced frame
-t); the head maps it to ``reward[t]``, the reward received with frame t. The same holds
-along imagined futures and online in the Gymnasium wrapper.
+t), and ``keypoints[:, t]`` are frame t's own keypoints (detected in an observed frame,
+decoded from the prior in an imagined one); the head maps them to ``reward[t]``, the reward
+received with frame t. The same holds along imagined futures, online in the Gymnasium
+wrappers and in ``DreamEnv``.
 
 A head is saved as a directory with ``head.safetensors`` (weights) and ``head.json`` (its
 :class:`RewardHeadConfig` plus metadata); loading never unpickles code.
 
 >>> head = RewardHead(RewardHeadConfig(input_size=512))
 >>> rewards, state = head(torch.zeros(4, 20, 512))   # rewards [4, 20], state [2, 4, 128]
+>>> both = RewardHead(RewardHeadConfig(input_size=512, inputs="hidden+keypoints", num_keypoints=9))
+>>> both(torch.zeros(4, 20, 512), keypoints=torch.zeros(4, 20, 9, 3))[0].shape
+torch.Size([4, 20])
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from keypoint_wm.errors import DataError
 __all__ = [
     "HEAD_CONFIG",
     "HEAD_WEIGHTS",
+    "INPUTS",
     "RewardHead",
     "RewardHeadConfig",
     "find_reward_head",
@@ -44,6 +53,8 @@ __all__ = [
 
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_CONFIG = "head.json"
+INPUTS = ("hidden", "hidden+keypoints")
+"""What a head can read: the RNN state (the paper's), or the RNN state and frame t's keypoints."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +62,16 @@ class RewardHeadConfig:
     """Size of a reward head and the reward statistics it predicts in.
 
     Attributes:
-        input_size: H, the world model's ``rnn_units``.
+        input_size: H, the world model's ``rnn_units`` (the hidden state's size).
         units: width of the dense layer and of each GRU layer (paper: 128).
         gru_layers: number of stacked GRU layers (paper: 2).
         task: the task (``"domain-task"``) the head was trained for, if any.
         reward_mean, reward_std: mean and standard deviation of the training rewards; the
             head outputs ``reward_mean + reward_std * raw``.
         metadata: free-form JSON-serialisable facts (run, checkpoint step, data, metrics).
+        inputs: one of :data:`INPUTS`. A ``head.json`` written before the option existed
+            lacks the key and loads as ``"hidden"`` (what every head read then).
+        num_keypoints: K, the world model's keypoints (``"hidden+keypoints"``; 0 otherwise).
     """
 
     input_size: int
@@ -67,6 +81,8 @@ class RewardHeadConfig:
     reward_mean: float = 0.0
     reward_std: float = 1.0
     metadata: dict[str, Any] = field(default_factory=dict)
+    inputs: str = "hidden"
+    num_keypoints: int = 0
 
     def __post_init__(self) -> None:
         for name in ("input_size", "units", "gru_layers"):
@@ -75,6 +91,25 @@ class RewardHeadConfig:
                 raise ValueError(f"RewardHeadConfig.{name} must be a positive int, got {value!r}")
         if not self.reward_std > 0:
             raise ValueError(f"RewardHeadConfig.reward_std must be > 0, got {self.reward_std}")
+        if self.inputs not in INPUTS:
+            raise ValueError(
+                f"RewardHeadConfig.inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}"
+            )
+        if self.reads_keypoints != (self.num_keypoints > 0):
+            raise ValueError(
+                "RewardHeadConfig.num_keypoints must be > 0 exactly when inputs is "
+                f"'hidden+keypoints' (inputs={self.inputs!r}, num_keypoints={self.num_keypoints})"
+            )
+
+    @property
+    def reads_keypoints(self) -> bool:
+        """Whether the head reads frame t's keypoints besides h_{t-1}."""
+        return self.inputs == "hidden+keypoints"
+
+    @property
+    def feature_size(self) -> int:
+        """Values the head reads per step: ``H`` or ``H + 3K``."""
+        return self.input_size + 3 * self.num_keypoints
 
 
 class RewardHead(nn.Module):
@@ -83,7 +118,7 @@ class RewardHead(nn.Module):
     def __init__(self, config: RewardHeadConfig) -> None:
         super().__init__()
         self.config = config
-        self.dense = nn.Linear(config.input_size, config.units)
+        self.dense = nn.Linear(config.feature_size, config.units)
         self.grus = nn.ModuleList(
             nn.GRU(config.units, config.units, batch_first=True) for _ in range(config.gru_layers)
         )
@@ -93,17 +128,45 @@ class RewardHead(nn.Module):
         """Zero GRU states ``[gru_layers, B, units]``."""
         return torch.zeros(self.config.gru_layers, batch_size, self.config.units, device=device)
 
-    def forward_normalized(
-        self, hidden: Tensor, state: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """``hidden [B, T, H]`` -> (standardised rewards ``[B, T]``, state ``[L, B, U]``)."""
-        if hidden.dim() != 3 or hidden.shape[-1] != self.config.input_size:
+    def inputs_of(self, hidden: Tensor, keypoints: Tensor | None = None) -> Tensor:
+        """What the head reads at each step: float ``[B, T, feature_size]``.
+
+        Args:
+            hidden: ``[B, T, H]`` (``hidden[:, t]`` = h_{t-1}).
+            keypoints: ``[B, T, K, 3]`` frame t's keypoints; required when the head reads
+                them (``inputs="hidden+keypoints"``), ignored otherwise. x and y are clamped
+                to [-1, 1] and the scale to [0, 1] (detected keypoints already are; decoded
+                ones of imagined frames are bounded like the latent wrappers' observations).
+        """
+        config = self.config
+        if hidden.dim() != 3 or hidden.shape[-1] != config.input_size:
             raise ValueError(
-                f"hidden states must be [B, T, {self.config.input_size}], got {list(hidden.shape)}"
+                f"hidden states must be [B, T, {config.input_size}], got {list(hidden.shape)}"
             )
+        if not config.reads_keypoints:
+            return hidden.float()
+        k = config.num_keypoints
+        if keypoints is None or tuple(keypoints.shape) != (*hidden.shape[:2], k, 3):
+            got = None if keypoints is None else list(keypoints.shape)
+            raise ValueError(
+                f"this head reads hidden states and keypoints (inputs={config.inputs!r}): pass "
+                f"keypoints [B, T, {k}, 3] matching hidden {list(hidden.shape)}, got {got}"
+            )
+        keypoints = keypoints.float().to(hidden.device)
+        position = keypoints[..., :2].clamp(-1.0, 1.0)
+        scale = keypoints[..., 2:].clamp(0.0, 1.0)
+        flat = torch.cat([position, scale], dim=-1).flatten(2)
+        return torch.cat([hidden.float(), flat], dim=-1)
+
+    def forward_normalized(
+        self, hidden: Tensor, state: Tensor | None = None, keypoints: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``hidden [B, T, H]`` (and ``keypoints [B, T, K, 3]``, see :meth:`inputs_of`) ->
+        (standardised rewards ``[B, T]``, state ``[L, B, U]``)."""
+        x = self.inputs_of(hidden, keypoints)
         if state is None:
             state = self.initial_state(hidden.shape[0], hidden.device)
-        x = F.relu(self.dense(hidden.float()))
+        x = F.relu(self.dense(x))
         states = []
         for i, gru in enumerate(self.grus):
             x, s = gru(x, state[i : i + 1].contiguous())
@@ -111,23 +174,46 @@ class RewardHead(nn.Module):
             states.append(s)
         return self.out(x).squeeze(-1), torch.cat(states, dim=0)
 
-    def forward(self, hidden: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, hidden: Tensor, state: Tensor | None = None, keypoints: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Predict rewards.
 
         Args:
             hidden: ``[B, T, H]`` world-model hidden states (``hidden[:, t]`` = h_{t-1}).
             state: ``[gru_layers, B, units]`` the head's GRU state (default zeros).
+            keypoints: ``[B, T, K, 3]`` frame t's keypoints (``inputs="hidden+keypoints"``
+                only; ignored by a ``"hidden"`` head).
 
         Returns:
             ``(rewards [B, T], state [gru_layers, B, units])`` in the task's reward units.
         """
-        raw, state = self.forward_normalized(hidden, state)
+        raw, state = self.forward_normalized(hidden, state, keypoints)
         return self.config.reward_mean + self.config.reward_std * raw, state
 
-    def step(self, hidden: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One online step: ``hidden [B, H]`` -> ``(rewards [B], state)``."""
-        rewards, state = self(hidden[:, None], state)
+    def step(
+        self, hidden: Tensor, state: Tensor | None = None, keypoints: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """One online step: ``hidden [B, H]`` (h_{t-1}) and ``keypoints [B, K, 3]`` (frame t's)
+        -> ``(rewards [B], state)``."""
+        rewards, state = self(
+            hidden[:, None], state, None if keypoints is None else keypoints[:, None]
+        )
         return rewards[:, 0], state
+
+    def check_model(self, rnn_units: int, num_keypoints: int) -> None:
+        """Raise ValueError, saying why, unless the head reads a model of this size."""
+        config = self.config
+        if config.input_size != rnn_units:
+            raise ValueError(
+                f"the reward head reads hidden states of size {config.input_size} but the "
+                f"model's rnn_units is {rnn_units}"
+            )
+        if config.reads_keypoints and config.num_keypoints != num_keypoints:
+            raise ValueError(
+                f"the reward head reads {config.num_keypoints} keypoints but the model has "
+                f"num_keypoints={num_keypoints}"
+            )
 
 
 def save_reward_head(head: RewardHead, directory: str | Path) -> Path:

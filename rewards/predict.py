@@ -19,7 +19,10 @@ here an untrained model and head show the shapes:
 torch.Size([2, 5, 10])
 
 ``actions`` follows the episode alignment (``actions[:, t]`` produces frame t), so the
-rewards of the imagined frames answer "what if I took these actions?".
+rewards of the imagined frames answer "what if I took these actions?". The head reads, for
+frame t, h_{t-1} and (``inputs="hidden+keypoints"``) frame t's keypoints: those detected in
+an observed frame, as in training, and those decoded from the prior in an imagined one, as
+in :class:`~keypoint_wm.envs.DreamEnv`.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class ImaginedRewards:
             imagined).
         keypoints: ``[B, N, T0 + F, K, 3]`` the decoded keypoints.
         hidden: ``[B, N, T0 + F, H]`` the hidden states the head read.
+        head_keypoints: ``[B, N, T0 + F, K, 3]`` the keypoints a ``"hidden+keypoints"`` head
+            read (detected in the observed frames, then ``keypoints``), else None.
         num_observed: T0.
     """
 
@@ -52,15 +57,26 @@ class ImaginedRewards:
     keypoints: torch.Tensor
     hidden: torch.Tensor
     num_observed: int
+    head_keypoints: torch.Tensor | None = None
+
+
+def _tensor(value: ArrayLike) -> torch.Tensor:
+    return value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
 
 
 @torch.no_grad()
-def predict_rewards(head: RewardHead, hidden: ArrayLike) -> torch.Tensor:
-    """Rewards ``[..., T]`` for hidden-state sequences ``[..., T, H]`` (any leading dims)."""
-    tensor = torch.as_tensor(np.asarray(hidden) if not torch.is_tensor(hidden) else hidden)
+def predict_rewards(
+    head: RewardHead, hidden: ArrayLike, keypoints: ArrayLike | None = None
+) -> torch.Tensor:
+    """Rewards ``[..., T]`` for hidden-state sequences ``[..., T, H]`` (any leading dims) and,
+    for a head that reads them, the frames' keypoints ``[..., T, K, 3]``."""
+    tensor = _tensor(hidden)
     device = next(head.parameters()).device
     flat = tensor.reshape(-1, *tensor.shape[-2:]).float().to(device)
-    return head(flat)[0].reshape(tensor.shape[:-1]).cpu()
+    points = None
+    if keypoints is not None and head.config.reads_keypoints:
+        points = _tensor(keypoints).reshape(-1, *_tensor(keypoints).shape[-3:]).to(device)
+    return head(flat, keypoints=points)[0].reshape(tensor.shape[:-1]).cpu()
 
 
 def imagine_rewards(
@@ -73,15 +89,17 @@ def imagine_rewards(
 ) -> ImaginedRewards:
     """Observe ``frames`` (uint8 ``[B, T0, H, W, 3]``), imagine ``num_future`` frames under
     ``actions`` (``[B, T0 + num_future, A]``) and predict every frame's reward."""
-    if head.config.input_size != model.config.model.rnn_units:
-        raise ValueError(
-            f"the head reads hidden states of size {head.config.input_size}, the model has "
-            f"rnn_units={model.config.model.rnn_units}"
-        )
+    head.check_model(model.config.model.rnn_units, model.num_keypoints)
     futures = model.imagine(frames, num_future, num_samples, actions)
+    observed = int(np.asarray(frames).shape[1])
+    head_keypoints = None
+    if head.config.reads_keypoints:
+        detected = futures.observed_keypoints[:, None].expand(-1, num_samples, -1, -1, -1)
+        head_keypoints = torch.cat([detected, futures.keypoints[:, :, observed:]], dim=2)
     return ImaginedRewards(
-        rewards=predict_rewards(head, futures.hidden),
+        rewards=predict_rewards(head, futures.hidden, head_keypoints),
         keypoints=futures.keypoints,
         hidden=futures.hidden,
-        num_observed=int(np.asarray(frames).shape[1]),
+        num_observed=observed,
+        head_keypoints=head_keypoints,
     )

@@ -8,7 +8,9 @@ split of each task, then 80 % of them to train a head and 20 % to test it. Here:
 - windows of ``window`` frames every ``stride`` frames of each episode, at most
   ``max_windows`` per task (evenly spread over the candidates);
 - :meth:`~keypoint_wm.api.WorldModel.observe` over each window with its actions (posterior
-  at every step; the noise is seeded); ``hidden[:, t]`` = h_{t-1} goes with ``reward[:, t]``;
+  at every step; the noise is seeded); ``hidden[:, t]`` = h_{t-1} (zeros at a window's first
+  frame: each window is observed from a fresh state) and ``keypoints[:, t]``, the keypoints
+  detected in frame t, go with ``reward[:, t]``, the reward received with frame t;
 - a deterministic split, by seed, into the head's train and test parts: of the windows
   (:func:`split_windows`, the paper's "80 % of the data") or, stricter, of whole episodes
   (:func:`split_episodes`: windows of one episode overlap, so a held-out window never shares
@@ -49,10 +51,13 @@ class RewardSequences:
     Attributes:
         task: task name (the dataset's sub-directory, e.g. ``"cheetah-run"``).
         hidden: float32 ``[N, T, H]`` world-model hidden states (``hidden[:, t]`` = h_{t-1}).
-        reward: float32 ``[N, T]`` rewards received with each frame.
+        reward: float32 ``[N, T]`` rewards received with each frame: ``reward[i, t]`` is the
+            episode's ``reward[start[i] + t]``.
         episode: ``[N]`` index of the window's episode file in ``files``.
         start: ``[N]`` first frame of each window.
         files: the task's test-split episode files.
+        keypoints: float32 ``[N, T, K, 3]`` the keypoints detected in each frame (frame
+            ``start[i] + t``), for heads that read them; None where not collected.
     """
 
     task: str
@@ -61,6 +66,7 @@ class RewardSequences:
     episode: np.ndarray
     start: np.ndarray
     files: list[str]
+    keypoints: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.hidden.shape[0])
@@ -73,6 +79,7 @@ class RewardSequences:
             self.episode[index],
             self.start[index],
             self.files,
+            None if self.keypoints is None else self.keypoints[index],
         )
 
 
@@ -171,7 +178,7 @@ def collect_reward_sequences(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, RewardSequences]:
-    """Hidden states and rewards of the test split's windows, per task.
+    """Hidden states, keypoints and rewards of the test split's windows, per task.
 
     Args:
         model: the trained world model.
@@ -232,7 +239,7 @@ def _observe_windows(
     progress: bool,
 ) -> RewardSequences:
     torch.manual_seed(seed)
-    hidden, reward = [], []
+    hidden, keypoints, reward = [], [], []
     cache: dict[int, object] = {}
     action_size = model.action_size
     bar = tqdm(total=len(windows), desc=f"hidden states {task}", unit="seq", disable=not progress)
@@ -253,6 +260,7 @@ def _observe_windows(
             rewards.append(episode.reward[start : start + window])  # type: ignore[attr-defined]
         out = model.observe(np.stack(frames), np.stack(actions) if action_size else None)
         hidden.append(out.hidden.numpy().astype(np.float32))
+        keypoints.append(out.keypoints.numpy().astype(np.float32))
         reward.append(np.stack(rewards).astype(np.float32))
         bar.update(len(chunk))
     bar.close()
@@ -263,4 +271,5 @@ def _observe_windows(
         episode=np.array([w[0] for w in windows]),
         start=np.array([w[1] for w in windows]),
         files=[str(p) for p in paths],
+        keypoints=np.concatenate(keypoints),
     )

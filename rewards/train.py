@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.errors import UsageError
-from keypoint_wm.rewards.head import RewardHead, RewardHeadConfig, save_reward_head
+from keypoint_wm.rewards.head import INPUTS, RewardHead, RewardHeadConfig, save_reward_head
 from keypoint_wm.rewards.sequences import (
     SPLITS,
     RewardSequences,
@@ -46,6 +46,7 @@ __all__ = [
     "RewardTrainConfig",
     "RewardTrainSummary",
     "fit_reward_head",
+    "head_pairs",
     "normalized_mse",
     "split_validation",
     "train_reward_heads",
@@ -73,6 +74,9 @@ class RewardTrainConfig:
         validation_fraction: share of the training windows (whole episodes) used to pick
             the step whose weights the head keeps (early stopping); 0 keeps the last step.
         seed: window split, initialisation, batches and posterior noise.
+        inputs: what the head reads (:data:`~keypoint_wm.rewards.head.INPUTS`):
+            ``"hidden"`` (h_{t-1}, the paper's) or ``"hidden+keypoints"`` (h_{t-1} and the
+            keypoints detected in frame t).
     """
 
     window: int = 20
@@ -88,6 +92,7 @@ class RewardTrainConfig:
     eval_every: int = 100
     validation_fraction: float = 0.2
     seed: int = 0
+    inputs: str = "hidden"
 
     def __post_init__(self) -> None:
         for name in ("window", "stride", "max_windows", "steps", "batch_size", "units"):
@@ -100,6 +105,8 @@ class RewardTrainConfig:
             )
         if self.split not in SPLITS:
             raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.inputs not in INPUTS:
+            raise UsageError(f"--inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if not 0 < self.final_learning_rate <= self.learning_rate:
@@ -136,15 +143,44 @@ def normalized_mse(
 
 
 @torch.no_grad()
-def predict(head: RewardHead, hidden: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Head predictions ``[N, T]`` for hidden states ``[N, T, H]``."""
+def predict(
+    head: RewardHead,
+    hidden: np.ndarray,
+    keypoints: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Head predictions ``[N, T]`` for hidden states ``[N, T, H]`` (and the frames'
+    keypoints ``[N, T, K, 3]`` for a head that reads them)."""
     head.eval()
     device = next(head.parameters()).device
     out = []
     for begin in range(0, len(hidden), batch_size):
         chunk = torch.as_tensor(hidden[begin : begin + batch_size], device=device)
-        out.append(head(chunk)[0].cpu().numpy())
+        points = None
+        if keypoints is not None and head.config.reads_keypoints:
+            points = torch.as_tensor(keypoints[begin : begin + batch_size], device=device)
+        out.append(head(chunk, keypoints=points)[0].cpu().numpy())
     return np.concatenate(out).astype(np.float32)
+
+
+def head_pairs(
+    sequences: RewardSequences, inputs: str = "hidden"
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The head's training pairs of ``sequences``: ``(hidden [N, T, H], keypoints
+    [N, T, K, 3] or None, reward [N, T])``; step t of a window reads h_{t-1} (and frame t's
+    keypoints with ``inputs="hidden+keypoints"``) and learns ``reward[t]``.
+
+    Raises:
+        UsageError: the head reads keypoints but ``sequences`` has none.
+    """
+    if inputs == "hidden":
+        return sequences.hidden, None, sequences.reward
+    if sequences.keypoints is None:
+        raise UsageError(
+            f"--inputs {inputs}: the windows of {sequences.task!r} hold no keypoints "
+            "(collect them with collect_reward_sequences)"
+        )
+    return sequences.hidden, sequences.keypoints, sequences.reward
 
 
 def split_validation(
@@ -178,18 +214,22 @@ def fit_reward_head(
     mean = float(train.reward.mean())
     std = float(train.reward.std())
     train, validation = split_validation(train, config.validation_fraction, config.seed)
+    hidden_np, keypoints_np, reward_np = head_pairs(train, config.inputs)
     head_config = RewardHeadConfig(
-        input_size=int(train.hidden.shape[-1]),
+        input_size=int(hidden_np.shape[-1]),
         units=config.units,
         task=train.task,
         reward_mean=mean,
         reward_std=std if std > 1e-6 else 1.0,
+        inputs=config.inputs,
+        num_keypoints=0 if keypoints_np is None else int(keypoints_np.shape[2]),
     )
     torch.manual_seed(config.seed)
     head = RewardHead(head_config).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=config.learning_rate)
-    hidden = torch.as_tensor(train.hidden, device=device)
-    target = torch.as_tensor((train.reward - mean) / head_config.reward_std, device=device)
+    hidden = torch.as_tensor(hidden_np, device=device)
+    keypoints = None if keypoints_np is None else torch.as_tensor(keypoints_np, device=device)
+    target = torch.as_tensor((reward_np - mean) / head_config.reward_std, device=device)
     rng = np.random.default_rng(config.seed)
     bar = tqdm(range(config.steps), desc=f"reward head {train.task}", disable=not progress)
     best_state: dict[str, torch.Tensor] | None = None
@@ -200,7 +240,9 @@ def fit_reward_head(
             group["lr"] = lr
         batch = torch.as_tensor(rng.integers(0, len(train), config.batch_size), device=device)
         head.train()
-        raw, _ = head.forward_normalized(hidden[batch])
+        raw, _ = head.forward_normalized(
+            hidden[batch], keypoints=None if keypoints is None else keypoints[batch]
+        )
         loss = torch.mean((raw - target[batch]) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -213,7 +255,8 @@ def fit_reward_head(
             continue
         postfix = {}
         if validation is not None:
-            score = normalized_mse(predict(head, validation.hidden), validation.reward, mean)[0]
+            predicted = predict(head, validation.hidden, validation.keypoints)
+            score = normalized_mse(predicted, validation.reward, mean)[0]
             postfix["val_nmse"] = f"{score:.3f}"
             if writer is not None:
                 writer.add_scalar("reward/validation_normalized_mse", score, step)
@@ -221,7 +264,7 @@ def fit_reward_head(
                 best_score, best_step = score, step + 1
                 best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
         if test is not None:
-            score = normalized_mse(predict(head, test.hidden), test.reward, mean)[0]
+            score = normalized_mse(predict(head, test.hidden, test.keypoints), test.reward, mean)[0]
             postfix["test_nmse"] = f"{score:.3f}"
             if writer is not None:
                 writer.add_scalar("reward/test_normalized_mse", score, step)
@@ -265,6 +308,8 @@ class HeadFacts:
     best_step: int
     """The step whose weights the head keeps (early stopping)."""
     validation_windows: int
+    inputs: str
+    """What the head reads: ``"hidden"`` or ``"hidden+keypoints"``."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -332,7 +377,8 @@ def train_reward_heads(
             head = fit_reward_head(train, test, config, writer, progress, model.device)
         finally:
             writer.close()
-        score = normalized_mse(predict(head, test.hidden), test.reward, head.config.reward_mean)[0]
+        predicted = predict(head, test.hidden, test.keypoints)
+        score = normalized_mse(predicted, test.reward, head.config.reward_mean)[0]
         facts = HeadFacts(
             run=None if model.run_dir is None else str(model.run_dir),
             checkpoint_step=model.step,
@@ -348,6 +394,7 @@ def train_reward_heads(
             split=config.split,
             best_step=head.config.metadata["best_step"],
             validation_windows=head.config.metadata["validation_windows"],
+            inputs=config.inputs,
         )
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
         save_reward_head(head, out / task)

@@ -42,9 +42,23 @@ _R = TypeVar("_R")
 
 def resolve_reward_head(reward_head: Any, model: WorldModel, task: str | None) -> RewardHead | None:
     """``reward_head`` as a loaded head: a ``RewardHead``, a head directory, a directory of
-    heads (picked by ``task``), ``True`` (the run's own ``RUN/rewards`` heads) or None."""
+    heads (picked by ``task``), ``True`` (the run's own ``RUN/rewards`` heads) or None.
+
+    The head reads, for the current frame t, h_{t-1} and (``inputs="hidden+keypoints"``) the
+    frame's keypoints, as in training (:mod:`keypoint_wm.rewards.head`).
+
+    Raises:
+        ValueError: the head was trained on a model of another size (``rnn_units`` or,
+            for a head that reads keypoints, ``num_keypoints``).
+    """
     if reward_head is None or reward_head is False:
         return None
+    head = _load_reward_head(reward_head, model, task)
+    head.check_model(model.config.model.rnn_units, model.num_keypoints)
+    return head
+
+
+def _load_reward_head(reward_head: Any, model: WorldModel, task: str | None) -> RewardHead:
     from keypoint_wm.rewards.head import RewardHead, load_reward_head
 
     if isinstance(reward_head, RewardHead):

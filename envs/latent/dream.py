@@ -4,7 +4,9 @@ Each episode starts from observed frames (a window of a dataset's episode, or fr
 pass): the posterior observes them as in :class:`~keypoint_wm.envs.LatentObservation`.
 Then every ``step(action)`` advances the GRU with the agent's action (docs/design.md, "Action
 conditioning"), samples the next frame's latent from the PRIOR, decodes its keypoints and
-asks the reward head for its reward. Observations have the same layout and space as the
+asks the reward head for its reward: from the state before the imagined frame and, for a
+``"hidden+keypoints"`` head, the frame's decoded keypoints (as in training, where they are
+the detected ones). Observations have the same layout and space as the
 latent wrapper's with the same ``features``, so a policy trained in the dream runs on
 ``KeypointWM/<domain>-<task>-latent-v0`` unchanged.
 

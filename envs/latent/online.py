@@ -177,7 +177,8 @@ class LatentFilter:
         num_envs: B.
         features: see :func:`parse_features`.
         reward_head: optional :class:`~keypoint_wm.rewards.head.RewardHead`; then
-            :attr:`predicted_reward` ``[B]`` is its prediction for the current frame.
+            :attr:`predicted_reward` ``[B]`` is its prediction for the current frame (from
+            h_{t-1} and, for a ``"hidden+keypoints"`` head, the frame's keypoints).
         sample_latent: sample z from the posterior instead of using its mean.
         feed_observed: feed the detected keypoints to the GRU instead of the decoded
             posterior sample (the authors' inference behaviour feeds the decoded sample).
@@ -294,7 +295,7 @@ class LatentFilter:
         latent, feed = step.latent, step.feed
         reward = None
         if self.reward_head is not None:
-            reward, head_state = self.reward_head.step(hidden, head_state)
+            reward, head_state = self.reward_head.step(hidden, head_state, keypoints)
         return keypoints, latent, feed, reward, head_state
 
     def _store(self, rows: Tensor, hidden: Tensor, result: tuple) -> None:
@@ -480,7 +481,7 @@ class LatentFilter:
         keypoints[..., 2] = keypoints[..., 2].clamp(0.0, 1.0)
         reward, head_state = None, None
         if self.reward_head is not None:
-            reward, head_state = self.reward_head.step(hidden, self.head_state)
+            reward, head_state = self.reward_head.step(hidden, self.head_state, keypoints)
         rows = torch.arange(self.num_envs, device=self.device)
         self._store(rows, hidden, (keypoints, step.latent, step.feed, reward, head_state))
 

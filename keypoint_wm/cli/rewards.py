@@ -41,6 +41,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         batch_size=args.batch_size,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
+        inputs=args.inputs,
     )
 
 
@@ -63,7 +64,8 @@ def run_train(args: argparse.Namespace) -> int:
         text = "n/a (constant rewards)" if score is None else f"{score:.3f}"
         print(
             f"  {task:<20} {facts.train_windows:>6} train / {facts.test_windows:>5} test "
-            f"windows   held-out normalized MSE {text} (weights of step {facts.best_step})"
+            f"windows   held-out normalized MSE {text} (weights of step {facts.best_step}, "
+            f"inputs {facts.inputs})"
         )
     return 0
 
@@ -101,7 +103,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, evaluate: bool = False) -> None:
     p.add_argument("--data", required=True, help="the dataset the run was trained on")
     p.add_argument("--tasks", help="comma-separated tasks (default: every task of the data)")
     p.add_argument(
@@ -138,6 +140,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default=0.2,
         help="share of a head's training windows (whole episodes) that picks the step whose "
         "weights it keeps; 0 keeps the last step (default 0.2)",
+    )
+    p.add_argument(
+        "--inputs",
+        choices=("hidden", "hidden+keypoints"),
+        default="hidden",
+        help="what a head reads for frame t's reward: the RNN state h_{t-1}, as in the paper "
+        "(default), or h_{t-1} plus the keypoints detected in frame t (no CNN features)"
+        + ("" if not evaluate else "; for heads trained by --train-missing"),
     )
     add_seed(p, what="window split, init and noise")
     add_device(p)
@@ -184,5 +194,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_json(e)
     e.add_argument("--plot", help="PNG like paper Fig. 8 (default RUN/rewards/rewards.png)")
-    _add_common(e)
+    _add_common(e, evaluate=True)
     e.set_defaults(handler=run_evaluate)

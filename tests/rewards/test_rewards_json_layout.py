@@ -45,12 +45,12 @@ def heads(tmp_path_factory):
 
 TRAIN_CONFIG = {"window", "stride", "max_windows", "train_fraction", "split", "steps",
                 "batch_size", "learning_rate", "final_learning_rate", "units", "eval_every",
-                "validation_fraction", "seed"}  # fmt: skip
+                "validation_fraction", "seed", "inputs"}  # fmt: skip
 HEAD_FACTS = {"run", "checkpoint_step", "data", "train_windows", "test_windows",
               "test_normalized_mse", "window", "stride", "max_windows", "seed", "train_fraction",
-              "split", "best_step", "validation_windows"}  # fmt: skip
+              "split", "best_step", "validation_windows", "inputs"}  # fmt: skip
 TASK_SCORES = {"normalized_mse", "per_step", "ci95", "constant_rewards", "test_windows", "split",
-               "mean_train_reward"}  # fmt: skip
+               "mean_train_reward", "inputs"}  # fmt: skip
 RUN_ENTRY = {"label", "run", "checkpoint_step", "representation", "dynamics", "tasks",
              "mean_normalized_mse"}  # fmt: skip
 
