@@ -250,3 +250,39 @@ def test_an_old_run_without_the_action_repeat_still_resumes(dmc_run, tmp_path):
           action_conditioned=True)  # fmt: skip
     assert keypoint_wm.load(old, device="cpu").step == 5
     assert json.loads((old / "config.json").read_text())["data"]["action_repeat"] == 2
+
+
+@pytest.mark.integration
+def test_keypoint_reward_head_reads_the_frames_keypoints_online(world_model):
+    """A ``hidden+keypoints`` head in the wrapper predicts, for each frame just observed,
+    what it predicts offline from observe's h_{t-1} and that frame's detected keypoints; a
+    head for another number of keypoints is refused."""
+    base = DMCPixelEnv("reacher", "easy", size=SIZE, action_repeat=2, render_mode="rgb_array")
+    k = world_model.num_keypoints
+    torch.manual_seed(2)
+    head = RewardHead(
+        RewardHeadConfig(input_size=16, units=8, inputs="hidden+keypoints", num_keypoints=k)
+    )
+    with pytest.raises(ValueError, match=f"num_keypoints={k}"):
+        wrong = RewardHeadConfig(input_size=16, inputs="hidden+keypoints", num_keypoints=k + 1)
+        LatentObservation(base, world_model, reward_head=RewardHead(wrong))
+    env = LatentObservation(
+        base, world_model, reward_head=head, sample_latent=True, feed_observed=True
+    )
+    _, info = env.reset(seed=4)
+    frames, actions, predicted = [base.render()], [np.zeros(2)], [info["predicted_reward"]]
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        action = rng.uniform(-1, 1, 2).astype(np.float32)
+        _, _, _, _, info = env.step(action)
+        frames.append(base.render())
+        actions.append(action)
+        predicted.append(info["predicted_reward"])
+    env.close()
+    torch.manual_seed(4)  # the posterior noise the filter drew after reset(seed=4)
+    out = world_model.observe(np.stack(frames)[None], np.stack(actions)[None], feed_observed=True)
+    with torch.no_grad():
+        offline = head(out.hidden, keypoints=out.keypoints)[0][0]
+        hidden_only = head(out.hidden, keypoints=torch.zeros_like(out.keypoints))[0][0]
+    np.testing.assert_allclose(predicted, offline, atol=1e-5)
+    assert not np.allclose(predicted, hidden_only, atol=1e-4)  # the keypoints were read
