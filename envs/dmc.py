@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, SupportsFloat, cast
 
 import gymnasium
@@ -18,11 +19,61 @@ from keypoint_wm.envs.camera import body_positions, camera_index, project_to_key
 from keypoint_wm.envs.gl import dm_control_suite
 from keypoint_wm.envs.rendering import PixelRenderer
 
-__all__ = ["DMCPixelEnv"]
+__all__ = ["ActionBounds", "DMCPixelEnv", "step_repeated"]
 
 # dm_control reports an actuator without ctrlrange as bounded by +-mjMAXVAL (1e10); such
 # dimensions are passed through unscaled.
 _UNBOUNDED = 1e9
+
+
+@dataclass(frozen=True)
+class ActionBounds:
+    """A suite task's action spec, for mapping agent actions in [-1, 1] onto it.
+
+    >>> bounds = ActionBounds(np.array([0.0, -1e10]), np.array([2.0, 1e10]), np.dtype("float64"))
+    >>> bounds.scale(np.array([0.5, 7.0])).tolist()
+    [1.5, 7.0]
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    dtype: np.dtype
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> ActionBounds:
+        """From a dm_control ``BoundedArray`` action spec."""
+        low = np.asarray(spec.minimum, dtype=np.float64) * np.ones(spec.shape)
+        high = np.asarray(spec.maximum, dtype=np.float64) * np.ones(spec.shape)
+        return cls(low, high, np.dtype(spec.dtype))
+
+    @property
+    def bounded(self) -> np.ndarray:
+        """Per dimension: has a real range (else the action passes through)."""
+        return (np.abs(self.low) < _UNBOUNDED) & (np.abs(self.high) < _UNBOUNDED)
+
+    def scale(self, action: np.ndarray) -> np.ndarray:
+        """``low + (a + 1) / 2 * (high - low)`` on ``a`` clipped to [-1, 1] per bounded
+        dimension; unbounded dimensions (lqr) pass through; in the spec's dtype."""
+        clipped = np.clip(action, -1.0, 1.0)
+        scaled = self.low + (clipped + 1.0) * 0.5 * (self.high - self.low)
+        return np.where(self.bounded, scaled, action).astype(self.dtype)
+
+
+def step_repeated(env: Any, command: np.ndarray, repeat: int) -> tuple[Any, float, bool, bool]:
+    """Step a dm_control ``env`` ``repeat`` times with ``command`` (stopping at the episode's
+    end); returns the last time step, the summed reward, and Gymnasium's ``terminated``
+    (the task ended with discount 0) and ``truncated`` (the time limit)."""
+    reward = 0.0
+    for _ in range(repeat):
+        time_step = env.step(command)
+        reward += float(time_step.reward or 0.0)
+        if time_step.last():
+            break
+    terminated = truncated = False
+    if time_step.last():
+        terminated = float(time_step.discount) == 0.0
+        truncated = not terminated
+    return time_step, reward, terminated, truncated
 
 
 def _image_size(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -151,11 +202,7 @@ class DMCPixelEnv(gymnasium.Env):
         self._object_names, _ = body_positions(physics)
 
         spec = self._env.action_spec()
-        low = np.asarray(spec.minimum, dtype=np.float64) * np.ones(spec.shape)
-        high = np.asarray(spec.maximum, dtype=np.float64) * np.ones(spec.shape)
-        self._bounded = (np.abs(low) < _UNBOUNDED) & (np.abs(high) < _UNBOUNDED)
-        self._action_low, self._action_high = low, high
-        self._action_dtype = np.dtype(spec.dtype)
+        self._action_bounds = ActionBounds.from_spec(spec)
         self.action_space = spaces.Box(-1.0, 1.0, shape=spec.shape, dtype=np.float32)
 
         pixels = spaces.Box(0, 255, shape=(height, width, 3), dtype=np.uint8)
@@ -279,17 +326,10 @@ class DMCPixelEnv(gymnasium.Env):
         if self._needs_reset:
             raise RuntimeError("the episode has ended (or never started): call reset() first")
         command = self.scale_action(action)
-        reward = 0.0
-        for _ in range(self._action_repeat):
-            time_step = self._env.step(command)
-            reward += float(time_step.reward or 0.0)
-            if time_step.last():
-                break
-        terminated = truncated = False
-        if time_step.last():
-            self._needs_reset = True
-            terminated = float(time_step.discount) == 0.0
-            truncated = not terminated
+        time_step, reward, terminated, truncated = step_repeated(
+            self._env, command, self._action_repeat
+        )
+        self._needs_reset = time_step.last()
         observation = self._observation(time_step.observation)
         return observation, reward, terminated, truncated, self._info()
 
@@ -329,9 +369,7 @@ class DMCPixelEnv(gymnasium.Env):
                     f"action must have shape {self.action_space.shape}, got {array.shape}"
                 )
             array = array.reshape(self.action_space.shape)
-        clipped = np.clip(array, -1.0, 1.0)
-        scaled = self._action_low + (clipped + 1.0) * 0.5 * (self._action_high - self._action_low)
-        return np.where(self._bounded, scaled, array).astype(self._action_dtype)
+        return self._action_bounds.scale(array)
 
     def true_object_positions(self) -> np.ndarray:
         """Bodies' centres of mass in the keypoint frame, float32 ``[N, 2]`` (see class doc)."""

@@ -16,12 +16,11 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from keypoint_wm.envs.dmc import ActionBounds, step_repeated
 from keypoint_wm.envs.gl import dm_control_suite
 from keypoint_wm.envs.registration import parse_task_name
 
 __all__ = ["StateEnv"]
-
-_UNBOUNDED = 1e9  # as in DMCPixelEnv: dimensions without a ctrlrange pass through unscaled
 
 
 class StateEnv(gymnasium.Env):
@@ -55,10 +54,7 @@ class StateEnv(gymnasium.Env):
         self.task = f"{domain}-{name}"
         self.action_repeat = action_repeat
         spec = self._env.action_spec()
-        low = np.asarray(spec.minimum, np.float64) * np.ones(spec.shape)
-        high = np.asarray(spec.maximum, np.float64) * np.ones(spec.shape)
-        self._bounded = (np.abs(low) < _UNBOUNDED) & (np.abs(high) < _UNBOUNDED)
-        self._low, self._high, self._dtype = low, high, np.dtype(spec.dtype)
+        self._bounds = ActionBounds.from_spec(spec)
         self.action_size = int(math.prod(spec.shape))
         self.action_space = spaces.Box(-1.0, 1.0, shape=spec.shape, dtype=np.float32)
         self._names = list(self._env.observation_spec())
@@ -88,20 +84,10 @@ class StateEnv(gymnasium.Env):
         if self._needs_reset:
             raise RuntimeError("the episode has ended (or never started): call reset() first")
         array = np.asarray(action, np.float64).reshape(self.action_space.shape)
-        clipped = np.clip(array, -1.0, 1.0)
-        scaled = self._low + (clipped + 1.0) * 0.5 * (self._high - self._low)
-        command = np.where(self._bounded, scaled, array).astype(self._dtype)
-        reward = 0.0
-        for _ in range(self.action_repeat):
-            time_step = self._env.step(command)
-            reward += float(time_step.reward or 0.0)
-            if time_step.last():
-                break
-        terminated = truncated = False
-        if time_step.last():
-            self._needs_reset = True
-            terminated = float(time_step.discount) == 0.0
-            truncated = not terminated
+        time_step, reward, terminated, truncated = step_repeated(
+            self._env, self._bounds.scale(array), self.action_repeat
+        )
+        self._needs_reset = time_step.last()
         return self._flat(time_step.observation), reward, terminated, truncated, {}
 
     def close(self) -> None:
