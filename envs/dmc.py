@@ -19,7 +19,7 @@ from keypoint_wm.envs.camera import body_positions, camera_index, project_to_key
 from keypoint_wm.envs.gl import dm_control_suite
 from keypoint_wm.envs.rendering import PixelRenderer
 
-__all__ = ["ActionBounds", "DMCPixelEnv", "step_repeated"]
+__all__ = ["ActionBounds", "DMCPixelEnv", "reseed_task", "step_repeated"]
 
 # dm_control reports an actuator without ctrlrange as bounded by +-mjMAXVAL (1e10); such
 # dimensions are passed through unscaled.
@@ -57,6 +57,17 @@ class ActionBounds:
         clipped = np.clip(action, -1.0, 1.0)
         scaled = self.low + (clipped + 1.0) * 0.5 * (self.high - self.low)
         return np.where(self.bounded, scaled, action).astype(self.dtype)
+
+
+def reseed_task(env: Any, seed: int | None) -> None:
+    """Reseed a dm_control ``env``'s task randomness with ``seed`` (None: leave it); a seed
+    outside [0, 2**32) is first hashed into that range."""
+    if seed is None:
+        return
+    seed = int(seed)
+    if not 0 <= seed < 2**32:
+        seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
+    env.task.random.seed(seed)
 
 
 def step_repeated(env: Any, command: np.ndarray, repeat: int) -> tuple[Any, float, bool, bool]:
@@ -311,11 +322,7 @@ class DMCPixelEnv(gymnasium.Env):
         """Start an episode; ``seed`` reseeds the task's random state (see the class doc)."""
         self._live_renderer()  # raises if closed
         super().reset(seed=seed)
-        if seed is not None:
-            seed = int(seed)
-            if not 0 <= seed < 2**32:
-                seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
-            self._env.task.random.seed(seed)
+        reseed_task(self._env, seed)
         time_step = self._env.reset()
         self._needs_reset = False
         return self._observation(time_step.observation), self._info()

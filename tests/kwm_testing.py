@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 TINY_OVERRIDES = {
     "model.image_size": 32,
     "model.heatmap_width": 8,
@@ -33,3 +35,16 @@ def tiny_config(steps: int, preset: str = "basketball-cpu", **extra):
 
     overrides = {**TINY_OVERRIDES, "train.steps": steps, **extra}
     return get_preset(preset).build(seed=3).with_overrides(overrides)
+
+
+def key_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every key of a JSON value as a dotted path (``[]`` marks a list's elements)."""
+    paths: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            paths |= {path} | key_paths(item, path)
+    elif isinstance(value, list):
+        for item in value:
+            paths |= key_paths(item, f"{prefix}[]")
+    return paths

@@ -75,6 +75,12 @@ def test_graphed_vrnn_draws_new_noise_every_replay_and_learns():
     runner.raise_if_nonfinite(30)
     assert losses[-1] < losses[0]
     assert len(set(kls[-5:])) == 5  # fresh samples each replay, not a frozen draw
+    # With learning rate 0 the weights stay put: only fresh noise can still change the terms.
+    frozen = []
+    for _ in range(3):
+        runner.step(frames, None, None, schedule, lr=0.0)
+        frozen.append(runner.read_terms()["kp_future"])
+    assert runner.captures == 1 and len(set(frozen)) == 3
 
 
 def test_graphed_step_reports_a_non_finite_loss():

@@ -16,7 +16,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from keypoint_wm.envs.dmc import ActionBounds, step_repeated
+from keypoint_wm.envs.dmc import ActionBounds, reseed_task, step_repeated
 from keypoint_wm.envs.gl import dm_control_suite
 from keypoint_wm.envs.registration import parse_task_name
 
@@ -71,11 +71,7 @@ class StateEnv(gymnasium.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode; ``seed`` reseeds the task's random state."""
         super().reset(seed=seed)
-        if seed is not None:
-            seed = int(seed)
-            if not 0 <= seed < 2**32:
-                seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
-            self._env.task.random.seed(seed)
+        reseed_task(self._env, seed)
         self._needs_reset = False
         return self._flat(self._env.reset().observation), {}
 

@@ -17,21 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kwm_testing import key_paths
 
 pytestmark = pytest.mark.integration
-
-
-def key_paths(value: Any, prefix: str = "") -> set[str]:
-    """Every key of a JSON value as a dotted path (``[]`` marks a list's elements)."""
-    paths: set[str] = set()
-    if isinstance(value, dict):
-        for key, item in value.items():
-            path = f"{prefix}.{key}" if prefix else key
-            paths |= {path} | key_paths(item, path)
-    elif isinstance(value, list):
-        for item in value:
-            paths |= key_paths(item, f"{prefix}[]")
-    return paths
 
 
 def under(prefix: str, keys: set[str]) -> set[str]:

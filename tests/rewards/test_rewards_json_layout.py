@@ -7,25 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Any
 
 import pytest
+from kwm_testing import key_paths
 from latent_testing import TASKS, tiny_dmc_data, tiny_dmc_run
 
 pytestmark = pytest.mark.integration
-
-
-def key_paths(value: Any, prefix: str = "") -> set[str]:
-    """Every key of a JSON value as a dotted path (``[]`` marks a list's elements)."""
-    paths: set[str] = set()
-    if isinstance(value, dict):
-        for key, item in value.items():
-            path = f"{prefix}.{key}" if prefix else key
-            paths |= {path} | key_paths(item, path)
-    elif isinstance(value, list):
-        for item in value:
-            paths |= key_paths(item, f"{prefix}[]")
-    return paths
 
 
 @pytest.fixture(scope="module")
