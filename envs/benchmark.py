@@ -27,10 +27,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from keypoint_wm.model.device import device_name
+
 __all__ = ["format_wrapper_benchmark", "run_wrapper_benchmark"]
 
 
-def _model(preset: str, num_keypoints: int, size: int, action_size: int, seed: int) -> Any:
+def _model(
+    preset: str, num_keypoints: int, size: int, action_size: int, seed: int, precision: str
+) -> Any:
     from keypoint_wm.api import WorldModel
     from keypoint_wm.model.precision import resolve_precision
     from keypoint_wm.model.struct_vrnn import StructVRNN
@@ -49,7 +53,7 @@ def _model(preset: str, num_keypoints: int, size: int, action_size: int, seed: i
     )
     torch.manual_seed(seed)
     model = StructVRNN(config.model).eval()
-    precision = resolve_precision("auto", torch.device("cpu"))
+    precision = resolve_precision(precision, torch.device("cpu"))
     model.set_precision(precision)
     return WorldModel(model, config, 0, None), precision
 
@@ -81,6 +85,7 @@ def run_wrapper_benchmark(
     warmup: int = 5,
     seed: int = 0,
     progress: bool = True,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Time bare vs wrapped steps; returns figures and ``"ratios"`` (see module doc).
 
@@ -93,6 +98,9 @@ def run_wrapper_benchmark(
         action_repeat: of the pixel envs.
         block: steps per alternating block.
         warmup: untimed steps first.
+        precision: the model's image precision (``"auto"``: what ``keypoint-wm train``
+            picks on this CPU; ``"channels_last"`` on a native-bf16 CPU times the numbers
+            an AVX2-only CPU runs).
     """
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -102,7 +110,7 @@ def run_wrapper_benchmark(
 
     if steps < 1 or num_envs < 1 or block < 1:
         raise ValueError("--steps, --envs and the block size must be positive")
-    model, precision = _model(preset, num_keypoints, size, 6, seed)
+    model, precision = _model(preset, num_keypoints, size, 6, seed, precision)
 
     def pixel_env() -> Any:
         return make_env(task, size=size, action_repeat=action_repeat)
@@ -173,6 +181,8 @@ def run_wrapper_benchmark(
         "num_envs": num_envs,
         "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
+        "device_name": device_name(torch.device("cpu")),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "ms_per_step": {
             "bare_1env": ms(t1["bare"]),
             "wrapped_1env": ms(t1["wrapped"]),
@@ -196,6 +206,7 @@ def format_wrapper_benchmark(result: dict[str, Any]) -> str:
         f"{result['action_repeat']}); model {m['preset']} K {m['num_keypoints']}, "
         f"F {m['num_encoder_filters']}, GRU {m['rnn_units']}, {m['precision']}; "
         f"{result['torch_threads']} torch thread(s); {result['steps']} timed steps each",
+        f"CPU: {result['device_name']} (ATen {result['cpu_capability']})",
         f"{'':<10}{'bare ms/step':>14}{'wrapped ms/step':>17}{'ratio':>8}",
         f"{'1 env':<10}{ms['bare_1env']:>14.2f}{ms['wrapped_1env']:>17.2f}"
         f"{result['ratios']['bare_vs_wrapped_1env']:>8.3f}",

@@ -17,7 +17,6 @@ timed steps, each ended by a device synchronisation.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 
 from keypoint_wm.model.config import ModelConfig
-from keypoint_wm.model.device import resolve_device
+from keypoint_wm.model.device import device_name, resolve_device
 from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import StructVRNN
 from keypoint_wm.presets import get_preset
@@ -37,20 +36,6 @@ TARGETS = (
     "<= 5 ms/step; an AVX2-only CPU at dmcs size <= 12 s/step"
 )
 """The printed target line (issue 13's bars)."""
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name (from /proc/cpuinfo where there is one)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _synchronize(device: torch.device) -> None:

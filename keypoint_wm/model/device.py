@@ -18,6 +18,7 @@ keypoint_wm.errors.UsageError: --device: 'banana' is not a device; expected cpu,
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -59,3 +60,17 @@ def resolve_device(name: str | torch.device | None, flag: str = "--device") -> t
             f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
         )
     return torch.device("cuda", index)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name (from /proc/cpuinfo where there is one)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

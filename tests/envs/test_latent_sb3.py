@@ -125,6 +125,8 @@ def test_bench_wrapper_cli_writes_both_ratios(tmp_path):
         "8",
         "--task",
         "cartpole-balance",
+        "--precision",
+        "fp32",
         "--quiet",
         "--json",
         str(out),
@@ -136,3 +138,5 @@ def test_bench_wrapper_cli_writes_both_ratios(tmp_path):
     assert set(payload["ratios"]) == {"bare_vs_wrapped_1env", "bare_vs_wrapped_8env"}
     assert all(0 < value < 10 for value in payload["ratios"].values())
     assert payload["model"]["num_keypoints"] == 8
+    assert payload["model"]["precision"] == "fp32"  # --precision, not what auto picks here
+    assert payload["device_name"] and payload["cpu_capability"]  # the CPU is named
