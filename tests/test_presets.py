@@ -139,10 +139,10 @@ CPU_GOLDEN = {
         },
         "train": {
             **_CPU_TRAIN_COMMON,
-            "steps": 8000,
+            "steps": 5500,
             "lr_halving_steps": 3000,
             "kl_annealing_steps": 2000,
-            "scheduled_sampling_steps": 8000,
+            "scheduled_sampling_steps": 5500,
             "motion_prior_steps": 1000,
             "motion_prior_final": 3.0,
             "reference_frame": "first",
