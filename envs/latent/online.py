@@ -265,17 +265,11 @@ class LatentFilter:
 
     # ------------------------------------------------------------------ core update
     @torch.no_grad()
-    def _infer(
-        self, hidden: Tensor, frames: np.ndarray, head_state: Tensor | None
-    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
-        """Posterior for frames ``[N, S, S, 3]`` given h ``[N, H]``.
-
-        Returns (keypoints [N, K, 3], z [N, Z] or None, feed [N, D], reward [N] or None,
-        head state [L, N, U] or None).
-        """
+    def _detect(self, frames: np.ndarray) -> Tensor:
+        """The detector on uint8 frames ``[N, S, S, 3]`` -> keypoints ``[N, K, 3]``."""
         frames = np.asarray(frames)
         size = self.image_size
-        if frames.dtype != np.uint8 or frames.shape[1:] != (size, size, 3):
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (size, size, 3):
             raise ValueError(
                 f"frames must be uint8 [N, {size}, {size}, 3] (the model's image_size), got "
                 f"{frames.dtype} {list(frames.shape)}"
@@ -283,7 +277,26 @@ class LatentFilter:
         images = frames_to_tensor(
             torch.from_numpy(np.ascontiguousarray(frames))[:, None], self.device
         )
-        keypoints = self.detector(images[:, 0])
+        return self.detector(images[:, 0])
+
+    @torch.no_grad()
+    def _infer(
+        self,
+        hidden: Tensor,
+        frames: np.ndarray,
+        head_state: Tensor | None,
+        keypoints: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
+        """Posterior for frames ``[N, S, S, 3]`` given h ``[N, H]`` (``keypoints``: the
+        frames' detected keypoints ``[N, K, 3]`` when already known).
+
+        Returns (keypoints [N, K, 3], z [N, Z] or None, feed [N, D], reward [N] or None,
+        head state [L, N, U] or None).
+        """
+        if keypoints is None:
+            keypoints = self._detect(frames)
+        elif len(keypoints) != len(frames):
+            raise ValueError(f"{len(keypoints)} detected keypoints for {len(frames)} frames")
         step = self.dynamics.posterior_step(
             hidden,
             keypoints.flatten(1),
@@ -359,23 +372,36 @@ class LatentFilter:
         on the caller's thread.
         """
         action = self.model_actions(actions) if self.action_size else None
+        return self._submit(self._advance, action)
+
+    def detect_in_background(self, frames: np.ndarray) -> Future[Tensor]:
+        """The detector on uint8 frames ``[N, S, S, 3]`` on the worker thread -> a future of
+        their keypoints ``[N, K, 3]``, to pass to :meth:`step` as ``keypoints``.
+
+        For vectorised envs that step one env after another: each env's frame is detected
+        while the next envs step (the jobs run in the order they were submitted, after any
+        GRU update submitted before them).
+        """
+        return self._submit(self._detect, frames)
+
+    def _submit(self, function: Callable[..., _R], *args: Any) -> Future[_R]:
         if self._worker is None or self._worker_pid != os.getpid():  # none yet, or forked
             self._worker, self._worker_pid = self._start_worker(), os.getpid()
-        return self._worker.submit(self._advance, action)
+        return self._worker.submit(function, *args)
 
     def _start_worker(self) -> ThreadPoolExecutor:
-        """The GRU's worker thread, with :attr:`num_threads` torch threads of its own.
+        """The worker thread (GRU updates, background detection), with :attr:`num_threads`
+        torch threads of its own, or one when that is None: its work overlaps the
+        environments', which keep a core busy.
 
         torch's thread count is per thread, but setting it also changes the default of
         threads that have not run torch yet: that default is put back once the worker has
         taken its count, so the caller's threads are left as they were.
         """
-        count = self.num_threads
-        if count is None:
-            return ThreadPoolExecutor(1, thread_name_prefix="keypoint-wm-gru")
+        count = self.num_threads or 1
         worker = ThreadPoolExecutor(
             1,
-            thread_name_prefix="keypoint-wm-gru",
+            thread_name_prefix="keypoint-wm-worker",
             initializer=torch.set_num_threads,
             initargs=(count,),
         )
@@ -402,6 +428,7 @@ class LatentFilter:
         new_episode: np.ndarray | None = None,
         final_frames: np.ndarray | None = None,
         advanced: Future[Tensor] | None = None,
+        keypoints: Tensor | None = None,
     ) -> FinalStates | None:
         """Advance every row with its action and observe its next frame, in one batch.
 
@@ -415,6 +442,9 @@ class LatentFilter:
                 (in row order), or None.
             advanced: the future of :meth:`advance_in_background` for these ``actions``
                 (default: advance now).
+            keypoints: the detected keypoints ``[B + M, K, 3]`` of ``frames`` followed by
+                ``final_frames`` when already known (:meth:`detect_in_background`; default:
+                detect them now, in one batch).
 
         Returns:
             What the model makes of ``final_frames`` (None without them).
@@ -441,7 +471,9 @@ class LatentFilter:
             if head_state is not None:
                 assert self.head_state is not None
                 head_state = torch.cat([head_state, self.head_state[:, ended]], dim=1)
-        keypoints, latent, feed, reward, head_out = self._infer(hidden, frames, head_state)
+        keypoints, latent, feed, reward, head_out = self._infer(
+            hidden, frames, head_state, keypoints
+        )
         rows = torch.arange(b, device=self.device)
         self._store(
             rows,

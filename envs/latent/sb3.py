@@ -15,6 +15,13 @@ With a trained run and MuJoCo rendering::
 Stable-Baselines3 is imported with this module, which :mod:`keypoint_wm.envs` loads on
 first access to ``LatentVecEnv``: ``LatentVecEnv`` is a real ``VecEnvWrapper`` subclass, so
 SB3's ``isinstance`` checks, ``unwrap_vec_wrapper`` and wrappers on top of it work.
+
+Overlap: a ``DummyVecEnv`` steps its envs one after another on the caller's thread, so each
+env's new frame is handed to the filter's worker thread as soon as that env has stepped, and
+the detector runs on it while the next envs step (``pipeline=True``, the default). Only the
+last env's detection and the batched posterior are left after the envs; the numbers are the
+same as detecting all frames in one batch afterwards. Other VecEnvs (``SubprocVecEnv``)
+step their envs in parallel processes: their frames are detected in one batch.
 """
 
 from __future__ import annotations
@@ -24,15 +31,35 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.envs.latent.base import LatentWrapperMixin
 
 __all__ = ["LatentVecEnv"]
+
+
+class _FrameTap(gymnasium.Wrapper):
+    """One env of a ``DummyVecEnv``: every observation it returns (after ``step`` or
+    ``reset``) is passed to ``on_observation`` (which starts its detection) on the way out."""
+
+    def __init__(self, env: gymnasium.Env, on_observation: Any) -> None:
+        super().__init__(env)
+        self._on_observation = on_observation
+
+    def step(self, action: Any) -> Any:
+        result = self.env.step(action)
+        self._on_observation(result[0])
+        return result
+
+    def reset(self, **kwargs: Any) -> Any:
+        observation, info = self.env.reset(**kwargs)
+        self._on_observation(observation)
+        return observation, info
 
 
 class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
@@ -50,6 +77,9 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         device: torch device of the model (default CPU).
         sample_latent: sample the posterior instead of using its mean.
         resize: resize frames of another size to the model's.
+        pipeline: for a ``DummyVecEnv``, detect each env's frame on a worker thread while
+            the next envs step (see the module doc); False: detect all frames in one batch
+            after the envs have stepped.
 
     Observations: float32 ``[n_envs, D]``; each info gains ``"keypoints"`` ``[K, 3]`` (and
     ``"predicted_reward"`` with a head), of the frame the step produced; for an ended
@@ -68,6 +98,7 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         device: str | torch.device | None = None,
         sample_latent: bool = False,
         resize: bool = False,
+        pipeline: bool = True,
     ) -> None:
         if not isinstance(venv, VecEnv):
             raise TypeError(
@@ -89,6 +120,37 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         VecEnvWrapper.__init__(self, venv, observation_space=space)
         self._advanced: Future[torch.Tensor] | None = None
         self._current_frames: np.ndarray | None = None
+        # Per env, the detections started by its tap since step_async, in order.
+        self._detections: list[list[Future[torch.Tensor]]] | None = None
+        if pipeline and isinstance(venv, DummyVecEnv):
+            self._detections = [[] for _ in range(venv.num_envs)]
+            venv.envs = [_FrameTap(env, self._tap(row)) for row, env in enumerate(venv.envs)]
+
+    def _tap(self, row: int) -> Any:
+        def on_observation(observation: Any) -> None:
+            if self._detections is not None and self._advanced is not None:  # inside a step
+                frame = self._frames.stack([observation])
+                self._detections[row].append(self.filter.detect_in_background(frame))
+
+        return on_observation
+
+    def _tapped_keypoints(self, dones: np.ndarray, with_finals: bool) -> torch.Tensor | None:
+        """The tapped detections of this step: every env's new frame, then the final frames
+        of the ended ones (row order) if ``with_finals``; None if any is missing."""
+        if self._detections is None:
+            return None
+        pending, self._detections = self._detections, [[] for _ in self._detections]
+        current, finals = [], []
+        for row, futures in enumerate(pending):
+            expected = 2 if dones[row] else 1
+            if len(futures) != expected:  # not stepped through the tap: detect in one batch
+                for future in futures:
+                    future.result()
+                return None
+            current.append(futures[-1])
+            if dones[row] and with_finals:
+                finals.append(futures[0])
+        return torch.cat([future.result() for future in current + finals])
 
     def reset(self) -> np.ndarray:
         observations = self.venv.reset()
@@ -119,7 +181,8 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         if any(final is None for final in finals):  # a VecEnv that does not hand them over
             finals = []
         frames = self._frames.batch(observations)
-        final_states = self._observe(frames, advanced, dones, finals)
+        keypoints = self._tapped_keypoints(dones, bool(finals))
+        final_states = self._observe(frames, advanced, dones, finals, keypoints)
         self._current_frames = frames
         self._add_infos(infos)
         if final_states is not None:  # an ended episode's info describes its last frame

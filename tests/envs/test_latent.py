@@ -177,7 +177,7 @@ def test_close_stops_the_gru_worker_and_env_errors_pass_through(world_model):
 
     inner = Failing(DMCPixelEnv("cartpole", "balance", size=SIZE))
     env = LatentObservation(inner, world_model)
-    workers = lambda: [t for t in threading.enumerate() if t.name.startswith("keypoint-wm-gru")]  # noqa: E731
+    workers = lambda: [t for t in threading.enumerate() if t.name.startswith("keypoint-wm-worker")]  # noqa: E731
     threads = torch.get_num_threads()
     env.reset(seed=0)
     env.step(env.action_space.sample())
