@@ -30,9 +30,7 @@ def pixel_env():
 
 
 @pytest.mark.parametrize("pipeline", [True, False])
-def test_batched_vec_env_matches_single_envs_including_terminal_observations(
-    world_model, pipeline
-):
+def test_batched_vec_env_matches_single_envs_including_terminal_observations(world_model, pipeline):
     """With or without detecting each env's frame while the next envs step, the batched
     wrapper gives every single env's latent vectors, keypoints and final observations."""
     from stable_baselines3.common.vec_env import DummyVecEnv
