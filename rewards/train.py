@@ -62,9 +62,10 @@ class RewardTrainConfig:
         stride: frames between window starts in an episode.
         max_windows: windows per task at most (paper: 10,000).
         train_fraction: share of the windows the head trains on (paper: 0.8).
-        split: how the head's train and test parts are drawn: ``"windows"`` (the paper's
-            random 80/20 of the windows; neighbouring windows share frames) or
-            ``"episodes"`` (whole episodes, stricter: no test frame was seen in training).
+        split: how the head's train and test parts are drawn: ``"episodes"`` (whole
+            episodes: no test frame was seen in training; the default) or ``"windows"`` (a
+            random 80/20 of the windows, one reading of the paper's S2.2; neighbouring
+            windows share up to ``window - stride`` frames, so test windows leak).
         steps: optimiser steps per head.
         batch_size: windows per step.
         learning_rate, final_learning_rate: exponential decay from one to the other (paper:
@@ -83,7 +84,7 @@ class RewardTrainConfig:
     stride: int = 10
     max_windows: int = 10_000
     train_fraction: float = 0.8
-    split: str = "windows"
+    split: str = "episodes"
     steps: int = 2_000
     batch_size: int = 32
     learning_rate: float = 1e-3
