@@ -6,7 +6,10 @@
 Prints the median milliseconds per step of: the bare pixel env's step; the filter's whole
 update after the GRU (``LatentFilter.step`` given the finished GRU future); inside it, the
 detector on the frames, the posterior step, and the features copied out to numpy; and the
-GRU update itself (which the wrappers overlap with the env step). The model is the one
+GRU update itself (which the wrappers overlap with the env step); then, in place, a
+``LatentObservation`` stepping with 1 and with 2 torch threads for the model (the env's
+renderer runs between two model calls, so these differ from the isolated figures). The
+model is the one
 ``keypoint-wm bench wrapper`` times (paper-size DMCS, K 64, untrained weights). A
 development tool; the benchmark of record is ``keypoint-wm bench wrapper``.
 """
@@ -103,6 +106,42 @@ def main() -> None:
         print(f"{name:<40}{median_ms(run, args.steps):>9.3f} ms")
     filt.close()
     env.close()
+    for count in (1, 2):
+        timed = _in_place(args.task, model, count, args.steps)
+        print(
+            f"in place, {count} model thread(s): "
+            + ", ".join(f"{name} {value:.3f} ms" for name, value in timed.items())
+        )
+
+
+def _in_place(task: str, model: object, threads: int, steps: int) -> dict[str, float]:
+    """Median ms of the env's step, the filter's update and the whole wrapped step."""
+    from keypoint_wm.envs.latent.wrapper import LatentObservation
+
+    wrapped = LatentObservation(make_env(task, size=64, action_repeat=2), model)
+    wrapped.filter.num_threads = threads
+    times: dict[str, list[float]] = {"env": [], "filter": [], "wrapped step": []}
+
+    def timing(name: str, function: Callable[..., object]) -> Callable[..., object]:
+        def run(*args: object, **kwargs: object) -> object:
+            start = time.perf_counter()
+            result = function(*args, **kwargs)
+            times[name].append(time.perf_counter() - start)
+            return result
+
+        return run
+
+    wrapped.env.step = timing("env", wrapped.env.step)
+    wrapped.filter.step = timing("filter", wrapped.filter.step)
+    step = timing("wrapped step", wrapped.step)
+    wrapped.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(steps + 20):
+        _, _, terminated, truncated, _ = step(rng.uniform(-1, 1, 6).astype(np.float32))
+        if terminated or truncated:
+            wrapped.reset()
+    wrapped.close()
+    return {name: 1000.0 * statistics.median(values[20:]) for name, values in times.items()}
 
 
 def _done(value: torch.Tensor):  # a finished future, as advance_in_background returns
