@@ -16,22 +16,19 @@ Stable-Baselines3 is imported with this module, which :mod:`keypoint_wm.envs` lo
 first access to ``LatentVecEnv``: ``LatentVecEnv`` is a real ``VecEnvWrapper`` subclass, so
 SB3's ``isinstance`` checks, ``unwrap_vec_wrapper`` and wrappers on top of it work.
 
-Overlap: a ``DummyVecEnv`` steps its envs one after another on the caller's thread, so each
-env's new frame is handed to the filter's worker thread as soon as that env has stepped, and
-the detector runs on it while the next envs step (``pipeline=True``, the default). Only the
-last env's detection and the batched posterior are left after the envs; the numbers are the
-same as detecting all frames in one batch afterwards. Other VecEnvs (``SubprocVecEnv``)
-step their envs in parallel processes: their frames are detected in one batch.
+Overlap: a ``DummyVecEnv`` steps its envs one after another on the caller's thread; with
+``pipeline=True`` (the default) each env's new frame is detected while the next envs step
+(:class:`~keypoint_wm.envs.latent.pipeline.DetectionPipeline`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import gymnasium
 import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
@@ -39,27 +36,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.envs.latent.base import LatentWrapperMixin
+from keypoint_wm.envs.latent.pipeline import DetectionPipeline
 
 __all__ = ["LatentVecEnv"]
-
-
-class _FrameTap(gymnasium.Wrapper):
-    """One env of a ``DummyVecEnv``: every observation it returns (after ``step`` or
-    ``reset``) is passed to ``on_observation`` (which starts its detection) on the way out."""
-
-    def __init__(self, env: gymnasium.Env, on_observation: Any) -> None:
-        super().__init__(env)
-        self._on_observation = on_observation
-
-    def step(self, action: Any) -> Any:
-        result = self.env.step(action)
-        self._on_observation(result[0])
-        return result
-
-    def reset(self, **kwargs: Any) -> Any:
-        observation, info = self.env.reset(**kwargs)
-        self._on_observation(observation)
-        return observation, info
 
 
 class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
@@ -77,9 +56,10 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         device: torch device of the model (default CPU).
         sample_latent: sample the posterior instead of using its mean.
         resize: resize frames of another size to the model's.
-        pipeline: for a ``DummyVecEnv``, detect each env's frame on a worker thread while
-            the next envs step (see the module doc); False: detect all frames in one batch
-            after the envs have stepped.
+        pipeline: for a ``DummyVecEnv``, detect each env's frame on the filter's worker
+            thread while the next envs step (its envs are then wrapped in a
+            :class:`~keypoint_wm.envs.latent.pipeline.FrameTap`); False: detect all frames
+            in one batch after the envs have stepped.
 
     Observations: float32 ``[n_envs, D]``; each info gains ``"keypoints"`` ``[K, 3]`` (and
     ``"predicted_reward"`` with a head), of the frame the step produced; for an ended
@@ -120,37 +100,10 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         VecEnvWrapper.__init__(self, venv, observation_space=space)
         self._advanced: Future[torch.Tensor] | None = None
         self._current_frames: np.ndarray | None = None
-        # Per env, the detections started by its tap since step_async, in order.
-        self._detections: list[list[Future[torch.Tensor]]] | None = None
+        self._pipeline: DetectionPipeline | None = None
         if pipeline and isinstance(venv, DummyVecEnv):
-            self._detections = [[] for _ in range(venv.num_envs)]
-            venv.envs = [_FrameTap(env, self._tap(row)) for row, env in enumerate(venv.envs)]
-
-    def _tap(self, row: int) -> Any:
-        def on_observation(observation: Any) -> None:
-            if self._detections is not None and self._advanced is not None:  # inside a step
-                frame = self._frames.stack([observation])
-                self._detections[row].append(self.filter.detect_in_background(frame))
-
-        return on_observation
-
-    def _tapped_keypoints(self, dones: np.ndarray, with_finals: bool) -> torch.Tensor | None:
-        """The tapped detections of this step: every env's new frame, then the final frames
-        of the ended ones (row order) if ``with_finals``; None if any is missing."""
-        if self._detections is None:
-            return None
-        pending, self._detections = self._detections, [[] for _ in self._detections]
-        current, finals = [], []
-        for row, futures in enumerate(pending):
-            expected = 2 if dones[row] else 1
-            if len(futures) != expected:  # not stepped through the tap: detect in one batch
-                for future in futures:
-                    future.result()
-                return None
-            current.append(futures[-1])
-            if dones[row] and with_finals:
-                finals.append(futures[0])
-        return torch.cat([future.result() for future in current + finals])
+            self._pipeline = DetectionPipeline(self.filter, self._frames, venv.envs)
+            venv.envs = self._pipeline.envs
 
     def reset(self) -> np.ndarray:
         observations = self.venv.reset()
@@ -171,7 +124,8 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         self.venv.step_async(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
-        observations, rewards, dones, infos = self.venv.step_wait()
+        with self._pipeline.stepping() if self._pipeline else contextlib.nullcontext():
+            observations, rewards, dones, infos = self.venv.step_wait()
         if self._advanced is None:
             raise RuntimeError("step_wait() without step_async()")
         advanced, self._advanced = self._advanced, None
@@ -181,7 +135,9 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         if any(final is None for final in finals):  # a VecEnv that does not hand them over
             finals = []
         frames = self._frames.batch(observations)
-        keypoints = self._tapped_keypoints(dones, bool(finals))
+        keypoints = None
+        if self._pipeline is not None:  # DummyVecEnv resets an ended env in the same step
+            keypoints = self._pipeline.keypoints(dones, ended if finals else [])
         final_states = self._observe(frames, advanced, dones, finals, keypoints)
         self._current_frames = frames
         self._add_infos(infos)
