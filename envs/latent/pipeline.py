@@ -8,7 +8,7 @@ the frame goes to the :class:`~keypoint_wm.envs.latent.online.LatentFilter`'s wo
 and the keypoint detector runs on it while envs i+1, i+2, ... step. After the last env only
 its detection and the batched posterior are left. The keypoints are those of detecting all
 frames in one batch afterwards (the same detector on the same frames; batch size changes
-float rounding only, below 1e-5).
+float rounding only, below 1e-5). See docs/design.md, "Wrapper speed".
 
 Vector envs that step in other processes (``SubprocVecEnv``, ``AsyncVectorEnv``) have no
 envs in this process to tap; their frames are detected in one batch, as without a pipeline.
