@@ -185,9 +185,10 @@ class LatentFilter:
         seed: seed of the latent noise (only used with ``sample_latent``).
         num_threads: torch threads for the model's work, set for the duration of each call
             and restored after it (None: leave torch's setting). ``"auto"``: 1 for a single
-            env, whose batch-1 ops are too small to split (measured in ``keypoint-wm bench
-            wrapper``: waking a second thread after the renderer ran cost more than it
-            saved), else None.
+            env whose detector runs in bf16 (native bf16 kernels take about 1 ms on one
+            frame; waking a second thread after the renderer ran cost more than it saved),
+            else None: a float32 detector on one frame (several ms on an AVX2 CPU) gains
+            from every core (docs/measurements.md, "the latent wrapper on an AVX2 CPU").
 
     The detector is a snapshot (:class:`~keypoint_wm.model.InferenceDetector`) of the
     model's weights when the filter is built. Frames are uint8 ``[N, S, S, 3]``; actions
@@ -208,8 +209,10 @@ class LatentFilter:
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        self.detector = InferenceDetector(model.model)
         if num_threads == "auto":
-            num_threads = 1 if num_envs == 1 else None
+            bf16 = self.detector.dtype == torch.bfloat16
+            num_threads = 1 if num_envs == 1 and bf16 else None
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(
                 f"num_threads must be 'auto', None or a positive int, got {num_threads!r}"
@@ -217,7 +220,6 @@ class LatentFilter:
         self.num_threads: int | None = num_threads
         self.model = model
         self.dynamics = model.model.dynamics
-        self.detector = InferenceDetector(model.model)
         self.num_envs = num_envs
         self.features = parse_features(features)
         self.reward_head = reward_head

@@ -93,3 +93,23 @@ def test_filter_imagination_equals_imagine(setup):
     run_filter(other, frames[:, :observed], actions)
     other.imagine(-actions[:, observed], sample=True)
     assert not torch.allclose(other.keypoints, keypoints[0])
+
+
+def test_auto_threads_one_for_a_single_bf16_env_all_otherwise(tmp_path_factory):
+    """A single env's bf16 detector runs on one thread (native kernels are fast on one
+    frame); float32 detectors and batches of envs use torch's setting (None)."""
+    run = tiny_dmc_run(tmp_path_factory.getbasetemp())
+    chosen = {}
+    for precision in ("bf16", "fp32", "channels_last"):
+        model = keypoint_wm.load(run, device="cpu", precision=precision)
+        for envs in (1, 4):
+            chosen[precision, envs] = LatentFilter(model, envs).num_threads
+    assert chosen == {
+        ("bf16", 1): 1,
+        ("bf16", 4): None,
+        ("fp32", 1): None,
+        ("fp32", 4): None,
+        ("channels_last", 1): None,
+        ("channels_last", 4): None,
+    }
+    assert LatentFilter(model, 1, num_threads=3).num_threads == 3  # an explicit count stays
