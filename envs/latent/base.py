@@ -153,7 +153,6 @@ class LatentWrapperMixin:
         advanced: Future[Tensor],
         new_episode: np.ndarray | None = None,
         final_observations: Sequence[Any] = (),
-        keypoints: Tensor | None = None,
     ) -> FinalStates | None:
         """Every env's new frame, after the GRU update ``advanced``, in one batch.
 
@@ -165,14 +164,12 @@ class LatentWrapperMixin:
             new_episode: bool ``[num_envs]``: these observations start new episodes.
             final_observations: the final observations (pixel observations, as the env
                 returns them) of the ended episodes among ``new_episode``, in row order.
-            keypoints: the detected keypoints of ``frames`` and then of the final frames,
-                when already known.
 
         Returns:
             What the model makes of ``final_observations`` (None without them).
         """
         final = self._frames.stack(final_observations) if len(final_observations) else None
-        return self.filter.step(None, frames, new_episode, final, advanced, keypoints)
+        return self.filter.step(None, frames, new_episode, final, advanced)
 
     def _close_latent(self) -> None:
         """Stop the filter's worker thread."""

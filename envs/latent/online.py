@@ -19,7 +19,8 @@ flattened and concatenated in this order:
 Overlap: the GRU update of step t+1 needs only the action, not the new frame, so the
 wrappers start it with :meth:`LatentFilter.advance_in_background` before they step the
 environment and hand the result to :meth:`LatentFilter.step`: torch releases the GIL, and
-the GRU runs on the second core while the physics and renderer run on the first.
+the GRU runs on the second core while the physics and renderer run on the first
+(docs/design.md, "Wrapper speed").
 
 The model's numbers, one step at a time: the posterior and the prior are the dynamics'
 own :meth:`~keypoint_wm.model.KeypointDynamics.posterior_step` and
@@ -283,22 +284,14 @@ class LatentFilter:
 
     @torch.no_grad()
     def _infer(
-        self,
-        hidden: Tensor,
-        frames: np.ndarray,
-        head_state: Tensor | None,
-        keypoints: Tensor | None = None,
+        self, hidden: Tensor, frames: np.ndarray, head_state: Tensor | None
     ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
-        """Posterior for frames ``[N, S, S, 3]`` given h ``[N, H]`` (``keypoints``: the
-        frames' detected keypoints ``[N, K, 3]`` when already known).
+        """Posterior for frames ``[N, S, S, 3]`` given h ``[N, H]``.
 
         Returns (keypoints [N, K, 3], z [N, Z] or None, feed [N, D], reward [N] or None,
         head state [L, N, U] or None).
         """
-        if keypoints is None:
-            keypoints = self._detect(frames)
-        elif len(keypoints) != len(frames):
-            raise ValueError(f"{len(keypoints)} detected keypoints for {len(frames)} frames")
+        keypoints = self._detect(frames)
         step = self.dynamics.posterior_step(
             hidden,
             keypoints.flatten(1),
@@ -376,23 +369,13 @@ class LatentFilter:
         action = self.model_actions(actions) if self.action_size else None
         return self._submit(self._advance, action)
 
-    def detect_in_background(self, frames: np.ndarray) -> Future[Tensor]:
-        """The detector on uint8 frames ``[N, S, S, 3]`` on the worker thread -> a future of
-        their keypoints ``[N, K, 3]``, to pass to :meth:`step` as ``keypoints``.
-
-        For vectorised envs that step one env after another: each env's frame is detected
-        while the next envs step (the jobs run in the order they were submitted, after any
-        GRU update submitted before them).
-        """
-        return self._submit(self._detect, frames)
-
     def _submit(self, function: Callable[..., _R], *args: Any) -> Future[_R]:
         if self._worker is None or self._worker_pid != os.getpid():  # none yet, or forked
             self._worker, self._worker_pid = self._start_worker(), os.getpid()
         return self._worker.submit(function, *args)
 
     def _start_worker(self) -> ThreadPoolExecutor:
-        """The worker thread (GRU updates, background detection), with :attr:`num_threads`
+        """The worker thread (GRU updates), with :attr:`num_threads`
         torch threads of its own, or one when that is None: its work overlaps the
         environments', which keep a core busy.
 
@@ -430,7 +413,6 @@ class LatentFilter:
         new_episode: np.ndarray | None = None,
         final_frames: np.ndarray | None = None,
         advanced: Future[Tensor] | None = None,
-        keypoints: Tensor | None = None,
     ) -> FinalStates | None:
         """Advance every row with its action and observe its next frame, in one batch.
 
@@ -444,9 +426,6 @@ class LatentFilter:
                 (in row order), or None.
             advanced: the future of :meth:`advance_in_background` for these ``actions``
                 (default: advance now).
-            keypoints: the detected keypoints ``[B + M, K, 3]`` of ``frames`` followed by
-                ``final_frames`` when already known (:meth:`detect_in_background`; default:
-                detect them now, in one batch).
 
         Returns:
             What the model makes of ``final_frames`` (None without them).
@@ -473,9 +452,7 @@ class LatentFilter:
             if head_state is not None:
                 assert self.head_state is not None
                 head_state = torch.cat([head_state, self.head_state[:, ended]], dim=1)
-        keypoints, latent, feed, reward, head_out = self._infer(
-            hidden, frames, head_state, keypoints
-        )
+        keypoints, latent, feed, reward, head_out = self._infer(hidden, frames, head_state)
         rows = torch.arange(b, device=self.device)
         self._store(
             rows,

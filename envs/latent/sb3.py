@@ -15,15 +15,10 @@ With a trained run and MuJoCo rendering::
 Stable-Baselines3 is imported with this module, which :mod:`keypoint_wm.envs` loads on
 first access to ``LatentVecEnv``: ``LatentVecEnv`` is a real ``VecEnvWrapper`` subclass, so
 SB3's ``isinstance`` checks, ``unwrap_vec_wrapper`` and wrappers on top of it work.
-
-Overlap: a ``DummyVecEnv`` steps its envs one after another on the caller's thread; with
-``pipeline=True`` (the default) each env's new frame is detected while the next envs step
-(:class:`~keypoint_wm.envs.latent.pipeline.DetectionPipeline`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -31,12 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.envs.latent.base import LatentWrapperMixin
-from keypoint_wm.envs.latent.pipeline import DetectionPipeline
 
 __all__ = ["LatentVecEnv"]
 
@@ -56,10 +50,6 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         device: torch device of the model (default CPU).
         sample_latent: sample the posterior instead of using its mean.
         resize: resize frames of another size to the model's.
-        pipeline: for a ``DummyVecEnv``, detect each env's frame on the filter's worker
-            thread while the next envs step (its envs are then wrapped in a
-            :class:`~keypoint_wm.envs.latent.pipeline.FrameTap`); False: detect all frames
-            in one batch after the envs have stepped.
 
     Observations: float32 ``[n_envs, D]``; each info gains ``"keypoints"`` ``[K, 3]`` (and
     ``"predicted_reward"`` with a head), of the frame the step produced; for an ended
@@ -78,7 +68,6 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         device: str | torch.device | None = None,
         sample_latent: bool = False,
         resize: bool = False,
-        pipeline: bool = True,
     ) -> None:
         if not isinstance(venv, VecEnv):
             raise TypeError(
@@ -100,10 +89,6 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         VecEnvWrapper.__init__(self, venv, observation_space=space)
         self._advanced: Future[torch.Tensor] | None = None
         self._current_frames: np.ndarray | None = None
-        self._pipeline: DetectionPipeline | None = None
-        if pipeline and isinstance(venv, DummyVecEnv):
-            self._pipeline = DetectionPipeline(self.filter, self._frames, venv.envs)
-            venv.envs = self._pipeline.envs
 
     def reset(self) -> np.ndarray:
         observations = self.venv.reset()
@@ -124,8 +109,7 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         self.venv.step_async(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
-        with self._pipeline.stepping() if self._pipeline else contextlib.nullcontext():
-            observations, rewards, dones, infos = self.venv.step_wait()
+        observations, rewards, dones, infos = self.venv.step_wait()
         if self._advanced is None:
             raise RuntimeError("step_wait() without step_async()")
         advanced, self._advanced = self._advanced, None
@@ -135,10 +119,7 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         if any(final is None for final in finals):  # a VecEnv that does not hand them over
             finals = []
         frames = self._frames.batch(observations)
-        keypoints = None
-        if self._pipeline is not None:  # DummyVecEnv resets an ended env in the same step
-            keypoints = self._pipeline.keypoints(dones, ended if finals else [])
-        final_states = self._observe(frames, advanced, dones, finals, keypoints)
+        final_states = self._observe(frames, advanced, dones, finals)
         self._current_frames = frames
         self._add_infos(infos)
         if final_states is not None:  # an ended episode's info describes its last frame

@@ -14,27 +14,21 @@ step after an episode ends returns the new episode's first frame, and the model 
 that env restarts there), ``SAME_STEP`` (the final frame's latent vector replaces
 ``info["final_obs"]``) and ``DISABLED`` (``reset(options={"reset_mask": mask})`` restarts
 only the masked envs).
-
-Overlap: a ``SyncVectorEnv`` steps its envs one after another on the caller's thread; with
-``pipeline=True`` (the default) each env's new frame is detected while the next envs step
-(:class:`~keypoint_wm.envs.latent.pipeline.DetectionPipeline`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrapper
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.envs.latent.base import LatentWrapperMixin
-from keypoint_wm.envs.latent.pipeline import DetectionPipeline
 
 __all__ = ["LatentVectorObservation"]
 
@@ -48,10 +42,6 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
         run: a run directory or a loaded :class:`~keypoint_wm.api.WorldModel`.
         features, reward_head, task, device, sample_latent, resize: as in
             :class:`~keypoint_wm.envs.LatentObservation`.
-        pipeline: for a ``SyncVectorEnv``, detect each env's frame on the filter's worker
-            thread while the next envs step (its envs are then wrapped in a
-            :class:`~keypoint_wm.envs.latent.pipeline.FrameTap`); False: detect all frames
-            in one batch after the envs have stepped.
 
     Spaces: ``single_observation_space`` is ``Box(low, high, (D,), float32)``,
     ``observation_space`` its batch ``[num_envs, D]``. ``info`` gains ``"keypoints"``
@@ -70,7 +60,6 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
         device: str | torch.device | None = None,
         sample_latent: bool = False,
         resize: bool = False,
-        pipeline: bool = True,
     ) -> None:
         if not isinstance(env, VectorEnv):
             raise TypeError(
@@ -93,10 +82,6 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
         )
         self.observation_space = batch_space(self.single_observation_space, env.num_envs)
         self._autoreset = np.zeros(env.num_envs, bool)
-        self._pipeline: DetectionPipeline | None = None
-        if pipeline and isinstance(env, SyncVectorEnv):
-            self._pipeline = DetectionPipeline(self.filter, self._frames, env.envs)
-            env.envs = self._pipeline.envs
 
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
@@ -117,8 +102,7 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
         return self.filter.observations(), self._with_model_info(info)
 
     def step(self, actions: Any) -> tuple[np.ndarray, Any, Any, Any, dict[str, Any]]:
-        with self._pipeline.stepping() if self._pipeline else contextlib.nullcontext():
-            result, advanced = self._step_with_gru(actions, self.env.step)
+        result, advanced = self._step_with_gru(actions, self.env.step)
         observations, rewards, terminations, truncations, info = result
         ended = np.logical_or(terminations, truncations)
         new_episode, final_rows = None, np.zeros(0, np.int64)
@@ -129,14 +113,7 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
             new_episode = ended
             final_rows = np.flatnonzero(ended)
         finals = [info["final_obs"][row] for row in final_rows]
-        keypoints = None
-        if self._pipeline is not None:  # SAME_STEP: an ended env also returns its reset frame
-            two_frames = ended if self.autoreset_mode == AutoresetMode.SAME_STEP else None
-            keypoints = self._pipeline.keypoints(
-                np.zeros(self.num_envs, bool) if two_frames is None else two_frames, final_rows
-            )
-        frames = self._frames.batch(observations)
-        states = self._observe(frames, advanced, new_episode, finals, keypoints)
+        states = self._observe(self._frames.batch(observations), advanced, new_episode, finals)
         info = self._with_model_info(info)
         if states is not None:
             final_obs = np.array(info["final_obs"], dtype=object)

@@ -29,16 +29,10 @@ def pixel_env():
     return DMCPixelEnv("cartpole", "balance", size=SIZE, action_repeat=2, task_kwargs=SHORT)
 
 
-@pytest.mark.parametrize("pipeline", [True, False])
-def test_batched_vec_env_matches_single_envs_including_terminal_observations(world_model, pipeline):
-    """With or without detecting each env's frame while the next envs step, the batched
-    wrapper gives every single env's latent vectors, keypoints and final observations."""
+def test_batched_vec_env_matches_single_envs_including_terminal_observations(world_model):
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    venv = LatentVecEnv(DummyVecEnv([pixel_env, pixel_env]), world_model, pipeline=pipeline)
-    detect = venv.filter.detect_in_background
-    started = []
-    venv.filter.detect_in_background = lambda frames: started.append(len(frames)) or detect(frames)
+    venv = LatentVecEnv(DummyVecEnv([pixel_env, pixel_env]), world_model)
     singles = [LatentObservation(pixel_env(), world_model) for _ in range(2)]
     venv.seed(7)  # DummyVecEnv seeds env i with 7 + i at the next reset
     observations = venv.reset()
@@ -63,8 +57,6 @@ def test_batched_vec_env_matches_single_envs_including_terminal_observations(wor
                 obs, _ = env.reset()  # ... and the new episode's first one.
             np.testing.assert_allclose(observations[i], obs, atol=1e-5)
     assert ends == 2
-    # Pipelined: one background detection per env step and per auto-reset, none otherwise.
-    assert started == ([1] * (8 * 2 + ends) if pipeline else [])
     images = venv.get_images()
     assert len(images) == 2 and images[0].shape == (SIZE * 4, SIZE * 4, 3)
     venv.close()
