@@ -186,7 +186,7 @@ class LatentFilter:
         seed: seed of the latent noise (only used with ``sample_latent``).
         num_threads: torch threads for the model's work, set for the duration of each call
             and restored after it (None: leave torch's setting). ``"auto"``: 1 for a single
-            env whose detector runs in bf16 (native bf16 kernels take about 1 ms on one
+            env whose detector runs in bf16 (native bf16 kernels take about 1.5 ms on one
             frame; waking a second thread after the renderer ran cost more than it saved),
             else None: a float32 detector on one frame (several ms on an AVX2 CPU) gains
             from every core (docs/measurements.md, "the latent wrapper on an AVX2 CPU").
@@ -268,8 +268,14 @@ class LatentFilter:
 
     # ------------------------------------------------------------------ core update
     @torch.no_grad()
-    def _detect(self, frames: np.ndarray) -> Tensor:
-        """The detector on uint8 frames ``[N, S, S, 3]`` -> keypoints ``[N, K, 3]``."""
+    def _infer(
+        self, hidden: Tensor, frames: np.ndarray, head_state: Tensor | None
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
+        """Posterior for frames ``[N, S, S, 3]`` given h ``[N, H]``.
+
+        Returns (keypoints [N, K, 3], z [N, Z] or None, feed [N, D], reward [N] or None,
+        head state [L, N, U] or None).
+        """
         frames = np.asarray(frames)
         size = self.image_size
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (size, size, 3):
@@ -280,18 +286,7 @@ class LatentFilter:
         images = frames_to_tensor(
             torch.from_numpy(np.ascontiguousarray(frames))[:, None], self.device
         )
-        return self.detector(images[:, 0])
-
-    @torch.no_grad()
-    def _infer(
-        self, hidden: Tensor, frames: np.ndarray, head_state: Tensor | None
-    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None, Tensor | None]:
-        """Posterior for frames ``[N, S, S, 3]`` given h ``[N, H]``.
-
-        Returns (keypoints [N, K, 3], z [N, Z] or None, feed [N, D], reward [N] or None,
-        head state [L, N, U] or None).
-        """
-        keypoints = self._detect(frames)
+        keypoints = self.detector(images[:, 0])
         step = self.dynamics.posterior_step(
             hidden,
             keypoints.flatten(1),
@@ -367,17 +362,14 @@ class LatentFilter:
         on the caller's thread.
         """
         action = self.model_actions(actions) if self.action_size else None
-        return self._submit(self._advance, action)
-
-    def _submit(self, function: Callable[..., _R], *args: Any) -> Future[_R]:
         if self._worker is None or self._worker_pid != os.getpid():  # none yet, or forked
             self._worker, self._worker_pid = self._start_worker(), os.getpid()
-        return self._worker.submit(function, *args)
+        return self._worker.submit(self._advance, action)
 
     def _start_worker(self) -> ThreadPoolExecutor:
-        """The worker thread (GRU updates), with :attr:`num_threads`
-        torch threads of its own, or one when that is None: its work overlaps the
-        environments', which keep a core busy.
+        """The GRU update's worker thread, with :attr:`num_threads` torch threads of its
+        own, or one when that is None: its work overlaps the environments', which keep a
+        core busy.
 
         torch's thread count is per thread, but setting it also changes the default of
         threads that have not run torch yet: that default is put back once the worker has
