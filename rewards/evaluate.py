@@ -72,6 +72,9 @@ class TaskRewardScore:
     mean_train_reward: float
     inputs: str = "hidden"
     """What the head reads (``"hidden"`` or ``"hidden+keypoints"``; old heads: ``"hidden"``)."""
+    validation_normalized_mse: float | None = None
+    """The head's score on its own validation windows (from its training episodes): the
+    figure that settings are chosen on; None for heads trained without validation."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +86,7 @@ class TaskRewardScore:
             "split": self.split,
             "mean_train_reward": self.mean_train_reward,
             "inputs": self.inputs,
+            "validation_normalized_mse": self.validation_normalized_mse,
         }
 
 
@@ -104,6 +108,17 @@ class RunRewardScores:
         scores = [t.normalized_mse for t in self.tasks.values() if t.normalized_mse is not None]
         return float(np.mean(scores)) if scores else None
 
+    @property
+    def mean_validation_normalized_mse(self) -> float | None:
+        """The heads' validation scores, mean over tasks with one (None when none has one):
+        what to compare when choosing a setting, e.g. the head's ``inputs``."""
+        scores = [
+            t.validation_normalized_mse
+            for t in self.tasks.values()
+            if t.validation_normalized_mse is not None
+        ]
+        return float(np.mean(scores)) if scores else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "label": self.label,
@@ -113,6 +128,7 @@ class RunRewardScores:
             "dynamics": self.dynamics,
             "tasks": {task: score.to_json() for task, score in self.tasks.items()},
             "mean_normalized_mse": self.mean_normalized_mse,
+            "mean_validation_normalized_mse": self.mean_validation_normalized_mse,
         }
 
 
@@ -309,6 +325,7 @@ def _score_run(
                 split=split,
                 mean_train_reward=head.config.reward_mean,
                 inputs=head.config.inputs,
+                validation_normalized_mse=head.config.metadata.get("validation_normalized_mse"),
             )
     return RunRewardScores(
         label=label,
@@ -367,6 +384,13 @@ def format_reward_table(result: RewardEvaluation) -> str:
     for variant in result.variants:
         row += f"{plus_minus(*variant.at('mean_normalized_mse'), '.3f'):>{width}}"
     lines.append(row)
+    if any(v.mean["mean_validation_normalized_mse"] is not None for v in result.variants):
+        # The heads' own validation windows: what settings are chosen on.
+        row = f"{'mean (validation)':<20}"
+        for variant in result.variants:
+            text = plus_minus(*variant.at("mean_validation_normalized_mse"), ".3f")
+            row += f"{text:>{width}}"
+        lines.append(row)
     return "\n".join(lines)
 
 

@@ -209,7 +209,9 @@ def fit_reward_head(
     """Train one head on ``train`` (and log its held-out error on ``test``).
 
     The head's metadata records ``best_step``, the step whose weights it keeps (see the
-    module doc on early stopping), and ``validation_windows``.
+    module doc on early stopping), ``validation_windows`` and ``validation_normalized_mse``
+    (the kept weights' score on them: the figure to choose settings on; None without
+    validation windows or with constant rewards).
     """
     # The null model (and the standardisation) use all of the head's training windows.
     mean = float(train.reward.mean())
@@ -279,6 +281,7 @@ def fit_reward_head(
                 **head.config.metadata,
                 "best_step": best_step,
                 "validation_windows": 0 if validation is None else len(validation),
+                "validation_normalized_mse": None if best_state is None else float(best_score),
             },
         }
     )
@@ -311,6 +314,9 @@ class HeadFacts:
     validation_windows: int
     inputs: str
     """What the head reads: ``"hidden"`` or ``"hidden+keypoints"``."""
+    validation_normalized_mse: float | None = None
+    """The kept weights' normalised MSE on the validation windows (choose settings on this,
+    never on ``test_normalized_mse``); None without validation windows."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -354,6 +360,13 @@ def train_reward_heads(
     from torch.utils.tensorboard import SummaryWriter
 
     config = config or RewardTrainConfig()
+    representation = model.config.model.representation
+    if config.inputs == "hidden+keypoints" and representation != "keypoints":
+        raise UsageError(
+            f"--inputs hidden+keypoints: the run's representation is {representation!r}, whose "
+            "per-frame features are CNN features, not keypoints; a head may add only keypoints "
+            "to the RNN state (use --inputs hidden)"
+        )
     if out is None:
         if model.run_dir is None:
             raise UsageError("--out is required for a model that was not loaded from a run")
@@ -396,6 +409,7 @@ def train_reward_heads(
             best_step=head.config.metadata["best_step"],
             validation_windows=head.config.metadata["validation_windows"],
             inputs=config.inputs,
+            validation_normalized_mse=head.config.metadata["validation_normalized_mse"],
         )
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
         save_reward_head(head, out / task)

@@ -397,3 +397,19 @@ def test_cli_train_and_evaluate_train_missing_pass_the_inputs(tmp_path_factory, 
     assert scores["normalized_mse"] == pytest.approx(
         trained["cartpole-balance"]["test_normalized_mse"], rel=1e-5
     )
+
+
+def test_a_cnn_run_cannot_add_its_features_as_keypoints(data):
+    """CNN-VRNN's per-frame "keypoints" are CNN features: adding them to the head's input
+    would hand CNN-VRNN what the comparison withholds, so ``--inputs hidden+keypoints`` on
+    such a run is refused before any window is collected."""
+    from keypoint_wm.rewards import train_reward_heads
+
+    config = tiny_config(
+        1,
+        preset="dmcs-cpu",
+        **{"model.representation": "cnn", "model.dynamics": "rnn", "model.action_size": ACTIONS},
+    )
+    cnn = WorldModel(StructVRNN(config.model), config, step=0, run_dir=None)
+    with pytest.raises(UsageError, match="--inputs hidden\\+keypoints.*'cnn'"):
+        train_reward_heads(cnn, data, "unused", RewardTrainConfig(inputs="hidden+keypoints"))

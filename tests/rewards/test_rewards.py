@@ -129,7 +129,7 @@ def test_early_stopping_keeps_a_head_from_fitting_noise():
     episode = np.repeat(np.arange(60), 5)
     seqs = RewardSequences("noise", hidden, reward, episode, episode, [])
     train, test = seqs.subset(np.arange(200)), seqs.subset(np.arange(200, 300))
-    from keypoint_wm.rewards.train import predict
+    from keypoint_wm.rewards.train import predict, split_validation
 
     scores = {}
     for fraction in (0.0, 0.2):
@@ -144,6 +144,12 @@ def test_early_stopping_keeps_a_head_from_fitting_noise():
     assert head.config.reward_mean == pytest.approx(float(train.reward.mean()))
     assert scores[0.0] > 1.05  # overfitted
     assert scores[0.2] < min(scores[0.0], 1.05)
+    # The kept weights' score on the validation windows is recorded, to choose settings on.
+    validation = split_validation(train, 0.2, seed=0)[1]
+    kept = normalized_mse(
+        predict(head, validation.hidden), validation.reward, head.config.reward_mean
+    )[0]
+    assert head.config.metadata["validation_normalized_mse"] == pytest.approx(kept, rel=1e-5)
 
 
 @pytest.mark.integration
@@ -209,6 +215,10 @@ def test_evaluate_trains_missing_heads_on_the_windows_it_scores(dmc, tmp_path):
     assert scores.split == facts["split"] == "episodes"
     assert scores.test_windows == facts["test_windows"]
     assert scores.normalized_mse == pytest.approx(facts["test_normalized_mse"], rel=1e-5)
+    # The figure to choose settings on travels with the scores: the head's validation score.
+    assert scores.validation_normalized_mse == facts["validation_normalized_mse"]
+    # (None here: two training windows leave no whole episode for validation.)
+    assert facts["validation_windows"] == 0 and facts["validation_normalized_mse"] is None
 
 
 @pytest.mark.integration

@@ -35,11 +35,12 @@ TRAIN_CONFIG = {"window", "stride", "max_windows", "train_fraction", "split", "s
                 "validation_fraction", "seed", "inputs"}  # fmt: skip
 HEAD_FACTS = {"run", "checkpoint_step", "data", "train_windows", "test_windows",
               "test_normalized_mse", "window", "stride", "max_windows", "seed", "train_fraction",
-              "split", "best_step", "validation_windows", "inputs"}  # fmt: skip
+              "split", "best_step", "validation_windows", "inputs",
+              "validation_normalized_mse"}  # fmt: skip
 TASK_SCORES = {"normalized_mse", "per_step", "ci95", "constant_rewards", "test_windows", "split",
-               "mean_train_reward", "inputs"}  # fmt: skip
+               "mean_train_reward", "inputs", "validation_normalized_mse"}  # fmt: skip
 RUN_ENTRY = {"label", "run", "checkpoint_step", "representation", "dynamics", "tasks",
-             "mean_normalized_mse"}  # fmt: skip
+             "mean_normalized_mse", "mean_validation_normalized_mse"}  # fmt: skip
 
 
 def test_train_summary_layout(heads):

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Reward prediction on a CPU (paper Fig. 8; README, "Reward prediction"): Struct-VRNN against
+# CNN-VRNN, both the dmcs-cpu preset on the same data and budget, SEEDS world-model seeds each;
+# then one reward head per (run, task) trained on the test split's episodes and scored on
+# whole held-out episodes. Resumable: run the same command again after a kill.
+#
+#   scripts/cpu_rewards.sh [OUT_DIR]
+#
+# Writes OUT/summary.txt (CPU, minutes per run, the tables), OUT/rewards_hidden.json|png
+# (both variants' heads read the RNN state, as in the paper) and
+# OUT/rewards_hidden+keypoints.json|png (Struct-VRNN's heads also read frame t's keypoints;
+# CNN-VRNN keeps its `hidden` heads: its per-frame features are CNN features, which a head
+# may not read). Each head records its validation score (`validation_normalized_mse`, whole
+# episodes of its training windows): choose between the two inputs on that, never on the test
+# column.
+#
+# Knobs: SEEDS (default 3), EPISODES (per task, default 250), SIDE_BY_SIDE (1: a seed's two
+# variants train at the same time with one thread each; 0, the default: one after another with
+# all threads), KWM (the command, default "keypoint-wm").
+set -uo pipefail
+OUT_DIR=${1:-rewards-cpu}
+SEEDS=${SEEDS:-3}
+EPISODES=${EPISODES:-250}
+SIDE_BY_SIDE=${SIDE_BY_SIDE:-0}
+read -r -a KWM <<<"${KWM:-keypoint-wm}"
+TASKS=acrobot-swingup,cartpole-balance,cheetah-run,reacher-easy,walker-stand,walker-walk
+DATA="$OUT_DIR/dmcs$EPISODES"
+mkdir -p "$OUT_DIR"
+{
+  echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
+  echo "flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | xargs)"
+} | tee -a "$OUT_DIR/summary.txt"
+
+# The same command finishes a killed collection.
+MUJOCO_GL=${MUJOCO_GL:-egl} "${KWM[@]}" collect --domains all --episodes "$EPISODES" \
+  --out "$DATA" --quiet >"$OUT_DIR/collect.log" 2>&1 || {
+  echo "collect failed: see $OUT_DIR/collect.log" >&2
+  exit 1
+}
+
+train_one() {  # VARIANT SEED: one world model, resumed if it was started
+  local variant=$1 seed=$2 run="$OUT_DIR/runs/$1/seed_$2" extra=() resume=() start rc
+  [ "$variant" = cnn ] && extra=(--set model.representation=cnn)
+  [ -f "$run/config.json" ] && resume=(--resume)
+  start=$(date +%s)
+  "${KWM[@]}" train --data "$DATA" --preset dmcs-cpu --seed "$seed" --out "$run" \
+    "${extra[@]}" "${resume[@]}" --quiet >"$OUT_DIR/train_${variant}_$seed.log" 2>&1
+  rc=$?
+  echo "$variant seed $seed: exit $rc; $(awk "BEGIN {printf \"%.1f\", ($(date +%s) - $start) \
+    / 60}") min (threads: ${OMP_NUM_THREADS:-all}); last probe (validation) $(tail -n 1 \
+    "$run/probe.csv" 2>/dev/null)" | tee -a "$OUT_DIR/summary.txt"
+}
+
+for ((seed = 0; seed < SEEDS; seed++)); do
+  if [ "$SIDE_BY_SIDE" = 1 ]; then
+    OMP_NUM_THREADS=1 train_one struct "$seed" &
+    OMP_NUM_THREADS=1 train_one cnn "$seed" &
+    wait
+  else
+    train_one struct "$seed"
+    train_one cnn "$seed"
+  fi
+done
+
+evaluate() {  # STRUCT_INPUTS: Struct-VRNN's heads read this; CNN-VRNN's read `hidden`
+  local inputs=$1 args=()
+  for ((seed = 0; seed < SEEDS; seed++)); do
+    args+=(--run "$OUT_DIR/runs/struct/seed_$seed" --heads
+      "$OUT_DIR/runs/struct/seed_$seed/rewards_$inputs" --label Struct-VRNN)
+  done
+  for ((seed = 0; seed < SEEDS; seed++)); do
+    args+=(--run "$OUT_DIR/runs/cnn/seed_$seed" --heads
+      "$OUT_DIR/runs/cnn/seed_$seed/rewards_hidden" --label CNN-VRNN)
+  done
+  "${KWM[@]}" rewards evaluate "${args[@]}" --data "$DATA" --tasks "$TASKS" --stride 5 \
+    --train-missing --inputs "$inputs" --json "$OUT_DIR/rewards_$inputs.json" \
+    --plot "$OUT_DIR/rewards_$inputs.png" --quiet 2>"$OUT_DIR/rewards_$inputs.log" |
+    tee -a "$OUT_DIR/summary.txt"
+}
+# CNN-VRNN's `hidden` heads are trained by the first call and reused by the second.
+evaluate hidden
+evaluate hidden+keypoints
