@@ -34,6 +34,7 @@ import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 from tqdm.auto import tqdm
 
@@ -254,6 +255,14 @@ def make_agent(variant: str, venv: VecEnv, setup: AgentSetup, seed: int) -> Base
     frames would take 25 GB) and ``learning_starts`` (a tenth of the budget, at most
     SB3's examples' 1000). ``CnnPolicy`` for ``pixels``, ``MlpPolicy`` otherwise.
     """
+    agent = _new_agent(variant, venv, setup, seed)
+    # A logger that writes nothing: SB3's default makes an empty /tmp/SB3-<time> folder per
+    # agent. The runner records the curves itself.
+    agent.set_logger(Logger(folder=None, output_formats=[]))
+    return agent
+
+
+def _new_agent(variant: str, venv: VecEnv, setup: AgentSetup, seed: int) -> BaseAlgorithm:
     config = setup.config
     policy = "CnnPolicy" if variant == "pixels" else "MlpPolicy"
     budget = config.imagined_steps if variant == "dream" else config.steps

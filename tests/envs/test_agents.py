@@ -60,12 +60,16 @@ def first(world, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """The command run once, in a subprocess, as a user runs it."""
     run, _ = world
     out = tmp_path_factory.mktemp("agents-out") / "out"
+    scratch = tmp_path_factory.mktemp("agents-tmp")  # the command's TMPDIR
     result = subprocess.run(
         [sys.executable, "-m", "keypoint_wm.cli", "evaluate", "agents", "--run", str(run),
          "--out", str(out), "--quiet", *FLAGS],
-        capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    # Nothing left behind in the temporary folder (SB3's default logger makes one per agent).
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("SB3-")]
     return out, result
 
 
