@@ -13,6 +13,7 @@ seeds and the 95 % interval over them (:mod:`keypoint_wm.evaluation.seeds`). Out
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,11 +173,14 @@ def _run_label(run: Path, config: Any) -> str:
 class _Variant:
     label: str | None  # None: named after ``given`` and its model
     given: Path
-    runs: list[tuple[Path, Path]]  # (run, its head directory)
+    runs: list[tuple[Path, Path, str | None]]  # (run, its head directory, inputs of new heads)
 
 
 def _variants(
-    runs: list[str | Path], labels: list[str] | None, heads: list[str | Path] | None
+    runs: list[str | Path],
+    labels: list[str] | None,
+    heads: list[str | Path] | None,
+    inputs: list[str] | None = None,
 ) -> list[_Variant]:
     """Runs grouped by label (each run its own variant without labels), seed folders
     expanded (each seed with its own ``seed_<s>/rewards``)."""
@@ -188,7 +192,8 @@ def _variants(
                 f"--heads {heads[i]}: --run {given} is a folder of seed runs; each seed's heads "
                 "are read from its own seed_<s>/rewards (leave --heads out)"
             )
-        pairs = [(m, Path(heads[i]) if heads else m / "rewards") for m in members]
+        what = inputs[i] if inputs else None
+        pairs = [(m, Path(heads[i]) if heads else m / "rewards", what) for m in members]
         key = labels[i] if labels else f"#{i}"
         if key not in variants:
             variants[key] = _Variant(labels[i] if labels else None, Path(given), [])
@@ -207,6 +212,7 @@ def evaluate_reward_prediction(
     device: str | torch.device | None = None,
     progress: bool = True,
     precision: str = "auto",
+    inputs: list[str] | None = None,
 ) -> RewardEvaluation:
     """Score the reward heads of one or more runs on the same data.
 
@@ -223,6 +229,10 @@ def evaluate_reward_prediction(
         device: where the runs' models run (None: the one rule of
             :func:`keypoint_wm.model.device.resolve_device`).
         precision: the image networks' precision (``"auto"``: as in training).
+        inputs: what the heads trained here read, one per run (overrides
+            ``train_config.inputs``), e.g. Struct-VRNN's ``"hidden+keypoints"`` beside
+            CNN-VRNN's ``"hidden"``. A run given more than once (with other head
+            directories) is observed once: its windows are kept until its last use.
 
     Raises:
         DataError: a run has no heads (the message says how to train them).
@@ -237,8 +247,19 @@ def evaluate_reward_prediction(
         raise UsageError(f"--label: give one label per --run ({len(runs)}), got {len(labels)}")
     if heads and len(heads) != len(runs):
         raise UsageError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
+    if inputs and len(inputs) != len(runs):
+        raise UsageError(
+            f"--inputs: give one for all runs or one per --run ({len(runs)}), got {len(inputs)}"
+        )
+    planned = _variants(runs, labels, heads, inputs)
+    # Windows observed by each run, kept while a later entry still reads the same run.
+    uses: dict[Path, int] = {}
+    for variant in planned:
+        for run, _, _ in variant.runs:
+            uses[run.resolve()] = uses.get(run.resolve(), 0) + 1
+    windows: dict[Path, dict[tuple, dict[str, RewardSequences]]] = {}
     variants = []
-    for variant in _variants(runs, labels, heads):
+    for variant in planned:
         scores: list[RunRewardScores] = []
         configs: list[dict[str, Any]] = []
         hint = (
@@ -246,14 +267,21 @@ def evaluate_reward_prediction(
             if variant.label
             else f" (seed runs of {variant.given})"
         )
-        for run, head_root in variant.runs:
+        for run, head_root, what in variant.runs:
             model = keypoint_wm.load(run, device=resolve_device(device), precision=precision)
             label = variant.label or _run_label(variant.given, model.config)
-            settings = (data_dir, tasks, train_missing, train_config, progress)
+            config = train_config or RewardTrainConfig()
+            if what is not None:
+                config = dataclasses.replace(config, inputs=what)
+            collected = windows.setdefault(run.resolve(), {})
+            settings = (data_dir, tasks, train_missing, config, progress, collected)
             scores.append(_score_run(model, run, head_root, label, *settings))
+            uses[run.resolve()] -= 1
+            if not uses[run.resolve()]:
+                del windows[run.resolve()]
             configs.append(model.config.model.to_dict())
-            check_one_variant([r for r, _ in variant.runs[: len(configs)]], configs, hint)
-        variants.append(OverSeeds(tuple(str(r) for r, _ in variant.runs), tuple(scores)))
+            check_one_variant([r for r, _, _ in variant.runs[: len(configs)]], configs, hint)
+        variants.append(OverSeeds(tuple(str(r) for r, _, _ in variant.runs), tuple(scores)))
     return RewardEvaluation(str(data_dir), variants)
 
 
@@ -267,12 +295,15 @@ def _score_run(
     train_missing: bool,
     train_config: RewardTrainConfig | None,
     progress: bool,
+    collected: dict[tuple, dict[str, RewardSequences]],
 ) -> RunRewardScores:
     """One run's heads scored on their held-out windows (trained first if missing and
-    ``train_missing``)."""
-    # Windows by (window, stride, max_windows, seed): heads trained here are scored on
-    # the windows they were trained with, collected once.
-    collected: dict[tuple, dict[str, RewardSequences]] = {}
+    ``train_missing``).
+
+    ``collected``: the run's windows by (window, stride, max_windows, seed), filled here
+    and reused: heads trained here are scored on the windows they were trained with, and a
+    run scored again (other heads) is not observed again.
+    """
     wanted = _tasks_with_heads(head_root, tasks)
     if not wanted or (tasks and set(wanted) != set(tasks)):
         if not train_missing:
@@ -284,8 +315,10 @@ def _score_run(
             )
         config = train_config or RewardTrainConfig()
         key = (config.window, config.stride, config.max_windows, config.seed)
-        collected[key] = _collect(model, data_dir, key, tasks, progress)
-        train_reward_heads(model, data_dir, head_root, config, tasks, progress, collected[key])
+        if tasks is None or not set(tasks) <= set(collected.get(key, {})):
+            collected[key] = _collect(model, data_dir, key, tasks, progress)
+        chosen = collected[key] if tasks is None else {t: collected[key][t] for t in tasks}
+        train_reward_heads(model, data_dir, head_root, config, tasks, progress, chosen)
         wanted = _tasks_with_heads(head_root, tasks)
     loaded = {task: load_reward_head(head_root, task, model.device) for task in wanted}
     # Heads trained together share the window settings: collect once per setting.
@@ -306,7 +339,10 @@ def _score_run(
         seed = key[3]
         sequences = collected.get(key, {})
         if not set(group) <= set(sequences):
-            sequences = _collect(model, data_dir, key, group, progress)
+            sequences = collected[key] = {
+                **sequences,
+                **_collect(model, data_dir, key, group, progress),
+            }
         for task in group:
             head = loaded[task]
             fraction = head.config.metadata.get("train_fraction", defaults.train_fraction)

@@ -6,13 +6,12 @@
 #
 #   scripts/cpu_rewards.sh [OUT_DIR]
 #
-# Writes OUT/summary.txt (CPU, minutes per run, the tables), OUT/rewards_hidden.json|png
-# (both variants' heads read the RNN state, as in the paper) and
-# OUT/rewards_hidden+keypoints.json|png (Struct-VRNN's heads also read frame t's keypoints;
-# CNN-VRNN keeps its `hidden` heads: its per-frame features are CNN features, which a head
-# may not read). Each head records its validation score (`validation_normalized_mse`, whole
-# episodes of its training windows): choose between the two inputs on that, never on the test
-# column.
+# Writes OUT/summary.txt (CPU, minutes per run, the table) and OUT/rewards.json|png: three
+# columns, Struct-VRNN with heads reading the RNN state (the paper's) or the RNN state plus
+# frame t's keypoints, and CNN-VRNN reading the RNN state (its per-frame features are CNN
+# features, which a head may not read). Choose between Struct-VRNN's two inputs on the
+# "mean (validation)" row (each head's whole held-out episodes of its training windows), never
+# on the test rows.
 #
 # Knobs: SEEDS (default 3), EPISODES (per task, default 250), SIDE_BY_SIDE (1: a seed's two
 # variants train at the same time with one thread each; 0, the default: one after another with
@@ -62,21 +61,20 @@ for ((seed = 0; seed < SEEDS; seed++)); do
   fi
 done
 
-evaluate() {  # STRUCT_INPUTS: Struct-VRNN's heads read this; CNN-VRNN's read `hidden`
-  local inputs=$1 args=()
+# One call: Struct-VRNN's heads reading the RNN state (the paper's) and the RNN state plus
+# frame t's keypoints, CNN-VRNN's reading the RNN state; each run is observed once.
+args=()
+for inputs in hidden hidden+keypoints; do
   for ((seed = 0; seed < SEEDS; seed++)); do
     args+=(--run "$OUT_DIR/runs/struct/seed_$seed" --heads
-      "$OUT_DIR/runs/struct/seed_$seed/rewards_$inputs" --label Struct-VRNN)
+      "$OUT_DIR/runs/struct/seed_$seed/rewards_$inputs" --label "Struct-VRNN ($inputs)"
+      --inputs "$inputs")
   done
-  for ((seed = 0; seed < SEEDS; seed++)); do
-    args+=(--run "$OUT_DIR/runs/cnn/seed_$seed" --heads
-      "$OUT_DIR/runs/cnn/seed_$seed/rewards_hidden" --label CNN-VRNN)
-  done
-  "${KWM[@]}" rewards evaluate "${args[@]}" --data "$DATA" --tasks "$TASKS" --stride 5 \
-    --train-missing --inputs "$inputs" --json "$OUT_DIR/rewards_$inputs.json" \
-    --plot "$OUT_DIR/rewards_$inputs.png" --quiet 2>"$OUT_DIR/rewards_$inputs.log" |
-    tee -a "$OUT_DIR/summary.txt"
-}
-# CNN-VRNN's `hidden` heads are trained by the first call and reused by the second.
-evaluate hidden
-evaluate hidden+keypoints
+done
+for ((seed = 0; seed < SEEDS; seed++)); do
+  args+=(--run "$OUT_DIR/runs/cnn/seed_$seed" --heads "$OUT_DIR/runs/cnn/seed_$seed/rewards_hidden"
+    --label CNN-VRNN --inputs hidden)
+done
+"${KWM[@]}" rewards evaluate "${args[@]}" --data "$DATA" --tasks "$TASKS" --stride 5 \
+  --train-missing --json "$OUT_DIR/rewards.json" --plot "$OUT_DIR/rewards.png" --quiet \
+  2>"$OUT_DIR/rewards.log" | tee -a "$OUT_DIR/summary.txt"

@@ -27,6 +27,7 @@ from keypoint_wm.cli.common import (
     positive_int,
     write_json,
 )
+from keypoint_wm.errors import UsageError
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -81,6 +82,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     for run in args.run:
         seed_runs(run)  # a run, or a folder of seed_<s>/ runs
+    inputs = args.inputs
+    if inputs is not None and len(inputs) not in (1, len(args.run)):
+        raise UsageError(
+            f"--inputs: give it once for every run or once per --run ({len(args.run)}), "
+            f"got {len(inputs)}"
+        )
+    args.inputs = "hidden" if inputs is None else inputs[0]  # the one-for-all setting
     existing_dir(args.data)
     check_json_path(args.json)
     device = device_of(args)
@@ -92,6 +100,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         tasks=comma_list(args.tasks),
         train_missing=args.train_missing,
         train_config=_train_config(args),
+        inputs=None if inputs is None or len(inputs) == 1 else inputs,
         device=device,
         precision=args.precision,
         progress=not args.quiet,
@@ -145,10 +154,16 @@ def _add_common(p: argparse.ArgumentParser, evaluate: bool = False) -> None:
     p.add_argument(
         "--inputs",
         choices=("hidden", "hidden+keypoints"),
-        default="hidden",
+        default=None if evaluate else "hidden",
+        action="append" if evaluate else "store",
         help="what a head reads for frame t's reward: the RNN state h_{t-1}, as in the paper "
         "(default), or h_{t-1} plus the keypoints detected in frame t (no CNN features)"
-        + ("" if not evaluate else "; for heads trained by --train-missing"),
+        + (
+            ""
+            if not evaluate
+            else "; for heads trained by --train-missing: once for every run, or once per "
+            "--run (e.g. hidden+keypoints for Struct-VRNN, hidden for CNN-VRNN)"
+        ),
     )
     add_seed(p, what="window split, init and noise")
     add_device(p)

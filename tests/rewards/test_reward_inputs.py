@@ -413,3 +413,36 @@ def test_a_cnn_run_cannot_add_its_features_as_keypoints(data):
     cnn = WorldModel(StructVRNN(config.model), config, step=0, run_dir=None)
     with pytest.raises(UsageError, match="--inputs hidden\\+keypoints.*'cnn'"):
         train_reward_heads(cnn, data, "unused", RewardTrainConfig(inputs="hidden+keypoints"))
+
+
+def test_evaluate_reads_inputs_per_run_and_observes_a_repeated_run_once(
+    tmp_path_factory, tmp_path, monkeypatch
+):
+    """One comparison, as the protocol runs it: the same Struct-VRNN run twice, its heads
+    reading ``hidden+keypoints`` in one folder and ``hidden`` in another (``--inputs`` once
+    per ``--run``); the run's windows are observed once and shared by both."""
+    from keypoint_wm.rewards import evaluate as evaluate_module
+    from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
+
+    base = tmp_path_factory.getbasetemp()
+    run, data = tiny_dmc_run(base), tiny_dmc_data(base)
+    calls = []
+    real_collect = evaluate_module._collect
+    monkeypatch.setattr(
+        evaluate_module, "_collect", lambda *a, **k: calls.append(a[0]) or real_collect(*a, **k)
+    )
+    both, hidden = tmp_path / "both", tmp_path / "hidden"
+    result = evaluate_reward_prediction(
+        [run, run], data, labels=["with keypoints", "hidden"], heads=[both, hidden],
+        tasks=["cartpole-balance"], train_missing=True, train_config=RewardTrainConfig(steps=5),
+        inputs=["hidden+keypoints", "hidden"], progress=False,
+    )  # fmt: skip
+    assert len(calls) == 1
+    read = [v.results[0].tasks["cartpole-balance"].inputs for v in result.variants]
+    assert read == ["hidden+keypoints", "hidden"]
+    for folder, inputs in ((both, "hidden+keypoints"), (hidden, "hidden")):
+        assert (
+            json.loads((folder / "cartpole-balance" / "head.json").read_text())["inputs"] == inputs
+        )
+    with pytest.raises(UsageError, match="--inputs: give one"):
+        evaluate_reward_prediction([run, run], data, heads=[both, hidden], inputs=["hidden"] * 3)

@@ -229,6 +229,9 @@ def test_cli_errors_name_the_flag(dmc, tmp_path):
     result = cli("rewards", "evaluate", "--run", str(run), "--data", str(data), "--heads",
                  str(tmp_path / "none"))  # fmt: skip
     assert result.returncode == 1 and "keypoint-wm rewards train" in result.stderr
+    result = cli("rewards", "evaluate", "--run", str(run), "--data", str(data), "--inputs",
+                 "hidden", "--inputs", "hidden")  # fmt: skip
+    assert result.returncode == 2 and "--inputs: give it once for every run" in result.stderr
 
 
 @pytest.mark.integration
