@@ -4,6 +4,7 @@ the host-sync-free step, and N seed replicas (docs/design.md, "Training speed", 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,24 @@ def test_resume_may_switch_the_data_path(basketball_dir, tmp_path):
     train(tiny_config(4), basketball_dir, tmp_path / "split", resume=True, progress=False,
           data_placement="device")  # fmt: skip
     assert_same_weights(tmp_path / "straight", tmp_path / "split")
+
+
+def test_auto_holds_the_data_in_ram_on_a_cpu_when_it_fits(basketball_dir, monkeypatch):
+    """On a CPU, ``auto`` puts a training split that takes at most a quarter of the available
+    RAM in memory (the DataLoader's workers would take cores from training), else reads
+    files."""
+    from keypoint_wm.data import device_windows
+    from keypoint_wm.data.device_windows import dataset_bytes, fits_on_device
+
+    dataset = WindowDataset(EpisodeIndex(basketball_dir, "train", 0.2, min_frames=6), 6, seed=0)
+    size = dataset_bytes(dataset)
+    cpu = torch.device("cpu")
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < device_windows.available_host_memory() <= total
+    monkeypatch.setattr(device_windows, "available_host_memory", lambda: 4 * size)
+    assert fits_on_device(dataset, cpu)
+    monkeypatch.setattr(device_windows, "available_host_memory", lambda: 4 * size - 1)
+    assert not fits_on_device(dataset, cpu)
 
 
 def test_graphs_and_placements_are_validated(basketball_dir, tmp_path):

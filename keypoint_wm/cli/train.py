@@ -164,8 +164,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="auto",
         help="where training windows come from: 'device' holds the training split on the "
         "training device as uint8 and draws windows there, 'loader' reads files with a "
-        "DataLoader; auto (default): the device on CUDA when the data fits. Same windows "
-        "either way",
+        "DataLoader; auto (default): the device when the data fits (a GPU: half its free "
+        "memory; a CPU: a quarter of the available RAM). Same windows either way",
     )
     p.add_argument(
         "--cuda-graph",

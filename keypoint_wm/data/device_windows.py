@@ -1,9 +1,10 @@
 """Training windows drawn on the device from a dataset held there as uint8.
 
 At hundreds of steps per second a DataLoader (decompress a file, slice, collate, copy) is the
-bottleneck. When the training split fits in device memory (Basketball, 1000 x 50 frames of
-64 x 64 x 3 bytes, is 0.6 GB), :class:`DeviceWindows` loads every frame once into one uint8
-tensor ``[F, H, W, 3]`` and builds each batch with one gather per array.
+bottleneck; on a CPU its worker processes take cores from training. When the training split
+fits in device memory (Basketball, 1000 x 50 frames of 64 x 64 x 3 bytes, is 0.6 GB), or in
+RAM on a CPU, :class:`DeviceWindows` loads every frame once into one uint8 tensor
+``[F, H, W, 3]`` and builds each batch with one gather per array.
 
 The order is :class:`~keypoint_wm.data.sequences.WindowDataset`'s: window number ``i`` is the
 same (episode, first frame) and the same reference frame, so a batch here equals the
@@ -29,6 +30,8 @@ True
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -40,6 +43,10 @@ DEVICE_MEMORY_SHARE = 0.5
 """``placement="auto"`` holds the data on a CUDA device when it takes at most this share of
 the device's free memory (the model's activations need the rest)."""
 
+HOST_MEMORY_SHARE = 0.25
+"""``placement="auto"`` holds the data in RAM on a CPU when it takes at most this share of the
+memory available now: runs side by side (``train --seeds``, other jobs) each hold a copy."""
+
 
 def dataset_bytes(dataset: WindowDataset) -> int:
     """Bytes of the uint8 frames, float32 actions and positions of the dataset's episodes."""
@@ -49,12 +56,30 @@ def dataset_bytes(dataset: WindowDataset) -> int:
     return frames * (per_frame + 4)
 
 
+def available_host_memory() -> int:
+    """Bytes of RAM available to new allocations now (Linux ``MemAvailable``, else the free
+    pages)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def fits_on_device(dataset: WindowDataset, device: torch.device) -> bool:
-    """Whether ``placement="auto"`` should hold ``dataset`` on ``device`` (CUDA only)."""
-    if device.type != "cuda":
-        return False
-    free, _ = torch.cuda.mem_get_info(device)
-    return dataset_bytes(dataset) <= DEVICE_MEMORY_SHARE * free
+    """Whether ``placement="auto"`` should hold ``dataset`` on ``device``: on a CUDA device,
+    within :data:`DEVICE_MEMORY_SHARE` of its free memory; on a CPU, within
+    :data:`HOST_MEMORY_SHARE` of the available RAM (there the DataLoader's worker processes,
+    decompressing an episode file per window, compete with training for the same cores)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return dataset_bytes(dataset) <= DEVICE_MEMORY_SHARE * free
+    if device.type == "cpu":
+        return dataset_bytes(dataset) <= HOST_MEMORY_SHARE * available_host_memory()
+    return False
 
 
 class DeviceWindows:
