@@ -9,8 +9,10 @@ the nondeterminism of its kernels.
 
 On CUDA the replicas train concurrently, one process each on the same device: a small model
 leaves most of a GPU idle, so N replicas take clearly less wall time than N runs one after
-another. On a CPU they run one after another: every replica already uses all cores, and
-running them side by side only splits the cores.
+another. On a CPU with T threads, min(N, T) replicas train side by side, T // min(N, T)
+threads each, the rest as places free up: a small model's step does not scale to all cores,
+so replicas side by side do more steps per second in all (docs/measurements.md,
+"2026-12-01: data in RAM and replicas side by side on the CPU").
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from keypoint_wm.config import RunConfig
 from keypoint_wm.errors import RunError
@@ -41,6 +45,31 @@ def _train_one(kwargs: dict[str, Any]) -> dict[str, Any]:
     from keypoint_wm.train import train
 
     return train(**kwargs)
+
+
+def _set_threads(threads: int | None) -> None:
+    """A replica process's torch threads (None: the default)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def side_by_side(device: torch.device, count: int) -> tuple[int, int | None]:
+    """``(processes, threads each)`` for ``count`` replicas on ``device``: on CUDA all at once
+    (threads as by default: None); on a CPU with T threads, min(count, T) processes with
+    T // processes threads each; ``(1, None)`` means one after another in this process.
+
+    >>> side_by_side(torch.device("cpu"), 1)
+    (1, None)
+    """
+    if count == 1:
+        return 1, None
+    if device.type == "cuda":
+        return count, None
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        return 1, None
+    processes = min(count, threads)
+    return processes, threads // processes
 
 
 def train_replicas(
@@ -74,10 +103,13 @@ def train_replicas(
         }
         for i, seed in enumerate(replica_seeds(config.seed, count))
     ]
-    if device.type != "cuda" or count == 1:
+    processes, threads = side_by_side(device, count)
+    if processes == 1:
         return [_train_one(job) for job in jobs]
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+    context = multiprocessing.get_context("spawn")  # CUDA and OpenMP threads cannot be forked
+    with ProcessPoolExecutor(
+        max_workers=processes, mp_context=context, initializer=_set_threads, initargs=(threads,)
+    ) as pool:
         futures = [pool.submit(_train_one, job) for job in jobs]
         results, failures = [], []
         for job, future in zip(jobs, futures, strict=True):

@@ -16,7 +16,7 @@ from keypoint_wm.checkpoint import latest_checkpoint
 from keypoint_wm.data.device_windows import DeviceWindows
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, make_loader
 from keypoint_wm.errors import UsageError
-from keypoint_wm.replicas import replica_dir, train_replicas
+from keypoint_wm.replicas import replica_dir, side_by_side, train_replicas
 from keypoint_wm.train import train
 
 
@@ -106,12 +106,17 @@ def test_graphs_and_placements_are_validated(basketball_dir, tmp_path):
 
 
 @pytest.mark.integration
-def test_seed_replicas_are_the_single_runs(basketball_dir, tmp_path):
-    torch.set_num_threads(1)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_seed_replicas_are_the_single_runs(basketball_dir, tmp_path, threads):
+    """One thread: the replicas train one after another; two: side by side, one thread each
+    (in their own processes). Either way each is bitwise its single run on one thread."""
+    torch.set_num_threads(threads)
+    assert side_by_side(torch.device("cpu"), 2) == ((1, None) if threads == 1 else (2, 1))
     config = tiny_config(2).with_overrides({"seed": 7})
     results = train_replicas(config, basketball_dir, tmp_path / "seeds", count=2,
                              device_name="cpu", progress=False)  # fmt: skip
     assert [r["step"] for r in results] == [2, 2]
+    torch.set_num_threads(1)
     for seed in (7, 8):
         run = replica_dir(tmp_path / "seeds", seed)
         assert json.loads((run / "config.json").read_text())["seed"] == seed

@@ -155,8 +155,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=positive_int("--seeds"),
         default=1,
         help="train N independent replicas with seeds S, S+1, ..., S+N-1 (S: --seed or the "
-        "preset's) into OUT/seed_<s>/, concurrently on a GPU, one after another on a CPU "
-        "(default 1: one run in OUT)",
+        "preset's) into OUT/seed_<s>/, concurrently on a GPU, side by side on a CPU with "
+        "the threads split between them (default 1: one run in OUT)",
     )
     p.add_argument(
         "--data-placement",
