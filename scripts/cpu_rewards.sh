@@ -15,8 +15,8 @@
 #
 # Knobs: SEEDS (default 3), EPISODES (per task, default 250), SIDE_BY_SIDE (1, the default: a
 # seed's two variants train at the same time with one thread each, 1.29x the steps per second
-# on two cores; 0: one after another with all threads), PLACEMENT (train --data-placement, default auto), KWM (the command, default
-# "keypoint-wm").
+# on two cores; 0: one after another with all threads), PLACEMENT (train --data-placement,
+# default auto), KWM (the command, default "keypoint-wm").
 set -uo pipefail
 OUT_DIR=${1:-rewards-cpu}
 SEEDS=${SEEDS:-3}
@@ -45,7 +45,8 @@ train_one() {  # VARIANT SEED: one world model, resumed if it was started
   [ -f "$run/config.json" ] && resume=(--resume)
   start=$(date +%s)
   "${KWM[@]}" train --data "$DATA" --preset dmcs-cpu --seed "$seed" --out "$run" \
-    --data-placement "$PLACEMENT" "${extra[@]}" "${resume[@]}" --quiet >"$OUT_DIR/train_${variant}_$seed.log" 2>&1
+    --data-placement "$PLACEMENT" "${extra[@]}" "${resume[@]}" --quiet \
+    >"$OUT_DIR/train_${variant}_$seed.log" 2>&1
   rc=$?
   echo "$variant seed $seed: exit $rc; $(awk "BEGIN {printf \"%.1f\", ($(date +%s) - $start) \
     / 60}") min (threads: ${OMP_NUM_THREADS:-all}); last probe (validation) $(tail -n 1 \
