@@ -249,7 +249,8 @@ def evaluate_reward_prediction(
         raise UsageError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
     if inputs and len(inputs) != len(runs):
         raise UsageError(
-            f"--inputs: give one for all runs or one per --run ({len(runs)}), got {len(inputs)}"
+            f"--inputs: give it once for every run or once per --run ({len(runs)}), "
+            f"got {len(inputs)}"
         )
     planned = _variants(runs, labels, heads, inputs)
     # Windows observed by each run, kept while a later entry still reads the same run.
@@ -258,6 +259,7 @@ def evaluate_reward_prediction(
         for run, _, _ in variant.runs:
             uses[run.resolve()] = uses.get(run.resolve(), 0) + 1
     windows: dict[Path, dict[tuple, dict[str, RewardSequences]]] = {}
+    config = train_config or RewardTrainConfig()
     variants = []
     for variant in planned:
         scores: list[RunRewardScores] = []
@@ -270,15 +272,14 @@ def evaluate_reward_prediction(
         for run, head_root, what in variant.runs:
             model = keypoint_wm.load(run, device=resolve_device(device), precision=precision)
             label = variant.label or _run_label(variant.given, model.config)
-            config = train_config or RewardTrainConfig()
-            if what is not None:
-                config = dataclasses.replace(config, inputs=what)
-            collected = windows.setdefault(run.resolve(), {})
-            settings = (data_dir, tasks, train_missing, config, progress, collected)
+            run_config = config if what is None else dataclasses.replace(config, inputs=what)
+            same_run = run.resolve()
+            collected = windows.setdefault(same_run, {})
+            settings = (data_dir, tasks, train_missing, run_config, progress, collected)
             scores.append(_score_run(model, run, head_root, label, *settings))
-            uses[run.resolve()] -= 1
-            if not uses[run.resolve()]:
-                del windows[run.resolve()]
+            uses[same_run] -= 1
+            if not uses[same_run]:
+                del windows[same_run]
             configs.append(model.config.model.to_dict())
             check_one_variant([r for r, _, _ in variant.runs[: len(configs)]], configs, hint)
         variants.append(OverSeeds(tuple(str(r) for r, _, _ in variant.runs), tuple(scores)))
@@ -293,7 +294,7 @@ def _score_run(
     data_dir: str | Path,
     tasks: list[str] | None,
     train_missing: bool,
-    train_config: RewardTrainConfig | None,
+    config: RewardTrainConfig,
     progress: bool,
     collected: dict[tuple, dict[str, RewardSequences]],
 ) -> RunRewardScores:
@@ -313,7 +314,6 @@ def _score_run(
                 f"`keypoint-wm rewards train --run {run} --data {data_dir}` or pass "
                 "--train-missing"
             )
-        config = train_config or RewardTrainConfig()
         key = (config.window, config.stride, config.max_windows, config.seed)
         if tasks is None or not set(tasks) <= set(collected.get(key, {})):
             collected[key] = _collect(model, data_dir, key, tasks, progress)

@@ -27,7 +27,6 @@ from keypoint_wm.cli.common import (
     positive_int,
     write_json,
 )
-from keypoint_wm.errors import UsageError
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -82,12 +81,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     for run in args.run:
         seed_runs(run)  # a run, or a folder of seed_<s>/ runs
-    inputs = args.inputs
-    if inputs is not None and len(inputs) not in (1, len(args.run)):
-        raise UsageError(
-            f"--inputs: give it once for every run or once per --run ({len(args.run)}), "
-            f"got {len(inputs)}"
-        )
+    inputs = args.inputs  # None, one for every run, or one per run (checked by the API)
     args.inputs = "hidden" if inputs is None else inputs[0]  # the one-for-all setting
     existing_dir(args.data)
     check_json_path(args.json)

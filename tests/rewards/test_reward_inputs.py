@@ -444,5 +444,5 @@ def test_evaluate_reads_inputs_per_run_and_observes_a_repeated_run_once(
         assert (
             json.loads((folder / "cartpole-balance" / "head.json").read_text())["inputs"] == inputs
         )
-    with pytest.raises(UsageError, match="--inputs: give one"):
+    with pytest.raises(UsageError, match="--inputs: give it once for every run"):
         evaluate_reward_prediction([run, run], data, heads=[both, hidden], inputs=["hidden"] * 3)
