@@ -140,7 +140,7 @@ class AgentEvalConfig:
         """What a finished unit of ``variant`` must share with this config to be reused.
 
         ``run`` describes the world model (path, checkpoint step, action repeat, image
-        size); the random and state variants do not use the model but are scored at its
+        size, the folder of the dream's reward heads); the random and state variants do not use the model but are scored at its
         action repeat.
         """
         settings: dict[str, Any] = {
@@ -161,5 +161,7 @@ class AgentEvalConfig:
         if variant == "pixels":
             settings["image_size"] = run["image_size"]
         if variant == "dream":
-            settings.update(steps=self.imagined_steps, dream_horizon=self.dream_horizon)
+            settings.update(
+                steps=self.imagined_steps, dream_horizon=self.dream_horizon, heads=run["heads"]
+            )
         return settings

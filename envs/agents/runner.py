@@ -232,6 +232,7 @@ def run_agents(
     json_path: str | Path | None = None,
     plot_path: str | Path | None = None,
     device: str | torch.device | None = None,
+    heads: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every unit of ``config`` not yet finished in ``out``; write and return the report.
@@ -243,6 +244,9 @@ def run_agents(
             (``OUT/agents.json``) and the plot (``OUT/agents.png``).
         data: the run's dataset, for the dream variant (default: where the run was trained).
         device: where the agents run (default: the model's device).
+        heads: the folder of the dream's reward heads, one ``<task>/`` each (default
+            ``RUN/rewards``); a task without one gets a head trained into
+            ``OUT/reward_heads``.
 
     Returns:
         The report (:func:`~keypoint_wm.envs.agents.report.build_report`).
@@ -261,13 +265,16 @@ def run_agents(
             "and that folder is missing; pass --data DIR (the dataset the run was trained on)"
         )
     run_dir = Path(model.run_dir)
+    heads_dir = Path(heads) if heads is not None else run_dir / "rewards"
+    if heads is not None and not heads_dir.is_dir():
+        raise UsageError(f"--heads {heads}: no such folder; expected one <task>/ head each")
     setup = AgentSetup(
         model=model,
         config=config,
         action_repeat=training_action_repeat(model),
         device=torch.device(device) if device is not None else model.device,
         data=data_dir,
-        heads=(run_dir / "rewards", out / "reward_heads"),
+        heads=(heads_dir, out / "reward_heads"),
         progress=progress,
     )
     check_variants(setup)
@@ -276,6 +283,7 @@ def run_agents(
         "checkpoint_step": model.step,
         "action_repeat": setup.action_repeat,
         "image_size": setup.image_size,
+        "heads": str(heads_dir.resolve()),
     }
     meta: dict[str, Any] = {
         "run": run["path"],

@@ -64,6 +64,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     check_json_path(args.plot, flag="--plot")
     if args.data is not None:
         existing_dir(args.data)
+    if args.heads is not None and not Path(args.heads).is_dir():
+        raise UsageError(f"--heads {args.heads}: no such folder; expected one <task>/ head each")
 
 
 def run_agents_command(args: argparse.Namespace) -> int:
@@ -100,6 +102,7 @@ def run_agents_command(args: argparse.Namespace) -> int:
         json_path=args.json,
         plot_path=args.plot,
         device=device,
+        heads=args.heads,
         progress=not args.quiet,
     )
     return 0
@@ -188,6 +191,12 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         default=2000,
         help="optimiser steps of a reward head trained for the dream when the run has none "
         "for a task (default 2000; it goes to OUT/reward_heads)",
+    )
+    p.add_argument(
+        "--heads",
+        metavar="DIR",
+        help="the dream's reward heads, one DIR/<task>/ each, e.g. RUN/rewards_hidden+keypoints "
+        "from `rewards evaluate --heads` (default RUN/rewards)",
     )
     p.add_argument(
         "--data",

@@ -157,10 +157,25 @@ def test_a_task_the_run_was_not_trained_on_is_refused(world, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_the_dream_reads_the_heads_given_by_heads(world, first, tmp_path):
+    run, _ = world
+    heads = first[0] / "reward_heads"  # trained by the first run, now a user's own folder
+    out = tmp_path / "out"
+    flags = [*FLAGS]
+    flags[flags.index("--seeds") + 1] = "1"
+    assert cli_main(["evaluate", "agents", "--run", str(run), "--out", str(out), "--quiet",
+                     "--variants", "dream", "--heads", str(heads), *flags]) == 0  # fmt: skip
+    unit = json.loads((out / "units" / TASK / "dream-seed0.json").read_text())
+    assert Path(unit["reward_head"]) == heads / TASK
+    assert unit["settings"]["heads"] == str(heads.resolve())
+    assert not (out / "reward_heads").exists()  # nothing trained: the given head was used
+
+
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--variants", "state,pixel"), ("--variants", "state,state"), ("--steps", "0")],
-)
+    [("--variants", "state,pixel"), ("--variants", "state,state"), ("--steps", "0"),
+     ("--heads", "no-such-folder")],
+)  # fmt: skip
 def test_bad_flags_are_usage_errors_naming_the_flag(world, tmp_path, capsys, flag, value):
     run, _ = world
     flags = [*FLAGS]
