@@ -156,12 +156,20 @@ class Reconstructor(nn.Module):
     """Gaussian maps + frame-1 appearance to an image (paper eq. S5).
 
     Args of :meth:`forward`:
-        maps: ``[N, K, w, w]`` maps of the frame to reconstruct.
-        first_features: ``[N, C, w, w]`` appearance features of frame 1.
-        first_maps: ``[N, K, w, w]`` maps of frame 1's keypoints.
-        first_frame: ``[N, 3, S, S]`` frame 1, in [-0.5, 0.5].
+        maps: ``[B * T, K, w, w]`` maps of the frames to reconstruct, sequence-major (the
+            T frames of sequence 0 first).
+        first_features: ``[B, C, w, w]`` appearance features of each sequence's frame 1.
+        first_maps: ``[B, K, w, w]`` maps of frame 1's keypoints.
+        first_frame: ``[B, 3, S, S]`` frame 1, in [-0.5, 0.5].
 
-    Returns ``[N, 3, S, S]`` float32: ``first_frame + decoder(...)`` (unbounded).
+    Returns ``[B * T, 3, S, S]`` float32: ``first_frame + decoder(...)`` (unbounded).
+
+    With channels_last inputs (the fast precision modes) the input 1x1 conv is computed by
+    parts: its kernel splits along the input channels, so the frame-1 parts (appearance,
+    frame-1 maps, bias) are computed once per sequence instead of once per frame, and the
+    coordinate channels' part once per batch (docs/design.md, "The reconstructor's input
+    conv"). The same sum as the conv over the concatenation, in another order; float32
+    mode keeps the plain concatenation.
     """
 
     def __init__(self, config: ModelConfig, appearance_channels: int) -> None:
@@ -185,15 +193,58 @@ class Reconstructor(nn.Module):
     def forward(
         self, maps: Tensor, first_features: Tensor, first_maps: Tensor, first_frame: Tensor
     ) -> Tensor:
+        batch = first_features.shape[0]
+        if batch == 0 or maps.shape[0] % batch:
+            raise ValueError(
+                f"maps hold {maps.shape[0]} frames, not a multiple of the {batch} sequences "
+                "of first_features"
+            )
+        steps = maps.shape[0] // batch
         dtype = first_features.dtype
-        x = torch.cat([maps.to(dtype), first_features, first_maps.to(dtype)], dim=1)
-        x = maybe_channels_last(add_coord_channels(x), self.channels_last)
-        x = F.leaky_relu(self.adjust_input(x), LEAKY_SLOPE)
+        if self.channels_last:
+            x = self._input_by_parts(maps.to(dtype), first_features, first_maps.to(dtype))
+        else:
+            x = torch.cat(
+                [maps.to(dtype), per_frame(first_features, steps), per_frame(first_maps, steps)],
+                dim=1,
+            )
+            x = self.adjust_input(add_coord_channels(x))
+        x = F.leaky_relu(x, LEAKY_SLOPE)
         for convs in self.scales:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
             for conv in cast(nn.ModuleList, convs):
                 x = F.leaky_relu(conv(x), LEAKY_SLOPE)
-        return first_frame.float() + self.to_image(x).float()
+        delta = self.to_image(x).float()
+        out = delta.view(batch, steps, *delta.shape[1:]) + first_frame.float().unsqueeze(1)
+        return out.flatten(0, 1)
+
+    def _input_by_parts(self, maps: Tensor, first_features: Tensor, first_maps: Tensor) -> Tensor:
+        """``adjust_input`` of ``concat[maps, appearance, first maps, coords]`` as a sum of
+        per-frame, per-sequence and per-batch parts; ``[B * T, C, w, w]`` channels_last, in
+        the autocast dtype (the per-sequence parts are summed in float32)."""
+        batch, k, c = first_features.shape[0], maps.shape[1], first_features.shape[1]
+        height, width = maps.shape[-2:]
+        kernel = self.adjust_input.weight.flatten(1)  # [C_out, K + C + K + 2]
+        frame = F.linear(_nhwc(maps), kernel[:, :k])  # [B * T, h, w, C_out]
+        with torch.autocast(device_type=maps.device.type, enabled=False):
+            coords = add_coord_channels(maps.new_zeros(1, 0, height, width, dtype=torch.float32))
+            sequence = F.linear(  # [B, h, w, C_out]
+                _nhwc(first_features).float(), kernel[:, k : k + c], self.adjust_input.bias
+            )
+            sequence = sequence + F.linear(_nhwc(first_maps).float(), kernel[:, k + c : 2 * k + c])
+            sequence = sequence + F.linear(_nhwc(coords), kernel[:, 2 * k + c :])
+        out = (frame.unflatten(0, (batch, -1)) + sequence.unsqueeze(1)).to(frame.dtype)
+        return out.flatten(0, 1).permute(0, 3, 1, 2)  # NCHW view of NHWC memory
+
+
+def per_frame(x: Tensor, steps: int) -> Tensor:
+    """``[B, ...]`` to ``[B * steps, ...]``: each sequence's row repeated for its frames."""
+    return x.unsqueeze(1).expand(x.shape[0], steps, *x.shape[1:]).flatten(0, 1)
+
+
+def _nhwc(x: Tensor) -> Tensor:
+    """``[N, C, H, W]`` as ``[N, H, W, C]`` (a view of a channels_last tensor)."""
+    return x.permute(0, 2, 3, 1)
 
 
 class FeatureEncoder(nn.Module):

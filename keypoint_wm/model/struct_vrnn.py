@@ -250,13 +250,7 @@ class StructVRNN(nn.Module):
         first_image_cl = maybe_channels_last(first_image, self._channels_last)
         with self._image_autocast(first_image.device):
             features = self.appearance(first_image_cl)
-
-            def per_frame(x: Tensor) -> Tensor:
-                return x.unsqueeze(1).expand(batch, steps, *x.shape[1:]).flatten(0, 1)
-
-            images = self.reconstructor(
-                maps, per_frame(features), per_frame(first_maps), per_frame(first_image)
-            )
+            images = self.reconstructor(maps, features, first_maps, first_image)
         return images.float().view(batch, steps, *images.shape[1:])
 
     # ------------------------------------------------------------------ training
