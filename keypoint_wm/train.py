@@ -32,6 +32,7 @@ from keypoint_wm.data.episodes import episode_metadata, read_manifest
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
 from keypoint_wm.errors import DataError, RunError, UsageError
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
+from keypoint_wm.host_memory import keep_freed_memory
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import LossSchedule, StructVRNN
@@ -151,13 +152,17 @@ def train(
 
     ``data_placement`` (:data:`DATA_PLACEMENTS`) and ``cuda_graph`` (:data:`GRAPH_MODES`)
     change how fast a step runs, never what it computes: the data order is the same either
-    way, and a run may resume with other choices.
+    way, and a run may resume with other choices. On a CPU, training keeps freed memory in
+    the process from then on (:func:`keypoint_wm.host_memory.keep_freed_memory`; docs/design.md,
+    "Host memory on a CPU").
     """
     if data_placement not in DATA_PLACEMENTS:
         raise UsageError(f"data placement must be one of {DATA_PLACEMENTS}, got {data_placement!r}")
     if cuda_graph not in GRAPH_MODES:
         raise UsageError(f"--cuda-graph must be one of {GRAPH_MODES}, got {cuda_graph!r}")
     device = resolve_device(device_name)
+    if device.type == "cpu":
+        keep_freed_memory()  # a step reuses the last step's pages (keypoint_wm/host_memory.py)
     dist_info = setup_distributed(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)

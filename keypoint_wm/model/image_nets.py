@@ -27,7 +27,10 @@ weight decay, as in the authors' code. Padding is PyTorch's symmetric ``padding=
 channels let the network absorb).
 
 Every module accepts channels_last inputs and runs under bf16 autocast; the detector returns
-float32 heatmaps (softplus computed in float32).
+float32 heatmaps (softplus computed in float32). With ``channels_last`` set (the fast
+precision modes, :meth:`StructVRNN.set_image_precision`) the activations are applied in place:
+a conv's backward needs its input, not its output, so the output's memory can take the
+activation (fewer fresh allocations per step; docs/design.md, "Host memory on a CPU").
 """
 
 from __future__ import annotations
@@ -113,10 +116,11 @@ class ImageEncoder(nn.Module):
             layers += [conv2d(filters, filters) for _ in range(layers_per_scale)]
         self.convs = nn.ModuleList(layers)
         self.out_channels = filters
+        self.channels_last = False
 
     def forward(self, x: Tensor) -> Tensor:
         for conv in self.convs:
-            x = F.leaky_relu(conv(x), LEAKY_SLOPE)
+            x = F.leaky_relu(conv(x), LEAKY_SLOPE, inplace=self.channels_last)
         return x
 
 
@@ -209,11 +213,11 @@ class Reconstructor(nn.Module):
                 dim=1,
             )
             x = self.adjust_input(add_coord_channels(x))
-        x = F.leaky_relu(x, LEAKY_SLOPE)
+        x = F.leaky_relu(x, LEAKY_SLOPE, inplace=self.channels_last)
         for convs in self.scales:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
             for conv in cast(nn.ModuleList, convs):
-                x = F.leaky_relu(conv(x), LEAKY_SLOPE)
+                x = F.leaky_relu(conv(x), LEAKY_SLOPE, inplace=self.channels_last)
         delta = self.to_image(x).float()
         out = delta.view(batch, steps, *delta.shape[1:]) + first_frame.float().unsqueeze(1)
         return out.flatten(0, 1)
