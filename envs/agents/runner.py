@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
@@ -122,6 +122,39 @@ class _Evaluations(BaseCallback):
         return True
 
 
+class _SingleThreadUpdates(BaseCallback):
+    """Runs the agent's gradient updates on one torch thread, its rollouts as before.
+
+    A small MLP's update is hundreds of tiny ops, and with several threads each one waits at
+    a barrier for threads that the renderer, the world model or other processes keep busy:
+    SAC on cartpole-balance's true state made 0.8 env steps/s with 2 threads and 55 with 1
+    while other work shared the 2 cores (docs/measurements.md, "agents on the latent state").
+    SB3 calls ``on_rollout_end`` before each round of updates and ``on_rollout_start`` after.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.previous: int | None = None
+
+    def _on_rollout_end(self) -> None:
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def _restore(self) -> None:
+        if self.previous is not None:
+            torch.set_num_threads(self.previous)
+            self.previous = None
+
+    def _on_rollout_start(self) -> None:
+        self._restore()
+
+    def _on_training_end(self) -> None:
+        self._restore()
+
+    def _on_step(self) -> bool:
+        return True
+
+
 def run_unit(unit: Unit, setup: AgentSetup, settings: dict[str, Any]) -> dict[str, Any]:
     """Train (unless ``random``) and score one unit; its result (see the module doc)."""
     config = setup.config
@@ -177,7 +210,10 @@ def _train(
             return float(np.mean(episode_returns(agent, scoring, config.eval_episodes, seed)))
 
         callback = _Evaluations(score, config.eval_interval, budget, bar)
-        agent.learn(total_timesteps=budget, callback=callback)
+        callbacks: list[BaseCallback] = [callback]
+        if unit.variant != "pixels":  # MlpPolicy: see _SingleThreadUpdates
+            callbacks.append(_SingleThreadUpdates())
+        agent.learn(total_timesteps=budget, callback=CallbackList(callbacks))
         bar.set_postfix_str("evaluating")
         returns = episode_returns(agent, scoring, config.eval_episodes, seed)
         curve = [*callback.curve, [agent.num_timesteps, float(np.mean(returns))]]

@@ -246,3 +246,37 @@ def test_config_refuses_what_no_flag_allows():
         AgentEvalConfig(tasks=(TASK,), algo="dqn")
     config = AgentEvalConfig(tasks=(TASK,), steps=1000, algo="sac")
     assert (config.eval_interval, config.num_envs, config.imagined_steps) == (100, 1, 1000)
+
+
+def test_agent_updates_run_on_one_thread_and_rollouts_on_all_threads():
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+    from keypoint_wm.envs.agents.runner import _SingleThreadUpdates
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    updates, rollouts = [], []
+
+    class RecordRollouts(BaseCallback):
+        def _on_step(self) -> bool:
+            rollouts.append(torch.get_num_threads())
+            return True
+
+    try:
+        agent = PPO("MlpPolicy", "Pendulum-v1", n_steps=16, batch_size=16, n_epochs=1,
+                    device="cpu", seed=0)  # fmt: skip
+        train = agent.train
+
+        def recording_train() -> None:
+            updates.append(torch.get_num_threads())
+            train()
+
+        agent.train = recording_train  # type: ignore[method-assign]
+        agent.learn(48, callback=CallbackList([RecordRollouts(), _SingleThreadUpdates()]))
+        assert updates == [1, 1, 1]  # three rollouts of 16 steps, each followed by updates
+        assert set(rollouts) == {2} and len(rollouts) == 48
+        assert torch.get_num_threads() == 2  # restored after the last updates
+    finally:
+        torch.set_num_threads(previous)
