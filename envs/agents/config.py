@@ -140,8 +140,8 @@ class AgentEvalConfig:
         """What a finished unit of ``variant`` must share with this config to be reused.
 
         ``run`` describes the world model (path, checkpoint step, action repeat, image
-        size, the folder of the dream's reward heads); the random and state variants do not use the model but are scored at its
-        action repeat.
+        size, the folder of the dream's reward heads); the random and state variants do not
+        use the model but are scored at its action repeat.
         """
         settings: dict[str, Any] = {
             "algo": self.algo,

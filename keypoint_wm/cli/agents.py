@@ -64,8 +64,6 @@ def _check_paths(args: argparse.Namespace) -> None:
     check_json_path(args.plot, flag="--plot")
     if args.data is not None:
         existing_dir(args.data)
-    if args.heads is not None and not Path(args.heads).is_dir():
-        raise UsageError(f"--heads {args.heads}: no such folder; expected one <task>/ head each")
 
 
 def run_agents_command(args: argparse.Namespace) -> int:
