@@ -31,6 +31,7 @@ import shutil
 import struct
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,28 @@ def save_checkpoint(
     keep: int = 2,
 ) -> Path:
     """Write a complete checkpoint for ``step`` atomically and prune old ones."""
+
+    def write(folder: Path) -> None:
+        weights = {k: v.detach().contiguous().cpu() for k, v in model_state.items()}
+        save_file(weights, str(folder / WEIGHTS))
+        torch.save(training_state, folder / TRAINING_STATE)
+        text = json.dumps({"step": step, **info}, indent=2, sort_keys=True) + "\n"
+        (folder / STATE).write_text(text)
+
+    return write_checkpoint_dir(run_dir, step, write, keep=keep)
+
+
+def write_checkpoint_dir(
+    run_dir: Path, step: int, write: Callable[[Path], None], keep: int = 2
+) -> Path:
+    """Write ``run_dir/checkpoints/step_<step>/`` atomically; prune old ones.
+
+    ``write`` fills a temporary directory (``checkpoints/.step_<step>.<pid>.tmp``) and must
+    write :data:`STATE` (``state.json``), the file that marks a checkpoint complete; its
+    files are fsynced and the directory is renamed into place. Then all but the newest
+    ``keep`` checkpoints are removed. Stale temporary directories of killed writers are
+    removed first (:func:`remove_stale_temp_dirs`).
+    """
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_dirs(run_dir)
@@ -128,11 +151,9 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_file(
-        {k: v.detach().contiguous().cpu() for k, v in model_state.items()}, str(tmp / WEIGHTS)
-    )
-    torch.save(training_state, tmp / TRAINING_STATE)
-    (tmp / STATE).write_text(json.dumps({"step": step, **info}, indent=2, sort_keys=True) + "\n")
+    write(tmp)
+    if not (tmp / STATE).is_file():
+        raise ValueError(f"a checkpoint writer must write {STATE}")
     for file in tmp.iterdir():
         with open(file, "rb") as f:
             os.fsync(f.fileno())

@@ -17,7 +17,7 @@ from typing import Any
 
 from keypoint_wm.errors import UsageError
 
-__all__ = ["ALGOS", "FEATURES", "VARIANTS", "AgentEvalConfig", "Unit"]
+__all__ = ["ALGOS", "FEATURES", "VARIANTS", "AgentEvalConfig", "Unit", "settings_differences"]
 
 VARIANTS = ("random", "state", "pixels", "latent", "dream")
 """The five variants, in table order: a uniform random policy, then one SB3 agent on the true
@@ -165,3 +165,13 @@ class AgentEvalConfig:
                 steps=self.imagined_steps, dream_horizon=self.dream_horizon, heads=run["heads"]
             )
         return settings
+
+
+def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The settings in which a saved unit differs from this command's, as text ("" if none).
+
+    >>> settings_differences({"steps": 100, "algo": "sac"}, {"steps": 200, "algo": "sac"})
+    'steps: 100 now 200'
+    """
+    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} now {new.get(k)!r}" for k in differ)

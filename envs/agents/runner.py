@@ -5,8 +5,9 @@
 written at once, atomically (docs/design.md, "Atomic writes"), to
 ``OUT/units/<task>/<variant>-seed<seed>.json``; a re-run reads the finished ones back and
 skips them, provided they were run with the same settings (a unit of other settings is
-refused, naming ``--out``). The report (``--json``) is rewritten after every unit, the plot
-(``--plot``) at the end.
+refused, naming ``--out``). A unit still training is checkpointed beside its result file
+and resumed from there by a re-run (:mod:`~keypoint_wm.envs.agents.checkpoints`). The report
+(``--json``) is rewritten after every unit, the plot (``--plot``) at the end.
 
 A unit's file holds::
 
@@ -42,7 +43,14 @@ from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import atomic_write_bytes
-from keypoint_wm.envs.agents.config import AgentEvalConfig, Unit
+from keypoint_wm.envs.agents.checkpoints import (
+    CHECKPOINT_SECONDS,
+    UnitCheckpoints,
+    discard,
+    partial_dir,
+    resume_unit,
+)
+from keypoint_wm.envs.agents.config import AgentEvalConfig, Unit, settings_differences
 from keypoint_wm.envs.agents.report import build_report, format_report, plot_report
 from keypoint_wm.envs.agents.variants import (
     AgentSetup,
@@ -51,6 +59,7 @@ from keypoint_wm.envs.agents.variants import (
     eval_env,
     eval_seed,
     make_agent,
+    resume_seed,
     reward_head_for,
     train_env,
 )
@@ -155,8 +164,15 @@ class _SingleThreadUpdates(BaseCallback):
         return True
 
 
-def run_unit(unit: Unit, setup: AgentSetup, settings: dict[str, Any]) -> dict[str, Any]:
-    """Train (unless ``random``) and score one unit; its result (see the module doc)."""
+def run_unit(
+    unit: Unit, setup: AgentSetup, settings: dict[str, Any], out: Path | None = None
+) -> dict[str, Any]:
+    """Train (unless ``random``) and score one unit; its result (see the module doc).
+
+    With ``out``, a training unit is checkpointed into its
+    :func:`~keypoint_wm.envs.agents.checkpoints.partial_dir` as it trains and resumed from
+    there when it was killed (the folder is removed once the result is returned).
+    """
     config = setup.config
     started = time.perf_counter()
     seed = eval_seed(unit.seed)
@@ -166,6 +182,7 @@ def run_unit(unit: Unit, setup: AgentSetup, settings: dict[str, Any]) -> dict[st
         "seed": unit.seed,
         "settings": settings,
     }
+    before = 0.0
     scoring = eval_env(unit.variant, unit.task, setup)
     try:
         if unit.variant == "random":
@@ -173,20 +190,27 @@ def run_unit(unit: Unit, setup: AgentSetup, settings: dict[str, Any]) -> dict[st
             returns = episode_returns(policy, scoring, config.eval_episodes, seed)
             result.update(env_steps=0, curve=[[0, float(np.mean(returns))]])
         else:
-            returns = _train(unit, setup, scoring, seed, result)
+            folder = partial_dir(unit, out) if out is not None else None
+            returns, before = _train(unit, setup, scoring, seed, result, folder)
     finally:
         scoring.close()
     result.update(
         final_return=float(np.mean(returns)),
         final_episode_returns=returns,
-        seconds=round(time.perf_counter() - started, 1),
+        seconds=round(before + time.perf_counter() - started, 1),
     )
     return result
 
 
 def _train(
-    unit: Unit, setup: AgentSetup, scoring: VecEnv, seed: int, result: dict[str, Any]
-) -> list[float]:
+    unit: Unit,
+    setup: AgentSetup,
+    scoring: VecEnv,
+    seed: int,
+    result: dict[str, Any],
+    folder: Path | None,
+) -> tuple[list[float], float]:
+    """Train and score the unit's agent: (final returns, seconds spent before a resume)."""
     config = setup.config
     dream = unit.variant == "dream"
     head = None
@@ -205,15 +229,38 @@ def _train(
     )
     try:
         agent = make_agent(unit.variant, venv, setup, unit.seed)
+        resumed = resume_unit(agent, folder, result["settings"]) if folder else None
+        if resumed is not None:
+            progress, path = resumed
+            tqdm.write(f"{unit}: resuming from {path} ({progress.env_steps} steps)")
+            venv.seed(resume_seed(unit.seed, progress.env_steps))
+            bar.update(progress.env_steps)
 
         def score() -> float:
             return float(np.mean(episode_returns(agent, scoring, config.eval_episodes, seed)))
 
         callback = _Evaluations(score, config.eval_interval, budget, bar)
         callbacks: list[BaseCallback] = [callback]
+        if resumed is not None:
+            callback.curve, callback.next = progress.curve, progress.next_eval
+        if folder is not None:
+            callbacks.append(
+                UnitCheckpoints(
+                    folder,
+                    result["settings"],
+                    callback.curve,
+                    lambda: callback.next,
+                    every=setup.checkpoint_seconds,
+                    seconds=progress.seconds if resumed is not None else 0.0,
+                )
+            )
         if unit.variant != "pixels":  # MlpPolicy: see _SingleThreadUpdates
             callbacks.append(_SingleThreadUpdates())
-        agent.learn(total_timesteps=budget, callback=CallbackList(callbacks))
+        agent.learn(
+            total_timesteps=budget - agent.num_timesteps,
+            callback=CallbackList(callbacks),
+            reset_num_timesteps=resumed is None,
+        )
         bar.set_postfix_str("evaluating")
         returns = episode_returns(agent, scoring, config.eval_episodes, seed)
         curve = [*callback.curve, [agent.num_timesteps, float(np.mean(returns))]]
@@ -229,7 +276,7 @@ def _train(
         )
     else:
         result.update(env_steps=agent.num_timesteps, curve=curve)
-    return returns
+    return returns, progress.seconds if resumed is not None else 0.0
 
 
 def _read_unit(unit: Unit, out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -243,12 +290,10 @@ def _read_unit(unit: Unit, out: Path, settings: dict[str, Any]) -> dict[str, Any
         raise DataError(
             f"{path}: unreadable unit result ({error}); delete it to rerun it"
         ) from None
-    if result.get("settings") != settings:
-        old = result.get("settings") or {}
-        differ = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    differences = settings_differences(result.get("settings") or {}, settings)
+    if differences:
         raise UsageError(
-            f"--out {out}: {path} was run with other settings ({', '.join(differ)}: "
-            f"{', '.join(f'{old.get(k)!r} now {settings.get(k)!r}' for k in differ)}); "
+            f"--out {out}: {path} was run with other settings ({differences}); "
             "give another --out, or delete that file to rerun it"
         )
     return result
@@ -270,6 +315,7 @@ def run_agents(
     device: str | torch.device | None = None,
     heads: str | Path | None = None,
     progress: bool = True,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> dict[str, Any]:
     """Run every unit of ``config`` not yet finished in ``out``; write and return the report.
 
@@ -283,6 +329,8 @@ def run_agents(
         heads: the folder of the dream's reward heads, one ``<task>/`` each (default
             ``RUN/rewards``); a task without one gets a head trained into
             ``OUT/reward_heads``.
+        checkpoint_seconds: wall time between two checkpoints of a training unit, which a
+            re-run resumes (:mod:`~keypoint_wm.envs.agents.checkpoints`).
 
     Returns:
         The report (:func:`~keypoint_wm.envs.agents.report.build_report`).
@@ -312,6 +360,7 @@ def run_agents(
         data=data_dir,
         heads=(heads_dir, out / "reward_heads"),
         progress=progress,
+        checkpoint_seconds=checkpoint_seconds,
     )
     check_variants(setup)
     run = {
@@ -360,8 +409,9 @@ def run_agents(
     try:
         for unit in todo:
             overall.set_postfix_str(str(unit))
-            result = run_unit(unit, setup, settings[unit.variant])
+            result = run_unit(unit, setup, settings[unit.variant], out)
             _write(unit.path(out), result)
+            discard(partial_dir(unit, out))
             results.append(result)
             tqdm.write(f"{unit}: final return {result['final_return']:.1f}")
             _write(json_path, build_report(results, meta, config))

@@ -39,6 +39,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.envs.agents.checkpoints import CHECKPOINT_SECONDS
 from keypoint_wm.envs.agents.config import AgentEvalConfig
 from keypoint_wm.envs.agents.state import StateEnv
 from keypoint_wm.envs.dmc import DMCPixelEnv
@@ -57,6 +58,7 @@ __all__ = [
     "eval_seed",
     "make_agent",
     "ppo_rollout",
+    "resume_seed",
     "reward_head_for",
     "train_env",
 ]
@@ -87,6 +89,8 @@ class AgentSetup:
         heads: directories searched for a task's reward head, in order (``RUN/rewards``,
             then where missing heads are trained, ``OUT/reward_heads``).
         progress: show progress bars.
+        checkpoint_seconds: wall time between two checkpoints of a training unit
+            (:mod:`keypoint_wm.envs.agents.checkpoints`; 0: at every round of updates).
     """
 
     model: WorldModel
@@ -96,6 +100,7 @@ class AgentSetup:
     data: Path | None
     heads: tuple[Path, ...]
     progress: bool = True
+    checkpoint_seconds: float = CHECKPOINT_SECONDS
 
     @property
     def image_size(self) -> int:
@@ -210,6 +215,15 @@ def eval_env(variant: str, task: str, setup: AgentSetup) -> VecEnv:
         venv = _vec(_pixel_env(task, setup), n)
         return LatentVecEnv(venv, setup.model, features=setup.config.features)
     raise ValueError(f"unknown variant {variant!r}")
+
+
+def resume_seed(seed: int, env_steps: int) -> int:
+    """The seed of agent seed ``seed``'s training envs when it resumes at ``env_steps``.
+
+    Resumed envs start new episodes; this seed keeps them apart from the episodes the
+    unit trained on before (and from every other seed's).
+    """
+    return int(np.random.SeedSequence([seed, env_steps]).generate_state(1)[0])
 
 
 def eval_seed(seed: int) -> int:

@@ -57,6 +57,19 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def non_negative_minutes(text: str) -> float:
+    """``--checkpoint-minutes``: a number of minutes >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--checkpoint-minutes expects minutes, got {text!r}"
+        ) from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--checkpoint-minutes expects minutes >= 0, got {value}")
+    return value
+
+
 def _check_paths(args: argparse.Namespace) -> None:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a file; expected a folder for the results")
@@ -92,6 +105,8 @@ def run_agents_command(args: argparse.Namespace) -> int:
     from keypoint_wm.envs.agents.runner import run_agents
 
     model = keypoint_wm.load(run, device=device)
+    minutes = args.checkpoint_minutes
+    checkpoints = {} if minutes is None else {"checkpoint_seconds": 60.0 * minutes}
     run_agents(
         model,
         config,
@@ -102,6 +117,7 @@ def run_agents_command(args: argparse.Namespace) -> int:
         device=device,
         heads=args.heads,
         progress=not args.quiet,
+        **checkpoints,
     )
     return 0
 
@@ -200,6 +216,13 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         "--data",
         help="the run's dataset, for the dream's start frames and missing reward heads "
         "(default: the folder the run was trained on)",
+    )
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=non_negative_minutes,
+        help="wall time between two checkpoints of an agent while it trains, in "
+        "OUT/units/<task>/<variant>-seed<s>.partial/; a re-run resumes a killed unit from its "
+        "newest (default 10; 0: after every round of updates)",
     )
     add_device(p)
     add_quiet(p, "no progress bars")
