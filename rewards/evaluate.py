@@ -27,6 +27,7 @@ from keypoint_wm.model.device import resolve_device
 from keypoint_wm.rewards.head import find_reward_head, load_reward_head
 from keypoint_wm.rewards.sequences import (
     RewardSequences,
+    check_held_out,
     collect_reward_sequences,
     split_sequences,
 )
@@ -213,6 +214,7 @@ def evaluate_reward_prediction(
     progress: bool = True,
     precision: str = "auto",
     inputs: list[str] | None = None,
+    held_out: tuple[Path, ...] = (),
 ) -> RewardEvaluation:
     """Score the reward heads of one or more runs on the same data.
 
@@ -233,6 +235,9 @@ def evaluate_reward_prediction(
             ``train_config.inputs``), e.g. Struct-VRNN's ``"hidden+keypoints"`` beside
             CNN-VRNN's ``"hidden"``. A run given more than once (with other head
             directories) is observed once: its windows are kept until its last use.
+        held_out: datasets the world models never saw, whose every episode joins the test
+            split's (:func:`~keypoint_wm.rewards.sequences.check_held_out`); heads are
+            scored only with the held-out data they were trained with.
 
     Raises:
         DataError: a run has no heads (the message says how to train them).
@@ -275,7 +280,8 @@ def evaluate_reward_prediction(
             run_config = config if what is None else dataclasses.replace(config, inputs=what)
             same_run = run.resolve()
             collected = windows.setdefault(same_run, {})
-            settings = (data_dir, tasks, train_missing, run_config, progress, collected)
+            check_held_out(held_out, data_dir, model)
+            settings = (data_dir, tasks, train_missing, run_config, progress, collected, held_out)
             scores.append(_score_run(model, run, head_root, label, *settings))
             uses[same_run] -= 1
             if not uses[same_run]:
@@ -297,6 +303,7 @@ def _score_run(
     config: RewardTrainConfig,
     progress: bool,
     collected: dict[tuple, dict[str, RewardSequences]],
+    held_out: tuple[Path, ...] = (),
 ) -> RunRewardScores:
     """One run's heads scored on their held-out windows (trained first if missing and
     ``train_missing``).
@@ -316,11 +323,22 @@ def _score_run(
             )
         key = (config.window, config.stride, config.max_windows, config.seed)
         if tasks is None or not set(tasks) <= set(collected.get(key, {})):
-            collected[key] = _collect(model, data_dir, key, tasks, progress)
+            collected[key] = _collect(model, data_dir, key, tasks, progress, held_out)
         chosen = collected[key] if tasks is None else {t: collected[key][t] for t in tasks}
-        train_reward_heads(model, data_dir, head_root, config, tasks, progress, chosen)
+        train_reward_heads(
+            model, data_dir, head_root, config, tasks, progress, chosen, held_out=held_out
+        )
         wanted = _tasks_with_heads(head_root, tasks)
     loaded = {task: load_reward_head(head_root, task, model.device) for task in wanted}
+    given = [str(Path(p).resolve()) for p in held_out]
+    for task, head in loaded.items():
+        recorded = head.config.metadata.get("held_out_data") or []
+        if recorded != given:
+            raise UsageError(
+                f"--held-out-data: the head {head_root / task} was trained with held-out data "
+                f"{recorded or 'none'}, not {given or 'none'}; its test episodes are drawn from "
+                "that pool, so score it with the same --held-out-data"
+            )
     # Heads trained together share the window settings: collect once per setting.
     groups: dict[tuple, list[str]] = {}
     for task, head in loaded.items():
@@ -341,7 +359,7 @@ def _score_run(
         if not set(group) <= set(sequences):
             sequences = collected[key] = {
                 **sequences,
-                **_collect(model, data_dir, key, group, progress),
+                **_collect(model, data_dir, key, group, progress, held_out),
             }
         for task in group:
             head = loaded[task]
@@ -374,7 +392,12 @@ def _score_run(
 
 
 def _collect(
-    model: Any, data_dir: str | Path, key: tuple, tasks: list[str] | None, progress: bool
+    model: Any,
+    data_dir: str | Path,
+    key: tuple,
+    tasks: list[str] | None,
+    progress: bool,
+    held_out: tuple[Path, ...] = (),
 ) -> dict[str, RewardSequences]:
     window, stride, max_windows, seed = key
     return collect_reward_sequences(
@@ -386,6 +409,7 @@ def _collect(
         tasks=tasks,
         seed=seed,
         progress=progress,
+        held_out=held_out,
     )
 
 

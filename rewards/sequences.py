@@ -4,7 +4,8 @@ Paper S2.2: the hidden states of the trained model for length-20 sequences from 
 split of each task, then 80 % of them to train a head and 20 % to test it. Here:
 
 - the episode files of the data's test split (the run's own ``train.test_fraction``, by
-  path hash as in training: the world model never saw them), grouped by task;
+  path hash as in training: the world model never saw them), plus every episode of any
+  held-out dataset (collected apart, ``--held-out-data``), grouped by task;
 - windows of ``window`` frames every ``stride`` frames of each episode, at most
   ``max_windows`` per task (evenly spread over the candidates);
 - :meth:`~keypoint_wm.api.WorldModel.observe` over each window with its actions (posterior
@@ -34,6 +35,7 @@ from keypoint_wm.errors import DataError, UsageError
 __all__ = [
     "SPLITS",
     "RewardSequences",
+    "check_held_out",
     "collect_reward_sequences",
     "hold_out_episodes",
     "split_episodes",
@@ -162,6 +164,43 @@ def split_sequences(
     return sequences.subset(train), sequences.subset(test)
 
 
+def check_held_out(held_out: tuple[Path, ...], data_dir: str | Path, model: WorldModel) -> None:
+    """Refuse a held-out dataset that may hold episodes the world model trained on.
+
+    A held-out dataset is collected apart from the run's (another ``--seed`` of ``collect``,
+    into another folder). Refused: the data's own folder or the run's training folder, and
+    a dataset whose manifest records the same collection spec (seed included) as theirs.
+
+    Raises:
+        UsageError: naming ``--held-out-data`` and the folder.
+    """
+    from keypoint_wm.data.episodes import read_manifest
+
+    trained = model.config.data.get("root")
+    own = [Path(p) for p in (data_dir, trained) if p]
+    specs = []
+    for folder in own:
+        manifest = read_manifest(folder) if folder.is_dir() else None
+        if manifest is not None and manifest.get("spec") is not None:
+            specs.append(manifest["spec"])
+    for extra in held_out:
+        if not Path(extra).is_dir():
+            raise UsageError(f"--held-out-data {extra}: no such folder")
+        if any(Path(extra).resolve() == folder.resolve() for folder in own):
+            raise UsageError(
+                f"--held-out-data {extra}: that is the run's own dataset, whose non-test "
+                "episodes the world model trained on; collect new episodes with another "
+                "--seed into another folder"
+            )
+        manifest = read_manifest(extra)
+        if manifest is not None and manifest.get("spec") in specs:
+            raise UsageError(
+                f"--held-out-data {extra}: its manifest records the same collection (spec and "
+                "seed) as the run's data, so it holds the same episodes; collect with another "
+                "--seed"
+            )
+
+
 def _window_starts(frames: int, window: int, stride: int) -> list[int]:
     return list(range(0, frames - window + 1, stride))
 
@@ -177,6 +216,7 @@ def collect_reward_sequences(
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = True,
+    held_out: tuple[Path, ...] = (),
 ) -> dict[str, RewardSequences]:
     """Hidden states, keypoints and rewards of the test split's windows, per task.
 
@@ -189,6 +229,8 @@ def collect_reward_sequences(
         test_fraction: the test split (default: the run's ``train.test_fraction``).
         batch_size: windows per model call.
         seed: seeds the subset choice and the posterior noise.
+        held_out: datasets the world model never saw (:func:`check_held_out`), every
+            episode of which joins the test split's.
 
     Raises:
         UsageError: bad window/stride/max_windows, or a task the test split lacks.
@@ -199,8 +241,11 @@ def collect_reward_sequences(
     if test_fraction is None:
         test_fraction = model.config.train.test_fraction
     index = EpisodeIndex(data_dir, "test", test_fraction, min_frames=window)
+    records = list(index.records)
+    for extra in held_out:
+        records += EpisodeIndex(extra, "all", min_frames=window).records
     by_task: dict[str, list[Path]] = {}
-    for record in index.records:
+    for record in records:
         by_task.setdefault(record.task, []).append(record.path)
     if tasks:
         missing = [t for t in tasks if t not in by_task]
@@ -210,7 +255,7 @@ def collect_reward_sequences(
                 f"(tasks there: {', '.join(sorted(by_task))})"
             )
         by_task = {t: by_task[t] for t in tasks}
-    frames_of = {r.path: r.frames for r in index.records}
+    frames_of = {r.path: r.frames for r in records}
     result = {}
     for task, paths in sorted(by_task.items()):
         candidates = [

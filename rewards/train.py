@@ -22,7 +22,7 @@ every ``eval_every`` steps, ``reward/validation_normalized_mse`` and
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from keypoint_wm.rewards.head import INPUTS, RewardHead, RewardHeadConfig, save_
 from keypoint_wm.rewards.sequences import (
     SPLITS,
     RewardSequences,
+    check_held_out,
     collect_reward_sequences,
     hold_out_episodes,
     split_sequences,
@@ -317,6 +318,8 @@ class HeadFacts:
     validation_normalized_mse: float | None = None
     """The kept weights' normalised MSE on the validation windows (choose settings on this,
     never on ``test_normalized_mse``); None without validation windows."""
+    held_out_data: list[str] = field(default_factory=list)
+    """Held-out datasets whose episodes joined the test split's (``--held-out-data``)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -346,6 +349,7 @@ def train_reward_heads(
     tasks: list[str] | None = None,
     progress: bool = True,
     sequences: dict[str, RewardSequences] | None = None,
+    held_out: tuple[Path, ...] = (),
 ) -> RewardTrainSummary:
     """Train and save one head per task (``OUT/<task>/``, default ``RUN/rewards``); write
     ``OUT/train_summary.json`` (the summary's ``to_json()``).
@@ -354,6 +358,8 @@ def train_reward_heads(
         sequences: the windows of each task, already collected with ``config``'s window
             settings (e.g. by ``rewards evaluate``, which scores the heads on the same
             windows); collected here when None.
+        held_out: datasets the world model never saw, whose every episode joins the test
+            split's as head data (:func:`~keypoint_wm.rewards.sequences.check_held_out`).
 
     Returns the summary: per task, the windows used and the held-out normalised MSE.
     """
@@ -367,6 +373,8 @@ def train_reward_heads(
             "per-frame features are CNN features, not keypoints; a head may add only keypoints "
             "to the RNN state (use --inputs hidden)"
         )
+    held_out = tuple(Path(p) for p in held_out)
+    check_held_out(held_out, data_dir, model)
     if out is None:
         if model.run_dir is None:
             raise UsageError("--out is required for a model that was not loaded from a run")
@@ -382,6 +390,7 @@ def train_reward_heads(
             tasks=tasks,
             seed=config.seed,
             progress=progress,
+            held_out=held_out,
         )
     summary = RewardTrainSummary(str(out), config, {})
     for task, seqs in sequences.items():
@@ -410,6 +419,7 @@ def train_reward_heads(
             validation_windows=head.config.metadata["validation_windows"],
             inputs=config.inputs,
             validation_normalized_mse=head.config.metadata["validation_normalized_mse"],
+            held_out_data=[str(p.resolve()) for p in held_out],
         )
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
         save_reward_head(head, out / task)

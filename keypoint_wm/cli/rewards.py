@@ -45,6 +45,10 @@ def _train_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _held_out(args: argparse.Namespace) -> tuple[Path, ...]:
+    return tuple(existing_dir(p, flag="--held-out-data") for p in args.held_out_data or ())
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train one reward head per task; print each head's held-out score."""
     import keypoint_wm
@@ -56,7 +60,13 @@ def run_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     model = keypoint_wm.load(run, device=device, precision=args.precision)
     summary = train_reward_heads(
-        model, args.data, args.out, config, comma_list(args.tasks), progress=not args.quiet
+        model,
+        args.data,
+        args.out,
+        config,
+        comma_list(args.tasks),
+        progress=not args.quiet,
+        held_out=_held_out(args),
     )
     print(f"reward heads in {summary.out} (TensorBoard: {summary.out}/tensorboard)")
     for task, facts in summary.tasks.items():
@@ -98,6 +108,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         device=device,
         precision=args.precision,
         progress=not args.quiet,
+        held_out=_held_out(args),
     )
     print(format_reward_table(result))
     plot = Path(args.plot) if args.plot else Path(args.run[0]) / "rewards" / "rewards.png"
@@ -108,6 +119,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _add_common(p: argparse.ArgumentParser, evaluate: bool = False) -> None:
     p.add_argument("--data", required=True, help="the dataset the run was trained on")
+    p.add_argument(
+        "--held-out-data",
+        action="append",
+        metavar="DIR",
+        help="a dataset the world model never saw (collected apart: another --seed, another "
+        "folder), every episode of which joins the test split's as head data (repeatable; "
+        "refused when it is the run's own data)",
+    )
     p.add_argument("--tasks", help="comma-separated tasks (default: every task of the data)")
     p.add_argument(
         "--window", type=positive_int("--window"), default=20, help="frames per sequence (20)"
