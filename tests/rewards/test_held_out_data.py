@@ -88,3 +88,18 @@ def test_heads_record_their_held_out_data_and_are_scored_only_with_it(dmc, tmp_p
     scores = result.variants[0].results[0].tasks[TASK]
     assert scores.test_windows == facts.test_windows
     assert scores.normalized_mse == pytest.approx(facts.test_normalized_mse, rel=1e-5)
+
+
+def test_the_cli_passes_held_out_data_and_names_the_flag(dmc, tmp_path, capsys):
+    from keypoint_wm.cli.main import main as cli_main
+
+    model, data, extra = dmc
+    base = ["rewards", "train", "--run", str(model.run_dir), "--data", str(data), "--tasks",
+            TASK, "--window", "10", "--stride", "10", "--steps", "3", "--device", "cpu",
+            "--quiet"]  # fmt: skip
+    assert cli_main([*base, "--out", str(tmp_path / "a"), "--held-out-data", str(data)]) == 2
+    assert "--held-out-data" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert cli_main([*base, "--out", str(tmp_path / "b"), "--held-out-data", str(extra)]) == 0
+    meta = json.loads((tmp_path / "b" / TASK / "head.json").read_text())["metadata"]
+    assert meta["held_out_data"] == [str(extra.resolve())]
