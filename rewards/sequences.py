@@ -169,7 +169,9 @@ def check_held_out(held_out: tuple[Path, ...], data_dir: str | Path, model: Worl
 
     A held-out dataset is collected apart from the run's (another ``--seed`` of ``collect``,
     into another folder). Refused: the data's own folder or the run's training folder, and
-    a dataset whose manifest records the same collection spec (seed included) as theirs.
+    a dataset whose manifest records the same collection seed as theirs for a task they
+    share (episode ``i`` of a task is the same episode for the same seed, whatever the
+    episode count).
 
     Raises:
         UsageError: naming ``--held-out-data`` and the folder.
@@ -192,13 +194,15 @@ def check_held_out(held_out: tuple[Path, ...], data_dir: str | Path, model: Worl
                 "episodes the world model trained on; collect new episodes with another "
                 "--seed into another folder"
             )
-        manifest = read_manifest(extra)
-        if manifest is not None and manifest.get("spec") in specs:
-            raise UsageError(
-                f"--held-out-data {extra}: its manifest records the same collection (spec and "
-                "seed) as the run's data, so it holds the same episodes; collect with another "
-                "--seed"
-            )
+        spec = (read_manifest(extra) or {}).get("spec") or {}
+        for other in specs:
+            shared = set(spec.get("tasks") or ()) & set(other.get("tasks") or ())
+            if spec.get("seed") == other.get("seed") and shared:
+                raise UsageError(
+                    f"--held-out-data {extra}: it was collected with the same --seed "
+                    f"({spec.get('seed')}) as the run's data, so its episodes of "
+                    f"{', '.join(sorted(shared))} are the run's; collect with another --seed"
+                )
 
 
 def _window_starts(frames: int, window: int, stride: int) -> list[int]:

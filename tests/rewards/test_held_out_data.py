@@ -58,7 +58,7 @@ def test_the_runs_own_data_is_refused_as_held_out(dmc, tmp_path):
         check_held_out((data,), data, model)
     copy = tmp_path / "copy"  # the same collection, copied elsewhere: the same episodes
     shutil.copytree(data, copy)
-    with pytest.raises(UsageError, match="--held-out-data .*same collection"):
+    with pytest.raises(UsageError, match="--held-out-data .*same --seed"):
         check_held_out((copy,), data, model)
     with pytest.raises(UsageError, match="--held-out-data .*no such folder"):
         check_held_out((tmp_path / "absent",), data, model)
