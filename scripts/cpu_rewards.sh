@@ -16,13 +16,17 @@
 # Knobs: SEEDS (default 3), EPISODES (per task, default 250), SIDE_BY_SIDE (1, the default: a
 # seed's two variants train at the same time with one thread each, 1.29x the steps per second
 # on two cores; 0: one after another with all threads), PLACEMENT (train --data-placement,
-# default auto), KWM (the command, default "keypoint-wm").
+# default auto), KWM (the command, default "keypoint-wm"), HELD_OUT (default 0; N > 0: also
+# collect N more episodes per task with another seed, which no world model sees, and give
+# them to the heads with `rewards --held-out-data`: heads in RUN/rewards_heldout_<inputs>,
+# figures in OUT/rewards_heldout.json|png).
 set -uo pipefail
 OUT_DIR=${1:-rewards-cpu}
 SEEDS=${SEEDS:-3}
 EPISODES=${EPISODES:-250}
 SIDE_BY_SIDE=${SIDE_BY_SIDE:-1}
 PLACEMENT=${PLACEMENT:-auto}
+HELD_OUT=${HELD_OUT:-0}
 read -r -a KWM <<<"${KWM:-keypoint-wm}"
 TASKS=acrobot-swingup,cartpole-balance,cheetah-run,reacher-easy,walker-stand,walker-walk
 DATA="$OUT_DIR/dmcs$EPISODES"
@@ -64,20 +68,32 @@ for ((seed = 0; seed < SEEDS; seed++)); do
   fi
 done
 
+held_out=() suffix=""
+if [ "$HELD_OUT" -gt 0 ]; then
+  # Another seed than the data's (0): new episodes; the same command finishes a killed run.
+  MUJOCO_GL=${MUJOCO_GL:-egl} "${KWM[@]}" collect --domains all --episodes "$HELD_OUT" \
+    --seed 11 --out "$OUT_DIR/heldout$HELD_OUT" --quiet >"$OUT_DIR/collect_heldout.log" 2>&1 || {
+    echo "collect failed: see $OUT_DIR/collect_heldout.log" >&2
+    exit 1
+  }
+  held_out=(--held-out-data "$OUT_DIR/heldout$HELD_OUT") suffix=_heldout
+fi
+
 # One call: Struct-VRNN's heads reading the RNN state (the paper's) and the RNN state plus
 # frame t's keypoints, CNN-VRNN's reading the RNN state; each run is observed once.
 args=()
 for inputs in hidden hidden+keypoints; do
   for ((seed = 0; seed < SEEDS; seed++)); do
     args+=(--run "$OUT_DIR/runs/struct/seed_$seed" --heads
-      "$OUT_DIR/runs/struct/seed_$seed/rewards_$inputs" --label "Struct-VRNN ($inputs)"
+      "$OUT_DIR/runs/struct/seed_$seed/rewards${suffix}_$inputs" --label "Struct-VRNN ($inputs)"
       --inputs "$inputs")
   done
 done
 for ((seed = 0; seed < SEEDS; seed++)); do
-  args+=(--run "$OUT_DIR/runs/cnn/seed_$seed" --heads "$OUT_DIR/runs/cnn/seed_$seed/rewards_hidden"
-    --label CNN-VRNN --inputs hidden)
+  args+=(--run "$OUT_DIR/runs/cnn/seed_$seed" --heads
+    "$OUT_DIR/runs/cnn/seed_$seed/rewards${suffix}_hidden" --label CNN-VRNN --inputs hidden)
 done
-"${KWM[@]}" rewards evaluate "${args[@]}" --data "$DATA" --tasks "$TASKS" --stride 5 \
-  --train-missing --json "$OUT_DIR/rewards.json" --plot "$OUT_DIR/rewards.png" --quiet \
-  2>"$OUT_DIR/rewards.log" | tee -a "$OUT_DIR/summary.txt"
+"${KWM[@]}" rewards evaluate "${args[@]}" --data "$DATA" "${held_out[@]}" --tasks "$TASKS" \
+  --stride 5 --train-missing --json "$OUT_DIR/rewards$suffix.json" \
+  --plot "$OUT_DIR/rewards$suffix.png" --quiet 2>"$OUT_DIR/rewards$suffix.log" |
+  tee -a "$OUT_DIR/summary.txt"
