@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ class UnitCheckpoints(BaseCallback):
         folder: Path,
         settings: dict[str, Any],
         curve: list[list[float]],
-        next_eval: Any,
+        next_eval: Callable[[], int],
         every: float = CHECKPOINT_SECONDS,
         seconds: float = 0.0,
     ) -> None:
