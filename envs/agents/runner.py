@@ -171,7 +171,7 @@ def run_unit(
 
     With ``out``, a training unit is checkpointed into its
     :func:`~keypoint_wm.envs.agents.checkpoints.partial_dir` as it trains and resumed from
-    there when it was killed (the folder is removed once the result is returned).
+    there when it was killed; the caller removes that folder once the result is written.
     """
     config = setup.config
     started = time.perf_counter()
@@ -230,8 +230,10 @@ def _train(
     try:
         agent = make_agent(unit.variant, venv, setup, unit.seed)
         resumed = resume_unit(agent, folder, result["settings"]) if folder else None
+        before = 0.0
         if resumed is not None:
             progress, path = resumed
+            before = progress.seconds
             tqdm.write(f"{unit}: resuming from {path} ({progress.env_steps} steps)")
             venv.seed(resume_seed(unit.seed, progress.env_steps))
             bar.update(progress.env_steps)
@@ -251,7 +253,7 @@ def _train(
                     callback.curve,
                     lambda: callback.next,
                     every=setup.checkpoint_seconds,
-                    seconds=progress.seconds if resumed is not None else 0.0,
+                    seconds=before,
                 )
             )
         if unit.variant != "pixels":  # MlpPolicy: see _SingleThreadUpdates
@@ -276,7 +278,7 @@ def _train(
         )
     else:
         result.update(env_steps=agent.num_timesteps, curve=curve)
-    return returns, progress.seconds if resumed is not None else 0.0
+    return returns, before
 
 
 def _read_unit(unit: Unit, out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:

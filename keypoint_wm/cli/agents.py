@@ -9,6 +9,7 @@ are checked (run, output paths, variants, budgets, device) before the model is l
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from keypoint_wm.cli.common import (
@@ -46,28 +47,20 @@ command again skips the finished ones. Returns are episode returns of the real t
 action repeat of the run's data."""
 
 
-def positive_seconds(text: str) -> float:
-    """``--time-limit``: a number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--time-limit expects seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--time-limit expects seconds > 0, got {value}")
-    return value
+def duration(flag: str, unit: str, *, zero_ok: bool = False) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number of ``unit`` > 0 (>= 0 with ``zero_ok``)."""
+    bound = ">= 0" if zero_ok else "> 0"
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects {unit}, got {text!r}") from None
+        if not (value >= 0 if zero_ok else value > 0) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag} expects {unit} {bound}, got {value}")
+        return value
 
-def non_negative_minutes(text: str) -> float:
-    """``--checkpoint-minutes``: a number of minutes >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--checkpoint-minutes expects minutes, got {text!r}"
-        ) from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"--checkpoint-minutes expects minutes >= 0, got {value}")
-    return value
+    return parse
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -179,7 +172,7 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--time-limit",
-        type=positive_seconds,
+        type=duration("--time-limit", "seconds"),
         help="simulated seconds per real episode (default: the task's own; for quick checks)",
     )
     p.add_argument(
@@ -219,7 +212,7 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--checkpoint-minutes",
-        type=non_negative_minutes,
+        type=duration("--checkpoint-minutes", "minutes", zero_ok=True),
         help="wall time between two checkpoints of an agent while it trains, in "
         "OUT/units/<task>/<variant>-seed<s>.partial/; a re-run resumes a killed unit from its "
         "newest (default 10; 0: after every round of updates)",
