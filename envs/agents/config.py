@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.envs.latent.dream import STARTS
 from keypoint_wm.errors import UsageError
 
 __all__ = ["ALGOS", "FEATURES", "VARIANTS", "AgentEvalConfig", "Unit", "settings_differences"]
@@ -65,6 +66,9 @@ class AgentEvalConfig:
             control steps); for quick checks.
         dream_steps: imagined steps the dream agent trains for (default ``steps``).
         dream_horizon: imagined steps per dream episode (then it is truncated).
+        dream_starts: where a dream episode starts in the run's data episodes:
+            ``"initial"`` (their first frames: the task's initial states, where the policy
+            is scored) or ``"any"`` (anywhere); see docs/design.md, "Agents".
         features: what the latent observation holds (:data:`FEATURES`).
         head_steps: optimiser steps of a reward head trained for the dream variant when the
             run has none for the task.
@@ -81,6 +85,7 @@ class AgentEvalConfig:
     time_limit: float | None = None
     dream_steps: int | None = None
     dream_horizon: int = 100
+    dream_starts: str = "initial"
     features: str = "both"
     head_steps: int = 2_000
 
@@ -97,6 +102,8 @@ class AgentEvalConfig:
             raise UsageError(f"--variants names a variant twice: {','.join(self.variants)}")
         if self.algo not in ALGOS:
             raise UsageError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.dream_starts not in STARTS:
+            raise UsageError(f"--dream-starts must be one of {', '.join(STARTS)}")
         if self.features not in FEATURES:
             raise UsageError(f"--features must be one of {', '.join(FEATURES)}")
         for name in ("steps", "seeds", "eval_every", "eval_episodes", "envs", "dream_steps"):
@@ -162,7 +169,10 @@ class AgentEvalConfig:
             settings["image_size"] = run["image_size"]
         if variant == "dream":
             settings.update(
-                steps=self.imagined_steps, dream_horizon=self.dream_horizon, heads=run["heads"]
+                steps=self.imagined_steps,
+                dream_horizon=self.dream_horizon,
+                dream_starts=self.dream_starts,
+                heads=run["heads"],
             )
         return settings
 

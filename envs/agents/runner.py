@@ -387,7 +387,11 @@ def run_agents(
         "out": str(out),
     }
     if "dream" in config.variants:
-        meta.update(dream_steps=config.imagined_steps, dream_horizon=config.dream_horizon)
+        meta.update(
+            dream_steps=config.imagined_steps,
+            dream_horizon=config.dream_horizon,
+            dream_starts=config.dream_starts,
+        )
 
     units = config.units()
     settings = {v: config.unit_settings(v, run) for v in config.variants}

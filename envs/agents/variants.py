@@ -198,6 +198,7 @@ def train_env(
                 action_size=actions,
                 features=setup.config.features,
                 max_episode_steps=setup.config.dream_horizon,
+                starts=setup.config.dream_starts,
             )
 
         return _vec(build, n, base)

@@ -1,7 +1,7 @@
 """Training in imagination: :class:`DreamEnv`, an env stepped by the world model itself.
 
-Each episode starts from observed frames (a window of a dataset's episode, or frames you
-pass): the posterior observes them as in :class:`~keypoint_wm.envs.LatentObservation`.
+Each episode starts from observed frames (a window of a dataset's episode, anywhere in it
+or at its beginning, or frames you pass): the posterior observes them as in :class:`~keypoint_wm.envs.LatentObservation`.
 Then every ``step(action)`` advances the GRU with the agent's action (docs/design.md, "Action
 conditioning"), samples the next frame's latent from the PRIOR, decodes its keypoints and
 asks the reward head for its reward: from the state before the imagined frame and, for a
@@ -32,7 +32,10 @@ from keypoint_wm.api import WorldModel
 from keypoint_wm.envs.latent.base import resolve_reward_head
 from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
 
-__all__ = ["DreamEnv"]
+__all__ = ["STARTS", "DreamEnv"]
+
+STARTS = ("any", "initial")
+"""Where a :class:`DreamEnv` episode's start window lies in a data episode."""
 
 
 class DreamEnv(gymnasium.Env):
@@ -46,6 +49,9 @@ class DreamEnv(gymnasium.Env):
         start_frames: uint8 ``[N, T0, S, S, 3]`` start sequences with
         start_actions: ``[N, T0, A]`` the actions that led to each start frame.
         task: which head to use from a directory of heads.
+        starts: where a ``data`` episode's start window lies: ``"any"`` (uniformly anywhere in
+            the episode, default) or ``"initial"`` (its first ``context`` frames: the task's
+            own initial-state distribution, where a policy scored on the real task starts).
         context: frames observed at the start of an episode (T0; default 3 or the length of
             ``start_frames``).
         action_size: A, the agent's action dimensions (default: the data's, else the
@@ -70,6 +76,7 @@ class DreamEnv(gymnasium.Env):
         start_frames: np.ndarray | None = None,
         start_actions: np.ndarray | None = None,
         task: str | None = None,
+        starts: str = "any",
         context: int | None = None,
         action_size: int | None = None,
         features: str | Sequence[str] = "both",
@@ -87,6 +94,11 @@ class DreamEnv(gymnasium.Env):
             raise ValueError("reward_head is required: a DreamEnv's rewards come from it")
         if (data is None) == (start_frames is None):
             raise ValueError("give exactly one of data (episode files) or start_frames")
+        if starts not in STARTS:
+            raise ValueError(f"starts must be one of {STARTS}, got {starts!r}")
+        if starts != "any" and data is None:
+            raise ValueError("starts chooses windows of data episodes; start_frames are given")
+        self.starts = starts
         self.model = resolve_model(run, device)
         head = resolve_reward_head(reward_head, self.model, task)
         self.render_mode = render_mode
@@ -144,7 +156,9 @@ class DreamEnv(gymnasium.Env):
         from keypoint_wm.data.episodes import load_episode
 
         episode = load_episode(self._episodes[int(self.np_random.integers(len(self._episodes)))])
-        start = int(self.np_random.integers(episode.num_frames - self.context + 1))
+        start = 0
+        if self.starts == "any":
+            start = int(self.np_random.integers(episode.num_frames - self.context + 1))
         stop = start + self.context
         return episode.image[start:stop], episode.action[start:stop]
 

@@ -28,6 +28,10 @@ VARIANT_NAMES = ("random", "state", "pixels", "latent", "dream")
 """``--variants`` names (``keypoint_wm.envs.agents.VARIANTS``, repeated here so that building
 the parser imports no SB3)."""
 
+DREAM_STARTS = ("initial", "any")
+"""``--dream-starts`` choices (``keypoint_wm.envs.latent.dream.STARTS``, repeated here for
+the same reason)."""
+
 DESCRIPTION = """\
 Trains the same Stable-Baselines3 agent, with the same real env-step budget and agent seeds,
 on each variant, and scores it on the real task:
@@ -90,6 +94,7 @@ def run_agents_command(args: argparse.Namespace) -> int:
         time_limit=args.time_limit,
         dream_steps=args.dream_steps,
         dream_horizon=args.dream_horizon,
+        dream_starts=args.dream_starts,
         features=args.features,
         head_steps=args.head_steps,
     )
@@ -185,6 +190,13 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         type=positive_int("--dream-horizon"),
         default=100,
         help="imagined steps per dream episode (default 100)",
+    )
+    p.add_argument(
+        "--dream-starts",
+        choices=DREAM_STARTS,
+        default="initial",
+        help="where a dream episode starts in the run's data episodes: initial (their first "
+        "frames, the task's initial states, where the policy is scored; default) or any",
     )
     p.add_argument(
         "--features",

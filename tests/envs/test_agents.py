@@ -280,3 +280,12 @@ def test_agent_updates_run_on_one_thread_and_rollouts_on_all_threads():
         assert torch.get_num_threads() == 2  # restored after the last updates
     finally:
         torch.set_num_threads(previous)
+
+
+def test_the_parser_names_what_the_runner_accepts():
+    """The CLI repeats the variant and dream-start names to build its parser without SB3."""
+    from keypoint_wm.cli.agents import DREAM_STARTS, VARIANT_NAMES
+    from keypoint_wm.envs.agents import VARIANTS
+    from keypoint_wm.envs.latent.dream import STARTS
+
+    assert VARIANT_NAMES == VARIANTS and sorted(DREAM_STARTS) == sorted(STARTS)

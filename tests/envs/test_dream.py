@@ -85,3 +85,29 @@ def test_dream_env_from_frames_and_errors(setup):
         DreamEnv(model, None, start_frames=frames)
     with pytest.raises(ValueError, match="start_frames must be uint8"):
         DreamEnv(model, head, start_frames=np.zeros((2, 3, 8, 8, 3), np.uint8))
+
+
+def test_initial_starts_begin_where_the_task_does(setup, tmp_path):
+    """starts="initial" observes an episode's first frames, the task's initial states, at
+    every reset; "any" starts anywhere in it."""
+    model, head, data = setup
+    folder = tmp_path / "one"
+    folder.mkdir()
+    episode = sorted((data / "cartpole-balance").glob("*.npz"))[0]
+    (folder / episode.name).write_bytes(episode.read_bytes())
+    start = load_episode(episode)
+    frames, actions = start.image[None, :3], start.action[None, :3]
+    reference = DreamEnv(model, head, start_frames=frames, start_actions=actions, sample=False)
+    reference = reference.reset(seed=0)[0]
+
+    def first_observations(starts: str) -> list[np.ndarray]:
+        env = DreamEnv(model, head, data=folder, starts=starts, sample=False)
+        return [env.reset(seed=seed)[0] for seed in range(6)]
+
+    for obs in first_observations("initial"):
+        np.testing.assert_array_equal(obs, reference)
+    assert any(not np.array_equal(obs, reference) for obs in first_observations("any"))
+    with pytest.raises(ValueError, match="starts must be one of"):
+        DreamEnv(model, head, data=folder, starts="middle")
+    with pytest.raises(ValueError, match="starts chooses windows of data episodes"):
+        DreamEnv(model, head, start_frames=frames, starts="initial")
