@@ -6,8 +6,10 @@ written at once, atomically (docs/design.md, "Atomic writes"), to
 ``OUT/units/<task>/<variant>-seed<seed>.json``; a re-run reads the finished ones back and
 skips them, provided they were run with the same settings (a unit of other settings is
 refused, naming ``--out``). A unit still training is checkpointed beside its result file
-and resumed from there by a re-run (:mod:`~keypoint_wm.envs.agents.checkpoints`). The report
-(``--json``) is rewritten after every unit, the plot (``--plot``) at the end.
+and resumed from there by a re-run (:mod:`~keypoint_wm.envs.agents.checkpoints`). Several
+processes may share one ``--out``: each unit is claimed before it trains and skipped by the
+others meanwhile (:mod:`~keypoint_wm.envs.agents.claims`). The report (``--json``, every
+unit finished in ``--out``) is rewritten after every unit, the plot (``--plot``) at the end.
 
 A unit's file holds::
 
@@ -50,6 +52,7 @@ from keypoint_wm.envs.agents.checkpoints import (
     partial_dir,
     resume_unit,
 )
+from keypoint_wm.envs.agents.claims import claimed
 from keypoint_wm.envs.agents.config import AgentEvalConfig, Unit, settings_differences
 from keypoint_wm.envs.agents.report import build_report, format_report, plot_report
 from keypoint_wm.envs.agents.variants import (
@@ -395,18 +398,18 @@ def run_agents(
 
     units = config.units()
     settings = {v: config.unit_settings(v, run) for v in config.variants}
-    results, todo = [], []
-    for unit in units:
-        finished = _read_unit(unit, out, settings[unit.variant])
-        if finished is None:
-            todo.append(unit)
-        else:
-            results.append(finished)
-    if results:
-        tqdm.write(f"{len(results)} of {len(units)} units already finished in {out}: skipped")
+
+    def finished_units() -> list[dict[str, Any]]:  # in OUT now, whichever process ran them
+        found = (_read_unit(unit, out, settings[unit.variant]) for unit in units)
+        return [result for result in found if result is not None]
+
+    done = {(r["task"], r["variant"], r["seed"]) for r in finished_units()}
+    todo = [unit for unit in units if (unit.task, unit.variant, unit.seed) not in done]
+    if done:
+        tqdm.write(f"{len(done)} of {len(units)} units already finished in {out}: skipped")
     overall = tqdm(
         total=len(units),
-        initial=len(results),
+        initial=len(done),
         desc="agents",
         unit="unit",
         disable=not progress,
@@ -415,16 +418,19 @@ def run_agents(
     try:
         for unit in todo:
             overall.set_postfix_str(str(unit))
-            result = run_unit(unit, setup, settings[unit.variant], out)
-            _write(unit.path(out), result)
-            discard(partial_dir(unit, out))
-            results.append(result)
-            tqdm.write(f"{unit}: final return {result['final_return']:.1f}")
-            _write(json_path, build_report(results, meta, config))
+            with claimed(unit, out) as holder:
+                if holder is not None:
+                    tqdm.write(f"{unit}: being trained by {holder}: skipped")
+                elif _read_unit(unit, out, settings[unit.variant]) is None:
+                    result = run_unit(unit, setup, settings[unit.variant], out)
+                    _write(unit.path(out), result)
+                    discard(partial_dir(unit, out))
+                    tqdm.write(f"{unit}: final return {result['final_return']:.1f}")
+                    _write(json_path, build_report(finished_units(), meta, config))
             overall.update()
     finally:
         overall.close()
-    report = build_report(results, meta, config)
+    report = build_report(finished_units(), meta, config)
     print(format_report(report))
     _write(json_path, report)
     print(f"wrote {json_path}")

@@ -151,7 +151,12 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         default=3,
         help="agent seeds per task and variant: 0 .. S-1 (default 3)",
     )
-    p.add_argument("--out", required=True, help="folder of the per-unit results (resumable)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder of the per-unit results (resumable; several processes may share it, "
+        "each unit is trained by one of them: start the command once per free core)",
+    )
     p.add_argument("--json", metavar="PATH", help="the report (default OUT/agents.json)")
     p.add_argument("--plot", metavar="PATH", help="learning curves PNG (default OUT/agents.png)")
     p.add_argument(
