@@ -65,10 +65,13 @@ class AgentEvalConfig:
         time_limit: simulated seconds per real episode (default: the task's own, 1000
             control steps); for quick checks.
         dream_steps: imagined steps the dream agent trains for (default ``steps``).
-        dream_horizon: imagined steps per dream episode (then it is truncated).
-        dream_starts: where a dream episode starts in the run's data episodes:
-            ``"initial"`` (their first frames: the task's initial states, where the policy
-            is scored) or ``"any"`` (anywhere); see docs/design.md, "Agents".
+        dream_horizon: imagined steps per dream episode (then it is truncated; the agent
+            bootstraps its value there). None: the steps the world model was trained to
+            predict (``num_predicted_steps``), after as many observed frames as it was
+            trained on; see docs/design.md, "Agents".
+        dream_starts: where a dream episode starts in the run's data episodes: ``"any"``
+            (anywhere, default) or ``"initial"`` (their first frames, the task's initial
+            states).
         features: what the latent observation holds (:data:`FEATURES`).
         head_steps: optimiser steps of a reward head trained for the dream variant when the
             run has none for the task.
@@ -84,8 +87,8 @@ class AgentEvalConfig:
     envs: int | None = None
     time_limit: float | None = None
     dream_steps: int | None = None
-    dream_horizon: int = 100
-    dream_starts: str = "initial"
+    dream_horizon: int | None = None
+    dream_starts: str = "any"
     features: str = "both"
     head_steps: int = 2_000
 
@@ -106,15 +109,14 @@ class AgentEvalConfig:
             raise UsageError(f"--dream-starts must be one of {', '.join(STARTS)}")
         if self.features not in FEATURES:
             raise UsageError(f"--features must be one of {', '.join(FEATURES)}")
-        for name in ("steps", "seeds", "eval_every", "eval_episodes", "envs", "dream_steps"):
+        positive = ("steps", "seeds", "eval_every", "eval_episodes", "envs", "dream_steps")
+        for name in (*positive, "dream_horizon"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 flag = "--" + name.replace("_", "-")
                 raise UsageError(f"{flag} expects a positive integer, got {value!r}")
-        for name in ("dream_horizon", "head_steps"):
-            if getattr(self, name) < 1:
-                flag = "--" + name.replace("_", "-")
-                raise UsageError(f"{flag} expects a positive integer, got {getattr(self, name)}")
+        if self.head_steps < 1:
+            raise UsageError(f"--head-steps expects a positive integer, got {self.head_steps}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise UsageError(f"--time-limit expects seconds > 0, got {self.time_limit}")
 
@@ -147,7 +149,8 @@ class AgentEvalConfig:
         """What a finished unit of ``variant`` must share with this config to be reused.
 
         ``run`` describes the world model (path, checkpoint step, action repeat, image
-        size, the folder of the dream's reward heads); the random and state variants do not
+        size, observed steps of its training windows, the folder of the dream's reward
+        heads); the random and state variants do not
         use the model but are scored at its action repeat.
         """
         settings: dict[str, Any] = {
@@ -170,6 +173,7 @@ class AgentEvalConfig:
         if variant == "dream":
             settings.update(
                 steps=self.imagined_steps,
+                dream_context=run["observed_steps"],
                 dream_horizon=self.dream_horizon,
                 dream_starts=self.dream_starts,
                 heads=run["heads"],

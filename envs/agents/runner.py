@@ -342,7 +342,12 @@ def run_agents(
     """
     if model.run_dir is None:
         raise UsageError("--run: the world model must be loaded from its run directory")
-    config = replace(config, tasks=check_tasks(config.tasks, model))
+    model_config = model.config.model
+    config = replace(
+        config,
+        tasks=check_tasks(config.tasks, model),
+        dream_horizon=config.dream_horizon or model_config.num_predicted_steps,
+    )
     out = Path(out)
     json_path = Path(json_path) if json_path else out / "agents.json"
     plot_path = Path(plot_path) if plot_path else out / "agents.png"
@@ -373,6 +378,7 @@ def run_agents(
         "checkpoint_step": model.step,
         "action_repeat": setup.action_repeat,
         "image_size": setup.image_size,
+        "observed_steps": model_config.num_observed_steps,
         "heads": str(heads_dir.resolve()),
     }
     meta: dict[str, Any] = {
@@ -392,6 +398,7 @@ def run_agents(
     if "dream" in config.variants:
         meta.update(
             dream_steps=config.imagined_steps,
+            dream_context=model_config.num_observed_steps,
             dream_horizon=config.dream_horizon,
             dream_starts=config.dream_starts,
         )

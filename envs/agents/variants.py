@@ -199,6 +199,7 @@ def train_env(
                 features=setup.config.features,
                 max_episode_steps=setup.config.dream_horizon,
                 starts=setup.config.dream_starts,
+                context=setup.model.config.model.num_observed_steps,
             )
 
         return _vec(build, n, base)

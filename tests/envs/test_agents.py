@@ -28,7 +28,7 @@ VARIANTS = ("random", "state", "pixels", "latent", "dream")
 # cartpole's control timestep is 0.01 s: 0.2 s at action repeat 2 is a 10-step episode.
 FLAGS = ["--tasks", TASK, "--algo", "ppo", "--steps", "64", "--seeds", "1", "--envs", "2",
          "--eval-every", "32", "--eval-episodes", "2", "--time-limit", "0.2",
-         "--dream-horizon", "10", "--head-steps", "3", "--device", "cpu"]  # fmt: skip
+         "--head-steps", "3", "--device", "cpu"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,12 @@ def test_the_command_writes_every_variant_json_and_png(world, first):
     dream = entry["dream"]
     assert dream["imagined_steps"] == 64 and dream["curve"][0][0] == 0
     assert [point[0] for point in dream["imagined_curve"]] == [32, 64]
+    # The dream's episodes are the model's training windows: observed, then predicted steps.
+    trained = json.loads((run / "config.json").read_text())["model"]
+    settings = json.loads((out / "units" / TASK / "dream-seed0.json").read_text())["settings"]
+    assert settings["dream_context"] == trained["num_observed_steps"]
+    assert settings["dream_horizon"] == trained["num_predicted_steps"]
+    assert settings["dream_starts"] == "any"
     assert report["action_repeat"] == 2  # the run's data's
     assert (out / "agents.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (out / "units" / TASK).iterdir()) == sorted(
