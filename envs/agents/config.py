@@ -149,8 +149,8 @@ class AgentEvalConfig:
         """What a finished unit of ``variant`` must share with this config to be reused.
 
         ``run`` describes the world model (path, checkpoint step, action repeat, image
-        size, observed steps of its training windows, the folder of the dream's reward
-        heads); the random and state variants do not
+        size, observed steps of its training windows, the dream's horizon, the folder of
+        the dream's reward heads); the random and state variants do not
         use the model but are scored at its action repeat.
         """
         settings: dict[str, Any] = {
@@ -174,7 +174,7 @@ class AgentEvalConfig:
             settings.update(
                 steps=self.imagined_steps,
                 dream_context=run["observed_steps"],
-                dream_horizon=self.dream_horizon,
+                dream_horizon=run["dream_horizon"],
                 dream_starts=self.dream_starts,
                 heads=run["heads"],
             )

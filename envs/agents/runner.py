@@ -343,11 +343,7 @@ def run_agents(
     if model.run_dir is None:
         raise UsageError("--run: the world model must be loaded from its run directory")
     model_config = model.config.model
-    config = replace(
-        config,
-        tasks=check_tasks(config.tasks, model),
-        dream_horizon=config.dream_horizon or model_config.num_predicted_steps,
-    )
+    config = replace(config, tasks=check_tasks(config.tasks, model))
     out = Path(out)
     json_path = Path(json_path) if json_path else out / "agents.json"
     plot_path = Path(plot_path) if plot_path else out / "agents.png"
@@ -379,6 +375,7 @@ def run_agents(
         "action_repeat": setup.action_repeat,
         "image_size": setup.image_size,
         "observed_steps": model_config.num_observed_steps,
+        "dream_horizon": setup.dream_horizon,
         "heads": str(heads_dir.resolve()),
     }
     meta: dict[str, Any] = {
@@ -399,7 +396,7 @@ def run_agents(
         meta.update(
             dream_steps=config.imagined_steps,
             dream_context=model_config.num_observed_steps,
-            dream_horizon=config.dream_horizon,
+            dream_horizon=setup.dream_horizon,
             dream_starts=config.dream_starts,
         )
 

@@ -106,6 +106,12 @@ class AgentSetup:
     def image_size(self) -> int:
         return int(self.model.config.model.image_size)
 
+    @property
+    def dream_horizon(self) -> int:
+        """Imagined steps per dream episode: ``--dream-horizon``, by default the steps the
+        model was trained to predict (docs/design.md, "Agents")."""
+        return self.config.dream_horizon or int(self.model.config.model.num_predicted_steps)
+
 
 def _task_kwargs(setup: AgentSetup) -> dict[str, Any] | None:
     limit = setup.config.time_limit
@@ -197,7 +203,7 @@ def train_env(
                 data=data,
                 action_size=actions,
                 features=setup.config.features,
-                max_episode_steps=setup.config.dream_horizon,
+                max_episode_steps=setup.dream_horizon,
                 starts=setup.config.dream_starts,
                 context=setup.model.config.model.num_observed_steps,
             )
