@@ -321,6 +321,7 @@ def run_agents(
     heads: str | Path | None = None,
     progress: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    report_only: bool = False,
 ) -> dict[str, Any]:
     """Run every unit of ``config`` not yet finished in ``out``; write and return the report.
 
@@ -336,6 +337,8 @@ def run_agents(
             ``OUT/reward_heads``.
         checkpoint_seconds: wall time between two checkpoints of a training unit, which a
             re-run resumes (:mod:`~keypoint_wm.envs.agents.checkpoints`).
+        report_only: train nothing: write the report and plot of the units finished in
+            ``out`` so far (while other processes train the rest, say).
 
     Returns:
         The report (:func:`~keypoint_wm.envs.agents.report.build_report`).
@@ -419,6 +422,8 @@ def run_agents(
         disable=not progress,
         dynamic_ncols=True,
     )
+    if report_only:
+        todo = []
     try:
         for unit in todo:
             overall.set_postfix_str(str(unit))

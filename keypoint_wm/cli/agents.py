@@ -115,6 +115,7 @@ def run_agents_command(args: argparse.Namespace) -> int:
         device=device,
         heads=args.heads,
         progress=not args.quiet,
+        report_only=args.report_only,
         **checkpoints,
     )
     return 0
@@ -233,6 +234,12 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         help="wall time between two checkpoints of an agent while it trains, in "
         "OUT/units/<task>/<variant>-seed<s>.partial/; a re-run resumes a killed unit from its "
         "newest (default 10; 0: after every round of updates)",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the table, JSON and plot of the units finished in --out "
+        "so far (the same flags select them)",
     )
     add_device(p)
     add_quiet(p, "no progress bars")

@@ -57,6 +57,7 @@ def test_a_claim_is_its_process_until_that_process_dies_however(tmp_path):
 
 
 def test_a_second_command_on_the_same_out_skips_the_units_held_by_the_first(tmp_path):
+    """... and ``--report-only`` reports the finished units without training the rest."""
     from kwm_testing import tiny_config
 
     from keypoint_wm.collect.config import CollectConfig
@@ -95,6 +96,15 @@ def test_a_second_command_on_the_same_out_skips_the_units_held_by_the_first(tmp_
     ]
     report = json.loads((out / "agents.json").read_text())
     assert len(report["tasks"][TASK]["random"]["final_return"]["per_run"]) == 2
+
+    (out / "agents.json").unlink()
+    report_only = [*command, "--report-only"]  # trains nothing, reports what is finished
+    result = subprocess.run(report_only, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (units / "random-seed1.json").exists()
+    report = json.loads((out / "agents.json").read_text())
+    assert len(report["tasks"][TASK]["random"]["final_return"]["per_run"]) == 2
+    assert (out / "agents.png").is_file()
 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
