@@ -134,6 +134,16 @@ def format_report(report: dict[str, Any]) -> str:
 _COLOURS = {"state": "tab:green", "pixels": "tab:orange", "latent": "tab:blue"}
 
 
+def _with_seeds(label: str, values: dict[str, Any], seeds: int) -> str:
+    """``label``, with its count of finished seeds when some of the ``seeds`` are missing.
+
+    >>> _with_seeds("pixels", {"final_return": {"per_run": [374.7]}}, 3)
+    'pixels: 1 of 3 seeds'
+    """
+    done = len(values["final_return"]["per_run"])
+    return label if done >= seeds else f"{label}: {done} of {seeds} seeds"
+
+
 def plot_report(report: dict[str, Any], path: str | Path) -> Path:
     """Learning curves per task (return against real env steps, mean with its 95% band);
     random and dream as horizontal lines (the dream's imagined steps in the legend)."""
@@ -155,18 +165,22 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
             curve = np.asarray(entry[variant]["curve"], dtype=np.float64)
             half = np.array([np.nan if h is None else h for h in entry[variant]["curve_ci95"]])
             colour = _COLOURS[variant]
-            ax.plot(curve[:, 0], curve[:, 1], marker="o", ms=3, color=colour, label=variant)
+            label = _with_seeds(variant, entry[variant], report["seeds"])
+            ax.plot(curve[:, 0], curve[:, 1], marker="o", ms=3, color=colour, label=label)
             if np.isfinite(half).any():
                 ax.fill_between(
                     curve[:, 0], curve[:, 1] - half, curve[:, 1] + half, color=colour, alpha=0.2
                 )
         if "random" in entry:
             value = entry["random"]["final_return"]["mean"]
-            ax.axhline(value, color="grey", linestyle="--", label="random")
+            label = _with_seeds("random", entry["random"], report["seeds"])
+            ax.axhline(value, color="grey", linestyle="--", label=label)
         if "dream" in entry:
             value = entry["dream"]["final_return"]["mean"]
             steps = entry["dream"]["imagined_steps"]
-            label = f"dream ({steps:,} imagined steps, 0 real)"
+            label = _with_seeds(
+                f"dream ({steps:,} imagined steps, 0 real)", entry["dream"], report["seeds"]
+            )
             ax.axhline(value, color="tab:purple", linestyle=":", linewidth=2, label=label)
         ax.set_xlim(0, right)
         ax.set_title(task)
