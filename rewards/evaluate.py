@@ -324,9 +324,11 @@ def _score_run(
         key = (config.window, config.stride, config.max_windows, config.seed)
         if tasks is None or not set(tasks) <= set(collected.get(key, {})):
             collected[key] = _collect(model, data_dir, key, tasks, progress, held_out)
-        chosen = collected[key] if tasks is None else {t: collected[key][t] for t in tasks}
+        # Only the heads that are missing: a run killed part-way keeps the ones it finished.
+        missing = [t for t in (tasks or collected[key]) if t not in wanted]
+        chosen = {t: collected[key][t] for t in missing}
         train_reward_heads(
-            model, data_dir, head_root, config, tasks, progress, chosen, held_out=held_out
+            model, data_dir, head_root, config, missing, progress, chosen, held_out=held_out
         )
         wanted = _tasks_with_heads(head_root, tasks)
     loaded = {task: load_reward_head(head_root, task, model.device) for task in wanted}

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.data.episodes import atomic_write_bytes
 from keypoint_wm.errors import UsageError
 from keypoint_wm.rewards.head import INPUTS, RewardHead, RewardHeadConfig, save_reward_head
 from keypoint_wm.rewards.sequences import (
@@ -424,5 +425,19 @@ def train_reward_heads(
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
         save_reward_head(head, out / task)
         summary.tasks[task] = facts
-    (out / "train_summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+        _write_summary(summary, out / "train_summary.json")
     return summary
+
+
+def _write_summary(summary: RewardTrainSummary, path: Path) -> None:
+    """Write ``summary`` after each head, keeping the tasks an earlier call trained into the
+    same folder with the same config (a run killed part-way and resumed, or heads trained
+    task by task)."""
+    payload = summary.to_json()
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        earlier = {}
+    if isinstance(earlier, dict) and earlier.get("config") == payload["config"]:
+        payload["tasks"] = {**earlier.get("tasks", {}), **payload["tasks"]}
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())

@@ -222,6 +222,25 @@ def test_evaluate_trains_missing_heads_on_the_windows_it_scores(dmc, tmp_path):
 
 
 @pytest.mark.integration
+def test_train_missing_trains_only_the_missing_heads(dmc, tmp_path):
+    """A run killed part-way through a folder of heads keeps the heads it finished: the
+    next --train-missing trains the others and leaves those as they are."""
+    from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
+
+    run, data = dmc
+    heads, config = tmp_path / "heads", RewardTrainConfig(steps=5, split="episodes")
+    kwargs = {"heads": [heads], "train_missing": True, "train_config": config, "progress": False}
+    evaluate_reward_prediction([run], data, tasks=["cartpole-balance"], **kwargs)
+    weights = heads / "cartpole-balance" / "head.safetensors"
+    first = weights.stat()
+    evaluate_reward_prediction([run], data, tasks=["cartpole-balance", "reacher-easy"], **kwargs)
+    assert (weights.stat().st_ino, weights.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    assert (heads / "reacher-easy" / "head.json").is_file()
+    summary = json.loads((heads / "train_summary.json").read_text())["tasks"]
+    assert sorted(summary) == ["cartpole-balance", "reacher-easy"]
+
+
+@pytest.mark.integration
 def test_cli_errors_name_the_flag(dmc, tmp_path):
     run, data = dmc
     result = cli("rewards", "evaluate", "--run", str(tmp_path), "--data", str(data))
