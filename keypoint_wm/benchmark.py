@@ -12,6 +12,12 @@ fixed batch and the same device, measured side by side in one run:
 - ``fp32_eager``: the plain eager reference, untouched: ``train.precision=fp32``, the eager
   :func:`keypoint_wm.train_step.train_step` with ``torch.optim.Adam``'s defaults.
 
+Both take the step of the middle of the preset's own schedule (``schedule_step``, step
+50,000 of the paper's DMCS): the loss terms and ramps active there (KL weight, scheduled
+sampling, the motion prior where the preset keeps one) are the ones a training run pays for
+most of its steps, so ``keypoint-wm train``'s steps per second can be held against the fast
+path's time (docs/measurements.md, "the training loop against the bench on a CPU").
+
 The ratio is ``t_eager / t_fast`` (bigger is better for us). Times are medians over the
 timed steps, each ended by a device synchronisation.
 """
@@ -27,6 +33,7 @@ import torch
 from keypoint_wm.host_memory import keep_freed_memory
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.device import device_name, resolve_device
+from keypoint_wm.model.outputs import LossSchedule
 from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import StructVRNN
 from keypoint_wm.presets import get_preset
@@ -47,6 +54,7 @@ def _synchronize(device: torch.device) -> None:
 
 def _time_steps(
     model_config: ModelConfig,
+    schedule: LossSchedule,
     fast: bool,
     precision: str,
     batch: int,
@@ -66,7 +74,6 @@ def _time_steps(
     if model_config.action_size:
         actions = torch.rand((batch, frames, model_config.action_size), generator=generator)
         actions = (actions * 2 - 1).to(device)
-    schedule = schedule_at(get_preset("dmcs").build(), 50_000)  # KL and sampling active
     if fast:
         runner = StepRunner(model, 1e-3, 10.0, use_graph=device.type == "cuda")
     else:
@@ -114,9 +121,13 @@ def run_train_benchmark(
     fast_warmup = max(warmup, 5) if target.type == "cuda" else warmup
     # The reference first: on a CPU the fast path, as `train` does, then keeps freed memory in
     # the process (keypoint_wm/host_memory.py), which cannot be undone for what follows.
-    eager = _time_steps(model_config, False, "fp32", batch, steps, warmup, 0, target)
+    schedule_step = run.train.steps // 2
+    schedule = schedule_at(run, schedule_step)
+    eager = _time_steps(model_config, schedule, False, "fp32", batch, steps, warmup, 0, target)
     kept = keep_freed_memory() if target.type == "cpu" else False
-    fast = _time_steps(model_config, True, fast_precision, batch, steps, fast_warmup, 0, target)
+    fast = _time_steps(
+        model_config, schedule, True, fast_precision, batch, steps, fast_warmup, 0, target
+    )
     t_fast, t_eager = statistics.median(fast), statistics.median(eager)
     peak = torch.cuda.max_memory_allocated(target) if target.type == "cuda" else None
     return {
@@ -130,6 +141,7 @@ def run_train_benchmark(
         "num_bom_samples": model_config.num_bom_samples,
         "latent_size": model_config.latent_size,
         "action_size": model_config.action_size,
+        "schedule_step": schedule_step,
         "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "fast_precision": fast_precision,
@@ -156,7 +168,8 @@ def format_train_benchmark(result: dict[str, Any]) -> str:
             f"{result['steps']} steps, {result['image_size']}x{result['image_size']}, BoM "
             f"{result['num_bom_samples']}, latent {result['latent_size']}, actions "
             f"{result['action_size']}, {result['threads']} threads, median of "
-            f"{len(result['all_times']['fast'])} steps",
+            f"{len(result['all_times']['fast'])} steps at schedule step "
+            f"{result['schedule_step']}",
             f"{f'  fast ({fast_name})':<48} {times['fast'] * scale:10.2f} {unit}/step   "
             f"({result['hours_per_100k_steps']:.2f} h per 1e5 steps)",
             f"{'  fp32 eager':<48} {times['fp32_eager'] * scale:10.2f} {unit}/step",

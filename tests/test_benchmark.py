@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from keypoint_wm.host_memory import _glibc
+from keypoint_wm.presets import get_preset
 
 pytestmark = pytest.mark.integration
 
@@ -35,3 +36,6 @@ def test_bench_train_writes_both_times_and_their_ratio(tmp_path: Path) -> None:
     assert report["hours_per_100k_steps"] == pytest.approx(times["fast"] * 1e5 / 3600)
     assert report["fast_keeps_freed_memory"] is (_glibc() is not None)
     assert "fast_vs_fp32_eager" in result.stdout and "<= 12 s/step" in result.stdout
+    # The step of the middle of the preset's own schedule, the loss terms training pays for.
+    middle = get_preset("basketball-cpu").build().train.steps // 2
+    assert report["schedule_step"] == middle and f"schedule step {middle}" in result.stdout
