@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from keypoint_wm.config import RunConfig
 from keypoint_wm.host_memory import keep_freed_memory
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.device import device_name, resolve_device
@@ -50,6 +51,12 @@ TARGETS = (
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def bench_schedule(run: RunConfig) -> tuple[int, LossSchedule]:
+    """The step the bench times (the middle of ``run``'s schedule) and its loss schedule."""
+    step = run.train.steps // 2
+    return step, schedule_at(run, step)
 
 
 def _time_steps(
@@ -119,10 +126,9 @@ def run_train_benchmark(
     fast_precision = resolve_precision(precision, target)
     # The graphed step needs its warm-up and capture outside the timed steps.
     fast_warmup = max(warmup, 5) if target.type == "cuda" else warmup
+    schedule_step, schedule = bench_schedule(run)
     # The reference first: on a CPU the fast path, as `train` does, then keeps freed memory in
     # the process (keypoint_wm/host_memory.py), which cannot be undone for what follows.
-    schedule_step = run.train.steps // 2
-    schedule = schedule_at(run, schedule_step)
     eager = _time_steps(model_config, schedule, False, "fp32", batch, steps, warmup, 0, target)
     kept = keep_freed_memory() if target.type == "cpu" else False
     fast = _time_steps(

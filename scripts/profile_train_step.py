@@ -18,10 +18,10 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from keypoint_wm.benchmark import bench_schedule
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.model.struct_vrnn import StructVRNN
 from keypoint_wm.presets import get_preset
-from keypoint_wm.train import schedule_at
 from keypoint_wm.train_step import StepRunner
 
 
@@ -38,8 +38,7 @@ def build(preset: str, device: torch.device, precision: str):
     actions = None
     if config.action_size:
         actions = torch.rand((batch, config.num_steps, config.action_size), device=device) * 2 - 1
-    # The middle of the preset's schedule, as `bench train` times it.
-    return model, frames, actions, schedule_at(run, run.train.steps // 2)
+    return model, frames, actions, bench_schedule(run)[1]
 
 
 def sync(device: torch.device) -> None:
