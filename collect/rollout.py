@@ -27,14 +27,16 @@ def random_rollout(env: Any, steps: int, seed: int, metadata: dict[str, Any]) ->
 
     Args:
         env: a :class:`keypoint_wm.envs.DMCPixelEnv` (pixels-only observations, float32 Box
-            actions in [-1, 1], ``info["true_object_pos"]`` of shape [N, 2]).
+            actions in [-1, 1], ``info["true_object_pos"]`` of shape [N, 2] and
+            ``info["state"]`` of shape [D]).
         steps: agent steps; the episode holds ``steps + 1`` frames.
         seed: seeds both the environment and the action sampler.
         metadata: extra JSON-serialisable metadata stored with the episode.
 
     Returns:
         An episode aligned as in docs/design.md, "Episode files": ``action[t]`` led to
-        ``image[t]`` and ``reward[t]`` came with it; ``action[0] = 0`` and ``reward[0] = 0``.
+        ``image[t]`` and ``reward[t]`` came with it; ``action[0] = 0`` and ``reward[0] = 0``;
+        ``state[t]`` is the physics state of the time step ``image[t]`` shows.
 
     Raises:
         RuntimeError: the environment ended before ``steps`` steps.
@@ -47,12 +49,13 @@ def random_rollout(env: Any, steps: int, seed: int, metadata: dict[str, Any]) ->
     rewards = np.zeros((steps + 1,), np.float32)
     first_pos = np.asarray(info["true_object_pos"], np.float32)
     positions = np.empty((steps + 1, *first_pos.shape), np.float32)
-    images[0], positions[0] = observation, first_pos
+    states = np.empty((steps + 1, len(info["state"])), np.float32)
+    images[0], positions[0], states[0] = observation, first_pos, info["state"]
     for t in range(1, steps + 1):
         action = rng.uniform(-1.0, 1.0, size=action_size).astype(np.float32)
         observation, reward, terminated, truncated, info = env.step(action)
         images[t], actions[t], rewards[t] = observation, action, reward
-        positions[t] = info["true_object_pos"]
+        positions[t], states[t] = info["true_object_pos"], info["state"]
         if (terminated or truncated) and t < steps:
             raise CollectError(
                 f"{metadata.get('task', 'environment')} ended after {t} of {steps} steps; "
@@ -63,5 +66,6 @@ def random_rollout(env: Any, steps: int, seed: int, metadata: dict[str, Any]) ->
         action=actions,
         reward=rewards,
         true_object_pos=positions,
+        state=states,
         metadata={**metadata, "seed": seed, "steps": steps, "versions": package_versions()},
     )

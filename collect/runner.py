@@ -90,6 +90,7 @@ def collect_episode(job: EpisodeJob, config: CollectConfig) -> tuple[int, int]:
         "camera_id": config.camera_id,
         "fps": float(env.unwrapped.metadata["render_fps"]),
         "object_names": list(env.unwrapped.object_names),
+        "state_keys": [part.to_json() for part in env.unwrapped.state_parts],
     }
     episode = random_rollout(env, config.steps, job.seed, metadata)
     path = save_episode(config.out / job.relative_path(), episode)
@@ -134,6 +135,7 @@ def _task_info(config: CollectConfig) -> dict[str, Any]:
             info[task] = {
                 "action_size": dmc.action_size,
                 "object_names": list(dmc.object_names),
+                "state_keys": [part.to_json() for part in dmc.state_parts],
                 "max_episode_steps": None if limit is None else int(limit),
             }
         finally:

@@ -15,11 +15,12 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from keypoint_wm.data.state_layout import StatePart, layout_from_sizes
 from keypoint_wm.envs.camera import body_positions, camera_index, project_to_keypoints
 from keypoint_wm.envs.gl import dm_control_suite
 from keypoint_wm.envs.rendering import PixelRenderer
 
-__all__ = ["ActionBounds", "DMCPixelEnv", "reseed_task", "step_repeated"]
+__all__ = ["ActionBounds", "DMCPixelEnv", "StateFlattener", "reseed_task", "step_repeated"]
 
 # dm_control reports an actuator without ctrlrange as bounded by +-mjMAXVAL (1e10); such
 # dimensions are passed through unscaled.
@@ -57,6 +58,47 @@ class ActionBounds:
         clipped = np.clip(action, -1.0, 1.0)
         scaled = self.low + (clipped + 1.0) * 0.5 * (self.high - self.low)
         return np.where(self.bounded, scaled, action).astype(self.dtype)
+
+
+@dataclass(frozen=True)
+class StateFlattener:
+    """dm_control's observation dict as one float32 vector: THE state of a suite task.
+
+    The entries in the task's ``observation_spec()`` order, each flattened, one after another
+    (cartpole: ``position`` (3) then ``velocity`` (2)). Both the ``state`` agents' observation
+    (:class:`~keypoint_wm.envs.agents.state.StateEnv`) and the ``state`` key the collector
+    stores beside every frame come from here, so the two are the same vector.
+
+    >>> from collections import OrderedDict
+    >>> flat = StateFlattener((("position", 3), ("velocity", 2)))
+    >>> flat({"velocity": np.array([4.0, 5.0]), "position": np.arange(3.0)}).tolist()
+    [0.0, 1.0, 2.0, 4.0, 5.0]
+    >>> [(p.name, p.start, p.stop, p.kind) for p in flat.parts]
+    [('position', 0, 3, 'position'), ('velocity', 3, 5, 'velocity')]
+    """
+
+    entries: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def from_spec(cls, observation_spec: Any) -> StateFlattener:
+        """From a dm_control ``observation_spec()`` (an ordered mapping of array specs)."""
+        return cls(tuple((name, math.prod(s.shape)) for name, s in observation_spec.items()))
+
+    @property
+    def size(self) -> int:
+        """D, the length of the vector."""
+        return sum(size for _, size in self.entries)
+
+    @property
+    def parts(self) -> tuple[StatePart, ...]:
+        """Each entry's slice and kind (the episode metadata's ``"state_keys"``)."""
+        return layout_from_sizes(self.entries)
+
+    def __call__(self, observation: Any) -> np.ndarray:
+        """float32 ``[D]`` from a dm_control observation dict."""
+        return np.concatenate(
+            [np.asarray(observation[name], np.float32).reshape(-1) for name, _ in self.entries]
+        )
 
 
 def reseed_task(env: Any, seed: int | None) -> None:
@@ -139,7 +181,9 @@ class DMCPixelEnv(gymnasium.Env):
     ``info`` of ``reset`` and ``step`` holds ``"true_object_pos"``: float32 ``[N, 2]``, the
     centres of mass of the model's N non-world bodies (names in :attr:`object_names`)
     projected through the camera into the keypoint frame (x, y in [-1, 1] on the image, y
-    up; a body out of view falls outside that range).
+    up; a body out of view falls outside that range); and ``"state"``: float32 ``[D]``, the
+    task's observation dict flattened (:class:`StateFlattener`; slices in
+    :attr:`state_parts`), of the same time step as the returned frame.
 
     Seeding: ``reset(seed=s)`` starts the episode that ``dm_control.suite.load(domain, task,
     task_kwargs={"random": s})`` starts, so the same seed and actions give the same
@@ -211,6 +255,7 @@ class DMCPixelEnv(gymnasium.Env):
             physics, height, width, self._camera_id, shadow_size=shadow_size
         )
         self._object_names, _ = body_positions(physics)
+        self._state = StateFlattener.from_spec(self._env.observation_spec())
 
         spec = self._env.action_spec()
         self._action_bounds = ActionBounds.from_spec(spec)
@@ -294,6 +339,11 @@ class DMCPixelEnv(gymnasium.Env):
         return self._object_names
 
     @property
+    def state_parts(self) -> tuple[StatePart, ...]:
+        """The slices of ``info["state"]``: one per observation key, in storage order."""
+        return self._state.parts
+
+    @property
     def max_episode_steps(self) -> int | None:
         """Agent steps per episode under dm_control's time limit; ``None`` without a limit."""
         return self._max_episode_steps
@@ -325,7 +375,7 @@ class DMCPixelEnv(gymnasium.Env):
         reseed_task(self._env, seed)
         time_step = self._env.reset()
         self._needs_reset = False
-        return self._observation(time_step.observation), self._info()
+        return self._observation(time_step.observation), self._info(time_step.observation)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Repeat ``action`` for ``action_repeat`` control steps and sum the rewards."""
@@ -338,7 +388,7 @@ class DMCPixelEnv(gymnasium.Env):
         )
         self._needs_reset = time_step.last()
         observation = self._observation(time_step.observation)
-        return observation, reward, terminated, truncated, self._info()
+        return observation, reward, terminated, truncated, self._info(time_step.observation)
 
     def render(self) -> np.ndarray | None:
         """The current frame, uint8 ``[H, W, 3]``, if ``render_mode == "rgb_array"``."""
@@ -410,8 +460,11 @@ class DMCPixelEnv(gymnasium.Env):
                 )
         return observation
 
-    def _info(self) -> dict[str, Any]:
-        return {"true_object_pos": self.true_object_positions()}
+    def _info(self, dm_observation: Any) -> dict[str, Any]:
+        return {
+            "true_object_pos": self.true_object_positions(),
+            "state": self._state(dm_observation),
+        }
 
     def __repr__(self) -> str:
         height, width = self.image_size

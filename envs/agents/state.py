@@ -16,7 +16,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from keypoint_wm.envs.dmc import ActionBounds, reseed_task, step_repeated
+from keypoint_wm.envs.dmc import ActionBounds, StateFlattener, reseed_task, step_repeated
 from keypoint_wm.envs.gl import dm_control_suite
 from keypoint_wm.envs.registration import parse_task_name
 
@@ -32,9 +32,9 @@ class StateEnv(gymnasium.Env):
         time_limit: simulated seconds per episode (default: the task's own).
 
     Spaces:
-        observation: ``Box(-inf, inf, (D,), float32)``: the entries of dm_control's
-            observation (e.g. cartpole's ``position`` then ``velocity``), each flattened, in
-            the task's order.
+        observation: ``Box(-inf, inf, (D,), float32)``: dm_control's observation flattened
+            by :class:`~keypoint_wm.envs.dmc.StateFlattener` (e.g. cartpole's ``position``
+            then ``velocity``), the vector the collector stores as ``state``.
         action: ``Box(-1, 1, (A,), float32)``, mapped linearly onto the task's bounds.
 
     Episodes end as in :class:`~keypoint_wm.envs.dmc.DMCPixelEnv`: dm_control's time limit
@@ -57,14 +57,10 @@ class StateEnv(gymnasium.Env):
         self._bounds = ActionBounds.from_spec(spec)
         self.action_size = int(math.prod(spec.shape))
         self.action_space = spaces.Box(-1.0, 1.0, shape=spec.shape, dtype=np.float32)
-        self._names = list(self._env.observation_spec())
-        size = sum(math.prod(s.shape) for s in self._env.observation_spec().values())
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
+        self._flat = StateFlattener.from_spec(self._env.observation_spec())
+        shape = (self._flat.size,)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
         self._needs_reset = True
-
-    def _flat(self, observation: Any) -> np.ndarray:
-        parts = [np.asarray(observation[name], np.float32).reshape(-1) for name in self._names]
-        return np.concatenate(parts)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

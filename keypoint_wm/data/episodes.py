@@ -10,12 +10,17 @@ key                       dtype / shape    meaning
 ``action``                float32 [T,A]    ``action[t]`` led to ``image[t]``; ``action[0] = 0``
 ``reward``                float32 [T]      reward received with ``image[t]``; ``reward[0] = 0``
 ``true_object_pos``       float32 [T,N,2]  optional; ground-truth (x, y) in the keypoint frame
+``state``                 float32 [T,D]    optional; the task's physics state at ``image[t]``
 ``metadata``              str (JSON)       domain, task, seed, action repeat, versions ...
 ========================  ===============  =============================================
 
 An episode of S agent steps holds S + 1 frames. Files from the reference implementation
 hold only ``image`` (and optionally ``true_object_pos``); :func:`load_episode` fills in zero
 actions and rewards for them.
+
+``state[t]`` is the low-dimensional observation of the time step that ``image[t]`` shows (for
+DMCS, dm_control's observation dict flattened key after key); the metadata's
+``"state_keys"`` names each key's slice (:mod:`keypoint_wm.data.state_layout`).
 
 Every file loads with ``allow_pickle=False``. An unfinished file never has a name ending in
 ``.npz``: :func:`save_episode` writes to ``.<name>.tmp``, fsyncs and renames.
@@ -41,7 +46,7 @@ EPISODE_SUFFIX = ".npz"
 TEMP_SUFFIX = ".tmp"
 MANIFEST_NAME = "manifest.json"
 REQUIRED_KEYS = ("image",)
-KNOWN_KEYS = ("image", "action", "reward", "true_object_pos", "metadata")
+KNOWN_KEYS = ("image", "action", "reward", "true_object_pos", "state", "metadata")
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Episode:
         reward: float32 ``[T]``.
         true_object_pos: float32 ``[T, N, 2]`` in the keypoint frame, or ``None``.
         metadata: JSON-serialisable dictionary.
+        state: float32 ``[T, D]``, the physics state at each frame, or ``None``.
     """
 
     image: np.ndarray
@@ -61,6 +67,7 @@ class Episode:
     reward: np.ndarray
     true_object_pos: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    state: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -134,6 +141,8 @@ def episode_to_bytes(episode: Episode, compress: bool = True) -> bytes:
     }
     if episode.true_object_pos is not None:
         arrays["true_object_pos"] = np.ascontiguousarray(episode.true_object_pos, np.float32)
+    if episode.state is not None:
+        arrays["state"] = np.ascontiguousarray(episode.state, np.float32)
     # np.savez stamps zip entries with the current time; write the archive ourselves with a
     # fixed timestamp so that the same episode always gives the same bytes.
     buffer = io.BytesIO()
@@ -169,6 +178,8 @@ def _episode_arrays(episode: Episode) -> dict[str, Any]:
     }
     if episode.true_object_pos is not None:
         arrays["true_object_pos"] = episode.true_object_pos
+    if episode.state is not None:
+        arrays["state"] = episode.state
     return arrays
 
 
@@ -222,6 +233,7 @@ def load_episode(path: str | os.PathLike, keys: tuple[str, ...] | None = None) -
         reward=loaded.get("reward", np.zeros((num_frames,), np.float32)),
         true_object_pos=loaded.get("true_object_pos"),
         metadata=metadata,
+        state=loaded.get("state"),
     )
 
 
@@ -306,6 +318,14 @@ def validate_arrays(arrays: dict[str, Any]) -> list[str]:
             )
         elif not np.isfinite(pos).all():
             problems.append("'true_object_pos' has non-finite values")
+    state = arrays.get("state")
+    if state is not None:
+        if state.dtype != np.float32 or state.ndim != 2 or state.shape[0] != num_frames:
+            problems.append(
+                f"'state' must be float32 [{num_frames},D], got {state.dtype} {list(state.shape)}"
+            )
+        elif not np.isfinite(state).all():
+            problems.append("'state' has non-finite values")
     if "metadata" in arrays and (problem := _metadata_problem(arrays["metadata"])):
         problems.append(problem)
     return problems
@@ -319,7 +339,8 @@ class EpisodeFileReport:
         path: the file.
         problems: why the file breaks the format (empty: valid).
         frames: T; ``image_shape``: (H, W, 3); ``action_size``: A (0 without actions);
-        num_objects: N of ``true_object_pos`` (0 without); ``metadata``: the decoded object;
+        num_objects: N of ``true_object_pos`` (0 without); ``state_size``: D of ``state``
+        (0 without); ``metadata``: the decoded object;
         reward: float32 ``[T]`` or None when the file has none. These are meaningful only
             when ``problems`` is empty.
     """
@@ -332,6 +353,7 @@ class EpisodeFileReport:
     num_objects: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     reward: np.ndarray | None = None
+    state_size: int = 0
 
     def raise_if_invalid(self) -> None:
         """Raise :class:`EpisodeFormatError` naming the file and every problem, if any."""
@@ -400,6 +422,7 @@ def inspect_episode_file(path: str | os.PathLike, read_images: bool = True) -> E
         num_objects=int(arrays["true_object_pos"].shape[1]) if "true_object_pos" in arrays else 0,
         metadata=_decode_metadata(arrays["metadata"]) if "metadata" in arrays else {},
         reward=arrays.get("reward"),
+        state_size=int(arrays["state"].shape[1]) if "state" in arrays else 0,
     )
 
 

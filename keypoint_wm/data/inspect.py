@@ -39,16 +39,22 @@ class GroupInfo:
     image_shapes: set = field(default_factory=set)
     action_sizes: set = field(default_factory=set)
     object_counts: set = field(default_factory=set)
+    state_sizes: set = field(default_factory=set)
     reward_min: float = float("inf")
     reward_max: float = float("-inf")
     reward_sum: float = 0.0
 
 
 def dataset_info(root: str | Path) -> dict[str, Any]:
-    """Summarise a dataset: per task episodes, frames, shapes and reward ranges."""
+    """Summarise a dataset: per task episodes, frames, shapes, state sizes and reward ranges.
+
+    ``"state_size"`` lists the sizes D of the tasks' ``state`` arrays (empty: no state), and
+    ``"state_keys"`` the slices of the first episode that has them.
+    """
     root = Path(root)
     files = list(iter_episode_files(root))
     groups: dict[str, GroupInfo] = defaultdict(GroupInfo)
+    state_keys: dict[str, Any] = {}
     total_bytes = 0
     for path in files:
         report = inspect_episode_file(path, read_images=False)
@@ -57,13 +63,18 @@ def dataset_info(root: str | Path) -> dict[str, Any]:
                 f"{path}: {'; '.join(report.problems)} "
                 f"(`keypoint-wm data check {root}` lists every bad file)"
             )
-        group = groups[_episode_group(root, path, report.metadata)]
+        name = _episode_group(root, path, report.metadata)
+        group = groups[name]
+        if report.state_size and name not in state_keys:
+            state_keys[name] = report.metadata.get("state_keys")
         group.episodes += 1
         group.frames += report.frames
         group.image_shapes.add(report.image_shape)
         group.action_sizes.add(report.action_size)
         if report.num_objects:
             group.object_counts.add(report.num_objects)
+        if report.state_size:
+            group.state_sizes.add(report.state_size)
         reward = report.reward
         if reward is not None and reward.size > 1:
             group.reward_min = min(group.reward_min, float(reward[1:].min()))
@@ -80,6 +91,8 @@ def dataset_info(root: str | Path) -> dict[str, Any]:
             "image_shape": [list(s) for s in sorted(g.image_shapes)],
             "action_size": sorted(g.action_sizes),
             "objects": sorted(g.object_counts),
+            "state_size": sorted(g.state_sizes),
+            "state_keys": state_keys.get(name),
             "reward_min": g.reward_min if has_reward else None,
             "reward_max": g.reward_max if has_reward else None,
             "reward_mean": g.reward_sum / steps if has_reward and steps else None,
@@ -101,12 +114,13 @@ def format_info(info: dict[str, Any]) -> str:
         f"{info['root']}: {info['episodes']} episodes, {info['frames']} frames, "
         f"{info['bytes'] / 1e6:.1f} MB" + ("" if info["manifest"] else " (no manifest)"),
         f"{'task':<22} {'episodes':>8} {'frames':>8}  {'image':<12} {'action':>6} "
-        f"{'objects':>7}  reward [min, max] mean",
+        f"{'objects':>7} {'state':>5}  reward [min, max] mean",
     ]
     for name, t in info["tasks"].items():
         shapes = ",".join("x".join(map(str, s)) for s in t["image_shape"])
         actions = ",".join(map(str, t["action_size"]))
         objects = ",".join(map(str, t["objects"])) or "-"
+        state = ",".join(map(str, t["state_size"])) or "-"
         reward = (
             f"[{t['reward_min']:.3f}, {t['reward_max']:.3f}] {t['reward_mean']:.3f}"
             if t["reward_min"] is not None
@@ -114,7 +128,7 @@ def format_info(info: dict[str, Any]) -> str:
         )
         lines.append(
             f"{name:<22} {t['episodes']:>8} {t['frames']:>8}  {shapes:<12} {actions:>6} "
-            f"{objects:>7}  {reward}"
+            f"{objects:>7} {state:>5}  {reward}"
         )
     if info["unfinished_temp_files"]:
         lines.append(

@@ -152,3 +152,32 @@ def test_data_info_and_check_commands(dataset, tmp_path):
     assert result.returncode == 1
     assert "episode_000000.npz" in result.stdout and "unreadable" in result.stdout
     assert {p: p.read_bytes() for p in broken.rglob("*.npz")} == snapshot
+
+
+def test_state_is_the_physics_of_its_frame(dataset):
+    """state[t] is the task's observation at the time step image[t] shows: replaying the
+    stored actions in a fresh suite env gives the same vector at every frame."""
+    from keypoint_wm.envs.dmc import DMCPixelEnv
+
+    path = dataset / "cartpole-balance" / "episode_000001.npz"
+    episode = load_episode(path)
+    parts = episode.metadata["state_keys"]
+    assert [p["name"] for p in parts] == ["position", "velocity"]
+    assert [p["kind"] for p in parts] == ["position", "velocity"]
+    assert episode.state.shape == (11, parts[-1]["stop"])
+    env = DMCPixelEnv("cartpole", "balance", size=32, action_repeat=2)
+    try:
+        env.reset(seed=episode.metadata["seed"])
+        physics = env.physics
+        for t in range(episode.num_frames):
+            if t:
+                env.step(episode.action[t])
+            cart = physics.named.data.qpos["slider"][0]
+            pole = physics.named.data.qpos["hinge_1"][0]
+            expected = [cart, np.cos(pole), np.sin(pole), *physics.data.qvel]
+            np.testing.assert_allclose(episode.state[t], expected, rtol=1e-5, atol=1e-6)
+    finally:
+        env.close()
+    info = dataset_info(dataset)
+    assert info["tasks"]["cartpole-balance"]["state_size"] == [5]
+    assert info["tasks"]["reacher-easy"]["state_keys"][1]["name"] == "to_target"

@@ -31,6 +31,7 @@ def make_episode(frames: int = 5, action_size: int = 2, objects: int = 3) -> Epi
         reward=reward,
         true_object_pos=rng.uniform(-1, 1, (frames, objects, 2)).astype(np.float32),
         metadata={"domain": "cheetah", "task": "run", "seed": 3},
+        state=rng.normal(size=(frames, 4)).astype(np.float32),
     )
 
 
@@ -38,7 +39,7 @@ def test_round_trip_keeps_every_array_and_metadata(tmp_path):
     episode = make_episode()
     path = save_episode(tmp_path / "a.npz", episode)
     loaded = load_episode(path)
-    for key in ("image", "action", "reward", "true_object_pos"):
+    for key in ("image", "action", "reward", "true_object_pos", "state"):
         np.testing.assert_array_equal(getattr(loaded, key), getattr(episode, key))
         assert getattr(loaded, key).dtype == getattr(episode, key).dtype
     assert loaded.metadata == episode.metadata
@@ -64,7 +65,15 @@ def test_reference_format_with_only_images_loads_with_zero_actions(tmp_path):
     assert episode.action.shape == (6, 0)
     assert episode.reward.shape == (6,)
     assert episode.true_object_pos.shape == (6, 2, 2)
+    assert episode.state is None
     assert check_episode_file(tmp_path / "ref.npz") == []
+
+
+def test_episode_without_state_still_loads(tmp_path):
+    episode = make_episode()
+    episode.state = None
+    loaded = load_episode(save_episode(tmp_path / "old.npz", episode))
+    assert loaded.state is None and check_episode_file(tmp_path / "old.npz") == []
 
 
 def test_save_refuses_misaligned_episode(tmp_path):
@@ -88,6 +97,14 @@ def test_save_refuses_misaligned_episode(tmp_path):
             "reward",
         ),
         ({"action": np.zeros((3, 1), np.float32)}, "image"),
+        (
+            {"image": np.zeros((3, 4, 4, 3), np.uint8), "state": np.zeros((2, 5), np.float32)},
+            "'state' must be float32 [3,D]",
+        ),
+        (
+            {"image": np.zeros((3, 4, 4, 3), np.uint8), "state": np.full((3, 5), np.inf, "f4")},
+            "'state' has non-finite values",
+        ),
     ],
 )
 def test_check_names_the_problem(tmp_path, arrays, reason):

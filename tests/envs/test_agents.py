@@ -208,8 +208,9 @@ def test_state_env_is_the_pixel_env_without_the_pixels():
     pixel = DMCPixelEnv("cartpole", "balance", size=32, action_repeat=2, pixels_only=False,
                         task_kwargs=kwargs)  # fmt: skip
     observation, _ = state.reset(seed=5)
-    expected, _ = pixel.reset(seed=5)
+    expected, info = pixel.reset(seed=5)
     assert state.observation_space.shape == (5,)  # cartpole: position (3) and velocity (2)
+    np.testing.assert_array_equal(observation, info["state"])  # what the collector stores
 
     def flat(obs: dict) -> np.ndarray:
         return np.concatenate([obs["position"], obs["velocity"]]).astype(np.float32)
@@ -219,8 +220,9 @@ def test_state_env_is_the_pixel_env_without_the_pixels():
     for _ in range(5):
         action = rng.uniform(-1, 1, 1).astype(np.float32)
         observation, reward, terminated, truncated, _ = state.step(action)
-        expected, reward_p, terminated_p, truncated_p, _ = pixel.step(action)
+        expected, reward_p, terminated_p, truncated_p, info = pixel.step(action)
         np.testing.assert_array_equal(observation, flat(expected))
+        np.testing.assert_array_equal(observation, info["state"])
         assert (reward, terminated, truncated) == (reward_p, terminated_p, truncated_p)
     assert truncated  # 0.1 s is 5 steps at action repeat 2
     state.close()
