@@ -470,18 +470,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add ``keypoint-wm evaluate`` and its sub-commands."""
     p = commands.add_parser(
         "evaluate",
-        help="evaluate trained runs (tracking, video, actions, diversity, compare, agents)",
+        help="evaluate trained runs (tracking, video, actions, diversity, compare, agents, "
+        "dream-fidelity)",
     )
     sub = p.add_subparsers(
         dest="evaluate_command",
         required=True,
-        metavar="{tracking,video,actions,diversity,compare,agents}",
+        metavar="{tracking,video,actions,diversity,compare,agents,dream-fidelity}",
     )
     _add_tracking(sub)
     _add_video(sub)
     _add_actions(sub)
     _add_diversity(sub)
     _add_compare(sub)
-    from keypoint_wm.cli import agents
+    from keypoint_wm.cli import agents, fidelity
 
     agents.register(sub)
+    fidelity.register(sub)

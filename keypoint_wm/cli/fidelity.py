@@ -1,0 +1,217 @@
+"""``keypoint-wm evaluate dream-fidelity``: does the world model's imagination rank policies
+as the real task does?
+
+Registered under ``evaluate`` by :func:`register`; the handler imports the Gymnasium side
+(:mod:`keypoint_wm.envs.agents.dream_fidelity`: dm_control) only when it runs. The flags are
+checked (runs, output paths, policies, device) before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from keypoint_wm.cli.common import (
+    add_device,
+    add_json,
+    add_precision,
+    add_quiet,
+    add_seed,
+    check_json_path,
+    comma_list,
+    device_of,
+    positive_int,
+    write_json,
+)
+from keypoint_wm.cli.evaluate import RUN_HELP, _seed_runs
+from keypoint_wm.errors import UsageError
+
+POLICY_NAMES = ("zero", "plus", "minus", "random", "sine", "pd", "pd-flipped")
+"""``--policies`` names (``keypoint_wm.envs.agents.dream_fidelity.POLICIES``, repeated here
+so that building the parser imports no torch or dm_control)."""
+
+DESCRIPTION = """\
+Rolls scripted policies on the real task from its initial states (zero, plus: +1, minus: -1,
+random, sine; on cartpole also pd, a PD controller on the true pole angle, and pd-flipped),
+then lets the model read the same first observed frames and, with the same actions,
+  filtered          filter the real frames that follow (the posterior, as the latent
+                    wrapper does),
+  imagined_mean     imagine them from its prior, following the prior's mean,
+  imagined_sampled  imagine them sampling the prior (as a sampling DreamEnv does),
+with the task's reward head predicting each frame's reward. Reports, per task and horizon,
+each policy's return (real and the three columns), the Pearson correlation of each column
+with the real returns over all rollouts, and the keypoint error of the imagined futures (mean
+distance to the filtered keypoints, in keypoint units: the image spans [-1, 1]). A dream agent
+can only learn what the imagined returns rank right."""
+
+EXAMPLE = """example:
+  keypoint-wm evaluate dream-fidelity --run runs/dmcs --tasks cartpole-balance \\
+      --json fidelity.json --plot fidelity.png
+
+Each (run, task) result is cached in RUN/dream_fidelity/ (or --cache DIR) as soon as it is
+done; the same command again reuses it. A folder of seed_<s>/ runs gives the mean and 95%
+interval over its seeds."""
+
+
+def non_negative_int(flag: str) -> Any:
+    """An argparse ``type`` accepting integers >= 0; errors name ``flag``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} expects an integer >= 0, got {text!r}"
+            ) from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{flag} expects an integer >= 0, got {value}")
+        return value
+
+    return parse
+
+
+def _plot_path(args: argparse.Namespace) -> Path:
+    if args.plot:
+        return Path(args.plot)
+    if args.json:
+        return Path(args.json).with_suffix(".png")
+    return Path(args.run[0]) / "dream_fidelity.png"
+
+
+def run_dream_fidelity(args: argparse.Namespace) -> int:
+    """Roll, filter and imagine every task for every run; table, plot, JSON."""
+    runs = _seed_runs(args.run)
+    check_json_path(args.json)
+    check_json_path(args.plot, flag="--plot")
+    if args.cache is not None and Path(args.cache).is_file():
+        raise UsageError(f"--cache {args.cache} is a file; expected a folder for the results")
+    if args.cache is not None and len(runs) > 1:
+        raise UsageError(
+            f"--cache {args.cache}: several runs keep their results in their own "
+            "RUN/dream_fidelity; leave --cache out"
+        )
+    policies = tuple(comma_list(args.policies) or ())
+    unknown = [p for p in policies if p not in POLICY_NAMES]
+    if unknown or not policies:
+        raise UsageError(
+            f"--policies must be a comma-separated subset of {','.join(POLICY_NAMES)}, "
+            f"got {args.policies!r}"
+        )
+    tasks = tuple(comma_list(args.tasks) or ())
+    device = device_of(args)
+    import keypoint_wm
+    from keypoint_wm.envs.agents.dream_fidelity import (
+        FidelityConfig,
+        evaluate_dream_fidelity,
+        format_fidelity,
+        plot_fidelity,
+    )
+    from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant
+
+    config = FidelityConfig(
+        tasks=tasks,
+        policies=policies,
+        episodes=args.episodes,
+        horizon=args.horizon,
+        long_horizon=args.long_horizon,
+        context=args.context,
+        seed=args.seed,
+    )
+    results, configs = [], []
+    memo: dict[Any, Any] = {}
+    for number, run in enumerate(runs, 1):
+        if len(runs) > 1 and not args.quiet:
+            print(f"run {number}/{len(runs)}: {run}", flush=True)
+        model = keypoint_wm.load(run, device=device, precision=args.precision)
+        configs.append(model.config.model.to_dict())
+        check_one_variant(runs[:number], configs, " (seeds of one variant share their model)")
+        results.append(
+            evaluate_dream_fidelity(
+                model,
+                config,
+                heads=args.heads,
+                cache=args.cache,
+                progress=not args.quiet,
+                several=len(runs) > 1,
+                memo=memo,
+            )
+        )
+        del model
+    summary = OverSeeds(tuple(runs), tuple(results))
+    print(format_fidelity(summary))
+    print(f"wrote {plot_fidelity(summary, _plot_path(args))}")
+    write_json(args.json, summary.to_json())
+    return 0
+
+
+def register(evaluate_commands: argparse._SubParsersAction) -> None:
+    """Add ``dream-fidelity`` to ``keypoint-wm evaluate``'s sub-commands."""
+    p = evaluate_commands.add_parser(
+        "dream-fidelity",
+        help="imagined against real returns of scripted policies from the task's initial "
+        "states: does the imagination rank policies right?",
+        description=DESCRIPTION,
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--run", required=True, action="append", metavar="RUN", help=RUN_HELP)
+    p.add_argument(
+        "--tasks",
+        required=True,
+        help="comma-separated tasks, among those the run was trained on (e.g. cartpole-balance)",
+    )
+    p.add_argument(
+        "--horizon",
+        type=positive_int("--horizon"),
+        help="agent steps imagined after the observed frames (default: the model's "
+        "num_predicted_steps, what a dream episode imagines)",
+    )
+    p.add_argument(
+        "--long-horizon",
+        type=non_negative_int("--long-horizon"),
+        default=30,
+        help="a longer horizon reported too (default 30 agent steps; 0: none)",
+    )
+    p.add_argument(
+        "--context",
+        type=positive_int("--context"),
+        help="observed frames before the horizon (default: the model's num_observed_steps)",
+    )
+    p.add_argument(
+        "--policies",
+        default=",".join(POLICY_NAMES),
+        help=f"comma-separated subset of {','.join(POLICY_NAMES)} (default: all; pd and "
+        "pd-flipped on cartpole tasks only)",
+    )
+    p.add_argument(
+        "--episodes",
+        type=positive_int("--episodes"),
+        default=6,
+        help="initial states (task seeds) per policy (default 6)",
+    )
+    add_seed(p, what="seed of the initial states, the random policy and the sampled futures")
+    p.add_argument(
+        "--heads",
+        metavar="DIR",
+        help="the reward heads, one DIR/<task>/ each: a folder in the run (e.g. "
+        "rewards_hidden+keypoints) or a path (default RUN/rewards, where `keypoint-wm "
+        "rewards train` writes them)",
+    )
+    p.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="folder of the per-task results, reused by a re-run with the same settings "
+        "(default RUN/dream_fidelity)",
+    )
+    add_json(p)
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="PNG of imagined (prior mean) against real returns (default: beside --json, "
+        "or RUN/dream_fidelity.png)",
+    )
+    add_device(p)
+    add_precision(p)
+    add_quiet(p)
+    p.set_defaults(handler=run_dream_fidelity)
