@@ -155,6 +155,55 @@ class WorldModel:
         )
 
     @torch.no_grad()
+    def filter(self, frames: ArrayLike, actions: ArrayLike | None = None) -> Observation:
+        """The latent state an agent sees, frame by frame: the deterministic online filter.
+
+        What the latent wrappers compute step by step (docs/design.md, "Action
+        conditioning"), over whole sequences: for each frame t the detected keypoints and
+        h_{t-1}; z_t is the posterior MEAN (no sampling), the GRU is fed the decoded
+        posterior, and ``h_t = GRU([x_t, z_t, action[t+1]], h_{t-1})``. The same
+        :meth:`~keypoint_wm.model.KeypointDynamics.posterior_step` and
+        :meth:`~keypoint_wm.model.KeypointDynamics.advance` the wrappers call.
+
+        Args:
+            frames: uint8 ``[B, T, H, W, 3]``.
+            actions: ``[B, T, A]`` (action-conditioned models only).
+
+        Returns:
+            :class:`Observation` with ``keypoints`` ``[B, T, K, 3]``, ``hidden`` ``[B, T, H]``
+            (h_{t-1}), ``decoded_keypoints``, and ``latent`` = ``posterior_mean`` (None for
+            Struct-RNN); ``posterior_std`` is None.
+        """
+        images = frames_to_tensor(frames, self.device)
+        batch, steps = images.shape[:2]
+        action = self._actions(actions, batch, steps)
+        keypoints, _ = self.model.detect(images)
+        dynamics = self.model.dynamics
+        hidden = dynamics.initial_state(batch, self.device)
+        hiddens, decoded, latents = [], [], []
+        for t in range(steps):
+            hiddens.append(hidden)
+            step = dynamics.posterior_step(
+                hidden, keypoints[:, t].flatten(1), sample=False, with_prior=False
+            )
+            decoded.append(step.decoded)
+            if step.latent is not None:
+                latents.append(step.latent)
+            if t + 1 < steps:
+                hidden = dynamics.advance(
+                    hidden, step.feed, step.latent, None if action is None else action[:, t + 1]
+                )
+        latent = _cpu(torch.stack(latents, 1)) if latents else None
+        return Observation(
+            keypoints=_cpu(keypoints),
+            decoded_keypoints=_cpu(torch.stack(decoded, 1).view(keypoints.shape)),
+            hidden=_cpu(torch.stack(hiddens, 1)),
+            latent=latent,
+            posterior_mean=latent,
+            posterior_std=None,
+        )
+
+    @torch.no_grad()
     def imagine(
         self,
         frames: ArrayLike,

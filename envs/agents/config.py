@@ -17,6 +17,7 @@ from typing import Any
 
 from keypoint_wm.envs.latent.dream import STARTS
 from keypoint_wm.errors import UsageError
+from keypoint_wm.latent_features import FEATURE_CHOICES
 
 __all__ = ["ALGOS", "FEATURES", "VARIANTS", "AgentEvalConfig", "Unit", "settings_differences"]
 
@@ -28,8 +29,8 @@ only inside the world model's imagination (``DreamEnv``)."""
 ALGOS = ("ppo", "sac")
 """The Stable-Baselines3 algorithms ``--algo`` accepts."""
 
-FEATURES = ("keypoints", "hidden", "both")
-"""What the latent observation holds (see :mod:`keypoint_wm.envs.latent.online`)."""
+FEATURES = FEATURE_CHOICES
+"""What the latent observation holds (see :mod:`keypoint_wm.latent_features`)."""
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,9 @@ and the posterior ONCE for all the rows it touches (the frames of new episodes a
 frames of ended ones included), which is what makes the vectorised wrappers fast.
 
 The observation it produces is a float32 vector per environment, the selected features
-flattened and concatenated in this order:
-
-- ``"keypoints"``: the detected keypoints of the current frame, ``K * 3`` values
-  (x, y in [-1, 1], y up; scale in [0, 1]);
-- ``"hidden"``: h_{t-1}, the GRU state that conditions the current frame, ``rnn_units``
-  values in [-1, 1].
+(:mod:`keypoint_wm.latent_features`: the current frame's keypoints, h_{t-1}) flattened and
+concatenated in that order; over a recorded sequence
+:meth:`keypoint_wm.api.WorldModel.filter` gives the same states.
 
 Overlap: the GRU update of step t+1 needs only the action, not the new frame, so the
 wrappers start it with :meth:`LatentFilter.advance_in_background` before they step the
@@ -50,6 +47,7 @@ from torch import Tensor
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.conventions import frames_to_tensor
+from keypoint_wm.latent_features import FEATURES, parse_features
 from keypoint_wm.model.inference import InferenceDetector
 
 if TYPE_CHECKING:
@@ -66,9 +64,6 @@ __all__ = [
 ]
 
 _R = TypeVar("_R")
-
-FEATURES = ("keypoints", "hidden")
-"""The selectable features, in the order they appear in an observation."""
 
 
 @dataclass
@@ -109,25 +104,6 @@ def _in_filter_threads(method: Callable[..., _R]) -> Callable[..., _R]:
             return method(self, *args, **kwargs)
 
     return wrapped
-
-
-def parse_features(features: str | Sequence[str]) -> tuple[str, ...]:
-    """``"keypoints"``, ``"hidden"``, ``"both"`` or a sequence of the first two -> tuple.
-
-    Raises:
-        ValueError: naming ``features`` and the allowed values.
-    """
-    if isinstance(features, str):
-        chosen = list(FEATURES) if features == "both" else [features]
-    else:
-        chosen = list(features)
-    bad = [f for f in chosen if f not in FEATURES]
-    if bad or not chosen or len(set(chosen)) != len(chosen):
-        raise ValueError(
-            f"features must be 'keypoints', 'hidden', 'both' or a list of distinct "
-            f"{list(FEATURES)}, got {features!r}"
-        )
-    return tuple(f for f in FEATURES if f in chosen)
 
 
 def feature_bounds(model: WorldModel, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from keypoint_wm.cli.common import (
     positive_int,
 )
 from keypoint_wm.errors import UsageError
+from keypoint_wm.latent_features import FEATURE_CHOICES
 
 VARIANT_NAMES = ("random", "state", "pixels", "latent", "dream")
 """``--variants`` names (``keypoint_wm.envs.agents.VARIANTS``, repeated here so that building
@@ -206,7 +207,7 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--features",
-        choices=("keypoints", "hidden", "both"),
+        choices=FEATURE_CHOICES,
         default="both",
         help="what the latent observation holds (default both: keypoints and GRU state)",
     )

@@ -1,4 +1,4 @@
-"""``keypoint-wm evaluate tracking | video | actions | diversity | compare``.
+"""``keypoint-wm evaluate tracking | video | actions | diversity | state-probe | compare``.
 
 Every command takes ``--run RUN``, ``--data DIR``, ``--json PATH``, ``--device``,
 ``--precision``, ``--test-fraction`` and ``--quiet``, prints a table and writes PNG plots
@@ -34,6 +34,7 @@ from keypoint_wm.cli.common import (
     write_json,
 )
 from keypoint_wm.errors import UsageError
+from keypoint_wm.latent_features import FEATURE_CHOICES
 
 
 def _plot_path(args: argparse.Namespace, name: str) -> Path:
@@ -373,6 +374,76 @@ def _add_diversity(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(handler=run_diversity)
 
 
+# -------------------------------------------------------------------------- state probe
+def run_state_probe(args: argparse.Namespace) -> int:
+    """Ridge probe from the filtered latent to the physics state; table, plot, JSON."""
+    from keypoint_wm.evaluation.state_probe import (
+        StateProbeConfig,
+        evaluate_state_probe,
+        format_state_probe,
+        plot_state_probe,
+    )
+
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
+    config = StateProbeConfig(
+        features=args.features,
+        test_fraction=args.test_fraction,
+        max_episodes=args.max_episodes,
+        burn_in=args.burn_in,
+        tasks=tasks,
+        untrained=not args.no_untrained_baseline,
+    )
+    summary = _over_seeds(
+        args, lambda model: evaluate_state_probe(model, args.data, config, not args.quiet)
+    )
+    print(format_state_probe(summary))
+    print(f"wrote {plot_state_probe(summary, _plot_path(args, 'state_probe'))}")
+    write_json(args.json, summary.to_json())
+    return 0
+
+
+def _add_state_probe(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "state-probe",
+        help="ridge probe from the filtered latent to the physics state: what the latent knows",
+        description="Fit a ridge regression from the model's filtered latent at frame t (the "
+        "keypoints of frame t, the GRU state h_{t-1}, or both) to the data's physics state at "
+        "frame t on training-split episodes, choose its strength on validation episodes, and "
+        "report test R^2 per task and observation key, positions and velocities apart, beside "
+        "the same probe on an untrained model of the same config.",
+    )
+    _common(s, precision="fp32")
+    s.add_argument(
+        "--features",
+        choices=FEATURE_CHOICES,
+        default="both",
+        help="what the probe reads: keypoints (CNN-VRNN: its per-frame features), hidden "
+        "(the GRU state) or both (default, what the latent wrappers observe)",
+    )
+    s.add_argument("--tasks", help="comma-separated tasks (default: every task with a state)")
+    s.add_argument(
+        "--max-episodes",
+        type=positive_int("--max-episodes"),
+        default=40,
+        help="at most this many episodes per task and split (default 40)",
+    )
+    s.add_argument(
+        "--burn-in",
+        type=int,
+        default=1,
+        help="frames left out at each episode's start (default 1: frame 0 shows no motion)",
+    )
+    s.add_argument(
+        "--no-untrained-baseline",
+        action="store_true",
+        help="skip the floor: the same probe on an untrained model of the same config",
+    )
+    s.add_argument(
+        "--plot", help="PNG of R^2 per task (default: beside --json, or RUN/state_probe.png)"
+    )
+    s.set_defaults(handler=run_state_probe)
+
+
 # ------------------------------------------------------------------------------ compare
 def run_compare(args: argparse.Namespace) -> int:
     """The metrics of several runs side by side: Markdown table, JSON, one figure per metric."""
@@ -470,18 +541,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add ``keypoint-wm evaluate`` and its sub-commands."""
     p = commands.add_parser(
         "evaluate",
-        help="evaluate trained runs (tracking, video, actions, diversity, compare, agents, "
-        "dream-fidelity)",
+        help="evaluate trained runs (tracking, video, actions, diversity, state-probe, compare, "
+        "agents, dream-fidelity)",
     )
     sub = p.add_subparsers(
         dest="evaluate_command",
         required=True,
-        metavar="{tracking,video,actions,diversity,compare,agents,dream-fidelity}",
+        metavar="{tracking,video,actions,diversity,state-probe,compare,agents,dream-fidelity}",
     )
     _add_tracking(sub)
     _add_video(sub)
     _add_actions(sub)
     _add_diversity(sub)
+    _add_state_probe(sub)
     _add_compare(sub)
     from keypoint_wm.cli import agents, fidelity
 

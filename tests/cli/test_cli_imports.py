@@ -57,6 +57,8 @@ COMMANDS = (
     ("evaluate", "diversity"),
     ("evaluate", "compare"),
     ("evaluate", "agents"),
+    ("evaluate", "state-probe"),
+    ("evaluate", "dream-fidelity"),
     ("rewards",),
     ("rewards", "train"),
     ("rewards", "evaluate"),

@@ -70,6 +70,17 @@ def test_filter_states_equal_observe_on_the_same_frames_actions_and_noise(setup)
     assert not torch.allclose(mean["latent"][:, 0], offline.latent[:, 0])
 
 
+def test_world_model_filter_is_the_wrappers_deterministic_filter(setup):
+    """WorldModel.filter (what evaluate state-probe reads) gives the wrappers' states."""
+    model, frames, actions = setup
+    online = run_filter(LatentFilter(model, 2, sample_latent=False), frames, actions)
+    offline = model.filter(frames, actions)
+    torch.testing.assert_close(online["keypoints"], offline.keypoints, atol=1e-5, rtol=0)
+    torch.testing.assert_close(online["hidden"], offline.hidden, atol=1e-5, rtol=0)
+    assert offline.latent is not None
+    torch.testing.assert_close(online["latent"], offline.latent, atol=1e-5, rtol=0)
+
+
 def test_filter_imagination_equals_imagine(setup):
     model, frames, actions = setup
     observed = 3

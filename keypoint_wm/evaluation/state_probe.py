@@ -1,0 +1,450 @@
+"""What the latent knows: a linear probe from the filtered latent to the physics state.
+
+``keypoint-wm evaluate state-probe`` asks how much of a task's low-dimensional state (the
+episode files' ``state``, docs/design.md, "Episode files") can be read linearly off what an
+agent sees. For every frame t of whole episodes, the features are the model's deterministic
+online filter (:meth:`keypoint_wm.api.WorldModel.filter`, what the latent wrappers compute):
+
+- ``"keypoints"``: the detected keypoints of frame t, ``K * 3`` values (for CNN-VRNN runs
+  the encoder's per-frame features, which take the keypoints' place);
+- ``"hidden"``: h_{t-1}, the GRU state that conditions frame t (``rnn_units`` values);
+- ``"both"``: the two concatenated (the latent wrappers' default observation).
+
+The protocol (docs/design.md, "Splits"): a ridge regression (features standardised on the
+training frames, :func:`~keypoint_wm.evaluation.tracking.fit_linear`) is fitted on the
+training split's episodes, its strength chosen among :attr:`StateProbeConfig.alphas` by the
+mean R^2 on the validation split's episodes, and scored once on the test split's episodes.
+The first ``burn_in`` frames of each episode are left out (at frame 0 nothing has been seen
+move, so no velocity can be known).
+
+R^2 is computed per state dimension on the test frames (1 - SSE / SST around the test mean)
+and averaged over the dimensions of each observation key (``"parts"``), over every
+position-like dimension (``"positions"``) and every velocity-like one (``"velocities"``;
+:func:`~keypoint_wm.data.state_layout.part_kind`). A dimension that does not vary on the
+test frames is left out of the averages. The floor beside each figure is the same probe on
+an untrained model of the same config (``"untrained"``): random convolutional features
+already locate bright bodies, so only the margin over it is what training taught.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from keypoint_wm.data.episodes import load_episode
+from keypoint_wm.data.sequences import EpisodeIndex
+from keypoint_wm.data.state_layout import STATE_KINDS, StatePart, state_parts
+from keypoint_wm.errors import DataError, UsageError
+from keypoint_wm.evaluation.tracking import apply_linear, fit_linear
+from keypoint_wm.latent_features import FEATURE_CHOICES, parse_features
+
+__all__ = [
+    "StateProbeConfig",
+    "StateProbeResult",
+    "TaskProbe",
+    "evaluate_state_probe",
+    "fit_state_probe",
+]
+
+SPLITS = ("train", "validation", "test")
+_MIN_VARIANCE = 1e-10
+
+
+@dataclass(frozen=True)
+class StateProbeConfig:
+    """Settings of the state probe.
+
+    Attributes:
+        features: ``"keypoints"``, ``"hidden"`` or ``"both"`` (module docstring).
+        test_fraction: the held-out fraction, as in training (data without a split of its
+            own).
+        validation_fraction: the fraction of the other files held out for choosing the
+            ridge strength; default: the run's own ``train.validation_fraction``.
+        max_episodes: at most this many episodes per task and split (sorted by path).
+        burn_in: frames left out at the start of each episode.
+        alphas: candidate ridge strengths (on standardised features, times the frame count).
+        batch_size: episodes filtered at once.
+        untrained: also probe an untrained model of the same config (the floor).
+        untrained_seed: the seed of its initialisation.
+        tasks: the tasks to probe (default: every task with a ``state``).
+    """
+
+    features: str = "both"
+    test_fraction: float = 0.2
+    validation_fraction: float | None = None
+    max_episodes: int = 40
+    burn_in: int = 1
+    alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+    batch_size: int = 8
+    untrained: bool = True
+    untrained_seed: int = 0
+    tasks: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURE_CHOICES:
+            raise UsageError(
+                f"--features must be one of {', '.join(FEATURE_CHOICES)}, got {self.features!r}"
+            )
+        if self.burn_in < 0 or self.max_episodes < 1 or not self.alphas:
+            raise ValueError("burn_in >= 0, max_episodes >= 1 and some alphas are needed")
+
+
+@dataclass
+class TaskProbe:
+    """One task's probe: test R^2 per observation key and per kind, and how it was fitted.
+
+    ``parts`` maps each observation key to its R^2 (None when none of its dimensions varies
+    on the test frames); ``positions`` / ``velocities`` average every dimension of that kind
+    (None when the task has none); ``alpha`` is the ridge strength chosen on validation,
+    ``validation_r2`` the mean R^2 there; ``frames`` the frame count per split.
+    """
+
+    parts: dict[str, float | None]
+    positions: float | None
+    velocities: float | None
+    alpha: float
+    validation_r2: float
+    frames: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "positions": self.positions,
+            "velocities": self.velocities,
+            "parts": dict(self.parts),
+            "alpha": self.alpha,
+            "validation_r2": self.validation_r2,
+            "frames": dict(self.frames),
+        }
+
+
+@dataclass
+class StateProbeResult:
+    """The probe of one run: per task, and the same for an untrained model of its config."""
+
+    features: str
+    tasks: dict[str, TaskProbe]
+    untrained: dict[str, TaskProbe] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def _mean(probes: dict[str, TaskProbe]) -> dict[str, float | None]:
+        means: dict[str, float | None] = {}
+        for kind in ("positions", "velocities"):
+            values = [getattr(p, kind) for p in probes.values() if getattr(p, kind) is not None]
+            means[kind] = float(np.mean(values)) if values else None
+        return means
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "features": self.features,
+            "tasks": {name: probe.to_json() for name, probe in self.tasks.items()},
+            "mean": self._mean(self.tasks),
+        }
+        if self.untrained is not None:
+            out["untrained"] = {
+                "tasks": {name: probe.to_json() for name, probe in self.untrained.items()},
+                "mean": self._mean(self.untrained),
+            }
+        out["settings"] = dict(self.settings)
+        return out
+
+
+# ----------------------------------------------------------------------------- fitting
+def _r2_per_dim(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """``[n, D]`` -> ``[D]``; NaN where the true values do not vary."""
+    sse = ((predicted - true) ** 2).sum(axis=0)
+    sst = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
+    varies = sst / max(len(true), 1) > _MIN_VARIANCE
+    return np.where(varies, 1.0 - sse / np.where(varies, sst, 1.0), np.nan)
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+def fit_state_probe(
+    features: dict[str, np.ndarray],
+    states: dict[str, np.ndarray],
+    parts: tuple[StatePart, ...],
+    alphas: tuple[float, ...] = StateProbeConfig.alphas,
+) -> TaskProbe:
+    """Fit on ``"train"``, choose the ridge strength on ``"validation"``, score ``"test"``.
+
+    Args:
+        features: per split, float ``[n, F]`` latent features of n frames.
+        states: per split, float ``[n, D]`` the states of the same frames.
+        parts: the slices of the D state entries.
+        alphas: candidate ridge strengths.
+
+    >>> rng = np.random.default_rng(0)
+    >>> state = {s: rng.normal(size=(200, 3)) for s in ("train", "validation", "test")}
+    >>> mixing = rng.normal(size=(3, 8))
+    >>> latent = {s: x @ mixing for s, x in state.items()}   # a linear function of the state
+    >>> parts = (StatePart("position", 0, 2, "position"), StatePart("velocity", 2, 3, "velocity"))
+    >>> probe = fit_state_probe(latent, state, parts)
+    >>> round(probe.positions, 4), round(probe.velocities, 4)
+    (1.0, 1.0)
+    """
+    x_train = features["train"].astype(np.float64)
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std = np.where(std > 1e-6, std, 1.0)
+
+    def standard(split: str) -> np.ndarray:
+        return (features[split].astype(np.float64) - mean) / std
+
+    train, validation, test = standard("train"), standard("validation"), standard("test")
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in alphas:
+        weights = fit_linear(train, states["train"], ridge=alpha)
+        score = _nanmean(_r2_per_dim(apply_linear(weights, validation), states["validation"]))
+        score = -np.inf if score is None else score
+        if best is None or score > best[0]:
+            best = (score, float(alpha), weights)
+    assert best is not None
+    validation_r2, alpha, weights = best
+    r2 = _r2_per_dim(apply_linear(weights, test), states["test"].astype(np.float64))
+    kinds = {kind: np.zeros(len(r2), bool) for kind in STATE_KINDS}
+    for part in parts:
+        kinds[part.kind][part.start : part.stop] = True
+    return TaskProbe(
+        parts={part.name: _nanmean(r2[part.start : part.stop]) for part in parts},
+        positions=_nanmean(r2[kinds["position"]]),
+        velocities=_nanmean(r2[kinds["velocity"]]),
+        alpha=alpha,
+        validation_r2=float(validation_r2),
+        frames={split: len(states[split]) for split in SPLITS},
+    )
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class _TaskData:
+    """One task's episodes per split: frames, actions and states (whole episodes)."""
+
+    frames: dict[str, list[np.ndarray]]
+    actions: dict[str, list[np.ndarray]]
+    states: dict[str, list[np.ndarray]]
+    parts: tuple[StatePart, ...]
+
+
+def _load_tasks(data: str | Path, config: StateProbeConfig, validation: float) -> dict:
+    indexes = {
+        split: EpisodeIndex(data, split, config.test_fraction, validation_fraction=validation)
+        for split in SPLITS
+    }
+    wanted = config.tasks or tuple(indexes["test"].tasks)
+    unknown = [t for t in wanted if t not in indexes["test"].tasks]
+    if unknown:
+        raise UsageError(
+            f"--tasks {','.join(unknown)}: not in {data} (its tasks: "
+            f"{', '.join(indexes['test'].tasks)})"
+        )
+    tasks: dict[str, _TaskData] = {}
+    skipped = []
+    for task in wanted:
+        loaded = _TaskData({}, {}, {}, ())
+        for split, index in indexes.items():
+            records = [r for r in index.records if r.task == task][: config.max_episodes]
+            episodes = [load_episode(r.path) for r in records]
+            states = [e.state for e in episodes if e.state is not None]
+            if not episodes or len(states) < len(episodes):
+                skipped.append(f"{task} ({split})")
+                break
+            loaded.frames[split] = [e.image for e in episodes]
+            loaded.actions[split] = [e.action for e in episodes]
+            loaded.states[split] = states
+            loaded.parts = state_parts(episodes[0].metadata, states[0].shape[1])
+        else:
+            tasks[task] = loaded
+    if skipped and (config.tasks or not tasks):
+        raise DataError(
+            f"{data}: no 'state' key in every episode of {', '.join(skipped)} (or no episode "
+            "in that split); collect the data again with `keypoint-wm collect`, which records "
+            "the physics state beside the frames"
+        )
+    if skipped:
+        warnings.warn(
+            f"state probe: skipped {', '.join(skipped)}: no 'state' in every episode",
+            stacklevel=2,
+        )
+    return tasks
+
+
+def _batches(frames: list[np.ndarray], size: int) -> Iterator[list[int]]:
+    """Indices of episodes of equal length, ``size`` at a time."""
+    by_length: dict[int, list[int]] = {}
+    for i, episode in enumerate(frames):
+        by_length.setdefault(len(episode), []).append(i)
+    for indices in by_length.values():
+        for start in range(0, len(indices), size):
+            yield indices[start : start + size]
+
+
+def _features(model: Any, data: _TaskData, split: str, config: StateProbeConfig) -> np.ndarray:
+    """``[n, F]`` filtered features of every frame after the burn-in, episodes in order."""
+    per_episode: dict[int, np.ndarray] = {}
+    frames, actions = data.frames[split], data.actions[split]
+    for indices in _batches(frames, config.batch_size):
+        batch_actions = np.stack([actions[i] for i in indices]) if model.action_size else None
+        out = model.filter(np.stack([frames[i] for i in indices]), batch_actions)
+        named = {"keypoints": out.keypoints.flatten(2), "hidden": out.hidden}
+        parts = [named[name] for name in parse_features(config.features)]
+        vectors = torch.cat(parts, dim=-1).numpy()
+        for row, i in enumerate(indices):
+            per_episode[i] = vectors[row, config.burn_in :]
+    return np.concatenate([per_episode[i] for i in range(len(frames))])
+
+
+def _probe_model(
+    model: Any, tasks: dict[str, _TaskData], config: StateProbeConfig, bar: Any
+) -> dict[str, TaskProbe]:
+    probes = {}
+    for name, data in tasks.items():
+        features, states = {}, {}
+        for split in SPLITS:
+            features[split] = _features(model, data, split, config)
+            states[split] = np.concatenate([s[config.burn_in :] for s in data.states[split]])
+            bar.update(sum(len(f) for f in data.frames[split]))
+        probes[name] = fit_state_probe(features, states, data.parts, config.alphas)
+    return probes
+
+
+def _untrained_copy(model: Any, seed: int) -> Any:
+    from keypoint_wm.api import WorldModel
+    from keypoint_wm.model.struct_vrnn import StructVRNN
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = StructVRNN(model.config.model)
+    fresh.to(model.device)
+    return WorldModel(fresh, model.config, 0, None)
+
+
+def evaluate_state_probe(
+    model: Any, data: str | Path, config: StateProbeConfig, progress: bool = True
+) -> StateProbeResult:
+    """Probe ``model`` (a :class:`keypoint_wm.api.WorldModel`) on ``data`` (module doc).
+
+    Raises:
+        DataError: no task of ``data`` holds ``state`` (data collected before the key).
+        UsageError: ``config.tasks`` names a task the data does not have.
+    """
+    validation = config.validation_fraction
+    if validation is None:
+        validation = model.config.train.validation_fraction or 0.1
+    tasks = _load_tasks(data, config, validation)
+    models = [model] + ([_untrained_copy(model, config.untrained_seed)] if config.untrained else [])
+    total = sum(len(f) for t in tasks.values() for s in SPLITS for f in t.frames[s])
+    with tqdm(
+        total=total * len(models),
+        unit="frame",
+        unit_scale=True,
+        desc="state probe",
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:
+        trained = _probe_model(model, tasks, config, bar)
+        untrained = _probe_model(models[1], tasks, config, bar) if config.untrained else None
+    settings = {
+        "test_fraction": config.test_fraction,
+        "validation_fraction": validation,
+        "max_episodes": config.max_episodes,
+        "burn_in": config.burn_in,
+    }
+    return StateProbeResult(config.features, trained, untrained, settings)
+
+
+# ----------------------------------------------------------------------------- report
+def format_state_probe(summary: Any) -> str:
+    """A Markdown table of an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` of results:
+    per task, test R^2 of positions and velocities (mean ± 95% CI over the runs), the
+    untrained floor, and each observation key's R^2."""
+    from keypoint_wm.evaluation.seeds import plus_minus
+
+    mean, half = summary.mean, summary.ci
+    has_floor = "untrained" in mean
+    header = "| task | positions | velocities |"
+    rule = "|---|---|---|"
+    if has_floor:
+        header += " untrained positions | untrained velocities |"
+        rule += "---|---|"
+    lines = [
+        f"state probe, features {mean['features']}, {summary.count} run(s): test R^2 "
+        "(mean ± 95% CI over runs)",
+        header + " parts |",
+        rule + "---|",
+    ]
+
+    def cell(*path: str) -> str:
+        value, width = mean, half
+        for key in path:
+            value = value[key]
+            width = None if width is None else width[key]
+        return plus_minus(value, width, ".3f")
+
+    rows = [*mean["tasks"], "mean"]
+    for task in rows:
+        base = ("mean",) if task == "mean" else ("tasks", task)
+        row = f"| {task} | {cell(*base, 'positions')} | {cell(*base, 'velocities')} |"
+        if has_floor:
+            floor = ("untrained", *base)
+            row += f" {cell(*floor, 'positions')} | {cell(*floor, 'velocities')} |"
+        parts = (
+            ", ".join(
+                f"{name} {plus_minus(v, None, '.3f')}"
+                for name, v in mean["tasks"][task]["parts"].items()
+            )
+            if task != "mean"
+            else ""
+        )
+        lines.append(row + f" {parts} |")
+    return "\n".join(lines)
+
+
+def plot_state_probe(summary: Any, path: str | Path) -> Path:
+    """Bars of test R^2 per task (positions, velocities), trained against untrained, with the
+    95% interval over runs; the 0.9 / 0.8 lines of the project's bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean, half = summary.mean, summary.ci
+    tasks = list(mean["tasks"])
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(tasks) + 2), 3.6), dpi=100)
+    for ax, kind, bar in zip(axes, ("positions", "velocities"), (0.9, 0.8), strict=True):
+        x = np.arange(len(tasks))
+        sources = [("trained", mean["tasks"], None if half is None else half["tasks"])]
+        if "untrained" in mean:
+            floor_half = None if half is None else half["untrained"]["tasks"]
+            sources.append(("untrained", mean["untrained"]["tasks"], floor_half))
+        width = 0.8 / len(sources)
+        for i, (label, values, halves) in enumerate(sources):
+            heights = [values[t][kind] if values[t][kind] is not None else np.nan for t in tasks]
+            errors = (
+                None
+                if halves is None
+                else [halves[t][kind] if halves[t][kind] is not None else 0.0 for t in tasks]
+            )
+            ax.bar(x + (i - (len(sources) - 1) / 2) * width, heights, width, yerr=errors,
+                   label=label, capsize=2)  # fmt: skip
+        ax.axhline(bar, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xticks(x, tasks, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(min(0.0, np.nanmin([mean["tasks"][t][kind] or 0.0 for t in tasks])), 1.02)
+        ax.set_title(f"{kind} (test R^2)")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"state probe: features {mean['features']}, {summary.count} run(s)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
