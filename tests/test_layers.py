@@ -31,7 +31,16 @@ SOURCE_DIRS = {
 # Bottom to top. An entry names a module or a package (then it covers every module below it,
 # unless a longer entry is more specific: ``envs.latent`` sits above ``envs``).
 LAYERS: list[tuple[str, ...]] = [
-    ("keypoint_wm", "errors", "conventions", "latent_features", "host_memory", "config", "model"),
+    (
+        "keypoint_wm",
+        "errors",
+        "conventions",
+        "latent_features",
+        "claims",
+        "host_memory",
+        "config",
+        "model",
+    ),
     ("data",),
     ("checkpoint", "summaries", "viz", "api", "presets"),
     ("evaluation", "rewards"),

@@ -1,32 +1,21 @@
 """Several ``evaluate agents`` processes sharing one ``--out``: each unit is claimed first.
 
-A process claims a unit by holding an exclusive lock (``flock``) on
-``OUT/units/<task>/<variant>-seed<s>.claim`` while it trains the unit; another process that
-finds the lock taken skips that unit and goes on with the next. So on a machine with more
-cores than one agent uses, start the same command once per core and the units spread over
-the processes; each result is still written once, by its claimant.
-
-The operating system drops the lock when its process dies, however it dies, so a killed
-run leaves no claim behind that would have to be cleared by hand. The file holds the
-claimant's host and pid, for the message of the process that skips it. Without ``fcntl``
-(Windows), or on a file system without ``flock``, every unit counts as this process's.
+A process claims a unit by holding an exclusive lock on
+``OUT/units/<task>/<variant>-seed<s>.claim`` while it trains the unit
+(:func:`keypoint_wm.claims.claim`); another process that finds the lock taken skips that
+unit and goes on with the next. So on a machine with more cores than one agent uses, start
+the same command once per core and the units spread over the processes; each result is
+still written once, by its claimant. A killed process leaves no claim behind.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from keypoint_wm.claims import claim
 from keypoint_wm.envs.agents.config import Unit
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["claim_path", "claimed"]
 
@@ -36,53 +25,9 @@ def claim_path(unit: Unit, out: str | Path) -> Path:
     return unit.path(out).with_suffix(".claim")
 
 
-def _holder(path: Path) -> str:
-    try:
-        holder = json.loads(path.read_text())
-        return f"pid {int(holder['pid'])} on {holder['host']} ({path})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"another process ({path})"
-
-
-def _lock(path: Path) -> int | None:
-    """An open descriptor of ``path`` locked by this process, or None if another holds it."""
-    while True:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except OSError:  # no flock on this file system: nothing to coordinate with
-            return fd
-        try:  # the previous holder may have removed the file between open and lock
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
 @contextmanager
 def claimed(unit: Unit, out: str | Path) -> Iterator[str | None]:
-    """Claim ``unit`` for this process for the ``with`` block.
-
-    Yields None when the claim is this process's (released on exit, whatever happens), or
-    a description of the process that holds it (then nothing is claimed).
-    """
-    if fcntl is None:  # pragma: no cover - Windows
-        yield None
-        return
-    path = claim_path(unit, out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _lock(path)
-    if fd is None:
-        yield _holder(path)
-        return
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
-        yield None
-    finally:
-        path.unlink(missing_ok=True)
-        os.close(fd)
+    """Claim ``unit`` for this process for the ``with`` block: None when it is this
+    process's, else a description of the process that holds it."""
+    with claim(claim_path(unit, out)) as holder:
+        yield holder

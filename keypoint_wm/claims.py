@@ -1,0 +1,89 @@
+"""Several processes sharing one output folder: each piece of work is claimed first.
+
+A process claims a piece of work by holding an exclusive lock (``flock``) on a claim file
+while it does it; another process that finds the lock taken skips that piece and goes on
+with the next. ``evaluate agents`` claims its units this way
+(:mod:`keypoint_wm.envs.agents.claims`), and so does ``keypoint-wm reproduce``.
+
+The operating system drops the lock when its process dies, however it dies, so a killed
+run leaves no claim behind that would have to be cleared by hand. The file holds the
+claimant's host and pid, for the message of the process that skips it. Without ``fcntl``
+(Windows), or on a file system without ``flock``, every claim succeeds.
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> path = Path(tempfile.mkdtemp()) / "unit.claim"
+>>> with claim(path) as holder:
+...     holder is None, path.exists()
+(True, True)
+>>> path.exists()  # released and removed on exit
+False
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["claim"]
+
+
+def _holder(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text())
+        return f"pid {int(holder['pid'])} on {holder['host']} ({path})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"another process ({path})"
+
+
+def _lock(path: Path) -> int | None:
+    """An open descriptor of ``path`` locked by this process, or None if another holds it."""
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError:  # no flock on this file system: nothing to coordinate with
+            return fd
+        try:  # the previous holder may have removed the file between open and lock
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+@contextmanager
+def claim(path: str | Path) -> Iterator[str | None]:
+    """Claim the work behind the claim file ``path`` for the ``with`` block.
+
+    Yields None when the claim is this process's (released on exit, whatever happens), or
+    a description of the process that holds it (then nothing is claimed).
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        yield None
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _lock(path)
+    if fd is None:
+        yield _holder(path)
+        return
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+        yield None
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
