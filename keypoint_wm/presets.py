@@ -225,6 +225,33 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+SMOKE_OVERRIDES: dict[str, Any] = {
+    "model.image_size": 32,
+    "model.heatmap_width": 8,
+    "model.num_keypoints": 4,
+    "model.num_encoder_filters": 4,
+    "model.rnn_units": 16,
+    "model.latent_size": 4,
+    "model.prior_net_size": 8,
+    "model.posterior_net_size": 16,
+    "model.decoder_net_size": 16,
+    "model.num_bom_samples": 3,
+    "model.num_observed_steps": 3,
+    "model.num_predicted_steps": 2,
+    "train.batch_size": 2,
+    "train.precision": "fp32",
+    "train.data_workers": 0,
+    "train.log_every": 1,
+    "train.image_every": 1000,
+    "train.checkpoint_every": 2,
+    "train.lr_halving_steps": 3,
+    "train.kl_annealing_steps": 3,
+    "train.scheduled_sampling_steps": 4,
+}
+"""``--set`` values that shrink any preset to a seconds-to-train model on 32x32 frames: the
+tests' runs and ``reproduce --smoke``, which check code paths end to end, not results."""
+
+
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; UsageError naming ``--preset`` for an unknown name."""
     if name not in PRESETS:

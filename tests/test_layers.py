@@ -49,7 +49,8 @@ LAYERS: list[tuple[str, ...]] = [
     # envs/benchmark.py times the latent wrapper against the bare env: it sits with the wrapper,
     # and so does envs/agents/ (agents on the latent state and in the dream env).
     ("envs.latent", "envs.benchmark", "envs.agents"),
-    ("cli",),
+    # reproduce runs every command as a unit and writes the results pages: the top.
+    ("cli", "reproduce"),
 ]
 ALLOWED_UPWARD = {("keypoint_wm", "keypoint_wm.api")}
 NOT_CORE = ("keypoint_wm.envs", "keypoint_wm.collect", "keypoint_wm.cli")

@@ -22,10 +22,10 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-from keypoint_wm.cli import bench, collect, data, evaluate, rewards, train
+from keypoint_wm.cli import bench, collect, data, evaluate, reproduce, rewards, train
 from keypoint_wm.errors import KeypointWMError
 
-COMMAND_GROUPS = (collect, data, train, evaluate, rewards, bench)
+COMMAND_GROUPS = (collect, data, train, evaluate, rewards, bench, reproduce)
 """The modules that register a top-level command, in ``--help`` order."""
 
 

@@ -72,7 +72,7 @@ class StateProbeConfig:
         alphas: candidate ridge strengths (on standardised features, times the frame count).
         batch_size: episodes filtered at once.
         untrained: also probe an untrained model of the same config (the floor).
-        untrained_seed: the seed of its initialisation.
+        untrained_seed: the seed of its initialisation (None: the run's own seed).
         tasks: the tasks to probe (default: every task with a ``state``).
     """
 
@@ -84,7 +84,7 @@ class StateProbeConfig:
     alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
     batch_size: int = 8
     untrained: bool = True
-    untrained_seed: int = 0
+    untrained_seed: int | None = None
     tasks: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -341,7 +341,8 @@ def evaluate_state_probe(
     if validation is None:
         validation = model.config.train.validation_fraction or 0.1
     tasks = _load_tasks(data, config, validation)
-    models = [model] + ([_untrained_copy(model, config.untrained_seed)] if config.untrained else [])
+    seed = model.config.seed if config.untrained_seed is None else config.untrained_seed
+    models = [model] + ([_untrained_copy(model, seed)] if config.untrained else [])
     total = sum(len(f) for t in tasks.values() for s in SPLITS for f in t.frames[s])
     with tqdm(
         total=total * len(models),
@@ -379,6 +380,7 @@ def format_state_probe(summary: Any) -> str:
     lines = [
         f"state probe, features {mean['features']}, {summary.count} run(s): test R^2 "
         "(mean ± 95% CI over runs)",
+        "",
         header + " parts |",
         rule + "---|",
     ]

@@ -80,16 +80,26 @@ def probe_setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("state-probe")
     data = base / "data"
     config = CollectConfig(
-        tasks=("cartpole-balance",), episodes=16, steps=12, action_repeat=2, size=32, seed=4,
+        tasks=("cartpole-balance",),
+        episodes=16,
+        steps=12,
+        action_repeat=2,
+        size=32,
+        seed=4,
         out=data,
-    )  # fmt: skip
+    )
     collect_dataset(config, workers=1, progress=False)
     splits = {"train.test_fraction": 0.25, "train.validation_fraction": 0.25}
     runs = []
     for seed in (0, 1):
         run = base / f"runs/seed_{seed}"
-        train(tiny_config(2, "dmcs-cpu", **splits, **{"seed": seed}), data, run,
-              progress=False, action_conditioned=True)  # fmt: skip
+        train(
+            tiny_config(2, "dmcs-cpu", **splits, **{"seed": seed}),
+            data,
+            run,
+            progress=False,
+            action_conditioned=True,
+        )
         runs.append(run)
     return data, runs
 

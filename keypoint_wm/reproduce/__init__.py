@@ -1,0 +1,58 @@
+"""``keypoint-wm reproduce NAME``: one command per published result.
+
+Each NAME is a protocol (:mod:`keypoint_wm.reproduce.protocol`): a list of units, each one
+``keypoint-wm`` command, whose results are recorded as small JSON files under
+``docs/results/<NAME>/`` and pooled into the page ``docs/results/<NAME>.md``
+(:mod:`keypoint_wm.reproduce.runner`). This module is the registry the command line reads
+while it builds its parser, so it imports nothing heavy: each protocol is built when run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keypoint_wm.reproduce.protocol import Protocol
+
+__all__ = ["TARGETS", "Target", "build"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A ``reproduce`` NAME: what it publishes and what it costs."""
+
+    name: str
+    summary: str
+    cpu_cost: str
+    gpu_cost: str
+    module: str
+
+    def help_line(self) -> str:
+        return (
+            f"{self.name}: {self.summary} (2-core CPU: {self.cpu_cost}; one GPU: {self.gpu_cost})"
+        )
+
+
+TARGETS: dict[str, Target] = {
+    target.name: target
+    for target in (
+        Target(
+            "state-probe",
+            "what the latent knows: test R^2 of a ridge probe from the filtered latent to the "
+            "physics state, per task, positions and velocities apart",
+            "about 4 h: the 6-task collection (about 35 min), 3 world models (about 1 h "
+            "each, two side by side), 3 probes (minutes)",
+            "not measured",
+            "keypoint_wm.reproduce.state_probe",
+        ),
+    )
+}
+"""Every NAME, in ``--help`` order."""
+
+
+def build(name: str, smoke: bool = False) -> Protocol:
+    """The protocol of ``name`` (``smoke``: its seconds-long setting)."""
+    module = importlib.import_module(TARGETS[name].module)
+    return module.protocol(smoke=smoke)

@@ -1,0 +1,160 @@
+"""The units every DMCS result shares: the random-action dataset and the world-model seeds.
+
+The state probe, dream fidelity, reward and agent protocols all read the same collection
+(the paper's six tasks, ``episodes`` random-action episodes per task, collect seed 0) and
+the same world models (one run per variant and seed), so that a shared ``--out`` makes each
+once. A variant is a preset plus ``--set`` overrides; the unit names say which
+(``train-struct-seed0``), and each run lives in ``OUT/runs/<variant>/seed_<s>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keypoint_wm.presets import SMOKE_OVERRIDES
+from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
+from keypoint_wm.reproduce.protocol import OUT, Unit
+
+__all__ = ["DmcsSettings", "Variant", "data_unit", "run_dir", "train_unit"]
+
+PAPER_TASKS = (
+    "acrobot-swingup",
+    "cartpole-balance",
+    "cheetah-run",
+    "reacher-easy",
+    "walker-stand",
+    "walker-walk",
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A world model: ``preset`` with ``overrides`` (``--set KEY=VALUE`` strings)."""
+
+    name: str
+    preset: str = "dmcs-cpu"
+    overrides: tuple[str, ...] = ()
+    label: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"preset": self.preset, "set": list(self.overrides), "label": self.label}
+
+
+@dataclass(frozen=True)
+class DmcsSettings:
+    """The dataset and the world models of the DMCS protocols.
+
+    ``smoke`` shrinks everything (a few short 32x32 episodes, two-step models of
+    :data:`~keypoint_wm.presets.SMOKE_OVERRIDES`) to check a protocol end to end.
+    """
+
+    tasks: tuple[str, ...] = PAPER_TASKS
+    episodes: int = 250
+    steps: int = 200
+    seed: int = 0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    variants: tuple[Variant, ...] = (Variant("struct", label="Struct-VRNN"),)
+    smoke: bool = False
+
+    @property
+    def data_name(self) -> str:
+        return f"dmcs{self.episodes}" + ("-smoke" if self.smoke else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tasks": list(self.tasks),
+            "episodes": self.episodes,
+            "steps": self.steps,
+            "collect_seed": self.seed,
+            "seeds": list(self.seeds),
+            "variants": {v.name: v.to_json() for v in self.variants},
+            "smoke": self.smoke,
+        }
+
+
+def data_path(settings: DmcsSettings) -> str:
+    return f"{OUT}/data/{settings.data_name}"
+
+
+def run_dir(variant: Variant, seed: int) -> str:
+    """``{out}/runs/<variant>/seed_<s>`` (a folder of seeds, as ``train --seeds`` writes)."""
+    return f"{OUT}/runs/{variant.name}/seed_{seed}"
+
+
+def _fill(out: Path, template: str) -> Path:
+    return Path(template.replace(OUT, str(out)))
+
+
+def data_unit(settings: DmcsSettings) -> Unit:
+    """``collect`` the protocol's dataset (an artifact: resumable, byte-identical per seed)."""
+    argv = [
+        "collect",
+        "--domains",
+        ",".join(settings.tasks),
+        "--episodes",
+        str(settings.episodes),
+        "--steps",
+        str(settings.steps),
+        "--seed",
+        str(settings.seed),
+        "--out",
+        data_path(settings),
+        "--workers",
+        "{threads}",
+        "--quiet",
+    ]
+    if settings.smoke:
+        argv += ["--size", "32"]
+
+    def identity(out: Path) -> dict[str, Any]:
+        return {"data": dataset_fingerprint(_fill(out, data_path(settings)))}
+
+    return Unit("data", tuple(argv), kind="artifact", uses=identity)
+
+
+def train_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
+    """``train`` one world-model seed of ``variant`` (an artifact: ``--resume`` continues)."""
+    sets = list(variant.overrides)
+    if settings.smoke:
+        sets += [f"{k}={v}" for k, v in SMOKE_OVERRIDES.items()] + ["train.steps=2"]
+        sets += ["train.validation_fraction=0.25", "train.test_fraction=0.25"]
+    argv = [
+        "train",
+        "--data",
+        data_path(settings),
+        "--preset",
+        variant.preset,
+        "--seed",
+        str(seed),
+        "--out",
+        run_dir(variant, seed),
+        "--resume",
+        "--quiet",
+    ]
+    for value in sets:
+        argv += ["--set", value]
+
+    def identity(out: Path) -> dict[str, Any]:
+        return {
+            "world_model": weights_hash(_fill(out, run_dir(variant, seed))),
+            "data": dataset_fingerprint(_fill(out, data_path(settings))),
+        }
+
+    def figures(out: Path) -> dict[str, Any]:
+        probe = _fill(out, run_dir(variant, seed)) / "probe.csv"
+        if not probe.exists():
+            return {}
+        header, *rows = probe.read_text().strip().splitlines()
+        last = dict(zip(header.split(","), rows[-1].split(","), strict=True)) if rows else {}
+        return {"last_validation_probe": last}
+
+    return Unit(
+        f"train-{variant.name}-seed{seed}",
+        tuple(argv),
+        kind="artifact",
+        needs=("data",),
+        figures=figures,
+        uses=identity,
+    )

@@ -1,0 +1,171 @@
+"""A published result as a protocol: a list of units, their unit results, and a page.
+
+A :class:`Protocol` is everything behind one figure of the README or the docs: the units
+that make it (collect a dataset, train one world-model seed, probe one run, ...), each one
+``keypoint-wm`` command, and how the page ``docs/results/<NAME>.md`` is written from the
+units' results. Units are of two kinds:
+
+- ``"artifact"`` units make large files in ``--out`` that later units read (a dataset, a
+  trained run). Their commands are idempotent and resumable (``collect`` skips finished
+  episodes, ``train --resume`` continues), so one is run again whenever a unit that needs
+  it is still to run: on a new machine that re-creates the files from their seeds.
+- ``"result"`` units make figures. Once a result unit's JSON is in the results folder (and
+  was made with the protocol's current settings) it is never run again.
+
+Every finished unit writes ``<results>/<NAME>/<unit>.json`` (:class:`UnitResult`): its
+figures, the exact command, the identity of what it used (the dataset's fingerprint, the
+world model's weight hash), the commit, the machine and the wall time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keypoint_wm.data.episodes import atomic_write_bytes
+
+__all__ = ["KINDS", "Protocol", "Unit", "UnitResult", "load_results", "settings_digest"]
+
+KINDS = ("artifact", "result")
+
+OUT = "{out}"
+"""The placeholder for ``--out`` in a unit's command; results show it as ``OUT``."""
+
+
+def settings_digest(settings: Any) -> str:
+    """A short hash of JSON-able settings: results made under other settings never pool.
+
+    >>> settings_digest({"seeds": [0, 1]}) == settings_digest({"seeds": [0, 1]})
+    True
+    >>> len(settings_digest({"seeds": [0, 1]}))
+    12
+    """
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One step of a protocol: one ``keypoint-wm`` command.
+
+    Attributes:
+        name: unique in the protocol, e.g. ``"train-struct-seed0"``.
+        argv: the command's arguments after ``keypoint-wm``; ``{out}`` stands for ``--out``
+            and ``{threads}`` for the threads (or collection workers) the unit is given.
+        kind: ``"artifact"`` or ``"result"`` (module docstring).
+        needs: names of the units whose outputs this one reads.
+        figures: reads the command's outputs under ``--out`` and returns the figures to
+            record (JSON-able); None records none.
+        uses: returns the identity of what the unit used or made (fingerprints, hashes).
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    kind: str = "result"
+    needs: tuple[str, ...] = ()
+    figures: Callable[[Path], dict[str, Any]] | None = None
+    uses: Callable[[Path], dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unit kind must be one of {KINDS}, got {self.kind!r}")
+
+    def command(self, out: str | Path, threads: int) -> list[str]:
+        """The arguments with ``{out}`` and ``{threads}`` filled in."""
+        return [a.replace(OUT, str(out)).replace("{threads}", str(threads)) for a in self.argv]
+
+    def shown(self) -> str:
+        """The command as recorded: ``keypoint-wm ...`` with ``OUT`` for ``--out``."""
+        parts = [a.replace(OUT, "OUT").replace("{threads}", "N") for a in self.argv]
+        return " ".join(["keypoint-wm", *parts])
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """A finished unit's record, one small JSON file in the results folder."""
+
+    protocol: str
+    unit: str
+    kind: str
+    settings: str
+    command: str
+    figures: dict[str, Any]
+    uses: dict[str, Any]
+    commit: str
+    machine: dict[str, Any]
+    seconds: float
+    finished: str
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> UnitResult:
+        return cls(**{name: payload[name] for name in cls.__dataclass_fields__})
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def write(self, folder: Path) -> Path:
+        """Write ``folder/<unit>.json`` atomically."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.unit}.json"
+        atomic_write_bytes(path, (json.dumps(self.to_json(), indent=2) + "\n").encode())
+        return path
+
+
+def load_results(folder: Path) -> dict[str, UnitResult]:
+    """Every unit result in ``folder`` (``<unit>.json``), by unit name; unreadable files are
+    skipped (a unit whose record cannot be read counts as not done)."""
+    results = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            result = UnitResult.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        results[result.unit] = result
+    return results
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The units behind one published result, its settings, and how its page is written.
+
+    Attributes:
+        name: the ``reproduce`` NAME, also the results folder's name.
+        summary: one line for ``--help``.
+        settings: every knob of the protocol (JSON-able); its digest is recorded in every
+            unit result, and only results of the current digest make the page.
+        units: in an order that respects ``needs``.
+        page: ``(results of the current settings, results folder) -> Markdown``; it may
+            write pictures beside the page (``<results>/<NAME>*.png``).
+    """
+
+    name: str
+    summary: str
+    settings: dict[str, Any]
+    units: tuple[Unit, ...]
+    page: Callable[[dict[str, UnitResult], Path], str]
+    notes: Sequence[str] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        names = [u.name for u in self.units]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: unit names repeat: {names}")
+        seen: set[str] = set()
+        for unit in self.units:
+            missing = [n for n in unit.needs if n not in seen]
+            if missing:
+                raise ValueError(f"{self.name}: {unit.name} needs {missing} listed before it")
+            seen.add(unit.name)
+
+    @property
+    def digest(self) -> str:
+        return settings_digest(self.settings)
+
+    def unit(self, name: str) -> Unit:
+        for unit in self.units:
+            if unit.name == name:
+                return unit
+        raise KeyError(name)

@@ -1,0 +1,336 @@
+"""Run a protocol's missing units, side by side, and keep its results and page current.
+
+:func:`reproduce` reads the unit results already in ``<results>/<NAME>/`` (committed by
+earlier machines), plans what is left (the result units without a record of the current
+settings, and every artifact unit they need, since ``--out`` may be new), and runs the
+units whose needs are met, up to ``jobs`` at a time, each as a ``keypoint-wm`` subprocess
+with its share of the cores (its output in ``OUT/logs/<unit>.log``). Several processes or
+machines may share one ``--out``: a unit is claimed (:func:`keypoint_wm.claims.claim`)
+before it runs, and a unit claimed elsewhere is waited for, not run twice.
+
+After each unit its record is written, the page regenerated and, with ``commit``, both
+committed to git, so that a session that ends abruptly loses at most the units in flight.
+A killed unit leaves no record; its command resumes (or restarts) on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from keypoint_wm.claims import claim
+from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.errors import KeypointWMError, UsageError
+from keypoint_wm.reproduce.identity import git_commit, machine
+from keypoint_wm.reproduce.protocol import Protocol, Unit, UnitResult, load_results
+
+__all__ = ["ReproduceSummary", "default_jobs", "plan", "reproduce", "write_page"]
+
+POLL_SECONDS = 5.0
+
+
+class UnitFailed(KeypointWMError):
+    """A unit's command exited with an error; the message names its log."""
+
+    exit_code = 1
+
+
+def default_jobs() -> int:
+    """Units side by side: one per core on a CPU, one on a GPU (a unit fills it)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return 1
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return max(1, os.cpu_count() or 1)
+
+
+def current(protocol: Protocol, results: dict[str, UnitResult]) -> dict[str, UnitResult]:
+    """The results made under the protocol's current settings, by unit."""
+    return {name: r for name, r in results.items() if r.settings == protocol.digest}
+
+
+def plan(
+    protocol: Protocol, results: dict[str, UnitResult], only: Sequence[str] = ()
+) -> list[Unit]:
+    """The units to run, in protocol order: result units without a current record (of
+    ``only`` when given: unit names or name prefixes), and the artifact units they need."""
+    done = current(protocol, results)
+    names = [u.name for u in protocol.units]
+    unknown = [o for o in only if not any(n == o or n.startswith(o) for n in names)]
+    if unknown:
+        raise UsageError(
+            f"--only {' '.join(unknown)}: no such unit of {protocol.name} (its units: "
+            f"{', '.join(names)})"
+        )
+
+    def chosen(unit: Unit) -> bool:
+        return not only or any(unit.name == o or unit.name.startswith(o) for o in only)
+
+    wanted = {
+        u.name
+        for u in protocol.units
+        if chosen(u)
+        and ((u.kind == "artifact" and only) or u.kind == "result")
+        and not (u.kind == "result" and u.name in done)
+    }
+    for unit in reversed(protocol.units):  # needs are listed before their users
+        if unit.name in wanted:
+            wanted.update(unit.needs)
+    return [u for u in protocol.units if u.name in wanted]
+
+
+def write_page(protocol: Protocol, results_root: Path) -> Path:
+    """Regenerate ``<results>/<NAME>.md`` (and its pictures) from the current results."""
+    results = current(protocol, load_results(results_root / protocol.name))
+    text = protocol.page(results, results_root)
+    path = results_root / f"{protocol.name}.md"
+    results_root.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, text.encode())
+    return path
+
+
+def _commit(results_root: Path, paths: list[Path], message: str) -> None:
+    """``git add`` and ``git commit`` only ``paths`` (other staged changes stay staged)."""
+    files = [str(p.resolve()) for p in paths if p.exists()]
+    where = str(results_root.resolve())
+    for attempt in range(5):  # another git command may hold the index lock for a moment
+        added = subprocess.run(["git", "-C", where, "add", "--", *files], capture_output=True)
+        done = subprocess.run(
+            ["git", "-C", where, "commit", "-q", "-m", message, "--", *files],
+            capture_output=True,
+            text=True,
+        )
+        if added.returncode == 0 and (done.returncode == 0 or "nothing" in done.stdout):
+            return
+        time.sleep(1 + attempt)
+    print(f"reproduce: warning: could not commit {message!r}: {done.stderr.strip()}", flush=True)
+
+
+@dataclass
+class _Running:
+    unit: Unit
+    process: subprocess.Popen
+    log: IO[bytes]
+    started: float
+    release: ExitStack
+
+
+@dataclass
+class ReproduceSummary:
+    """What one ``reproduce`` call did."""
+
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    page: Path | None = None
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's stop) ends the loop like Ctrl-C: children are stopped too."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def reproduce(
+    protocol: Protocol,
+    out: Path,
+    results_root: Path,
+    jobs: int | None = None,
+    only: Sequence[str] = (),
+    report_only: bool = False,
+    commit: bool = False,
+    quiet: bool = False,
+) -> ReproduceSummary:
+    """Run what is missing of ``protocol`` (module docstring) and regenerate its page.
+
+    Args:
+        out: where datasets, runs and logs go (large files; never in the repository).
+        results_root: the results folder (``docs/results``): unit records and pages.
+        jobs: units side by side (default :func:`default_jobs`).
+        only: run only these units (names or prefixes) and what they need.
+        report_only: regenerate the page from the records present; run nothing.
+        commit: commit each unit's record and the page to git as the unit finishes.
+
+    Raises:
+        UnitFailed: a unit's command failed (the others already running finish first).
+    """
+    folder = results_root / protocol.name
+    summary = ReproduceSummary()
+    if report_only:
+        summary.page = write_page(protocol, results_root)
+        return summary
+    jobs = jobs or default_jobs()
+    results = load_results(folder)
+    todo = plan(protocol, results, only)
+    summary.skipped = [u.name for u in protocol.units if u.name not in {t.name for t in todo}]
+    say = (lambda text: None) if quiet else (lambda text: print(text, flush=True))
+    say(
+        f"reproduce {protocol.name}: {len(todo)} unit(s) to run, "
+        f"{len(current(protocol, results))} recorded; {jobs} side by side; --out {out}"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    finished: set[str] = set()
+    running: dict[str, _Running] = {}
+    elsewhere: dict[str, str] = {}
+    failure: str | None = None
+    host = machine()
+    commit_id = git_commit(results_root if results_root.exists() else ".")
+    cores = os.cpu_count() or 1
+    with _sigterm_as_interrupt():
+        try:
+            while (len(finished) < len(todo) and failure is None) or running:
+                ready = [
+                    u
+                    for u in todo
+                    if u.name not in finished
+                    and u.name not in running
+                    and all(n in finished or n not in {t.name for t in todo} for n in u.needs)
+                ]
+                if failure is None:
+                    for unit in ready:
+                        if len(running) >= jobs:
+                            break
+                        if unit.kind == "result" and _recorded(protocol, folder, unit.name):
+                            finished.add(unit.name)  # another process recorded it meanwhile
+                            summary.skipped.append(unit.name)
+                            continue
+                        share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
+                        started = _start(unit, out, share)
+                        if isinstance(started, str):
+                            if elsewhere.get(unit.name) != started:
+                                say(f"  {unit.name}: claimed by {started}; waiting for it")
+                            elsewhere[unit.name] = started
+                            continue
+                        elsewhere.pop(unit.name, None)
+                        running[unit.name] = started
+                        say(f"  {unit.name}: started ({share} thread(s)); log {started.log.name}")
+                time.sleep(POLL_SECONDS if not running else 0.5)
+                for name, job in list(running.items()):
+                    code = job.process.poll()
+                    if code is None:
+                        continue
+                    del running[name]
+                    job.log.close()
+                    seconds = time.time() - job.started
+                    if code != 0:
+                        job.release.close()
+                        failure = f"{name} failed (exit {code}); see {job.log.name}"
+                        say(f"  {failure}")
+                        continue
+                    written = _record(
+                        protocol, job.unit, out, folder, results, host, commit_id, seconds
+                    )
+                    job.release.close()
+                    finished.add(name)
+                    summary.ran.append(name)
+                    page = write_page(protocol, results_root)
+                    say(f"  {name}: done in {seconds / 60:.1f} min -> {written}")
+                    if commit:
+                        _commit(
+                            results_root,
+                            [written, page, *_pictures(results_root, protocol)],
+                            f"results: {protocol.name} {name}",
+                        )
+        except KeyboardInterrupt:
+            for job in running.values():
+                job.process.terminate()
+            for job in running.values():
+                try:
+                    job.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    job.process.kill()
+                job.release.close()
+            raise
+    summary.page = write_page(protocol, results_root)
+    if failure is not None:
+        raise UnitFailed(f"reproduce {protocol.name}: {failure}")
+    return summary
+
+
+def _recorded(protocol: Protocol, folder: Path, name: str) -> bool:
+    result = load_results(folder).get(name)
+    return result is not None and result.settings == protocol.digest
+
+
+def _pictures(results_root: Path, protocol: Protocol) -> list[Path]:
+    return sorted(results_root.glob(f"{protocol.name}*.png"))
+
+
+def _start(unit: Unit, out: Path, threads: int) -> _Running | str:
+    """Claim ``unit`` and start its command; the claim holder's description if claimed."""
+    release = ExitStack()
+    holder = release.enter_context(claim(out / "claims" / f"{unit.name}.claim"))
+    if holder is not None:
+        release.close()
+        return holder
+    log = open(out / "logs" / f"{unit.name}.log", "ab")
+    log.write(f"\n$ {' '.join(unit.command(out, threads))}\n".encode())
+    log.flush()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env.setdefault("MUJOCO_GL", "egl")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keypoint_wm.cli", *unit.command(out, threads)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    return _Running(unit, process, log, time.time(), release)
+
+
+def _record(
+    protocol: Protocol,
+    unit: Unit,
+    out: Path,
+    folder: Path,
+    results: dict[str, UnitResult],
+    host: dict[str, Any],
+    commit_id: str,
+    seconds: float,
+) -> Path:
+    """Write the unit's record; an artifact re-made with the same identity keeps its old
+    record (its first wall time is the one that means something)."""
+    figures = unit.figures(out) if unit.figures else {}
+    uses = unit.uses(out) if unit.uses else {}
+    previous = results.get(unit.name)
+    if (
+        unit.kind == "artifact"
+        and previous is not None
+        and previous.settings == protocol.digest
+        and previous.uses == uses
+    ):
+        return folder / f"{unit.name}.json"
+    result = UnitResult(
+        protocol=protocol.name,
+        unit=unit.name,
+        kind=unit.kind,
+        settings=protocol.digest,
+        command=unit.shown(),
+        figures=figures,
+        uses=uses,
+        commit=commit_id,
+        machine=host,
+        seconds=round(seconds, 1),
+        finished=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    results[unit.name] = result
+    return result.write(folder)

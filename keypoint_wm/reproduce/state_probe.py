@@ -1,0 +1,171 @@
+"""``reproduce state-probe``: what the latent knows, per world-model variant and seed.
+
+Units: the DMCS dataset, one world model per (variant, seed), and one
+``evaluate state-probe`` per run (features ``both``, the latent wrappers' observation). The
+page pools the seeds of each variant (mean ± 95% CI), beside the untrained floor, and says
+whether the bars of the issue on what the latent knows are met on its four tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from keypoint_wm.reproduce.dmcs import (
+    DmcsSettings,
+    Variant,
+    data_path,
+    data_unit,
+    run_dir,
+    train_unit,
+)
+from keypoint_wm.reproduce.identity import weights_hash
+from keypoint_wm.reproduce.pages import Figures, header, over_seeds, units_table
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult
+
+__all__ = ["BARS", "BAR_TASKS", "protocol"]
+
+BAR_TASKS = ("cartpole-balance", "reacher-easy", "walker-walk", "cheetah-run")
+"""The tasks the bars are checked on."""
+
+BARS = {"positions": 0.9, "velocities": 0.8}
+"""Test R^2 (features ``both``, mean of the seeds) each bar task must reach."""
+
+MAX_EPISODES = 40
+
+
+def _probe_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
+    json_path = f"{OUT}/state-probe/{variant.name}-seed{seed}.json"
+    episodes = 4 if settings.smoke else MAX_EPISODES
+    argv = (
+        "evaluate",
+        "state-probe",
+        "--run",
+        run_dir(variant, seed),
+        "--data",
+        data_path(settings),
+        "--features",
+        "both",
+        "--max-episodes",
+        str(episodes),
+        "--json",
+        json_path,
+        "--quiet",
+    )
+
+    def figures(out: Path) -> dict[str, Any]:
+        import json
+
+        payload = json.loads(Path(json_path.replace(OUT, str(out))).read_text())
+        return {k: v for k, v in payload.items() if k not in ("per_run", "seed_ci95", "run")}
+
+    def uses(out: Path) -> dict[str, Any]:
+        return {"world_model": weights_hash(run_dir(variant, seed).replace(OUT, str(out)))}
+
+    return Unit(
+        f"probe-{variant.name}-seed{seed}",
+        argv,
+        needs=(f"train-{variant.name}-seed{seed}",),
+        figures=figures,
+        uses=uses,
+    )
+
+
+def protocol(smoke: bool = False) -> Protocol:
+    """The protocol; ``smoke``: the same units on a seconds-long setting."""
+    settings = DmcsSettings()
+    if smoke:
+        settings = replace(
+            settings, tasks=("cartpole-balance",), episodes=16, steps=12, seeds=(0, 1), smoke=True
+        )
+    units = [data_unit(settings)]
+    for variant in settings.variants:
+        for seed in settings.seeds:
+            units += [train_unit(settings, variant, seed), _probe_unit(settings, variant, seed)]
+    return Protocol(
+        name="state-probe",
+        summary="what the latent knows: a ridge probe from the filtered latent to the "
+        "physics state (positions and velocities), per task, beside an untrained model",
+        settings={
+            "dmcs": settings.to_json(),
+            "probe": {"features": "both", "max_episodes": 4 if smoke else MAX_EPISODES},
+        },
+        units=tuple(units),
+        page=lambda results, root: _page(settings, results, root),
+    )
+
+
+def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) -> str:
+    from keypoint_wm.evaluation.state_probe import format_state_probe, plot_state_probe
+
+    lines = header(
+        "state-probe",
+        "What the latent knows",
+        "A ridge regression from the model's filtered latent at frame t (the keypoints of "
+        "frame t and the GRU state h_{t-1}: what the latent wrappers observe) to the "
+        "physics state at frame t (dm_control's observation), fitted on training-split "
+        "episodes, its strength chosen on validation episodes, scored on test episodes. "
+        f"Data: {settings.episodes} random-action episodes of {settings.steps} steps per task "
+        f"({', '.join(settings.tasks)}); at most {MAX_EPISODES} episodes per task and split "
+        "are probed.",
+    )
+    for variant in settings.variants:
+        probes = {
+            seed: results[f"probe-{variant.name}-seed{seed}"]
+            for seed in settings.seeds
+            if f"probe-{variant.name}-seed{seed}" in results
+        }
+        stale = [
+            seed
+            for seed, result in probes.items()
+            if (trained := results.get(f"train-{variant.name}-seed{seed}")) is not None
+            and trained.uses.get("world_model") != result.uses.get("world_model")
+        ]
+        fresh = {seed: r for seed, r in probes.items() if seed not in stale}
+        lines += [
+            f"## {variant.label or variant.name} (`{variant.preset}`"
+            + "".join(f" `--set {s}`" for s in variant.overrides)
+            + ")",
+            "",
+        ]
+        if not fresh:
+            lines += [f"No probe finished yet (of {len(settings.seeds)} seeds).", ""]
+            continue
+        summary = over_seeds({f"seed {s}": Figures(r.figures) for s, r in sorted(fresh.items())})
+        lines += [f"{len(fresh)} of {len(settings.seeds)} seeds.", "", format_state_probe(summary)]
+        if stale:
+            lines += [
+                "",
+                f"Left out: seeds {stale}, probed with a world model that has since "
+                "been re-made (another weight hash).",
+            ]
+        picture = root / f"state-probe-{variant.name}.png"
+        plot_state_probe(summary, picture)
+        lines += [
+            "",
+            _bars(summary.mean, len(fresh), len(settings.seeds)),
+            "",
+            f"![state probe, {variant.name}]({picture.name})",
+            "",
+        ]
+    lines += units_table(results)
+    return "\n".join(lines) + "\n"
+
+
+def _bars(mean: dict[str, Any], done: int, wanted: int) -> str:
+    missing = [t for t in BAR_TASKS if t not in mean["tasks"]]
+    if missing:
+        return f"Bars: not checked ({', '.join(missing)} not in the data)."
+    failing = [
+        f"{task} {kind} {mean['tasks'][task][kind]:.3f} < {bar}"
+        for task in BAR_TASKS
+        for kind, bar in BARS.items()
+        if (mean["tasks"][task][kind] or 0.0) < bar
+    ]
+    scope = f"mean of {done} seed(s)" + ("" if done >= wanted else f", {wanted} wanted")
+    if failing:
+        return (
+            f"Bars (positions >= 0.9, velocities >= 0.8; {scope}): not met: {'; '.join(failing)}."
+        )
+    return f"Bars (positions >= 0.9, velocities >= 0.8; {scope}): met on {', '.join(BAR_TASKS)}."

@@ -1,0 +1,123 @@
+"""`keypoint-wm reproduce`: units recorded as they finish, skipped when recorded, re-made
+when a new machine needs them, and the page regenerated from the records."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keypoint_wm.reproduce import TARGETS
+from keypoint_wm.reproduce.protocol import Protocol, Unit, UnitResult
+from keypoint_wm.reproduce.runner import plan
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", "reproduce", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_help_lists_every_target_with_its_cost():
+    done = cli("--help")
+    assert done.returncode == 0
+    for name in TARGETS:
+        assert f"{name}:" in done.stdout
+    assert "2-core CPU" in done.stdout and "one GPU" in done.stdout
+
+
+def _protocol() -> Protocol:
+    units = (
+        Unit("data", ("collect",), kind="artifact"),
+        Unit("train-a", ("train",), kind="artifact", needs=("data",)),
+        Unit("probe-a", ("evaluate",), needs=("train-a",)),
+        Unit("train-b", ("train",), kind="artifact", needs=("data",)),
+        Unit("probe-b", ("evaluate",), needs=("train-b",)),
+    )
+    return Protocol("p", "a protocol", {"k": 1}, units, page=lambda results, root: "")
+
+
+def _record(protocol: Protocol, unit: str, settings: str | None = None) -> UnitResult:
+    return UnitResult(protocol.name, unit, "result", settings or protocol.digest, "", {}, {},
+                      "", {}, 1.0, "")  # fmt: skip
+
+
+def test_plan_runs_what_is_not_recorded_and_remakes_what_it_needs():
+    protocol = _protocol()
+    names = [u.name for u in plan(protocol, {})]
+    assert names == ["data", "train-a", "probe-a", "train-b", "probe-b"]
+    recorded = {"probe-a": _record(protocol, "probe-a")}
+    assert [u.name for u in plan(protocol, recorded)] == ["data", "train-b", "probe-b"]
+    # A record made under other settings does not count.
+    stale = {"probe-a": _record(protocol, "probe-a", settings="other")}
+    assert "probe-a" in [u.name for u in plan(protocol, stale)]
+    assert [u.name for u in plan(protocol, {}, only=["probe-b"])] == ["data", "train-b", "probe-b"]
+    everything = {n: _record(protocol, n) for n in ("probe-a", "probe-b")}
+    assert plan(protocol, everything) == []
+
+
+def test_only_names_an_unknown_unit_in_one_line():
+    from keypoint_wm.errors import UsageError
+
+    with pytest.raises(UsageError, match="--only probe-c: no such unit of p"):
+        plan(_protocol(), {}, only=["probe-c"])
+
+
+@pytest.mark.integration
+def test_state_probe_smoke_end_to_end_skips_and_resumes_on_a_new_machine(tmp_path):
+    out, results = tmp_path / "out", tmp_path / "results"
+    done = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke")
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = results / "state-probe"
+    recorded = sorted(p.stem for p in folder.glob("*.json"))
+    assert recorded == ["data", "probe-struct-seed0", "probe-struct-seed1",
+                        "train-struct-seed0", "train-struct-seed1"]  # fmt: skip
+    probe = json.loads((folder / "probe-struct-seed0.json").read_text())
+    assert probe["figures"]["tasks"]["cartpole-balance"]["positions"] is not None
+    assert probe["uses"]["world_model"]["weights"]
+    assert probe["machine"]["cpu"] and probe["machine"]["torch"]
+    assert probe["command"].startswith("keypoint-wm evaluate state-probe --run OUT/runs/struct")
+    page = (results / "state-probe.md").read_text()
+    assert "2 of 2 seeds" in page and (results / "state-probe-struct.png").stat().st_size > 0
+    # Everything recorded: nothing runs.
+    again = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke")
+    assert again.returncode == 0 and "0 unit(s) to run" in again.stdout
+    # A new machine: --out is gone, one probe is not recorded. The dataset and that seed's
+    # world model are made again, the other records stay as they were.
+    kept = (folder / "probe-struct-seed0.json").read_bytes()
+    (folder / "probe-struct-seed1.json").unlink()
+    shutil.rmtree(out)
+    resumed = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "3 unit(s) to run" in resumed.stdout
+    assert (folder / "probe-struct-seed1.json").exists()
+    assert (folder / "probe-struct-seed0.json").read_bytes() == kept
+    assert not (out / "runs" / "struct" / "seed_0").exists()
+    # --report-only regenerates the page from the records alone.
+    page = (results / "state-probe.md").read_text()
+    (results / "state-probe.md").unlink()
+    report = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke",
+                 "--report-only")  # fmt: skip
+    assert report.returncode == 0 and (results / "state-probe.md").read_text() == page
+
+
+@pytest.mark.integration
+def test_a_failing_unit_is_not_recorded_and_names_its_log(tmp_path):
+    out, results = tmp_path / "out", tmp_path / "results"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "dmcs16-smoke").write_text("not a folder")  # collect cannot write here
+    done = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke")
+    assert done.returncode == 1
+    assert "data failed" in done.stderr and "logs/data.log" in done.stderr
+    assert not list((results / "state-probe").glob("*.json"))
+    assert Path(out / "logs" / "data.log").read_text()
