@@ -103,7 +103,9 @@ class TaskProbe:
     ``parts`` maps each observation key to its R^2 (None when none of its dimensions varies
     on the test frames); ``positions`` / ``velocities`` average every dimension of that kind
     (None when the task has none); ``alpha`` is the ridge strength chosen on validation,
-    ``validation_r2`` the mean R^2 there; ``frames`` the frame count per split.
+    ``validation_r2`` the mean R^2 there and ``validation`` its positions and velocities
+    (what to choose models and knobs on: the test figures are read once, to report);
+    ``frames`` the frame count per split.
     """
 
     parts: dict[str, float | None]
@@ -112,6 +114,7 @@ class TaskProbe:
     alpha: float
     validation_r2: float
     frames: dict[str, int]
+    validation: dict[str, float | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +123,7 @@ class TaskProbe:
             "parts": dict(self.parts),
             "alpha": self.alpha,
             "validation_r2": self.validation_r2,
+            "validation": dict(self.validation),
             "frames": dict(self.frames),
         }
 
@@ -214,6 +218,7 @@ def fit_state_probe(
     kinds = {kind: np.zeros(len(r2), bool) for kind in STATE_KINDS}
     for part in parts:
         kinds[part.kind][part.start : part.stop] = True
+    chosen = _r2_per_dim(apply_linear(weights, validation), states["validation"])
     return TaskProbe(
         parts={part.name: _nanmean(r2[part.start : part.stop]) for part in parts},
         positions=_nanmean(r2[kinds["position"]]),
@@ -221,6 +226,10 @@ def fit_state_probe(
         alpha=alpha,
         validation_r2=float(validation_r2),
         frames={split: len(states[split]) for split in SPLITS},
+        validation={
+            "positions": _nanmean(chosen[kinds["position"]]),
+            "velocities": _nanmean(chosen[kinds["velocity"]]),
+        },
     )
 
 

@@ -55,7 +55,14 @@ class DmcsSettings:
     steps: int = 200
     seed: int = 0
     seeds: tuple[int, ...] = (0, 1, 2)
-    variants: tuple[Variant, ...] = (Variant("struct", label="Struct-VRNN"),)
+    variants: tuple[Variant, ...] = (
+        Variant("struct", label="Struct-VRNN"),
+        Variant(
+            "struct-8x8",
+            overrides=("model.num_observed_steps=8", "model.num_predicted_steps=8"),
+            label="Struct-VRNN, the paper's 8 + 8 steps",
+        ),
+    )
     smoke: bool = False
 
     @property

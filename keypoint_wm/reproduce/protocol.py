@@ -10,7 +10,7 @@ units' results. Units are of two kinds:
   episodes, ``train --resume`` continues), so one is run again whenever a unit that needs
   it is still to run: on a new machine that re-creates the files from their seeds.
 - ``"result"`` units make figures. Once a result unit's JSON is in the results folder (and
-  was made with the protocol's current settings) it is never run again.
+  was made by the unit's command as it is now, :attr:`Unit.digest`) it is never run again.
 
 Every finished unit writes ``<results>/<NAME>/<unit>.json`` (:class:`UnitResult`): its
 figures, the exact command, the identity of what it used (the dataset's fingerprint, the
@@ -78,6 +78,12 @@ class Unit:
         """The arguments with ``{out}`` and ``{threads}`` filled in."""
         return [a.replace(OUT, str(out)).replace("{threads}", str(threads)) for a in self.argv]
 
+    @property
+    def digest(self) -> str:
+        """What the unit's record is valid for: a hash of its kind and command (its data,
+        preset, overrides and seeds). Adding a unit to a protocol leaves the others valid."""
+        return settings_digest({"kind": self.kind, "argv": list(self.argv)})
+
     def shown(self) -> str:
         """The command as recorded: ``keypoint-wm ...`` with ``OUT`` for ``--out``."""
         parts = [a.replace(OUT, "OUT").replace("{threads}", "N") for a in self.argv]
@@ -91,7 +97,7 @@ class UnitResult:
     protocol: str
     unit: str
     kind: str
-    settings: str
+    settings: str  # the unit's digest when it ran
     command: str
     figures: dict[str, Any]
     uses: dict[str, Any]
@@ -135,8 +141,9 @@ class Protocol:
     Attributes:
         name: the ``reproduce`` NAME, also the results folder's name.
         summary: one line for ``--help``.
-        settings: every knob of the protocol (JSON-able); its digest is recorded in every
-            unit result, and only results of the current digest make the page.
+        settings: every knob of the protocol (JSON-able), for its page and ``--help``; each
+            unit's record holds its own :attr:`Unit.digest`, and only records of the
+            units as they are now make the page.
         units: in an order that respects ``needs``.
         page: ``(results of the current settings, results folder) -> Markdown``; it may
             write pictures beside the page (``<results>/<NAME>*.png``).
@@ -160,9 +167,10 @@ class Protocol:
                 raise ValueError(f"{self.name}: {unit.name} needs {missing} listed before it")
             seen.add(unit.name)
 
-    @property
-    def digest(self) -> str:
-        return settings_digest(self.settings)
+    def current(self, results: dict[str, UnitResult]) -> dict[str, UnitResult]:
+        """The records made by the protocol's units as they are now, by unit name."""
+        digests = {unit.name: unit.digest for unit in self.units}
+        return {n: r for n, r in results.items() if digests.get(n) == r.settings}
 
     def unit(self, name: str) -> Unit:
         for unit in self.units:

@@ -56,17 +56,12 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def current(protocol: Protocol, results: dict[str, UnitResult]) -> dict[str, UnitResult]:
-    """The results made under the protocol's current settings, by unit."""
-    return {name: r for name, r in results.items() if r.settings == protocol.digest}
-
-
 def plan(
     protocol: Protocol, results: dict[str, UnitResult], only: Sequence[str] = ()
 ) -> list[Unit]:
     """The units to run, in protocol order: result units without a current record (of
     ``only`` when given: unit names or name prefixes), and the artifact units they need."""
-    done = current(protocol, results)
+    done = protocol.current(results)
     names = [u.name for u in protocol.units]
     unknown = [o for o in only if not any(n == o or n.startswith(o) for n in names)]
     if unknown:
@@ -93,7 +88,7 @@ def plan(
 
 def write_page(protocol: Protocol, results_root: Path) -> Path:
     """Regenerate ``<results>/<NAME>.md`` (and its pictures) from the current results."""
-    results = current(protocol, load_results(results_root / protocol.name))
+    results = protocol.current(load_results(results_root / protocol.name))
     text = protocol.page(results, results_root)
     path = results_root / f"{protocol.name}.md"
     results_root.mkdir(parents=True, exist_ok=True)
@@ -185,7 +180,7 @@ def reproduce(
     say = (lambda text: None) if quiet else (lambda text: print(text, flush=True))
     say(
         f"reproduce {protocol.name}: {len(todo)} unit(s) to run, "
-        f"{len(current(protocol, results))} recorded; {jobs} side by side; --out {out}"
+        f"{len(protocol.current(results))} recorded; {jobs} side by side; --out {out}"
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
@@ -269,7 +264,7 @@ def reproduce(
 
 def _recorded(protocol: Protocol, folder: Path, name: str) -> bool:
     result = load_results(folder).get(name)
-    return result is not None and result.settings == protocol.digest
+    return result is not None and result.settings == protocol.unit(name).digest
 
 
 def _pictures(results_root: Path, protocol: Protocol) -> list[Path]:
@@ -315,7 +310,7 @@ def _record(
     if (
         unit.kind == "artifact"
         and previous is not None
-        and previous.settings == protocol.digest
+        and previous.settings == unit.digest
         and previous.uses == uses
     ):
         return folder / f"{unit.name}.json"
@@ -323,7 +318,7 @@ def _record(
         protocol=protocol.name,
         unit=unit.name,
         kind=unit.kind,
-        settings=protocol.digest,
+        settings=unit.digest,
         command=unit.shown(),
         figures=figures,
         uses=uses,

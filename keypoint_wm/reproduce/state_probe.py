@@ -12,6 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from keypoint_wm.reproduce.dmcs import (
     DmcsSettings,
     Variant,
@@ -77,7 +79,13 @@ def protocol(smoke: bool = False) -> Protocol:
     settings = DmcsSettings()
     if smoke:
         settings = replace(
-            settings, tasks=("cartpole-balance",), episodes=16, steps=12, seeds=(0, 1), smoke=True
+            settings,
+            tasks=("cartpole-balance",),
+            episodes=16,
+            steps=12,
+            seeds=(0, 1),
+            variants=settings.variants[:1],
+            smoke=True,
         )
     units = [data_unit(settings)]
     for variant in settings.variants:
@@ -149,8 +157,41 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) ->
             f"![state probe, {variant.name}]({picture.name})",
             "",
         ]
+    lines += _choice_table(settings, results)
     lines += units_table(results)
     return "\n".join(lines) + "\n"
+
+
+def _choice_table(settings: DmcsSettings, results: dict[str, UnitResult]) -> list[str]:
+    """Validation R^2 of every variant: what a choice among them is made on."""
+    tasks = [t for t in BAR_TASKS if t in settings.tasks]
+    lines = [
+        "## Choosing a variant (validation split)",
+        "",
+        "Positions / velocities R^2 on the validation episodes (mean over the seeds done); "
+        "variants are compared here, the test figures above are read once to report.",
+        "",
+        "| variant | seeds | " + " | ".join(tasks) + " |",
+        "|---|---|" + "---|" * len(tasks),
+    ]
+    for variant in settings.variants:
+        done = [
+            results[name].figures["tasks"]
+            for seed in settings.seeds
+            if (name := f"probe-{variant.name}-seed{seed}") in results
+        ]
+        if not done:
+            continue
+        cells = []
+        for task in tasks:
+            pairs = [d[task].get("validation", {}) for d in done if task in d]
+            means = [
+                np.mean([p[k] for p in pairs if p.get(k) is not None] or [np.nan])
+                for k in ("positions", "velocities")
+            ]
+            cells.append(f"{means[0]:.3f} / {means[1]:.3f}")
+        lines.append(f"| {variant.name} | {len(done)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _bars(mean: dict[str, Any], done: int, wanted: int) -> str:

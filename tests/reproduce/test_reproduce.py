@@ -48,8 +48,8 @@ def _protocol() -> Protocol:
 
 
 def _record(protocol: Protocol, unit: str, settings: str | None = None) -> UnitResult:
-    return UnitResult(protocol.name, unit, "result", settings or protocol.digest, "", {}, {},
-                      "", {}, 1.0, "")  # fmt: skip
+    digest = settings or protocol.unit(unit).digest
+    return UnitResult(protocol.name, unit, "result", digest, "", {}, {}, "", {}, 1.0, "")  # fmt: skip
 
 
 def test_plan_runs_what_is_not_recorded_and_remakes_what_it_needs():
@@ -58,7 +58,7 @@ def test_plan_runs_what_is_not_recorded_and_remakes_what_it_needs():
     assert names == ["data", "train-a", "probe-a", "train-b", "probe-b"]
     recorded = {"probe-a": _record(protocol, "probe-a")}
     assert [u.name for u in plan(protocol, recorded)] == ["data", "train-b", "probe-b"]
-    # A record made under other settings does not count.
+    # A record of the unit as it was under other settings (another command) does not count.
     stale = {"probe-a": _record(protocol, "probe-a", settings="other")}
     assert "probe-a" in [u.name for u in plan(protocol, stale)]
     assert [u.name for u in plan(protocol, {}, only=["probe-b"])] == ["data", "train-b", "probe-b"]
