@@ -47,6 +47,15 @@ TARGETS: dict[str, Target] = {
             "not measured",
             "keypoint_wm.reproduce.state_probe",
         ),
+        Target(
+            "dream-fidelity",
+            "do imagined returns follow the real ones: correlation of imagined with real "
+            "returns of scripted policies per task, and the imagined keypoints' error",
+            "the state-probe's collection and world models (shared in one --out), then per "
+            "world model its reward heads and the rollouts (not yet timed)",
+            "not measured",
+            "keypoint_wm.reproduce.dream_fidelity",
+        ),
     )
 }
 """Every NAME, in ``--help`` order."""

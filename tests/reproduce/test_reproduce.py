@@ -121,3 +121,16 @@ def test_a_failing_unit_is_not_recorded_and_names_its_log(tmp_path):
     assert "data failed" in done.stderr and "logs/data.log" in done.stderr
     assert not list((results / "state-probe").glob("*.json"))
     assert Path(out / "logs" / "data.log").read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", sorted(set(TARGETS) - {"state-probe"}))
+def test_every_target_runs_end_to_end_on_its_smoke_setting(name, tmp_path):
+    out = tmp_path / "out"
+    done = cli(name, "--out", str(out), "--smoke")
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = list((out / "results" / name).glob("*.json"))
+    assert any(json.loads(p.read_text())["kind"] == "result" for p in records)
+    assert (out / "results" / f"{name}.md").read_text().startswith("# ")
+    again = cli(name, "--out", str(out), "--smoke")
+    assert again.returncode == 0 and "0 unit(s) to run" in again.stdout

@@ -1,0 +1,221 @@
+"""``reproduce dream-fidelity``: do the imagined returns follow the real ones?
+
+Units: the DMCS dataset and world models shared with the other DMCS protocols, one set of
+reward heads per run (``rewards train --inputs hidden+keypoints``, the heads the dream
+environment reads), and one ``evaluate dream-fidelity`` per run on the four tasks of the
+bars. The page pools each variant's seeds: the Pearson correlation of imagined (prior
+mean, the model's predicted steps) with real returns per task, and the keypoint error of
+the imagined futures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from keypoint_wm.reproduce.dmcs import (
+    DmcsSettings,
+    Variant,
+    data_path,
+    data_unit,
+    run_dir,
+    train_unit,
+)
+from keypoint_wm.reproduce.identity import weights_hash
+from keypoint_wm.reproduce.pages import header, units_table
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult
+
+__all__ = ["BAR", "TASKS", "heads_unit", "protocol"]
+
+TASKS = ("cartpole-balance", "reacher-easy", "walker-walk", "cheetah-run")
+"""The tasks the bar is checked on."""
+
+BAR = 0.9
+"""Correlation of imagined (prior mean) with real returns each task must reach."""
+
+HEADS = "rewards_hidden+keypoints"
+
+
+def heads_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
+    """``rewards train`` the run's heads (an artifact the dream environment reads)."""
+    run = run_dir(variant, seed)
+    argv = [
+        "rewards",
+        "train",
+        "--run",
+        run,
+        "--data",
+        data_path(settings),
+        "--stride",
+        "5",
+        "--inputs",
+        "hidden+keypoints",
+        "--out",
+        f"{run}/{HEADS}",
+        "--quiet",
+    ]
+    if settings.smoke:
+        argv += ["--steps", "5", "--window", "6", "--stride", "2"]
+    return Unit(
+        f"heads-{variant.name}-seed{seed}",
+        tuple(argv),
+        kind="artifact",
+        needs=(f"train-{variant.name}-seed{seed}",),
+    )
+
+
+def _fidelity_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
+    json_path = f"{OUT}/dream-fidelity/{variant.name}-seed{seed}.json"
+    tasks = [t for t in TASKS if t in settings.tasks]
+    argv = [
+        "evaluate",
+        "dream-fidelity",
+        "--run",
+        run_dir(variant, seed),
+        "--tasks",
+        ",".join(tasks),
+        "--heads",
+        HEADS,
+        "--json",
+        json_path,
+        "--quiet",
+    ]
+    if settings.smoke:
+        argv += ["--episodes", "1", "--long-horizon", "4", "--policies", "zero,plus,random"]
+
+    def figures(out: Path) -> dict[str, Any]:
+        payload = json.loads(Path(json_path.replace(OUT, str(out))).read_text())
+        return {
+            task: {
+                horizon: {"correlation": h["correlation"], "keypoint_error": h["keypoint_error"]}
+                for horizon, h in result["horizons"].items()
+            }
+            for task, result in payload["tasks"].items()
+        } | {"horizons": payload["horizons"]}
+
+    def uses(out: Path) -> dict[str, Any]:
+        return {"world_model": weights_hash(run_dir(variant, seed).replace(OUT, str(out)))}
+
+    return Unit(
+        f"fidelity-{variant.name}-seed{seed}",
+        tuple(argv),
+        needs=(f"heads-{variant.name}-seed{seed}",),
+        figures=figures,
+        uses=uses,
+    )
+
+
+def protocol(smoke: bool = False) -> Protocol:
+    """The protocol; ``smoke``: the same units on a seconds-long setting."""
+    settings = DmcsSettings()
+    if smoke:
+        settings = replace(
+            settings,
+            tasks=("cartpole-balance",),
+            episodes=16,
+            steps=12,
+            seeds=(0,),
+            variants=settings.variants[:1],
+            smoke=True,
+        )
+    units = [data_unit(settings)]
+    for variant in settings.variants:
+        for seed in settings.seeds:
+            units += [
+                train_unit(settings, variant, seed),
+                heads_unit(settings, variant, seed),
+                _fidelity_unit(settings, variant, seed),
+            ]
+    return Protocol(
+        name="dream-fidelity",
+        summary="do imagined returns follow the real ones: correlation of the reward heads' "
+        "returns on imagined futures with real returns of scripted policies, per task",
+        settings={"dmcs": settings.to_json(), "tasks": list(TASKS), "heads": HEADS},
+        units=tuple(units),
+        page=lambda results, root: _page(settings, results),
+    )
+
+
+def _mean_ci(values: list[float]) -> str:
+    import numpy as np
+
+    from keypoint_wm.evaluation.metrics import mean_ci
+    from keypoint_wm.evaluation.seeds import plus_minus
+
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return plus_minus(values[0], None, ".3f")
+    mean, half = mean_ci(np.asarray(values, float))
+    return plus_minus(float(mean), float(half), ".3f")
+
+
+def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
+    tasks = [t for t in TASKS if t in settings.tasks]
+    lines = header(
+        "dream-fidelity",
+        "Dream fidelity: do imagined returns follow the real ones?",
+        "Scripted and random policies (zero, +1, -1, uniform random, a sine; on cartpole a "
+        "PD controller and its sign-flipped twin) act on the real task from its initial "
+        "states. From the same observed frames and with the same actions, the model filters "
+        "the real frames and imagines the rest from its prior; the run's reward heads "
+        f"(`{HEADS}`) read each frame's reward. The figure is the Pearson correlation over all "
+        "rollouts of the imagined return (the prior's mean, over the model's predicted steps) "
+        "with the real return; a dream agent can only learn what it ranks right.",
+    )
+    for variant in settings.variants:
+        done = {
+            seed: results[name]
+            for seed in settings.seeds
+            if (name := f"fidelity-{variant.name}-seed{seed}") in results
+        }
+        lines += [
+            f"## {variant.label or variant.name} (`{variant.preset}`"
+            + "".join(f" `--set {s}`" for s in variant.overrides)
+            + ")",
+            "",
+        ]
+        if not done:
+            lines += [f"No unit finished yet (of {len(settings.seeds)} seeds).", ""]
+            continue
+        horizons = [str(h) for h in next(iter(done.values())).figures["horizons"]]
+        lines += [
+            f"{len(done)} of {len(settings.seeds)} seeds; mean ± 95% CI over them.",
+            "",
+            "| task | horizon | imagined (mean) | imagined (sampled) | filtered | keypoint error |",
+            "|---|---|---|---|---|---|",
+        ]
+        failing = []
+        for task in tasks:
+            for h in horizons:
+                per_seed = [r.figures[task][h] for r in done.values() if task in r.figures]
+                corr = {
+                    k: _mean_ci(
+                        [s["correlation"][k] for s in per_seed if s["correlation"][k] is not None]
+                    )
+                    for k in ("imagined_mean", "imagined_sampled", "filtered")
+                }
+                errors = [
+                    sum(e["imagined_mean"] for e in s["keypoint_error"].values())
+                    / max(1, len(s["keypoint_error"]))
+                    for s in per_seed
+                ]
+                lines.append(
+                    f"| {task} | {h} | {corr['imagined_mean']} | {corr['imagined_sampled']} | "
+                    f"{corr['filtered']} | {_mean_ci(errors)} |"
+                )
+                if h == horizons[0]:
+                    means = [s["correlation"]["imagined_mean"] for s in per_seed]
+                    value = sum(m for m in means if m is not None) / max(1, len(means))
+                    if value < BAR:
+                        failing.append(f"{task} {value:.3f}")
+        lines += [
+            "",
+            f"Bar (imagined-mean correlation >= {BAR} at horizon {horizons[0]} on "
+            f"{', '.join(tasks)}): " + (f"not met: {'; '.join(failing)}." if failing else "met."),
+            "",
+        ]
+    lines += units_table(results)
+    return "\n".join(lines) + "\n"
