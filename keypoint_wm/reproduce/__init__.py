@@ -39,6 +39,15 @@ TARGETS: dict[str, Target] = {
     target.name: target
     for target in (
         Target(
+            "discovery",
+            "object discovery on new Basketball draws: tracking R^2 per object, 3 draws x 2 "
+            "training seeds of basketball-cpu",
+            "about 2 h: 6 models of 5500 steps (136 ms/step with AVX-512 BF16, about twice "
+            "that on AVX2 alone) and their tracking",
+            "not measured",
+            "keypoint_wm.reproduce.discovery",
+        ),
+        Target(
             "state-probe",
             "what the latent knows: test R^2 of a ridge probe from the filtered latent to the "
             "physics state, per task, positions and velocities apart",
