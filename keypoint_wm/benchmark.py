@@ -41,6 +41,15 @@ from keypoint_wm.presets import get_preset
 from keypoint_wm.train import schedule_at
 from keypoint_wm.train_step import StepRunner, train_step
 
+AVX2_CAP = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+}
+"""Environment that makes a process run as on an AVX2-only CPU (PyTorch's, oneDNN's and MKL's
+kernels capped; the precision rule then sees no native bf16): how the AVX2 figures are
+measured on a machine with AVX-512 (``reproduce bench-cpu``, ``scripts/as_avx2.sh``)."""
+
 TARGETS = (
     "targets: one H100/H200 at dmcs size <= 12 ms/step (1e5 steps <= 20 min), basketball-cpu "
     "<= 5 ms/step; an AVX2-only CPU at dmcs size <= 12 s/step"

@@ -38,3 +38,13 @@ def test_as_avx2_caps_kernels_and_the_precision_rule():
 def test_as_avx2_without_a_command_is_a_usage_error():
     result = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "usage: scripts/as_avx2.sh COMMAND" in result.stderr
+
+
+def test_the_script_exports_the_packages_avx2_cap():
+    """scripts/as_avx2.sh and ``reproduce bench-cpu`` cap the same kernels."""
+    from keypoint_wm.benchmark import AVX2_CAP
+
+    exports = [line for line in SCRIPT.read_text().splitlines() if line.startswith("export ")]
+    assert len(exports) == 1
+    pairs = dict(item.split("=", 1) for item in exports[0].removeprefix("export ").split())
+    assert pairs == AVX2_CAP

@@ -61,6 +61,8 @@ class Unit:
         figures: reads the command's outputs under ``--out`` and returns the figures to
             record (JSON-able); None records none.
         uses: returns the identity of what the unit used or made (fingerprints, hashes).
+        env: environment variables the command runs with (e.g. the AVX2 cap of a benchmark).
+        exclusive: runs alone, with every core (a timing), never beside another unit.
     """
 
     name: str
@@ -69,6 +71,8 @@ class Unit:
     needs: tuple[str, ...] = ()
     figures: Callable[[Path], dict[str, Any]] | None = None
     uses: Callable[[Path], dict[str, Any]] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    exclusive: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -82,12 +86,16 @@ class Unit:
     def digest(self) -> str:
         """What the unit's record is valid for: a hash of its kind and command (its data,
         preset, overrides and seeds). Adding a unit to a protocol leaves the others valid."""
-        return settings_digest({"kind": self.kind, "argv": list(self.argv)})
+        return settings_digest(
+            {"kind": self.kind, "argv": list(self.argv), "env": [list(e) for e in self.env]}
+            if self.env
+            else {"kind": self.kind, "argv": list(self.argv)}
+        )
 
     def shown(self) -> str:
         """The command as recorded: ``keypoint-wm ...`` with ``OUT`` for ``--out``."""
         parts = [a.replace(OUT, "OUT").replace("{threads}", "N") for a in self.argv]
-        return " ".join(["keypoint-wm", *parts])
+        return " ".join([*(f"{k}={v}" for k, v in self.env), "keypoint-wm", *parts])
 
 
 @dataclass(frozen=True)

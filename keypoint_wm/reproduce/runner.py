@@ -203,13 +203,16 @@ def reproduce(
                 ]
                 if failure is None:
                     for unit in ready:
-                        if len(running) >= jobs:
+                        if len(running) >= jobs or any(j.unit.exclusive for j in running.values()):
                             break
+                        if unit.exclusive and running:
+                            continue  # a timing waits until it has the machine to itself
                         if unit.kind == "result" and _recorded(protocol, folder, unit.name):
                             finished.add(unit.name)  # another process recorded it meanwhile
                             summary.skipped.append(unit.name)
                             continue
                         share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
+                        share = cores if unit.exclusive else share
                         started = _start(unit, out, share)
                         if isinstance(started, str):
                             if elsewhere.get(unit.name) != started:
@@ -282,6 +285,7 @@ def _start(unit: Unit, out: Path, threads: int) -> _Running | str:
     log.write(f"\n$ {' '.join(unit.command(out, threads))}\n".encode())
     log.flush()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env.update(dict(unit.env))
     env.setdefault("MUJOCO_GL", "egl")
     process = subprocess.Popen(
         [sys.executable, "-m", "keypoint_wm.cli", *unit.command(out, threads)],
