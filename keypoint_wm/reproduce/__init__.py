@@ -39,6 +39,15 @@ TARGETS: dict[str, Target] = {
     target.name: target
     for target in (
         Target(
+            "bench-cpu",
+            "the CPU benchmarks: latent wrapper against the bare env, the training step "
+            "(basketball-cpu, paper-size dmcs) against fp32 eager, the collector; native and "
+            "AVX2-capped",
+            "about 15 min, each benchmark alone on the machine",
+            "not applicable (a CPU benchmark)",
+            "keypoint_wm.reproduce.bench_cpu",
+        ),
+        Target(
             "discovery",
             "object discovery on new Basketball draws: tracking R^2 per object, 3 draws x 2 "
             "training seeds of basketball-cpu",
