@@ -118,7 +118,13 @@ def data_unit(settings: DmcsSettings) -> Unit:
     def identity(out: Path) -> dict[str, Any]:
         return {"data": dataset_fingerprint(_fill(out, data_path(settings)))}
 
-    return Unit("data", tuple(argv), kind="artifact", uses=identity)
+    def figures(out: Path) -> dict[str, Any]:
+        from keypoint_wm.data.episodes import iter_episode_files
+
+        files = list(iter_episode_files(_fill(out, data_path(settings))))
+        return {"episodes": len(files), "bytes": sum(f.stat().st_size for f in files)}
+
+    return Unit("data", tuple(argv), kind="artifact", uses=identity, figures=figures)
 
 
 def train_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
