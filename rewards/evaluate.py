@@ -24,6 +24,7 @@ import torch
 from keypoint_wm.errors import DataError, UsageError
 from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant, plus_minus, seed_runs
 from keypoint_wm.model.device import resolve_device
+from keypoint_wm.reward_inputs import inputs_mismatch
 from keypoint_wm.rewards.head import find_reward_head, load_reward_head
 from keypoint_wm.rewards.sequences import (
     RewardSequences,
@@ -73,7 +74,8 @@ class TaskRewardScore:
     split: str
     mean_train_reward: float
     inputs: str = "hidden"
-    """What the head reads (``"hidden"`` or ``"hidden+keypoints"``; old heads: ``"hidden"``)."""
+    """What the head reads (:data:`~keypoint_wm.reward_inputs.INPUTS`; old heads:
+    ``"hidden"``)."""
     validation_normalized_mse: float | None = None
     """The head's score on its own validation windows (from its training episodes): the
     figure that settings are chosen on; None for heads trained without validation."""
@@ -233,8 +235,9 @@ def evaluate_reward_prediction(
         precision: the image networks' precision (``"auto"``: as in training).
         inputs: what the heads trained here read, one per run (overrides
             ``train_config.inputs``), e.g. Struct-VRNN's ``"hidden+keypoints"`` beside
-            CNN-VRNN's ``"hidden"``. A run given more than once (with other head
-            directories) is observed once: its windows are kept until its last use.
+            CNN-VRNN's ``"hidden+features"`` (each model's own representation of frame t).
+            A run given more than once (with other head directories) is observed once: its
+            windows are kept until its last use.
         held_out: datasets the world models never saw, whose every episode joins the test
             split's (:func:`~keypoint_wm.rewards.sequences.check_held_out`); heads are
             scored only with the held-out data they were trained with.
@@ -242,7 +245,9 @@ def evaluate_reward_prediction(
     Raises:
         DataError: a run has no heads (the message says how to train them).
         UsageError: ``labels`` or ``heads`` do not match ``runs``; runs sharing a label
-            have different model configs.
+            have different model configs; a head reads another model's per-frame
+            representation (``hidden+keypoints`` of a CNN-VRNN run, ``hidden+features`` of a
+            Struct-VRNN one).
     """
     import keypoint_wm
 
@@ -332,6 +337,13 @@ def _score_run(
         )
         wanted = _tasks_with_heads(head_root, tasks)
     loaded = {task: load_reward_head(head_root, task, model.device) for task in wanted}
+    representation = model.config.model.representation
+    for task, head in loaded.items():
+        why = inputs_mismatch(head.config.inputs, representation)
+        if why is not None:
+            raise UsageError(
+                f"--heads: the head {head_root / task} reads {head.config.inputs}, but {why}"
+            )
     given = [str(Path(p).resolve()) for p in held_out]
     for task, head in loaded.items():
         recorded = head.config.metadata.get("held_out_data") or []

@@ -1,10 +1,14 @@
 """The paper's reward-prediction head (section 5.4 / S2.2) and its files.
 
-Input (:data:`INPUTS`, the config's ``inputs``): ``"hidden"`` (the paper's, the default) reads
-a sequence of the world model's RNN hidden states ``[B, T, H]``; ``"hidden+keypoints"`` reads
-them together with the keypoints of each frame ``[B, T, K, 3]`` (x, y clamped to [-1, 1],
-scale to [0, 1]; concatenated after the hidden state: ``H + 3K`` values per step). No CNN
-features: the head reads only the structured state. Output: one reward per step ``[B, T]``.
+Input (:data:`INPUTS`, the config's ``inputs``; :mod:`keypoint_wm.reward_inputs`):
+``"hidden"`` (the paper's, the default) reads a sequence of the world model's RNN hidden
+states ``[B, T, H]``; the two others read them together with the model's own per-frame
+representation of each frame ``[B, T, K, 3]``, concatenated after the hidden state (``H + 3K``
+values per step): ``"hidden+keypoints"`` a Struct-VRNN run's keypoints (x, y clamped to
+[-1, 1], scale to [0, 1]), ``"hidden+features"`` a CNN-VRNN run's encoder features (its
+``K * 3`` features reshaped as the model hands them out, all clamped to [-1, 1]). A head that
+reads a per-frame input fits runs of that representation only (:meth:`RewardHead.check_model`).
+Output: one reward per step ``[B, T]``.
 Architecture (S2.2): Dense(128) -> GRU(128) -> GRU(128) -> Dense(1), ReLU between the
 layers. Rewards are predicted in units of the training targets' standard deviation around
 their mean (both stored with the head), so the head's raw output is well scaled for any task.
@@ -12,7 +16,8 @@ their mean (both stored with the head), so the head's raw output is well scaled 
 Alignment (docs/design.md, "Action conditioning"): ``hidden[:, t]`` is h_{t-1}, the state
 that conditions frame t (it has seen every frame before t and the action that produced frame
 t), and ``keypoints[:, t]`` are frame t's own keypoints (detected in an observed frame,
-decoded from the prior in an imagined one); the head maps them to ``reward[t]``, the reward
+decoded from the prior in an imagined one; for CNN-VRNN, its encoder features, or those
+decoded by the dynamics); the head maps them to ``reward[t]``, the reward
 received with frame t. The same holds along imagined futures, online in the Gymnasium
 wrappers and in ``DreamEnv``.
 
@@ -23,6 +28,9 @@ A head is saved as a directory with ``head.safetensors`` (weights) and ``head.js
 >>> rewards, state = head(torch.zeros(4, 20, 512))   # rewards [4, 20], state [2, 4, 128]
 >>> both = RewardHead(RewardHeadConfig(input_size=512, inputs="hidden+keypoints", num_keypoints=9))
 >>> both(torch.zeros(4, 20, 512), keypoints=torch.zeros(4, 20, 9, 3))[0].shape
+torch.Size([4, 20])
+>>> cnn = RewardHead(RewardHeadConfig(input_size=512, inputs="hidden+features", num_keypoints=9))
+>>> cnn(torch.zeros(4, 20, 512), keypoints=torch.zeros(4, 20, 9, 3))[0].shape   # features
 torch.Size([4, 20])
 """
 
@@ -39,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from keypoint_wm.errors import DataError
+from keypoint_wm.reward_inputs import FRAME_REPRESENTATION, INPUTS, inputs_mismatch
 
 __all__ = [
     "HEAD_CONFIG",
@@ -53,8 +62,6 @@ __all__ = [
 
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_CONFIG = "head.json"
-INPUTS = ("hidden", "hidden+keypoints")
-"""What a head can read: the RNN state (the paper's), or the RNN state and frame t's keypoints."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,9 @@ class RewardHeadConfig:
         metadata: free-form JSON-serialisable facts (run, checkpoint step, data, metrics).
         inputs: one of :data:`INPUTS`. A ``head.json`` written before the option existed
             lacks the key and loads as ``"hidden"`` (what every head read then).
-        num_keypoints: K, the world model's keypoints (``"hidden+keypoints"``; 0 otherwise).
+        num_keypoints: K, the world model's ``num_keypoints``: the per-frame input is
+            ``[K, 3]``, K keypoints (``"hidden+keypoints"``) or ``K * 3`` CNN features
+            (``"hidden+features"``); 0 for ``"hidden"``.
     """
 
     input_size: int
@@ -95,16 +104,30 @@ class RewardHeadConfig:
             raise ValueError(
                 f"RewardHeadConfig.inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}"
             )
-        if self.reads_keypoints != (self.num_keypoints > 0):
+        if self.reads_frame != (self.num_keypoints > 0):
             raise ValueError(
                 "RewardHeadConfig.num_keypoints must be > 0 exactly when inputs is "
-                f"'hidden+keypoints' (inputs={self.inputs!r}, num_keypoints={self.num_keypoints})"
+                f"{' or '.join(map(repr, FRAME_REPRESENTATION))} "
+                f"(inputs={self.inputs!r}, num_keypoints={self.num_keypoints})"
             )
 
     @property
+    def reads_frame(self) -> bool:
+        """Whether the head reads frame t's per-frame representation besides h_{t-1}
+        (keypoints or CNN features: the ``keypoints`` argument of :class:`RewardHead`)."""
+        return self.inputs in FRAME_REPRESENTATION
+
+    @property
     def reads_keypoints(self) -> bool:
-        """Whether the head reads frame t's keypoints besides h_{t-1}."""
-        return self.inputs == "hidden+keypoints"
+        """The old name of :attr:`reads_frame` (True for ``"hidden+features"`` too: the head
+        takes the ``keypoints`` argument)."""
+        return self.reads_frame
+
+    @property
+    def representation(self) -> str | None:
+        """The model ``representation`` whose per-frame output the head reads (None for
+        ``"hidden"``, which reads any run)."""
+        return FRAME_REPRESENTATION.get(self.inputs)
 
     @property
     def feature_size(self) -> int:
@@ -133,30 +156,36 @@ class RewardHead(nn.Module):
 
         Args:
             hidden: ``[B, T, H]`` (``hidden[:, t]`` = h_{t-1}).
-            keypoints: ``[B, T, K, 3]`` frame t's keypoints; required when the head reads
-                them (``inputs="hidden+keypoints"``), ignored otherwise. x and y are clamped
-                to [-1, 1] and the scale to [0, 1] (detected keypoints already are; decoded
-                ones of imagined frames are bounded like the latent wrappers' observations).
+            keypoints: ``[B, T, K, 3]`` frame t's per-frame representation; required when the
+                head reads it (:attr:`RewardHeadConfig.reads_frame`), ignored otherwise.
+                Keypoints (``"hidden+keypoints"``): x and y are clamped to [-1, 1] and the
+                scale to [0, 1] (detected keypoints already are; decoded ones of imagined
+                frames are bounded like the latent wrappers' observations). CNN features
+                (``"hidden+features"``): every channel is clamped to [-1, 1], their range.
         """
         config = self.config
         if hidden.dim() != 3 or hidden.shape[-1] != config.input_size:
             raise ValueError(
                 f"hidden states must be [B, T, {config.input_size}], got {list(hidden.shape)}"
             )
-        if not config.reads_keypoints:
+        if not config.reads_frame:
             return hidden.float()
         k = config.num_keypoints
         if keypoints is None or tuple(keypoints.shape) != (*hidden.shape[:2], k, 3):
             got = None if keypoints is None else list(keypoints.shape)
+            what = "keypoints" if config.representation == "keypoints" else "CNN features"
             raise ValueError(
-                f"this head reads hidden states and keypoints (inputs={config.inputs!r}): pass "
-                f"keypoints [B, T, {k}, 3] matching hidden {list(hidden.shape)}, got {got}"
+                f"this head reads hidden states and frame t's {what} (inputs={config.inputs!r}): "
+                f"pass keypoints [B, T, {k}, 3] matching hidden {list(hidden.shape)}, got {got}"
             )
         keypoints = keypoints.float().to(hidden.device)
-        position = keypoints[..., :2].clamp(-1.0, 1.0)
-        scale = keypoints[..., 2:].clamp(0.0, 1.0)
-        flat = torch.cat([position, scale], dim=-1).flatten(2)
-        return torch.cat([hidden.float(), flat], dim=-1)
+        if config.representation == "keypoints":
+            position = keypoints[..., :2].clamp(-1.0, 1.0)
+            scale = keypoints[..., 2:].clamp(0.0, 1.0)
+            frame = torch.cat([position, scale], dim=-1)
+        else:
+            frame = keypoints.clamp(-1.0, 1.0)
+        return torch.cat([hidden.float(), frame.flatten(2)], dim=-1)
 
     def forward_normalized(
         self, hidden: Tensor, state: Tensor | None = None, keypoints: Tensor | None = None
@@ -182,8 +211,8 @@ class RewardHead(nn.Module):
         Args:
             hidden: ``[B, T, H]`` world-model hidden states (``hidden[:, t]`` = h_{t-1}).
             state: ``[gru_layers, B, units]`` the head's GRU state (default zeros).
-            keypoints: ``[B, T, K, 3]`` frame t's keypoints (``inputs="hidden+keypoints"``
-                only; ignored by a ``"hidden"`` head).
+            keypoints: ``[B, T, K, 3]`` frame t's keypoints (``inputs="hidden+keypoints"``)
+                or CNN features (``"hidden+features"``); ignored by a ``"hidden"`` head.
 
         Returns:
             ``(rewards [B, T], state [gru_layers, B, units])`` in the task's reward units.
@@ -194,24 +223,32 @@ class RewardHead(nn.Module):
     def step(
         self, hidden: Tensor, state: Tensor | None = None, keypoints: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """One online step: ``hidden [B, H]`` (h_{t-1}) and ``keypoints [B, K, 3]`` (frame t's)
-        -> ``(rewards [B], state)``."""
+        """One online step: ``hidden [B, H]`` (h_{t-1}) and ``keypoints [B, K, 3]`` (frame t's
+        keypoints or features) -> ``(rewards [B], state)``."""
         rewards, state = self(
             hidden[:, None], state, None if keypoints is None else keypoints[:, None]
         )
         return rewards[:, 0], state
 
-    def check_model(self, rnn_units: int, num_keypoints: int) -> None:
-        """Raise ValueError, saying why, unless the head reads a model of this size."""
+    def check_model(
+        self, rnn_units: int, num_keypoints: int, representation: str | None = None
+    ) -> None:
+        """Raise ValueError, saying why, unless the head reads a model of this size (and,
+        given, of this ``representation``: a ``"hidden+keypoints"`` head reads Struct-VRNN
+        runs only, a ``"hidden+features"`` head CNN-VRNN runs only)."""
         config = self.config
         if config.input_size != rnn_units:
             raise ValueError(
                 f"the reward head reads hidden states of size {config.input_size} but the "
                 f"model's rnn_units is {rnn_units}"
             )
-        if config.reads_keypoints and config.num_keypoints != num_keypoints:
+        why = None if representation is None else inputs_mismatch(config.inputs, representation)
+        if why is not None:
+            raise ValueError(f"the reward head reads {config.inputs}, but {why}")
+        if config.reads_frame and config.num_keypoints != num_keypoints:
+            what = "keypoints" if config.representation == "keypoints" else "x 3 CNN features"
             raise ValueError(
-                f"the reward head reads {config.num_keypoints} keypoints but the model has "
+                f"the reward head reads {config.num_keypoints} {what} but the model has "
                 f"num_keypoints={num_keypoints}"
             )
 

@@ -20,9 +20,10 @@ torch.Size([2, 5, 10])
 
 ``actions`` follows the episode alignment (``actions[:, t]`` produces frame t), so the
 rewards of the imagined frames answer "what if I took these actions?". The head reads, for
-frame t, h_{t-1} and (``inputs="hidden+keypoints"``) frame t's keypoints: those detected in
-an observed frame, as in training, and those decoded from the prior in an imagined one, as
-in :class:`~keypoint_wm.envs.DreamEnv`.
+frame t, h_{t-1} and (``inputs="hidden+keypoints"``) frame t's keypoints or
+(``"hidden+features"``, CNN-VRNN runs) its CNN features: those detected (encoded) in an
+observed frame, as in training, and those decoded from the prior in an imagined one, as in
+:class:`~keypoint_wm.envs.DreamEnv`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class ImaginedRewards:
         keypoints: ``[B, N, T0 + F, K, 3]`` the decoded keypoints.
         hidden: ``[B, N, T0 + F, H]`` the hidden states the head read.
         head_keypoints: ``[B, N, T0 + F, K, 3]`` the keypoints a ``"hidden+keypoints"`` head
-            read (detected in the observed frames, then ``keypoints``), else None.
+            read, or the features a ``"hidden+features"`` head read (detected in the
+            observed frames, then ``keypoints``), else None.
         num_observed: T0.
     """
 
@@ -69,12 +71,12 @@ def predict_rewards(
     head: RewardHead, hidden: ArrayLike, keypoints: ArrayLike | None = None
 ) -> torch.Tensor:
     """Rewards ``[..., T]`` for hidden-state sequences ``[..., T, H]`` (any leading dims) and,
-    for a head that reads them, the frames' keypoints ``[..., T, K, 3]``."""
+    for a head that reads them, the frames' keypoints or features ``[..., T, K, 3]``."""
     tensor = _tensor(hidden)
     device = next(head.parameters()).device
     flat = tensor.reshape(-1, *tensor.shape[-2:]).float().to(device)
     points = None
-    if keypoints is not None and head.config.reads_keypoints:
+    if keypoints is not None and head.config.reads_frame:
         points = _tensor(keypoints).reshape(-1, *_tensor(keypoints).shape[-3:]).to(device)
     return head(flat, keypoints=points)[0].reshape(tensor.shape[:-1]).cpu()
 
@@ -89,11 +91,13 @@ def imagine_rewards(
 ) -> ImaginedRewards:
     """Observe ``frames`` (uint8 ``[B, T0, H, W, 3]``), imagine ``num_future`` frames under
     ``actions`` (``[B, T0 + num_future, A]``) and predict every frame's reward."""
-    head.check_model(model.config.model.rnn_units, model.num_keypoints)
+    head.check_model(
+        model.config.model.rnn_units, model.num_keypoints, model.config.model.representation
+    )
     futures = model.imagine(frames, num_future, num_samples, actions)
     observed = int(np.asarray(frames).shape[1])
     head_keypoints = None
-    if head.config.reads_keypoints:
+    if head.config.reads_frame:
         detected = futures.observed_keypoints[:, None].expand(-1, num_samples, -1, -1, -1)
         head_keypoints = torch.cat([detected, futures.keypoints[:, :, observed:]], dim=2)
     return ImaginedRewards(

@@ -11,7 +11,9 @@ split of each task, then 80 % of them to train a head and 20 % to test it. Here:
 - :meth:`~keypoint_wm.api.WorldModel.observe` over each window with its actions (posterior
   at every step; the noise is seeded); ``hidden[:, t]`` = h_{t-1} (zeros at a window's first
   frame: each window is observed from a fresh state) and ``keypoints[:, t]``, the keypoints
-  detected in frame t, go with ``reward[:, t]``, the reward received with frame t;
+  detected in frame t (for a CNN-VRNN run its encoder's features of frame t, ``[K, 3]`` as
+  :meth:`~keypoint_wm.api.WorldModel.observe` hands them out), go with ``reward[:, t]``, the
+  reward received with frame t;
 - a deterministic split, by seed, into the head's train and test parts: of the windows
   (:func:`split_windows`, the paper's "80 % of the data") or, stricter, of whole episodes
   (:func:`split_episodes`: windows of one episode overlap, so a held-out window never shares
@@ -58,8 +60,10 @@ class RewardSequences:
         episode: ``[N]`` index of the window's episode file in ``files``.
         start: ``[N]`` first frame of each window.
         files: the task's test-split episode files.
-        keypoints: float32 ``[N, T, K, 3]`` the keypoints detected in each frame (frame
-            ``start[i] + t``), for heads that read them; None where not collected.
+        keypoints: float32 ``[N, T, K, 3]`` the model's per-frame representation of each
+            frame (frame ``start[i] + t``): the keypoints detected in it, or for a CNN-VRNN
+            run its encoder features; for heads that read them (``hidden+keypoints``,
+            ``hidden+features``); None where not collected.
     """
 
     task: str
@@ -222,7 +226,8 @@ def collect_reward_sequences(
     progress: bool = True,
     held_out: tuple[Path, ...] = (),
 ) -> dict[str, RewardSequences]:
-    """Hidden states, keypoints and rewards of the test split's windows, per task.
+    """Hidden states, keypoints (CNN-VRNN: features) and rewards of the test split's
+    windows, per task.
 
     Args:
         model: the trained world model.

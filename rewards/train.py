@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import atomic_write_bytes
 from keypoint_wm.errors import UsageError
-from keypoint_wm.rewards.head import INPUTS, RewardHead, RewardHeadConfig, save_reward_head
+from keypoint_wm.reward_inputs import INPUTS, check_inputs
+from keypoint_wm.rewards.head import RewardHead, RewardHeadConfig, save_reward_head
 from keypoint_wm.rewards.sequences import (
     SPLITS,
     RewardSequences,
@@ -77,9 +78,10 @@ class RewardTrainConfig:
         validation_fraction: share of the training windows (whole episodes) used to pick
             the step whose weights the head keeps (early stopping); 0 keeps the last step.
         seed: window split, initialisation, batches and posterior noise.
-        inputs: what the head reads (:data:`~keypoint_wm.rewards.head.INPUTS`):
-            ``"hidden"`` (h_{t-1}, the paper's) or ``"hidden+keypoints"`` (h_{t-1} and the
-            keypoints detected in frame t).
+        inputs: what the head reads (:data:`~keypoint_wm.reward_inputs.INPUTS`):
+            ``"hidden"`` (h_{t-1}, the paper's), ``"hidden+keypoints"`` (h_{t-1} and the
+            keypoints detected in frame t; Struct-VRNN runs) or ``"hidden+features"``
+            (h_{t-1} and the encoder's features of frame t; CNN-VRNN runs).
     """
 
     window: int = 20
@@ -153,14 +155,14 @@ def predict(
     batch_size: int = 256,
 ) -> np.ndarray:
     """Head predictions ``[N, T]`` for hidden states ``[N, T, H]`` (and the frames'
-    keypoints ``[N, T, K, 3]`` for a head that reads them)."""
+    keypoints or features ``[N, T, K, 3]`` for a head that reads them)."""
     head.eval()
     device = next(head.parameters()).device
     out = []
     for begin in range(0, len(hidden), batch_size):
         chunk = torch.as_tensor(hidden[begin : begin + batch_size], device=device)
         points = None
-        if keypoints is not None and head.config.reads_keypoints:
+        if keypoints is not None and head.config.reads_frame:
             points = torch.as_tensor(keypoints[begin : begin + batch_size], device=device)
         out.append(head(chunk, keypoints=points)[0].cpu().numpy())
     return np.concatenate(out).astype(np.float32)
@@ -171,10 +173,11 @@ def head_pairs(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The head's training pairs of ``sequences``: ``(hidden [N, T, H], keypoints
     [N, T, K, 3] or None, reward [N, T])``; step t of a window reads h_{t-1} (and frame t's
-    keypoints with ``inputs="hidden+keypoints"``) and learns ``reward[t]``.
+    keypoints with ``inputs="hidden+keypoints"``, its CNN features with
+    ``"hidden+features"``: both are the windows' ``keypoints``) and learns ``reward[t]``.
 
     Raises:
-        UsageError: the head reads keypoints but ``sequences`` has none.
+        UsageError: the head reads a per-frame input but ``sequences`` has none.
     """
     if inputs == "hidden":
         return sequences.hidden, None, sequences.reward
@@ -315,7 +318,7 @@ class HeadFacts:
     """The step whose weights the head keeps (early stopping)."""
     validation_windows: int
     inputs: str
-    """What the head reads: ``"hidden"`` or ``"hidden+keypoints"``."""
+    """What the head reads: ``"hidden"``, ``"hidden+keypoints"`` or ``"hidden+features"``."""
     validation_normalized_mse: float | None = None
     """The kept weights' normalised MSE on the validation windows (choose settings on this,
     never on ``test_normalized_mse``); None without validation windows."""
@@ -363,17 +366,16 @@ def train_reward_heads(
             split's as head data (:func:`~keypoint_wm.rewards.sequences.check_held_out`).
 
     Returns the summary: per task, the windows used and the held-out normalised MSE.
+
+    Raises:
+        UsageError: ``config.inputs`` adds another model's per-frame representation
+            (``hidden+keypoints`` on a CNN-VRNN run, ``hidden+features`` on a Struct-VRNN
+            one), before any window is collected.
     """
     from torch.utils.tensorboard import SummaryWriter
 
     config = config or RewardTrainConfig()
-    representation = model.config.model.representation
-    if config.inputs == "hidden+keypoints" and representation != "keypoints":
-        raise UsageError(
-            f"--inputs hidden+keypoints: the run's representation is {representation!r}, whose "
-            "per-frame features are CNN features, not keypoints; a head may add only keypoints "
-            "to the RNN state (use --inputs hidden)"
-        )
+    check_inputs(config.inputs, model.config.model.representation)
     held_out = tuple(Path(p) for p in held_out)
     check_held_out(held_out, data_dir, model)
     if out is None:

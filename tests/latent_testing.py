@@ -30,8 +30,9 @@ def tiny_dmc_data(base: Path) -> Path:
     return out
 
 
-def tiny_dmc_run(base: Path) -> Path:
-    """A tiny action-conditioned Struct-VRNN trained for 4 steps on :func:`tiny_dmc_data`.
+def tiny_dmc_run(base: Path, representation: str = "keypoints") -> Path:
+    """A tiny action-conditioned Struct-VRNN trained for 4 steps on :func:`tiny_dmc_data`
+    (``representation="cnn"``: a CNN-VRNN, in a folder of its own).
 
     Half of the episode files are held out (``train.test_fraction=0.5``) so that the
     reward tests have a test split to work on.
@@ -42,8 +43,12 @@ def tiny_dmc_run(base: Path) -> Path:
     from keypoint_wm.train import train
 
     data = tiny_dmc_data(base)
-    run = Path(base) / "kwm-dmc-run"
+    suffix = "" if representation == "keypoints" else f"-{representation}"
+    run = Path(base) / f"kwm-dmc-run{suffix}"
     if latest_checkpoint(run) is None:
-        config = tiny_config(4, preset="dmcs-cpu", **{"train.test_fraction": 0.5})
+        overrides = {"train.test_fraction": 0.5}
+        if suffix:
+            overrides["model.representation"] = representation
+        config = tiny_config(4, preset="dmcs-cpu", **overrides)
         train(config, data, run, progress=False, action_conditioned=True)
     return run

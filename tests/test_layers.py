@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
         "errors",
         "conventions",
         "latent_features",
+        "reward_inputs",
         "claims",
         "host_memory",
         "config",

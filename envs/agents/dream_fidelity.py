@@ -64,6 +64,7 @@ from keypoint_wm.envs.latent.wrapper import training_action_repeat
 from keypoint_wm.envs.registration import parse_task_name
 from keypoint_wm.errors import DataError, UsageError
 from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
+from keypoint_wm.reward_inputs import inputs_mismatch
 from keypoint_wm.rewards.head import HEAD_CONFIG, HEAD_WEIGHTS, RewardHead, load_reward_head
 
 __all__ = [
@@ -312,7 +313,8 @@ def model_returns(
     Returns:
         ``(rewards float32 [R, T - context], keypoints float32 [R, T - context, K, 3])``: the
         predicted reward and the keypoints (detected, or decoded from the prior: x, y in
-        [-1, 1], scale in [0, 1]) of frames ``context .. T - 1``.
+        [-1, 1], scale in [0, 1]; a CNN-VRNN run's features) of frames ``context .. T - 1``.
+        A head reading frame t's keypoints (or features) reads these.
     """
     frames, actions = rollouts.frames, rollouts.actions
     count, steps = frames.shape[:2]
@@ -523,7 +525,9 @@ def task_head(model: WorldModel, folder: Path, task: str) -> Path:
     """``folder/<task>``, checked to hold a head for this model's hidden states.
 
     Raises:
-        UsageError: naming ``--heads``, for a task without a head or a head of other sizes.
+        UsageError: naming ``--heads``, for a task without a head, a head of other sizes or
+            one reading another representation's per-frame input (``hidden+keypoints`` of a
+            CNN-VRNN run, ``hidden+features`` of a Struct-VRNN one).
     """
     directory = folder / task
     if not (directory / HEAD_CONFIG).is_file():
@@ -533,13 +537,18 @@ def task_head(model: WorldModel, folder: Path, task: str) -> Path:
             f"{', '.join(found) or 'none'}); train one with `keypoint-wm rewards train --run "
             f"{model.run_dir} --data DIR --tasks {task}`"
         )
-    size = json.loads((directory / HEAD_CONFIG).read_text()).get("input_size")
+    fields = json.loads((directory / HEAD_CONFIG).read_text())
+    size = fields.get("input_size")
     units = model.config.model.rnn_units
     if size != units:
         raise UsageError(
             f"--heads {folder}: the head for {task} reads hidden states of size {size}, but "
             f"the run's rnn_units is {units}; it belongs to another model"
         )
+    inputs = fields.get("inputs", "hidden")
+    why = inputs_mismatch(inputs, model.config.model.representation)
+    if why is not None:
+        raise UsageError(f"--heads {folder}: the head for {task} reads {inputs}, but {why}")
     return directory
 
 

@@ -45,16 +45,21 @@ def resolve_reward_head(reward_head: Any, model: WorldModel, task: str | None) -
     heads (picked by ``task``), ``True`` (the run's own ``RUN/rewards`` heads) or None.
 
     The head reads, for the current frame t, h_{t-1} and (``inputs="hidden+keypoints"``) the
-    frame's keypoints, as in training (:mod:`keypoint_wm.rewards.head`).
+    frame's keypoints or (``"hidden+features"``) a CNN-VRNN run's features of the frame, as
+    in training (:mod:`keypoint_wm.rewards.head`).
 
     Raises:
         ValueError: the head was trained on a model of another size (``rnn_units`` or,
-            for a head that reads keypoints, ``num_keypoints``).
+            for a head that reads keypoints or features, ``num_keypoints``) or reads another
+            representation's per-frame input (``hidden+keypoints`` of a CNN-VRNN run,
+            ``hidden+features`` of a Struct-VRNN one).
     """
     if reward_head is None or reward_head is False:
         return None
     head = _load_reward_head(reward_head, model, task)
-    head.check_model(model.config.model.rnn_units, model.num_keypoints)
+    head.check_model(
+        model.config.model.rnn_units, model.num_keypoints, model.config.model.representation
+    )
     return head
 
 

@@ -6,7 +6,8 @@ Then every ``step(action)`` advances the GRU with the agent's action (docs/desig
 conditioning"), samples the next frame's latent from the PRIOR, decodes its keypoints and
 asks the reward head for its reward: from the state before the imagined frame and, for a
 ``"hidden+keypoints"`` head, the frame's decoded keypoints (as in training, where they are
-the detected ones). Observations have the same layout and space as the
+the detected ones; a ``"hidden+features"`` head of a CNN-VRNN run reads its decoded
+features likewise). Observations have the same layout and space as the
 latent wrapper's with the same ``features``, so a policy trained in the dream runs on
 ``KeypointWM/<domain>-<task>-latent-v0`` unchanged.
 

@@ -155,7 +155,9 @@ class LatentFilter:
         features: see :func:`parse_features`.
         reward_head: optional :class:`~keypoint_wm.rewards.head.RewardHead`; then
             :attr:`predicted_reward` ``[B]`` is its prediction for the current frame (from
-            h_{t-1} and, for a ``"hidden+keypoints"`` head, the frame's keypoints).
+            h_{t-1} and, for a ``"hidden+keypoints"`` head, the frame's keypoints; for a
+            ``"hidden+features"`` head, a CNN-VRNN run's features of the frame). It must fit
+            the model (:meth:`~keypoint_wm.rewards.head.RewardHead.check_model`).
         sample_latent: sample z from the posterior instead of using its mean.
         feed_observed: feed the detected keypoints to the GRU instead of the decoded
             posterior sample (the authors' inference behaviour feeds the decoded sample).
@@ -201,12 +203,9 @@ class LatentFilter:
         self.features = parse_features(features)
         self.reward_head = reward_head
         if reward_head is not None:
-            units = model.config.model.rnn_units
-            if reward_head.config.input_size != units:
-                raise ValueError(
-                    f"reward_head expects hidden states of size {reward_head.config.input_size}"
-                    f" but the model's rnn_units is {units}"
-                )
+            reward_head.check_model(
+                model.config.model.rnn_units, model.num_keypoints, model.config.model.representation
+            )
             reward_head.to(model.device).eval()
         self.sample_latent = bool(sample_latent)
         self.feed_observed = bool(feed_observed)
@@ -449,15 +448,17 @@ class LatentFilter:
         :meth:`~keypoint_wm.model.KeypointDynamics.prior_step` at h_t: z_{t+1} from
         ``prior(h_t)`` (its mean when not ``sample``; the noise comes from :attr:`generator`)
         and the decoded keypoints, which become the current keypoints (scale clamped to
-        [0, 1]) and are fed back; the reward head, if any, predicts the imagined frame's
-        reward. Over a sequence this is :meth:`keypoint_wm.api.WorldModel.imagine`'s future.
+        [0, 1]; a CNN-VRNN run's decoded features, in [-1, 1] in every channel, as they are)
+        and are fed back; the reward head, if any, predicts the imagined frame's reward. Over
+        a sequence this is :meth:`keypoint_wm.api.WorldModel.imagine`'s future.
         """
         hidden = self.advance(actions)
         step = self.dynamics.prior_step(
             hidden, noise=self._noise(self.num_envs, sample), sample=sample
         )
         keypoints = step.decoded.view(self.num_envs, -1, 3).clone()
-        keypoints[..., 2] = keypoints[..., 2].clamp(0.0, 1.0)
+        if self.model.config.model.representation == "keypoints":
+            keypoints[..., 2] = keypoints[..., 2].clamp(0.0, 1.0)
         reward, head_state = None, None
         if self.reward_head is not None:
             reward, head_state = self.reward_head.step(hidden, self.head_state, keypoints)

@@ -27,6 +27,7 @@ from keypoint_wm.cli.common import (
     positive_int,
     write_json,
 )
+from keypoint_wm.reward_inputs import INPUTS, inputs_help
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -166,16 +167,15 @@ def _add_common(p: argparse.ArgumentParser, evaluate: bool = False) -> None:
     )
     p.add_argument(
         "--inputs",
-        choices=("hidden", "hidden+keypoints"),
-        default=None if evaluate else "hidden",
+        choices=INPUTS,
+        default=None if evaluate else INPUTS[0],
         action="append" if evaluate else "store",
-        help="what a head reads for frame t's reward: the RNN state h_{t-1}, as in the paper "
-        "(default), or h_{t-1} plus the keypoints detected in frame t (no CNN features)"
+        help=f"what a head reads for frame t's reward (default {INPUTS[0]}): {inputs_help()}"
         + (
             ""
             if not evaluate
             else "; for heads trained by --train-missing: once for every run, or once per "
-            "--run (e.g. hidden+keypoints for Struct-VRNN, hidden for CNN-VRNN)"
+            "--run (e.g. hidden+keypoints for Struct-VRNN beside hidden+features for CNN-VRNN)"
         ),
     )
     add_seed(p, what="window split, init and noise")

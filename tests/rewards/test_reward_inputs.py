@@ -4,16 +4,21 @@ DreamEnv all build that input from the same states.
 The alignment (docs/design.md, "Episode files" and "Action conditioning"): ``reward[t]`` is
 received with frame t; the head reads h_{t-1} (``Observation.hidden[:, t]``: every frame
 before t and the action that produced frame t, never frame t itself) and, with
-``inputs="hidden+keypoints"``, the keypoints of frame t.
+``inputs="hidden+keypoints"``, the keypoints of frame t (Struct-VRNN runs), or, with
+``inputs="hidden+features"``, the encoder's features of frame t (CNN-VRNN runs): each model's
+own per-frame representation.
 
-The model here is an untrained tiny Struct-RNN (deterministic, so the offline windows and
-the online filter compute bit-comparable states without sharing noise); the data are
-constructed episodes whose reward at frame t is the x position of a square drawn in frame t.
+The models here are untrained tiny Struct-RNN and CNN-RNN (deterministic, so the offline
+windows and the online filter compute bit-comparable states without sharing noise); the data
+are constructed episodes whose reward at frame t is the x position of a square drawn in
+frame t.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -29,6 +34,7 @@ from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import Episode, load_episode, save_episode
 from keypoint_wm.errors import UsageError
 from keypoint_wm.model import StructVRNN
+from keypoint_wm.reward_inputs import frame_inputs
 from keypoint_wm.rewards import (
     RewardHead,
     RewardHeadConfig,
@@ -44,7 +50,9 @@ from keypoint_wm.rewards import (
 from keypoint_wm.rewards.train import head_pairs, predict
 
 SIZE, FRAMES, ACTIONS, TASK = 32, 12, 2, "toy-square"
-INPUTS = ("hidden", "hidden+keypoints")
+INPUTS = ("hidden", "hidden+keypoints")  # a Struct-VRNN's
+# (representation, inputs): each head kind on the model it fits.
+CASES = [("keypoints", "hidden"), ("keypoints", "hidden+keypoints"), ("cnn", "hidden+features")]
 
 
 def square_episode(rng: np.random.Generator) -> Episode:
@@ -61,13 +69,26 @@ def square_episode(rng: np.random.Generator) -> Episode:
     return Episode(image, action, reward)
 
 
-@pytest.fixture(scope="module")
-def model() -> WorldModel:
-    config = tiny_config(
-        1, preset="dmcs-cpu", **{"model.dynamics": "rnn", "model.action_size": ACTIONS}
-    )
+def tiny_model(representation: str) -> WorldModel:
+    overrides = {
+        "model.dynamics": "rnn",
+        "model.action_size": ACTIONS,
+        "model.representation": representation,
+    }
+    config = tiny_config(1, preset="dmcs-cpu", **overrides)
     torch.manual_seed(0)
     return WorldModel(StructVRNN(config.model), config, step=0, run_dir=None)
+
+
+@pytest.fixture(scope="module")
+def model() -> WorldModel:
+    return tiny_model("keypoints")
+
+
+@pytest.fixture(scope="module")
+def models(model) -> dict[str, WorldModel]:
+    """The Struct-RNN and a CNN-RNN of the same sizes, by representation."""
+    return {"keypoints": model, "cnn": tiny_model("cnn")}
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +101,11 @@ def data(tmp_path_factory):
 
 
 def heads(model: WorldModel) -> dict[str, RewardHead]:
-    """An untrained head of each kind for ``model`` (seeded)."""
+    """An untrained head of each kind ``model`` fits (seeded): ``"hidden"`` and the one that
+    adds its own representation of frame t."""
     units, k = model.config.model.rnn_units, model.num_keypoints
     out = {}
-    for inputs in INPUTS:
+    for inputs in ("hidden", frame_inputs(model.config.model.representation)):
         torch.manual_seed(1)
         config = RewardHeadConfig(
             input_size=units,
@@ -200,15 +222,18 @@ class ReplayEnv(gymnasium.Env):
         return self.episode.image[self.t], float(self.episode.reward[self.t]), False, done, {}
 
 
-@pytest.mark.parametrize("inputs", INPUTS)
+@pytest.mark.parametrize("representation, inputs", CASES)
 def test_latent_wrapper_predicts_what_the_head_predicts_on_the_training_windows(
-    model, data, inputs
+    models, data, representation, inputs
 ):
     """Stepping an env through an episode with the episode's actions: the wrapper's
     ``predicted_reward`` for each frame just observed is the head's prediction at that
-    frame of the window collected for training (the whole episode), from the same states."""
+    frame of the window collected for training (the whole episode), from the same states;
+    a CNN-VRNN's ``hidden+features`` head reads the same features of each frame online
+    (the filter's) as offline (the windows')."""
     from keypoint_wm.envs import LatentObservation
 
+    model = models[representation]
     seqs = collect_reward_sequences(
         model, data, window=FRAMES, stride=FRAMES, test_fraction=0.99, progress=False
     )[TASK]
@@ -231,15 +256,22 @@ def test_latent_wrapper_predicts_what_the_head_predicts_on_the_training_windows(
     np.testing.assert_allclose(np.stack(hidden), seqs.hidden[0], atol=1e-5)
     np.testing.assert_allclose(np.stack(keypoints), seqs.keypoints[0], atol=1e-5)
     np.testing.assert_allclose(online, offline, atol=1e-5)
+    if inputs != "hidden":  # the frame's keypoints (features) were read
+        blind = predict(head, seqs.hidden, np.zeros_like(seqs.keypoints))[0]
+        assert not np.allclose(online, blind, atol=1e-4)
 
 
-@pytest.mark.parametrize("inputs", INPUTS)
-def test_dream_rewards_are_the_heads_over_the_imagined_states_and_keypoints(model, data, inputs):
+@pytest.mark.parametrize("representation, inputs", CASES)
+def test_dream_rewards_are_the_heads_over_the_imagined_states_and_keypoints(
+    models, data, representation, inputs
+):
     """DreamEnv's reward for each imagined frame equals imagine_rewards' for the same start
     frames and actions: h before the imagined frame and (keypoint heads) the keypoints
-    decoded for it; the observed start frames use the detected ones, as in training."""
+    decoded for it, (feature heads) the CNN features decoded for it, all three channels in
+    [-1, 1] as decoded; the observed start frames use the detected ones, as in training."""
     from keypoint_wm.envs import DreamEnv
 
+    model = models[representation]
     episode = load_episode(next((data / TASK).glob("*.npz")))
     context, future = 3, 4
     actions = np.random.default_rng(5).uniform(-1, 1, (future, ACTIONS)).astype(np.float32)
@@ -253,14 +285,24 @@ def test_dream_rewards_are_the_heads_over_the_imagined_states_and_keypoints(mode
         sample=False,
     )
     _, info = env.reset(seed=0)
-    dream = [info["predicted_reward"]]
+    dream, dreamt = [info["predicted_reward"]], []
     for action in actions:
-        dream.append(env.step(action)[1])
+        _, reward, _, _, info = env.step(action)
+        dream.append(reward)
+        dreamt.append(info["keypoints"])
     all_actions = np.concatenate([episode.action[:context], actions])[None]
     imagined = imagine_rewards(model, head, episode.image[None, :context], all_actions, future)
     # The reward of the last observed frame, then of each imagined frame.
     np.testing.assert_allclose(dream, imagined.rewards[0, 0, context - 1 :], atol=1e-5)
-    if inputs == "hidden+keypoints":
+    # The dream's imagined frames: decoded keypoints with the scale clamped to [0, 1]; decoded
+    # CNN features as they are (in [-1, 1], the third channel too).
+    decoded = imagined.keypoints[0, 0, context:].clone()
+    if representation == "keypoints":
+        decoded[..., 2] = decoded[..., 2].clamp(0, 1)
+    else:
+        assert (decoded[..., 2] < 0).any()  # what a keypoint clamp would have cut
+    np.testing.assert_allclose(np.stack(dreamt), decoded, atol=1e-5)
+    if inputs != "hidden":
         kp = imagined.head_keypoints[0, 0]
         np.testing.assert_allclose(kp[context:], imagined.keypoints[0, 0, context:])
         observed = observe(model, episode, 0, context).keypoints[0]
@@ -399,20 +441,142 @@ def test_cli_train_and_evaluate_train_missing_pass_the_inputs(tmp_path_factory, 
     )
 
 
-def test_a_cnn_run_cannot_add_its_features_as_keypoints(data):
-    """CNN-VRNN's per-frame "keypoints" are CNN features: adding them to the head's input
-    would hand CNN-VRNN what the comparison withholds, so ``--inputs hidden+keypoints`` on
-    such a run is refused before any window is collected."""
+@pytest.mark.parametrize(
+    "representation, inputs, own",
+    [
+        ("cnn", "hidden+keypoints", "hidden+features"),
+        ("keypoints", "hidden+features", "hidden+keypoints"),
+    ],
+)
+def test_a_run_refuses_the_other_models_frame_input_in_one_line(
+    models, data, representation, inputs, own
+):
+    """CNN-VRNN's per-frame outputs are CNN features, Struct-VRNN's keypoints: a head adds
+    only the run's own representation of frame t. ``rewards train`` refuses the other one
+    in one line naming ``--inputs`` and the one to use, before any window is collected; a
+    head that reads it is refused by the latent filter (wrappers, DreamEnv, dream fidelity)
+    and by imagine_rewards."""
+    from keypoint_wm.envs.latent.base import resolve_reward_head
+    from keypoint_wm.envs.latent.online import LatentFilter
     from keypoint_wm.rewards import train_reward_heads
 
-    config = tiny_config(
-        1,
-        preset="dmcs-cpu",
-        **{"model.representation": "cnn", "model.dynamics": "rnn", "model.action_size": ACTIONS},
+    model = models[representation]
+    with pytest.raises(UsageError) as refused:
+        train_reward_heads(model, data, "unused", RewardTrainConfig(inputs=inputs))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"--inputs {inputs}: "), message
+    assert f"representation is {representation!r}" in message
+    assert message.endswith(f"read {own} (or hidden)"), message
+    head = RewardHead(RewardHeadConfig(input_size=16, units=8, inputs=inputs, num_keypoints=4))
+    reason = f"the reward head reads {re.escape(inputs)}, but the run's representation"
+    with pytest.raises(ValueError, match=reason):
+        LatentFilter(model, 1, reward_head=head)
+    with pytest.raises(ValueError, match=reason):
+        resolve_reward_head(head, model, None)
+    frames = np.zeros((1, 2, SIZE, SIZE, 3), np.uint8)
+    with pytest.raises(ValueError, match=reason):
+        imagine_rewards(model, head, frames, np.zeros((1, 3, ACTIONS), np.float32), 1)
+
+
+def test_feature_heads_clamp_every_channel_to_minus_one_one_and_record_their_inputs(tmp_path):
+    """A ``hidden+features`` head reads h_{t-1} and K x 3 CNN features, each clamped to
+    [-1, 1] (their range: unlike a keypoint's scale, the third channel may be negative);
+    ``head.json`` records what it reads, and it loads as it was saved."""
+    config = RewardHeadConfig(input_size=16, units=8, inputs="hidden+features", num_keypoints=4)
+    assert config.reads_frame and config.reads_keypoints and config.representation == "cnn"
+    assert config.feature_size == 16 + 12
+    torch.manual_seed(0)
+    head = RewardHead(config)
+    hidden, features = torch.randn(3, 6, 16), torch.rand(3, 6, 4, 3) * 2 - 1
+    features[..., 2] = -0.75  # a keypoint head would read 0 here
+    x = head.inputs_of(hidden, features)
+    torch.testing.assert_close(x, torch.cat([hidden, features.flatten(2)], -1))
+    wild = features * 5
+    torch.testing.assert_close(head.inputs_of(hidden, wild)[..., 16:], wild.clamp(-1, 1).flatten(2))
+    assert head.inputs_of(hidden, wild)[..., 16:].min() == -1  # all three channels reach -1
+    keypoint_head = RewardHead(dataclasses.replace(config, inputs="hidden+keypoints"))
+    assert keypoint_head.inputs_of(hidden, wild)[..., 16 + 2 :: 3].min() == 0
+    rewards, _ = head(hidden, keypoints=features)
+    state, online = None, []
+    for t in range(6):
+        reward, state = head.step(hidden[:, t], state, features[:, t])
+        online.append(reward)
+    torch.testing.assert_close(torch.stack(online, 1), rewards)
+    assert not torch.allclose(head(hidden, keypoints=features.flip(1))[0], rewards)
+    with pytest.raises(ValueError, match=r"CNN features .*keypoints \[B, T, 4, 3\]"):
+        head(hidden)
+    with pytest.raises(ValueError, match="num_keypoints must be > 0 exactly when"):
+        RewardHeadConfig(input_size=16, inputs="hidden+features")
+    head.check_model(16, 4, "cnn")
+    head.check_model(16, 4)  # no representation given: sizes only
+    with pytest.raises(ValueError, match="reads 4 x 3 CNN features .*num_keypoints=5"):
+        head.check_model(16, 5, "cnn")
+    save_reward_head(head, tmp_path / "features")
+    fields = json.loads((tmp_path / "features" / "head.json").read_text())
+    assert fields["inputs"] == "hidden+features" and fields["num_keypoints"] == 4
+    loaded = load_reward_head(tmp_path / "features")
+    assert loaded.config == config
+    torch.testing.assert_close(loaded(hidden, keypoints=wild)[0], head(hidden, keypoints=wild)[0])
+
+
+def test_the_command_line_offers_every_input_from_one_list(capsys):
+    from keypoint_wm.cli.main import build_parser
+    from keypoint_wm.reward_inputs import INPUTS as ALL
+
+    assert ALL == ("hidden", "hidden+keypoints", "hidden+features")
+    parser = build_parser()
+    for command in ("train", "evaluate"):
+        argv = ["rewards", command, "--run", "R", "--data", "D", "--inputs", "hidden+features"]
+        assert parser.parse_args(argv).inputs in ("hidden+features", ["hidden+features"])
+        with pytest.raises(SystemExit):
+            parser.parse_args(["rewards", command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(f"{name}:" in text for name in ALL), text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["rewards", "train", "--run", "R", "--data", "D", "--inputs", "cnn"])
+    assert "choose from 'hidden', 'hidden+keypoints', 'hidden+features'" in capsys.readouterr().err
+    assert RewardTrainConfig(inputs="hidden+features").inputs == "hidden+features"
+
+
+@pytest.mark.integration
+def test_a_cnn_vrnn_run_trains_heads_on_its_features_and_they_predict(tmp_path_factory, tmp_path):
+    """End to end on a tiny trained CNN-VRNN run: ``hidden+features`` heads train on the
+    windows' encoder features, record what they read, are scored by ``rewards evaluate`` on
+    the same windows and predict along imagined futures; a Struct-VRNN run refuses them."""
+    import keypoint_wm
+    from keypoint_wm.rewards import train_reward_heads
+    from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
+
+    base = tmp_path_factory.getbasetemp()
+    run, data = tiny_dmc_run(base, representation="cnn"), tiny_dmc_data(base)
+    model = keypoint_wm.load(run, device="cpu")
+    assert model.config.model.representation == "cnn"
+    out, task = tmp_path / "features", "cartpole-balance"
+    config = RewardTrainConfig(steps=5, inputs="hidden+features")
+    summary = train_reward_heads(model, data, out, config, [task], progress=False)
+    assert summary.tasks[task].inputs == "hidden+features"
+    fields = json.loads((out / task / "head.json").read_text())
+    assert fields["inputs"] == "hidden+features"
+    assert fields["num_keypoints"] == model.num_keypoints
+    assert fields["metadata"]["inputs"] == "hidden+features"
+    head = load_reward_head(out, task)
+    assert head.config.inputs == "hidden+features"
+    result = evaluate_reward_prediction([run], data, heads=[out], tasks=[task], progress=False)
+    scores = result.variants[0].results[0]
+    assert scores.representation == "cnn" and scores.tasks[task].inputs == "hidden+features"
+    # The same windows observed again (seeded noise): the same score up to float rounding.
+    assert scores.tasks[task].normalized_mse == pytest.approx(
+        summary.tasks[task].test_normalized_mse, rel=1e-3
     )
-    cnn = WorldModel(StructVRNN(config.model), config, step=0, run_dir=None)
-    with pytest.raises(UsageError, match="--inputs hidden\\+keypoints.*'cnn'"):
-        train_reward_heads(cnn, data, "unused", RewardTrainConfig(inputs="hidden+keypoints"))
+    episode = load_episode(sorted((data / task).glob("*.npz"))[0])
+    frames, actions = episode.image[None, :3], episode.action[None, :6]
+    imagined = imagine_rewards(model, head, frames, actions, num_future=3, num_samples=2)
+    assert imagined.rewards.shape == (1, 2, 6) and torch.isfinite(imagined.rewards).all()
+    features = model.observe(frames, actions[:, :3]).keypoints
+    torch.testing.assert_close(imagined.head_keypoints[0, 0, :3], features[0], atol=1e-5, rtol=0)
+    struct = tiny_dmc_run(base)
+    with pytest.raises(UsageError, match=r"--heads: the head .* reads hidden\+features, but "):
+        evaluate_reward_prediction([struct], data, heads=[out], tasks=[task], progress=False)
 
 
 def test_evaluate_reads_inputs_per_run_and_observes_a_repeated_run_once(
