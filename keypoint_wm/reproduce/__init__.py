@@ -57,6 +57,16 @@ TARGETS: dict[str, Target] = {
             "keypoint_wm.reproduce.discovery",
         ),
         Target(
+            "rewards",
+            "the reward-prediction table (paper Fig. 8), like for like: Struct-VRNN and "
+            "CNN-VRNN heads reading h_{t-1}, and h_{t-1} plus the model's own frame "
+            "representation, on 300 held-out episodes per task",
+            "about 8 h: the 6-task collection and 300 held-out episodes per task (about 1.5 h), "
+            "6 world models (about 1 h each), 12 sets of six heads",
+            "not measured",
+            "keypoint_wm.reproduce.rewards",
+        ),
+        Target(
             "state-probe",
             "what the latent knows: test R^2 of a ridge probe from the filtered latent to the "
             "physics state, per task, positions and velocities apart",

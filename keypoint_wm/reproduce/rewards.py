@@ -1,0 +1,238 @@
+"""``reproduce rewards``: the reward-prediction table (paper Fig. 8), like for like.
+
+Units: the DMCS dataset and world models shared with the other DMCS protocols (Struct-VRNN
+and CNN-VRNN, the same preset, data and budget), a held-out collection that no world model
+sees (another collect seed; every episode joins the heads' test-split data, about the
+paper's 10,000 windows per task), and per (run, inputs) one ``rewards evaluate
+--train-missing`` that trains the heads it lacks and scores them on whole held-out
+episodes. Each model is compared on the same kind of input: h_{t-1} alone, and h_{t-1} plus
+the model's own representation of frame t (keypoints for Struct-VRNN, the encoder's
+features for CNN-VRNN). The page pools each (variant, inputs) over its seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from keypoint_wm.reproduce.dmcs import (
+    DmcsSettings,
+    Variant,
+    data_path,
+    data_unit,
+    run_dir,
+    train_unit,
+)
+from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
+from keypoint_wm.reproduce.pages import header, units_table
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult
+
+__all__ = ["HELD_OUT_EPISODES", "HELD_OUT_SEED", "protocol"]
+
+HELD_OUT_EPISODES = 300
+HELD_OUT_SEED = 11
+
+VARIANTS = (
+    Variant("struct", label="Struct-VRNN"),
+    Variant("cnn", overrides=("model.representation=cnn",), label="CNN-VRNN"),
+)
+
+FRAME_INPUTS = {"struct": "hidden+keypoints", "cnn": "hidden+features"}
+"""Each variant's own representation of frame t, as a reward head reads it."""
+
+COLUMNS = ("hidden", "hidden+frame")
+
+
+def _held_out_path(settings: DmcsSettings) -> str:
+    return f"{OUT}/data/heldout{settings.episodes if settings.smoke else HELD_OUT_EPISODES}" + (
+        "-smoke" if settings.smoke else ""
+    )
+
+
+def _held_out_unit(settings: DmcsSettings) -> Unit:
+    episodes = settings.episodes if settings.smoke else HELD_OUT_EPISODES
+    argv = [
+        "collect",
+        "--domains",
+        ",".join(settings.tasks),
+        "--episodes",
+        str(episodes),
+        "--steps",
+        str(settings.steps),
+        "--seed",
+        str(HELD_OUT_SEED),
+        "--out",
+        _held_out_path(settings),
+        "--workers",
+        "{threads}",
+        "--quiet",
+    ]
+    if settings.smoke:
+        argv += ["--size", "32"]
+
+    def uses(out: Path) -> dict[str, Any]:
+        return {"data": dataset_fingerprint(_held_out_path(settings).replace(OUT, str(out)))}
+
+    return Unit("held-out-data", tuple(argv), kind="artifact", uses=uses)
+
+
+def _score_unit(settings: DmcsSettings, variant: Variant, seed: int, column: str) -> Unit:
+    inputs = "hidden" if column == "hidden" else FRAME_INPUTS[variant.name]
+    run = run_dir(variant, seed)
+    json_path = f"{OUT}/rewards/{variant.name}-seed{seed}-{column}.json"
+    stride = "2" if settings.smoke else "5"
+    argv = [
+        "rewards",
+        "evaluate",
+        "--run",
+        run,
+        "--heads",
+        f"{run}/rewards_heldout_{inputs}",
+        "--inputs",
+        inputs,
+        "--label",
+        variant.label or variant.name,
+        "--train-missing",
+        "--data",
+        data_path(settings),
+        "--held-out-data",
+        _held_out_path(settings),
+        "--stride",
+        stride,
+        "--json",
+        json_path,
+        "--plot",
+        json_path.removesuffix(".json") + ".png",
+        "--quiet",
+    ]
+    if settings.smoke:
+        argv += ["--steps", "5", "--window", "6"]
+
+    def figures(out: Path) -> dict[str, Any]:
+        payload = json.loads(Path(json_path.replace(OUT, str(out))).read_text())
+        entry = payload["runs"][0]
+        return {
+            "inputs": inputs,
+            "tasks": {t: s["normalized_mse"] for t, s in entry["tasks"].items()},
+            "validation": {t: s["validation_normalized_mse"] for t, s in entry["tasks"].items()},
+            "test_windows": {t: s["test_windows"] for t, s in entry["tasks"].items()},
+            "mean_validation_normalized_mse": entry["mean_validation_normalized_mse"],
+        }
+
+    def uses(out: Path) -> dict[str, Any]:
+        return {"world_model": weights_hash(run.replace(OUT, str(out)))}
+
+    return Unit(
+        f"rewards-{variant.name}-seed{seed}-{column}",
+        tuple(argv),
+        needs=(f"train-{variant.name}-seed{seed}", "held-out-data"),
+        figures=figures,
+        uses=uses,
+    )
+
+
+def protocol(smoke: bool = False) -> Protocol:
+    """The protocol; ``smoke``: the same units on a seconds-long setting."""
+    settings = replace(DmcsSettings(), variants=VARIANTS)
+    if smoke:
+        settings = replace(
+            settings, tasks=("cartpole-balance",), episodes=16, steps=12, seeds=(0,), smoke=True
+        )
+    units = [data_unit(settings), _held_out_unit(settings)]
+    for seed in settings.seeds:
+        for variant in settings.variants:
+            units.append(train_unit(settings, variant, seed))
+            units += [_score_unit(settings, variant, seed, c) for c in COLUMNS]
+    return Protocol(
+        name="rewards",
+        summary="reward prediction from the world model's state (paper Fig. 8): Struct-VRNN "
+        "against CNN-VRNN, each reading h_{t-1} and h_{t-1} plus its own frame representation",
+        settings={
+            "dmcs": settings.to_json(),
+            "held_out": {"episodes": HELD_OUT_EPISODES, "seed": HELD_OUT_SEED},
+            "frame_inputs": FRAME_INPUTS,
+        },
+        units=tuple(units),
+        page=lambda results, root: _page(settings, results),
+    )
+
+
+def _cell(values: list[float]) -> str:
+    import numpy as np
+
+    from keypoint_wm.evaluation.metrics import mean_ci
+    from keypoint_wm.evaluation.seeds import plus_minus
+
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return plus_minus(values[0], None, ".3f")
+    mean, half = mean_ci(np.asarray(values, float))
+    return plus_minus(float(mean), float(half), ".3f")
+
+
+def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
+    lines = header(
+        "rewards",
+        "Reward prediction from the world model's state",
+        "Normalised MSE of reward heads (paper S2.2: Dense-GRU-GRU-Dense, 1 = predicting the "
+        "mean reward) on whole held-out episodes, per task; lower is better. Each world model "
+        "is read two ways: h_{t-1} alone (the paper's), and h_{t-1} plus its own "
+        "representation of frame t (Struct-VRNN: the keypoints; CNN-VRNN: the encoder's "
+        f"features). The heads train on the test split's episodes plus {HELD_OUT_EPISODES} "
+        f"episodes per task that no world model saw (collect seed {HELD_OUT_SEED}). "
+        "Mean ± 95% CI over world-model seeds.",
+    )
+    columns = [(v, c) for v in settings.variants for c in COLUMNS]
+    done = {
+        (v.name, c): [
+            r.figures
+            for seed in settings.seeds
+            if (r := results.get(f"rewards-{v.name}-seed{seed}-{c}")) is not None
+        ]
+        for v, c in columns
+    }
+    names = {c: ("h_{t-1}" if c == "hidden" else "h_{t-1} + frame") for c in COLUMNS}
+    lines += [
+        "| task | " + " | ".join(f"{v.label} ({names[c]})" for v, c in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for task in settings.tasks:
+        cells = [
+            _cell([f["tasks"][task] for f in done[(v.name, c)] if f["tasks"].get(task) is not None])
+            for v, c in columns
+        ]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    seeds = [str(len(done[(v.name, c)])) for v, c in columns]
+    lines += ["| seeds | " + " | ".join(seeds) + " |", ""]
+    lines += _bar(settings, done) + [""]
+    lines += units_table(results)
+    return "\n".join(lines) + "\n"
+
+
+def _bar(settings: DmcsSettings, done: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    """Struct-VRNN <= CNN-VRNN on matched inputs on >= 4 of the tasks, every Struct figure < 1."""
+    if not all(done.get((v.name, c)) for v in settings.variants for c in COLUMNS):
+        return ["Bar: not checked until every column has a seed."]
+
+    def mean(variant: str, column: str, task: str) -> float | None:
+        values = [f["tasks"].get(task) for f in done[(variant, column)]]
+        present = [v for v in values if v is not None]
+        return sum(present) / len(present) if present else None
+
+    out = []
+    for column in COLUMNS:
+        wins = 0
+        for task in settings.tasks:
+            struct, cnn = mean("struct", column, task), mean("cnn", column, task)
+            wins += struct is not None and cnn is not None and struct <= cnn
+        above = [t for t in settings.tasks if (mean("struct", column, t) or 0.0) >= 1.0]
+        verdict = "met" if wins >= 4 and not above else "not met"
+        out.append(
+            f"Bar ({column}): Struct-VRNN at or below CNN-VRNN on {wins} of "
+            f"{len(settings.tasks)} tasks (4 needed); Struct-VRNN figures at or above 1: "
+            f"{', '.join(above) or 'none'}: {verdict}."
+        )
+    return out
