@@ -107,12 +107,17 @@ def _in_filter_threads(method: Callable[..., _R]) -> Callable[..., _R]:
 
 
 def feature_bounds(model: WorldModel, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(low, high)`` float32 vectors of the observation built from ``features``."""
+    """``(low, high)`` float32 vectors of the observation built from ``features``.
+
+    Keypoints: x, y in [-1, 1] and the scale in [0, 1]; a CNN-VRNN's per-frame features, which
+    take their place, are in [-1, 1] in all three channels; the GRU state in [-1, 1].
+    """
     lows, highs = [], []
     for name in features:
         if name == "keypoints":
             k = model.num_keypoints
-            lows.append(np.tile(np.array([-1, -1, 0], np.float32), k))
+            scale_low = -1.0 if model.config.model.representation == "cnn" else 0.0
+            lows.append(np.tile(np.array([-1, -1, scale_low], np.float32), k))
             highs.append(np.ones(3 * k, np.float32))
         else:
             units = model.config.model.rnn_units

@@ -124,3 +124,16 @@ def test_auto_threads_one_for_a_single_bf16_env_all_otherwise(tmp_path_factory):
         ("channels_last", 4): None,
     }
     assert LatentFilter(model, 1, num_threads=3).num_threads == 3  # an explicit count stays
+
+
+def test_observation_bounds_follow_the_representation(setup, tmp_path_factory):
+    """Keypoint scales are in [0, 1]; a CNN-VRNN's features, in their place, in [-1, 1]."""
+    from keypoint_wm.envs.latent.online import feature_bounds
+
+    model = setup[0]
+    low, high = feature_bounds(model, ("keypoints",))
+    assert (low[2::3] == 0).all() and (low[0::3] == -1).all() and (high == 1).all()
+    cnn_run = tiny_dmc_run(tmp_path_factory.getbasetemp(), representation="cnn")
+    cnn = keypoint_wm.load(cnn_run, device="cpu", precision="fp32")
+    low, high = feature_bounds(cnn, ("keypoints", "hidden"))
+    assert (low == -1).all() and (high == 1).all()
