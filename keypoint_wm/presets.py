@@ -4,7 +4,7 @@
 1e5 steps, Adam 1e-3 halved every 3e4 steps, KL annealed over 2.5e4 steps, scheduled
 sampling ramped over the whole run) and, where the paper is silent, the authors' code
 (the sparsity loss on raw heatmap means, reconstructor channels halved once per level).
-They are GPU jobs. The README lists their remaining deviations from the paper.
+They are GPU jobs. docs/guide.md lists their remaining deviations from the paper.
 
 The ``*-cpu`` presets do real learning in minutes on a 2-core CPU. They keep the paper's
 architecture and losses but shrink the budget: fewer steps with every schedule scaled to
@@ -125,7 +125,7 @@ _CPU_MODEL = dict(
     reconstructor_channels="per_conv",  # as measured (the same network at 1 layer per scale)
 )
 _CPU_TRAIN = dict(
-    steps=2_000,  # ~27 min on a 2-core AVX2 box (0.8 s/step), ~5 min with native bf16
+    steps=2_000,  # minutes on 2 cores (timings: docs/measurements.md, "2026-11-25")
     batch_size=8,
     learning_rate=1e-3,  # the paper's
     lr_halving_steps=800,  # every schedule scaled from 1e5 steps to this budget
@@ -139,8 +139,8 @@ _CPU_TRAIN = dict(
     probe_every=100,  # held-out tracking R^2 as training goes
 )
 
-# Basketball on a 2-core CPU (docs/measurements.md, "basketball-cpu"): all six objects, the
-# 3-pixel ball included, found on validation data by step ~3000 of new draws and seeds.
+# Basketball on a 2-core CPU (docs/measurements.md, "basketball-cpu"): what lets every object,
+# the 3-pixel ball included, get a keypoint of its own within a CPU budget.
 _BASKETBALL_CPU_MODEL = dict(
     heatmap_width=32,  # the ball, within ~2 px of its holder, gets heatmap cells of its own
     keypoint_width=3.0,  # the same 3-pixel Gaussians on the 32x32 map
@@ -150,7 +150,7 @@ _BASKETBALL_CPU_MODEL = dict(
     separation_loss_scale=1.0,  # 10x Table S1: a 2nd keypoint on a player costs more than it gains
 )
 _BASKETBALL_CPU_TRAIN = dict(
-    steps=5_500,  # 30 minutes on a 2-core AVX2 CPU (13 with native bf16); all found by ~3,000
+    steps=5_500,  # half an hour's budget on 2 AVX2 cores, with margin after every object is found
     lr_halving_steps=3_000,
     kl_annealing_steps=2_000,
     scheduled_sampling_steps=5_500,
@@ -160,7 +160,7 @@ _BASKETBALL_CPU_TRAIN = dict(
 )
 
 # Human3.6M / the figure stand-in on a CPU with native bf16 (docs/measurements.md,
-# "2026-11-30: human36m-cpu"): closest-of-100 PSNR 26.74 dB vs 26.46 for copying the last frame.
+# "2026-11-30: human36m-cpu"): the paper's horizon, on a CPU budget.
 _HUMAN36M_CPU_MODEL = dict(
     num_keypoints=24,  # half of Table S1's 48 for the CPU budget
     layers_per_scale=1,  # Table S1's 2 costs twice the image compute
@@ -168,20 +168,19 @@ _HUMAN36M_CPU_MODEL = dict(
     num_predicted_steps=8,
 )
 _HUMAN36M_CPU_TRAIN = dict(
-    steps=6_000,  # 26 minutes; 4000 steps stayed below the copy-last-frame baseline
+    steps=6_000,  # fewer stayed below copying the last frame (docs/measurements.md, as above)
     lr_halving_steps=1_600,
     kl_annealing_steps=1_000,
     scheduled_sampling_steps=4_000,  # own samples at their final probability from step 4000
     image_every=500,
 )
 
-# DMCS on a CPU with native bf16 (docs/measurements.md, "2026-11-30: dmcs-cpu"): reward-head
-# normalised MSE below 1 on all six tasks. The heads read the GRU state, so the dynamics train
-# as long as human36m-cpu's.
+# DMCS on a CPU with native bf16 (docs/measurements.md, "2026-11-30: dmcs-cpu"): reward heads
+# read the GRU state, so the dynamics train as long as human36m-cpu's.
 _DMCS_CPU_TRAIN = {
     **_HUMAN36M_CPU_TRAIN,
-    # A static per-episode target (reacher) must come through the keypoints (0.95 -> 0.76);
-    # costs video PSNR (26.43 -> 24.76 dB): set "first" for video prediction.
+    # A static per-episode target (reacher) must come through the keypoints; it costs video
+    # PSNR (docs/measurements.md, "2026-11-30: dmcs-cpu"): set "first" for video prediction.
     "reference_frame": "other_episode",
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The CPU speed figures of the README, side by side in one run, natively and as an AVX2-only
-# CPU would run them (scripts/as_avx2.sh): the latent wrapper against the bare env
+# The CPU speed figures (docs/measurements.md), side by side in one run, natively and as an
+# AVX2-only CPU would run them (scripts/as_avx2.sh): the latent wrapper against the bare env
 # (`bench wrapper`, 1 and 8 envs), where a single env's step goes (scripts/profile_wrapper.py),
 # and the training step (`bench train`) of basketball-cpu and at the paper's DMCS size.
-# Run it with nothing else on the machine; about 10 minutes on 2 cores.
+# Run it with nothing else on the machine (its timings: docs/measurements.md).
 #
 #   scripts/cpu_bench.sh [OUT_DIR]          (KWM: the command, default "keypoint-wm";
 #                                            PYTHON: default "python3")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Reward prediction on a CPU (paper Fig. 8; README, "Reward prediction"): Struct-VRNN against
-# CNN-VRNN, both the dmcs-cpu preset on the same data and budget, SEEDS world-model seeds each;
-# then one reward head per (run, task) trained on the test split's episodes and scored on
-# whole held-out episodes. Resumable: run the same command again after a kill.
+# Reward prediction on a CPU (paper Fig. 8; docs/guide.md, "Reward prediction"): Struct-VRNN
+# against CNN-VRNN, both the dmcs-cpu preset on the same data and budget, SEEDS world-model
+# seeds each; then one reward head per (run, task) trained on the test split's episodes and
+# scored on whole held-out episodes. Resumable: run the same command again after a kill.
 #
 #   scripts/cpu_rewards.sh [OUT_DIR]
 #
