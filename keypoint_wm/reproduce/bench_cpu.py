@@ -97,7 +97,27 @@ def protocol(smoke: bool = False) -> Protocol:
         settings={"benches": {k: list(v) for k, v in benches.items()}, "isa": ["native", "avx2"]},
         units=units,
         page=lambda results, root: _page(benches, results),
+        title="CPU benchmarks: the training step and the latent wrapper, native and AVX2-capped",
+        headline=lambda results: _headline(benches, results),
     )
+
+
+def _ratios(result: UnitResult) -> str:
+    ratios = result.figures.get("ratios", {})
+    return ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) or "-"
+
+
+def _headline(benches: dict[str, tuple[str, ...]], results: dict[str, UnitResult]) -> str:
+    cells = [
+        f"{name} ({isa}) {_ratios(result)}"
+        for isa in ("native", "avx2")
+        for name in benches
+        if (result := results.get(f"{name}-{isa}")) is not None
+    ]
+    if not cells:
+        return 'in progress: "not run yet"'
+    machine = next(r for r in results.values()).machine.get("cpu")
+    return f"ours over the baseline's speed on {machine}: " + "; ".join(cells)
 
 
 def _page(benches: dict[str, tuple[str, ...]], results: dict[str, UnitResult]) -> str:
@@ -116,8 +136,7 @@ def _page(benches: dict[str, tuple[str, ...]], results: dict[str, UnitResult]) -
             if result is None:
                 lines.append(f"| {name} | {isa} | not run yet | | |")
                 continue
-            ratios = result.figures.get("ratios", {})
-            shown = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) or "-"
+            shown = _ratios(result)
             steps = result.figures.get("seconds_per_step", {})
             timing = ", ".join(f"{k} {v:.3g}" for k, v in steps.items()) or "in the record"
             host = result.machine

@@ -152,6 +152,31 @@ def protocol(smoke: bool = False) -> Protocol:
         settings=settings.to_json(),
         units=tuple(units),
         page=lambda results, root: _page(settings, results),
+        title="Object discovery on new Basketball draws (`basketball-cpu`, "
+        f"{len(settings.draws)} draws x {len(settings.seeds)} seeds)",
+        headline=lambda results: _headline(settings, results),
+    )
+
+
+def _rows(
+    settings: DiscoverySettings, results: dict[str, UnitResult]
+) -> list[tuple[int, int, list[float]]]:
+    return [
+        (draw, seed, result.figures["r2_observed"])
+        for draw in settings.draws
+        for seed in settings.seeds
+        if (result := results.get(f"tracking-{draw}-seed{seed}")) is not None
+    ]
+
+
+def _headline(settings: DiscoverySettings, results: dict[str, UnitResult]) -> str:
+    rows = _rows(settings, results)
+    if not rows:
+        return 'in progress: "0 of ' + f'{len(settings.draws) * len(settings.seeds)} runs."'
+    lowest = min(min(r2) for _, _, r2 in rows)
+    return (
+        f"test R² per object, {len(rows)} of {len(settings.draws) * len(settings.seeds)} "
+        f"runs: the lowest of any object in any run {lowest:.4f}"
     )
 
 
@@ -171,12 +196,7 @@ def _page(settings: DiscoverySettings, results: dict[str, UnitResult]) -> str:
         "object of a linear map from the keypoints to the ball and the five drawn players "
         f"(best of {settings.samples} sampled futures).",
     )
-    rows = []
-    for draw in settings.draws:
-        for seed in settings.seeds:
-            result = results.get(f"tracking-{draw}-seed{seed}")
-            if result is not None:
-                rows.append((draw, seed, result.figures["r2_observed"]))
+    rows = _rows(settings, results)
     count = len(settings.draws) * len(settings.seeds)
     names = [
         OBJECTS[i] if i < len(OBJECTS) else f"object {i}"

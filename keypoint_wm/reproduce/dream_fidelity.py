@@ -135,6 +135,9 @@ def protocol(smoke: bool = False) -> Protocol:
         settings={"dmcs": settings.to_json(), "tasks": list(TASKS), "heads": HEADS},
         units=tuple(units),
         page=lambda results, root: _page(settings, results),
+        title="Dream fidelity: imagined against real returns of scripted policies "
+        f"(`dmcs-cpu`, {len([t for t in TASKS if t in settings.tasks])} tasks)",
+        headline=lambda results: _headline(settings, results),
     )
 
 
@@ -152,6 +155,45 @@ def _mean_ci(values: list[float]) -> str:
     return plus_minus(float(mean), float(half), ".3f")
 
 
+def _done(
+    settings: DmcsSettings, variant: Variant, results: dict[str, UnitResult]
+) -> dict[int, UnitResult]:
+    return {
+        seed: results[name]
+        for seed in settings.seeds
+        if (name := f"fidelity-{variant.name}-seed{seed}") in results
+    }
+
+
+def _correlations(done: dict[int, UnitResult], task: str, horizon: str, key: str) -> list[float]:
+    values = [
+        r.figures[task][horizon]["correlation"][key] for r in done.values() if task in r.figures
+    ]
+    return [v for v in values if v is not None]
+
+
+def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
+    """The imagined-mean correlation per task at the default horizon (the page's cells)."""
+    parts = []
+    for variant in settings.variants:
+        done = _done(settings, variant, results)
+        if not done:
+            continue
+        horizon = str(next(iter(done.values())).figures["horizons"][0])
+        cells = ", ".join(
+            f"{task} {_mean_ci(_correlations(done, task, horizon, 'imagined_mean'))}"
+            for task in TASKS
+            if task in settings.tasks
+        )
+        parts.append(
+            f"{variant.label or variant.name}, horizon {horizon}: {cells} ({len(done)} of "
+            f"{len(settings.seeds)} seeds)"
+        )
+    if not parts:
+        return f'in progress: "No unit finished yet (of {len(settings.seeds)} seeds)."'
+    return "correlation of imagined (prior mean) with real returns: " + "; ".join(parts)
+
+
 def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     tasks = [t for t in TASKS if t in settings.tasks]
     lines = header(
@@ -166,11 +208,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
         "with the real return; a dream agent can only learn what it ranks right.",
     )
     for variant in settings.variants:
-        done = {
-            seed: results[name]
-            for seed in settings.seeds
-            if (name := f"fidelity-{variant.name}-seed{seed}") in results
-        }
+        done = _done(settings, variant, results)
         lines += [
             f"## {variant.label or variant.name} (`{variant.preset}`"
             + "".join(f" `--set {s}`" for s in variant.overrides)

@@ -155,6 +155,9 @@ class Protocol:
         units: in an order that respects ``needs``.
         page: ``(results of the current settings, results folder) -> Markdown``; it may
             write pictures beside the page (``<results>/<NAME>*.png``).
+        title: the result's name in the README's results table.
+        headline: ``results -> one line`` of the page's own figures, the README row's
+            headline (figures that appear in the page, so the two cannot disagree).
     """
 
     name: str
@@ -163,6 +166,8 @@ class Protocol:
     units: tuple[Unit, ...]
     page: Callable[[dict[str, UnitResult], Path], str]
     notes: Sequence[str] = field(default_factory=tuple)
+    title: str = ""
+    headline: Callable[[dict[str, UnitResult]], str] | None = None
 
     def __post_init__(self) -> None:
         names = [u.name for u in self.units]

@@ -156,6 +156,10 @@ def protocol(smoke: bool = False) -> Protocol:
         },
         units=tuple(units),
         page=lambda results, root: _page(settings, results),
+        title="Reward prediction from the world model's state, like for like "
+        f"(`dmcs-cpu`, {len(settings.tasks)} tasks, {HELD_OUT_EPISODES} held-out episodes "
+        "per task for the heads)",
+        headline=lambda results: _headline(settings, results),
     )
 
 
@@ -173,6 +177,46 @@ def _cell(values: list[float]) -> str:
     return plus_minus(float(mean), float(half), ".3f")
 
 
+def _done(
+    settings: DmcsSettings, results: dict[str, UnitResult]
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    return {
+        (v.name, c): [
+            r.figures
+            for seed in settings.seeds
+            if (r := results.get(f"rewards-{v.name}-seed{seed}-{c}")) is not None
+        ]
+        for v in settings.variants
+        for c in COLUMNS
+    }
+
+
+def _task_means(figures: list[dict[str, Any]], tasks: tuple[str, ...]) -> list[float]:
+    """Per seed, the mean normalised MSE over the tasks with a figure."""
+    out = []
+    for f in figures:
+        values = [f["tasks"][t] for t in tasks if f["tasks"].get(t) is not None]
+        if values:
+            out.append(sum(values) / len(values))
+    return out
+
+
+NAMES = {"hidden": "h_{t-1}", "hidden+frame": "h_{t-1} + frame"}
+
+
+def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
+    done = _done(settings, results)
+    cells = [
+        f"{v.label} ({NAMES[c]}) {_cell(_task_means(done[(v.name, c)], settings.tasks))}"
+        for v in settings.variants
+        for c in COLUMNS
+        if done[(v.name, c)]
+    ]
+    if not cells:
+        return 'in progress: "no unit finished yet"'
+    return "normalised MSE, mean over the tasks (1 = the mean reward): " + ", ".join(cells)
+
+
 def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     lines = header(
         "rewards",
@@ -186,15 +230,8 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
         "Mean ± 95% CI over world-model seeds.",
     )
     columns = [(v, c) for v in settings.variants for c in COLUMNS]
-    done = {
-        (v.name, c): [
-            r.figures
-            for seed in settings.seeds
-            if (r := results.get(f"rewards-{v.name}-seed{seed}-{c}")) is not None
-        ]
-        for v, c in columns
-    }
-    names = {c: ("h_{t-1}" if c == "hidden" else "h_{t-1} + frame") for c in COLUMNS}
+    done = _done(settings, results)
+    names = NAMES
     lines += [
         "| task | " + " | ".join(f"{v.label} ({names[c]})" for v, c in columns) + " |",
         "|---|" + "---|" * len(columns),
@@ -205,6 +242,8 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
             for v, c in columns
         ]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    means = [_cell(_task_means(done[(v.name, c)], settings.tasks)) for v, c in columns]
+    lines.append("| mean over the tasks | " + " | ".join(means) + " |")
     seeds = [str(len(done[(v.name, c)])) for v, c in columns]
     lines += ["| seeds | " + " | ".join(seeds) + " |", ""]
     lines += _bar(settings, done) + [""]

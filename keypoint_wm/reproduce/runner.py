@@ -32,6 +32,7 @@ from keypoint_wm.data.episodes import atomic_write_bytes
 from keypoint_wm.errors import KeypointWMError, UsageError
 from keypoint_wm.reproduce.identity import git_commit, machine
 from keypoint_wm.reproduce.protocol import Protocol, Unit, UnitResult, load_results
+from keypoint_wm.reproduce.readme import readme_of, update_readme
 
 __all__ = ["ReproduceSummary", "default_jobs", "plan", "reproduce", "write_page"]
 
@@ -87,12 +88,15 @@ def plan(
 
 
 def write_page(protocol: Protocol, results_root: Path) -> Path:
-    """Regenerate ``<results>/<NAME>.md`` (and its pictures) from the current results."""
+    """Regenerate ``<results>/<NAME>.md`` (and its pictures) from the current results, and
+    the page's row in the README's results table when the results folder is a repository's
+    ``docs/results`` (:func:`update_readme`)."""
     results = protocol.current(load_results(results_root / protocol.name))
     text = protocol.page(results, results_root)
     path = results_root / f"{protocol.name}.md"
     results_root.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, text.encode())
+    update_readme(protocol, results, results_root)
     return path
 
 
@@ -244,9 +248,11 @@ def reproduce(
                     page = write_page(protocol, results_root)
                     say(f"  {name}: done in {seconds / 60:.1f} min -> {written}")
                     if commit:
+                        readme = readme_of(results_root)
                         _commit(
                             results_root,
-                            [written, page, *_pictures(results_root, protocol)],
+                            [written, page, *_pictures(results_root, protocol)]
+                            + ([readme] if readme is not None else []),
                             f"results: {protocol.name} {name}",
                         )
         except KeyboardInterrupt:

@@ -101,7 +101,56 @@ def protocol(smoke: bool = False) -> Protocol:
         },
         units=tuple(units),
         page=lambda results, root: _page(settings, results, root),
+        title="What the latent knows: a ridge probe from the filtered latent to the physics "
+        f"state (`dmcs-cpu`, {len(settings.tasks)} tasks)",
+        headline=lambda results: _headline(settings, results),
     )
+
+
+def _fresh(
+    settings: DmcsSettings, variant: Variant, results: dict[str, UnitResult]
+) -> tuple[dict[int, UnitResult], list[int]]:
+    """The variant's probes by seed, and the seeds left out: probed with a world model
+    that has since been re-made (its train unit records another weight hash)."""
+    probes = {
+        seed: results[f"probe-{variant.name}-seed{seed}"]
+        for seed in settings.seeds
+        if f"probe-{variant.name}-seed{seed}" in results
+    }
+    stale = [
+        seed
+        for seed, result in probes.items()
+        if (trained := results.get(f"train-{variant.name}-seed{seed}")) is not None
+        and trained.uses.get("world_model") != result.uses.get("world_model")
+    ]
+    return {seed: r for seed, r in probes.items() if seed not in stale}, stale
+
+
+def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
+    """Test R^2 over the tasks (the page's "mean" row) of each variant with a probe."""
+    from keypoint_wm.evaluation.seeds import plus_minus
+
+    parts = []
+    for variant in settings.variants:
+        fresh, _ = _fresh(settings, variant, results)
+        if not fresh:
+            continue
+        summary = over_seeds({f"seed {s}": Figures(r.figures) for s, r in sorted(fresh.items())})
+        mean, half = summary.mean["mean"], None if summary.ci is None else summary.ci["mean"]
+        floor = summary.mean["untrained"]["mean"]
+
+        def cell(values: dict[str, Any], widths: dict[str, Any] | None, kind: str) -> str:
+            return plus_minus(values[kind], None if widths is None else widths[kind], ".3f")
+
+        parts.append(
+            f"{variant.label or variant.name}: positions {cell(mean, half, 'positions')}, "
+            f"velocities {cell(mean, half, 'velocities')} ({len(fresh)} of "
+            f"{len(settings.seeds)} seeds; untrained: {cell(floor, None, 'positions')}, "
+            f"{cell(floor, None, 'velocities')})"
+        )
+    if not parts:
+        return f'in progress: "No probe finished yet (of {len(settings.seeds)} seeds)."'
+    return "test R², mean over the tasks: " + "; ".join(parts)
 
 
 def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) -> str:
@@ -119,18 +168,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) ->
         "are probed.",
     )
     for variant in settings.variants:
-        probes = {
-            seed: results[f"probe-{variant.name}-seed{seed}"]
-            for seed in settings.seeds
-            if f"probe-{variant.name}-seed{seed}" in results
-        }
-        stale = [
-            seed
-            for seed, result in probes.items()
-            if (trained := results.get(f"train-{variant.name}-seed{seed}")) is not None
-            and trained.uses.get("world_model") != result.uses.get("world_model")
-        ]
-        fresh = {seed: r for seed, r in probes.items() if seed not in stale}
+        fresh, stale = _fresh(settings, variant, results)
         lines += [
             f"## {variant.label or variant.name} (`{variant.preset}`"
             + "".join(f" `--set {s}`" for s in variant.overrides)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,21 @@ def test_state_probe_smoke_end_to_end_skips_and_resumes_on_a_new_machine(tmp_pat
     report = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke",
                  "--report-only")  # fmt: skip
     assert report.returncode == 0 and (results / "state-probe.md").read_text() == page
+    # In a repository, the README's row of the page is rewritten from the same records.
+    repo = tmp_path / "repo"
+    shutil.copytree(results, repo / "docs" / "results")
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    (repo / "README.md").write_text(readme.read_text())
+    report = cli("state-probe", "--out", str(out), "--results", str(repo / "docs" / "results"),
+                 "--smoke", "--report-only")  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    rows = [line for line in (repo / "README.md").read_text().splitlines()
+            if "(docs/results/state-probe.md)" in line]  # fmt: skip
+    assert len(rows) == 1 and "test R², mean over the tasks: Struct-VRNN: positions" in rows[0]
+    headline = rows[0].split(" | ")[1]
+    shown = (repo / "docs" / "results" / "state-probe.md").read_text()
+    for number in re.findall(r"-?\d+\.\d+", headline):
+        assert number in shown, (number, headline)
 
 
 @pytest.mark.integration
