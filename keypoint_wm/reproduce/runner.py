@@ -211,8 +211,11 @@ def reproduce(
                             break
                         if unit.exclusive and running:
                             continue  # a timing waits until it has the machine to itself
-                        if unit.kind == "result" and _recorded(protocol, folder, unit.name):
-                            finished.add(unit.name)  # another process recorded it meanwhile
+                        # Another process recorded it meanwhile: a result, or an artifact that
+                        # process made while this one waited for its claim.
+                        made_elsewhere = unit.kind == "result" or unit.name in elsewhere
+                        if made_elsewhere and _recorded(protocol, folder, unit.name):
+                            finished.add(unit.name)
                             summary.skipped.append(unit.name)
                             continue
                         share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
@@ -223,7 +226,6 @@ def reproduce(
                                 say(f"  {unit.name}: claimed by {started}; waiting for it")
                             elsewhere[unit.name] = started
                             continue
-                        elsewhere.pop(unit.name, None)
                         running[unit.name] = started
                         say(f"  {unit.name}: started ({share} thread(s)); log {started.log.name}")
                 time.sleep(POLL_SECONDS if not running else 0.5)

@@ -150,3 +150,21 @@ def test_every_target_runs_end_to_end_on_its_smoke_setting(name, tmp_path):
     assert (out / "results" / f"{name}.md").read_text().startswith("# ")
     again = cli(name, "--out", str(out), "--smoke")
     assert again.returncode == 0 and "0 unit(s) to run" in again.stdout
+
+
+@pytest.mark.integration
+def test_two_processes_sharing_an_out_run_each_unit_once(tmp_path):
+    """Started together on one --out, the processes claim units: every unit runs once (its
+    log holds one command), both finish, and the page holds every seed."""
+    out, results = tmp_path / "out", tmp_path / "results"
+    command = [sys.executable, "-m", "keypoint_wm.cli", "reproduce", "state-probe", "--out",
+               str(out), "--results", str(results), "--smoke", "--jobs", "1"]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    for unit in ("train-struct-seed0", "train-struct-seed1", "probe-struct-seed0",
+                 "probe-struct-seed1"):  # fmt: skip
+        log = (out / "logs" / f"{unit}.log").read_text()
+        assert log.count("\n$ ") == 1, (unit, log[:500])
+    assert "2 of 2 seeds" in (results / "state-probe.md").read_text()
