@@ -78,11 +78,15 @@ class StateFlattener:
     """
 
     entries: tuple[tuple[str, int], ...]
+    domain: str | None = None
 
     @classmethod
-    def from_spec(cls, observation_spec: Any) -> StateFlattener:
-        """From a dm_control ``observation_spec()`` (an ordered mapping of array specs)."""
-        return cls(tuple((name, math.prod(s.shape)) for name, s in observation_spec.items()))
+    def from_spec(cls, observation_spec: Any, domain: str | None = None) -> StateFlattener:
+        """From a dm_control ``observation_spec()`` (an ordered mapping of array specs) of a
+        task of ``domain`` (which names its raw-angle entries, see
+        :data:`~keypoint_wm.data.state_layout.RAW_ANGLE_KEYS`)."""
+        entries = tuple((name, math.prod(s.shape)) for name, s in observation_spec.items())
+        return cls(entries, domain)
 
     @property
     def size(self) -> int:
@@ -92,7 +96,7 @@ class StateFlattener:
     @property
     def parts(self) -> tuple[StatePart, ...]:
         """Each entry's slice and kind (the episode metadata's ``"state_keys"``)."""
-        return layout_from_sizes(self.entries)
+        return layout_from_sizes(self.entries, self.domain)
 
     def __call__(self, observation: Any) -> np.ndarray:
         """float32 ``[D]`` from a dm_control observation dict."""
@@ -255,7 +259,7 @@ class DMCPixelEnv(gymnasium.Env):
             physics, height, width, self._camera_id, shadow_size=shadow_size
         )
         self._object_names, _ = body_positions(physics)
-        self._state = StateFlattener.from_spec(self._env.observation_spec())
+        self._state = StateFlattener.from_spec(self._env.observation_spec(), domain)
 
         spec = self._env.action_spec()
         self._action_bounds = ActionBounds.from_spec(spec)

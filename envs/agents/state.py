@@ -57,7 +57,7 @@ class StateEnv(gymnasium.Env):
         self._bounds = ActionBounds.from_spec(spec)
         self.action_size = int(math.prod(spec.shape))
         self.action_space = spaces.Box(-1.0, 1.0, shape=spec.shape, dtype=np.float32)
-        self._flat = StateFlattener.from_spec(self._env.observation_spec())
+        self._flat = StateFlattener.from_spec(self._env.observation_spec(), domain)
         shape = (self._flat.size,)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
         self._needs_reset = True

@@ -33,6 +33,7 @@ from keypoint_wm.cli.common import (
     positive_int,
     write_json,
 )
+from keypoint_wm.data.state_layout import ANGLE_TARGETS
 from keypoint_wm.errors import UsageError
 from keypoint_wm.latent_features import FEATURE_CHOICES
 
@@ -392,6 +393,7 @@ def run_state_probe(args: argparse.Namespace) -> int:
         burn_in=args.burn_in,
         tasks=tasks,
         untrained=not args.no_untrained_baseline,
+        angles=args.angles,
     )
     summary = _over_seeds(
         args, lambda model: evaluate_state_probe(model, args.data, config, not args.quiet)
@@ -432,6 +434,14 @@ def _add_state_probe(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         help="frames left out at each episode's start (default 1: frame 0 shows no motion)",
+    )
+    s.add_argument(
+        "--angles",
+        choices=ANGLE_TARGETS,
+        default="sincos",
+        help="raw hinge angles in the state (reacher's position) are scored through their "
+        "cosines and sines (sincos, default; an image shows theta and theta + 2 pi alike) or "
+        "as stored (raw)",
     )
     s.add_argument(
         "--no-untrained-baseline",

@@ -20,7 +20,9 @@ move, so no velocity can be known).
 R^2 is computed per state dimension on the test frames (1 - SSE / SST around the test mean)
 and averaged over the dimensions of each observation key (``"parts"``), over every
 position-like dimension (``"positions"``) and every velocity-like one (``"velocities"``;
-:func:`~keypoint_wm.data.state_layout.part_kind`). A dimension that does not vary on the
+:func:`~keypoint_wm.data.state_layout.part_kind`). Raw hinge angles (reacher's
+``position``) are scored through their cosines and sines (``angles="sincos"``, the
+default), as dm_control gives the other tasks' angles. A dimension that does not vary on the
 test frames is left out of the averages. The floor beside each figure is the same probe on
 an untrained model of the same config (``"untrained"``): random convolutional features
 already locate bright bodies, so only the margin over it is what training taught.
@@ -40,7 +42,7 @@ from tqdm.auto import tqdm
 
 from keypoint_wm.data.episodes import load_episode
 from keypoint_wm.data.sequences import EpisodeIndex
-from keypoint_wm.data.state_layout import STATE_KINDS, StatePart, state_parts
+from keypoint_wm.data.state_layout import ANGLE_TARGETS, POSITION_KINDS, StatePart, state_parts
 from keypoint_wm.errors import DataError, UsageError
 from keypoint_wm.evaluation.tracking import apply_linear, fit_linear
 from keypoint_wm.latent_features import FEATURE_CHOICES, parse_features
@@ -73,6 +75,8 @@ class StateProbeConfig:
         batch_size: episodes filtered at once.
         untrained: also probe an untrained model of the same config (the floor).
         untrained_seed: the seed of its initialisation (None: the run's own seed).
+        angles: ``"sincos"``: parts of kind ``"angle"`` (raw hinge angles) are scored through
+            their cosines and sines (:func:`angle_targets`); ``"raw"``: as stored.
         tasks: the tasks to probe (default: every task with a ``state``).
     """
 
@@ -85,6 +89,7 @@ class StateProbeConfig:
     batch_size: int = 8
     untrained: bool = True
     untrained_seed: int | None = None
+    angles: str = "sincos"
     tasks: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -92,6 +97,8 @@ class StateProbeConfig:
             raise UsageError(
                 f"--features must be one of {', '.join(FEATURE_CHOICES)}, got {self.features!r}"
             )
+        if self.angles not in ANGLE_TARGETS:
+            raise UsageError(f"--angles must be one of {', '.join(ANGLE_TARGETS)}")
         if self.burn_in < 0 or self.max_episodes < 1 or not self.alphas:
             raise ValueError("burn_in >= 0, max_episodes >= 1 and some alphas are needed")
 
@@ -215,9 +222,11 @@ def fit_state_probe(
     assert best is not None
     validation_r2, alpha, weights = best
     r2 = _r2_per_dim(apply_linear(weights, test), states["test"].astype(np.float64))
-    kinds = {kind: np.zeros(len(r2), bool) for kind in STATE_KINDS}
+    kinds = {kind: np.zeros(len(r2), bool) for kind in ("position", "velocity")}
     for part in parts:
-        kinds[part.kind][part.start : part.stop] = True
+        kinds["position" if part.kind in POSITION_KINDS else "velocity"][part.start : part.stop] = (
+            True
+        )
     chosen = _r2_per_dim(apply_linear(weights, validation), states["validation"])
     return TaskProbe(
         parts={part.name: _nanmean(r2[part.start : part.stop]) for part in parts},
@@ -231,6 +240,28 @@ def fit_state_probe(
             "velocities": _nanmean(chosen[kinds["velocity"]]),
         },
     )
+
+
+def angle_targets(
+    states: np.ndarray, parts: tuple[StatePart, ...]
+) -> tuple[np.ndarray, tuple[StatePart, ...]]:
+    """The probe's targets: each ``"angle"`` part's angles replaced by their cosines then
+    sines (an image shows theta and theta + 2 pi alike), the other parts as they are.
+
+    >>> parts = (StatePart("position", 0, 1, "angle"), StatePart("velocity", 1, 2, "velocity"))
+    >>> targets, new = angle_targets(np.array([[np.pi, 3.0]]), parts)
+    >>> targets.round(3).tolist(), [(p.name, p.start, p.stop) for p in new]
+    ([[-1.0, 0.0, 3.0]], [('position', 0, 2), ('velocity', 2, 3)])
+    """
+    columns, new, start = [], [], 0
+    for part in parts:
+        block = states[:, part.start : part.stop]
+        if part.kind == "angle":
+            block = np.concatenate([np.cos(block), np.sin(block)], axis=1)
+        columns.append(block)
+        new.append(StatePart(part.name, start, start + block.shape[1], part.kind))
+        start += block.shape[1]
+    return np.concatenate(columns, axis=1), tuple(new)
 
 
 # ----------------------------------------------------------------------------- data
@@ -321,8 +352,12 @@ def _probe_model(
         for split in SPLITS:
             features[split] = _features(model, data, split, config)
             states[split] = np.concatenate([s[config.burn_in :] for s in data.states[split]])
+        parts = data.parts
+        if config.angles == "sincos":
+            for split in SPLITS:
+                states[split], parts = angle_targets(states[split], data.parts)
             bar.update(sum(len(f) for f in data.frames[split]))
-        probes[name] = fit_state_probe(features, states, data.parts, config.alphas)
+        probes[name] = fit_state_probe(features, states, parts, config.alphas)
     return probes
 
 
@@ -368,6 +403,7 @@ def evaluate_state_probe(
         "validation_fraction": validation,
         "max_episodes": config.max_episodes,
         "burn_in": config.burn_in,
+        "angles": config.angles,
     }
     return StateProbeResult(config.features, trained, untrained, settings)
 

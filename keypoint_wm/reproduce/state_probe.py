@@ -49,6 +49,8 @@ def _probe_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
         data_path(settings),
         "--features",
         "both",
+        "--angles",
+        "sincos",
         "--max-episodes",
         str(episodes),
         "--json",

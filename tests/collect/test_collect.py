@@ -180,4 +180,9 @@ def test_state_is_the_physics_of_its_frame(dataset):
         env.close()
     info = dataset_info(dataset)
     assert info["tasks"]["cartpole-balance"]["state_size"] == [5]
-    assert info["tasks"]["reacher-easy"]["state_keys"][1]["name"] == "to_target"
+    reacher = info["tasks"]["reacher-easy"]["state_keys"]
+    assert [(k["name"], k["kind"]) for k in reacher] == [
+        ("position", "angle"),  # raw joint angles: the shoulder turns without limit
+        ("to_target", "position"),
+        ("velocity", "velocity"),
+    ]

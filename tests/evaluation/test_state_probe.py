@@ -18,6 +18,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 PARTS = (StatePart("position", 0, 3, "position"), StatePart("velocity", 3, 5, "velocity"))
 
 
+SPLITS = ("train", "validation", "test")
+
+
 def splits(rng: np.random.Generator, frames: int = 300) -> dict[str, np.ndarray]:
     return {s: rng.normal(size=(frames, 5)) for s in ("train", "validation", "test")}
 
@@ -65,6 +68,27 @@ def test_a_dimension_that_never_varies_is_left_out_of_the_averages():
     latent = {s: x[:, :4] @ mixing for s, x in state.items()}
     probe = fit_state_probe(latent, state, PARTS)
     assert probe.velocities == pytest.approx(1.0, abs=1e-4)
+
+
+def test_raw_angles_are_scored_through_their_cosines_and_sines():
+    """A multi-turn angle (reacher's shoulder) is what the image shows only modulo 2 pi: a
+    latent holding the arm's direction probes to R^2 ~ 1 through cos/sin, not on the raw
+    angle."""
+    from keypoint_wm.evaluation.state_probe import angle_targets
+
+    rng = np.random.default_rng(4)
+    parts = (StatePart("position", 0, 1, "angle"), StatePart("velocity", 1, 2, "velocity"))
+    state = {s: np.stack([rng.uniform(-4, 7, 400), rng.normal(size=400)], 1) for s in SPLITS}
+    mixing = rng.normal(size=(3, 3))
+    latent = {
+        s: np.stack([np.cos(x[:, 0]), np.sin(x[:, 0]), x[:, 1]], 1) @ mixing
+        for s, x in state.items()
+    }
+    raw = fit_state_probe(latent, state, parts)
+    targets = {s: angle_targets(x, parts)[0] for s, x in state.items()}
+    probe = fit_state_probe(latent, targets, angle_targets(state["test"], parts)[1])
+    assert probe.positions == pytest.approx(1.0, abs=1e-4)
+    assert raw.positions is not None and raw.positions < 0.5
 
 
 # ---------------------------------------------------------------------- end to end
