@@ -61,8 +61,8 @@ TARGETS: dict[str, Target] = {
             "the reward-prediction table (paper Fig. 8), like for like: Struct-VRNN and "
             "CNN-VRNN heads reading h_{t-1}, and h_{t-1} plus the model's own frame "
             "representation, on 300 held-out episodes per task",
-            "about 8 h: the 6-task collection and 300 held-out episodes per task (about 1.5 h), "
-            "6 world models (about 1 h each), 12 sets of six heads",
+            "about 5 h: the 6-task collection and 300 held-out episodes per task (about 1.5 h), "
+            "6 world models (about 20 min each alone), 12 sets of six heads (not yet timed)",
             "not measured",
             "keypoint_wm.reproduce.rewards",
         ),
@@ -70,8 +70,10 @@ TARGETS: dict[str, Target] = {
             "state-probe",
             "what the latent knows: test R^2 of a ridge probe from the filtered latent to the "
             "physics state, per task, positions and velocities apart",
-            "about 4 h: the 6-task collection (about 35 min), 3 world models (about 1 h "
-            "each, two side by side), 3 probes (minutes)",
+            "about 2 h per variant on an idle machine: the 6-task collection (about 35 min, "
+            "shared with the other DMCS targets), 3 world models (about 20 min each for "
+            "dmcs-cpu, 35 min for the 8 + 8 candidate), 3 probes (about 6 min each); "
+            'docs/measurements.md, "what the latent knows, the first units"',
             "not measured",
             "keypoint_wm.reproduce.state_probe",
         ),
