@@ -192,6 +192,7 @@ def reproduce(
     running: dict[str, _Running] = {}
     elsewhere: dict[str, str] = {}
     failure: str | None = None
+    began = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     host = machine()
     commit_id = git_commit(results_root if results_root.exists() else ".")
     cores = os.cpu_count() or 1
@@ -213,7 +214,11 @@ def reproduce(
                             continue  # a timing waits until it has the machine to itself
                         # Another process recorded it meanwhile: a result, or an artifact that
                         # process made while this one waited for its claim.
-                        made_elsewhere = unit.kind == "result" or unit.name in elsewhere
+                        made_elsewhere = (
+                            unit.kind == "result"
+                            or unit.name in elsewhere
+                            or _recorded_since(folder, unit.name, began)
+                        )
                         if made_elsewhere and _recorded(protocol, folder, unit.name):
                             finished.add(unit.name)
                             summary.skipped.append(unit.name)
@@ -276,6 +281,13 @@ def reproduce(
 def _recorded(protocol: Protocol, folder: Path, name: str) -> bool:
     result = load_results(folder).get(name)
     return result is not None and result.settings == protocol.unit(name).digest
+
+
+def _recorded_since(folder: Path, name: str, began: str) -> bool:
+    """Whether ``name``'s record was written after ``began`` (ISO time): by another process
+    sharing this ``--out``, while this one ran."""
+    result = load_results(folder).get(name)
+    return result is not None and result.finished >= began
 
 
 def _pictures(results_root: Path, protocol: Protocol) -> list[Path]:
