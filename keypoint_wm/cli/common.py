@@ -191,3 +191,31 @@ def write_json(path: str | None, payload: dict[str, Any], flag: str = "--json") 
         raise UsageError(f"{flag} {path}: cannot create its folder ({error.strerror})") from None
     atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
     print(f"wrote {target}")
+
+
+RUN_HELP = (
+    "run directory written by `keypoint-wm train`; repeat it for the training seeds of one "
+    "variant (figures: mean and 95%% CI over them). A folder of seed_<s>/ runs (`keypoint-wm "
+    "train --seeds N --out OUT`) counts as all of its seeds"
+)
+"""The ``--help`` text of ``--run`` in every command that evaluates runs as seeds."""
+
+
+def seed_run_args(given: list[str], flag: str = "--run") -> list[str]:
+    """Every run behind ``--run`` values ``given`` (seed folders expanded), each named as
+    given where it is a run itself; a run given twice is refused (the message names
+    ``flag``)."""
+    from keypoint_wm.evaluation.seeds import seed_runs
+
+    runs = []
+    for path in given:
+        members = seed_runs(path, flag=flag)
+        runs += [path] if members == [Path(path)] else [str(m) for m in members]
+    seen: dict[Path, str] = {}
+    for run in runs:
+        if Path(run).resolve() in seen:
+            raise UsageError(
+                f"{flag} {run}: the same run is given twice ({seen[Path(run).resolve()]})"
+            )
+        seen[Path(run).resolve()] = run
+    return runs

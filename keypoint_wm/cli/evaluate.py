@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from keypoint_wm.cli.common import (
+    RUN_HELP,
     add_device,
     add_json,
     add_precision,
@@ -31,6 +32,7 @@ from keypoint_wm.cli.common import (
     fraction,
     hidden_alias,
     positive_int,
+    seed_run_args,
     write_json,
 )
 from keypoint_wm.data.state_layout import ANGLE_TARGETS
@@ -46,32 +48,6 @@ def _plot_path(args: argparse.Namespace, name: str) -> Path:
     return Path(args.run[0]) / f"{name}.png"
 
 
-RUN_HELP = (
-    "run directory written by `keypoint-wm train`; repeat it for the training seeds of one "
-    "variant (figures: mean and 95%% CI over them). A folder of seed_<s>/ runs (`keypoint-wm "
-    "train --seeds N --out OUT`) counts as all of its seeds"
-)
-
-
-def _seed_runs(given: list[str], flag: str = "--run") -> list[str]:
-    """Every run behind ``given`` (seed folders expanded), each named as given where it is a
-    run itself; a run given twice is refused."""
-    from keypoint_wm.evaluation.seeds import seed_runs
-
-    runs = []
-    for path in given:
-        members = seed_runs(path, flag=flag)
-        runs += [path] if members == [Path(path)] else [str(m) for m in members]
-    seen: dict[Path, str] = {}
-    for run in runs:
-        if Path(run).resolve() in seen:
-            raise UsageError(
-                f"{flag} {run}: the same run is given twice ({seen[Path(run).resolve()]})"
-            )
-        seen[Path(run).resolve()] = run
-    return runs
-
-
 def _over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any:
     """Check ``--run`` (each a run or a folder of seed runs), ``--data``, ``--json`` and
     ``--device``; then load and ``evaluate`` each run in turn, as seeds of one variant.
@@ -79,7 +55,7 @@ def _over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any
     Returns an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` whose per-run objects add
     ``"run"`` and ``"data"``.
     """
-    runs = _seed_runs(args.run)
+    runs = seed_run_args(args.run)
     existing_dir(args.data)
     check_json_path(args.json)
     device = device_of(args)
@@ -469,7 +445,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise UsageError(
             "compare needs run directories: keypoint-wm evaluate compare RUN... --data DIR"
         )
-    _seed_runs(runs, flag="RUN")  # each a run or a folder of seed runs, none given twice
+    seed_run_args(runs, flag="RUN")  # each a run or a folder of seed runs, none given twice
     existing_dir(args.data)
     check_json_path(args.json)
     device = device_of(args)

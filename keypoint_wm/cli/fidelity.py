@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from keypoint_wm.cli.common import (
+    RUN_HELP,
     add_device,
     add_json,
     add_precision,
@@ -22,9 +23,9 @@ from keypoint_wm.cli.common import (
     comma_list,
     device_of,
     positive_int,
+    seed_run_args,
     write_json,
 )
-from keypoint_wm.cli.evaluate import RUN_HELP, _seed_runs
 from keypoint_wm.errors import UsageError
 
 POLICY_NAMES = ("zero", "plus", "minus", "random", "sine", "pd", "pd-flipped")
@@ -81,7 +82,7 @@ def _plot_path(args: argparse.Namespace) -> Path:
 
 def run_dream_fidelity(args: argparse.Namespace) -> int:
     """Roll, filter and imagine every task for every run; table, plot, JSON."""
-    runs = _seed_runs(args.run)
+    runs = seed_run_args(args.run)
     check_json_path(args.json)
     check_json_path(args.plot, flag="--plot")
     if args.cache is not None and Path(args.cache).is_file():
