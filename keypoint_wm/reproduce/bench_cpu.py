@@ -10,12 +10,11 @@ different machines are different rows, never pooled: a unit's record names its C
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from keypoint_wm.reproduce.pages import header, units_table
-from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, read_json
 
 __all__ = ["protocol"]
 
@@ -71,7 +70,7 @@ def _unit(name: str, argv: tuple[str, ...], isa: str) -> Unit:
     json_path = f"{OUT}/bench/{name}-{isa}.json"
 
     def figures(out: Path) -> dict[str, Any]:
-        payload = json.loads(Path(json_path.replace(OUT, str(out))).read_text())
+        payload = read_json(json_path, out)
         return {k: v for k, v in payload.items() if k not in ("per_step", "samples")}
 
     env = tuple(AVX2_CAP.items()) if isa == "avx2" else ()

@@ -9,7 +9,6 @@ them per object.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from keypoint_wm.presets import SMOKE_OVERRIDES
 from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
 from keypoint_wm.reproduce.pages import header, units_table
-from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, fill, read_json
 
 __all__ = ["DiscoverySettings", "protocol"]
 
@@ -70,7 +69,7 @@ def _units(settings: DiscoverySettings, draw: int) -> list[Unit]:
         argv += ["--size", "32"]
 
     def data_id(out: Path) -> dict[str, Any]:
-        return {"data": dataset_fingerprint(data.replace(OUT, str(out)))}
+        return {"data": dataset_fingerprint(fill(data, out))}
 
     units = [Unit(f"data-{draw}", tuple(argv), kind="artifact", uses=data_id)]
     for seed in settings.seeds:
@@ -118,7 +117,7 @@ def _tracking_unit(settings: DiscoverySettings, draw: int, seed: int) -> Unit:
     )
 
     def figures(out: Path) -> dict[str, Any]:
-        payload = json.loads(Path(json_path.replace(OUT, str(out))).read_text())
+        payload = read_json(json_path, out)
         return {
             "r2_observed": payload["r2_observed"],
             "error_predicted": payload["error_predicted"],
@@ -126,8 +125,8 @@ def _tracking_unit(settings: DiscoverySettings, draw: int, seed: int) -> Unit:
 
     def uses(out: Path) -> dict[str, Any]:
         return {
-            "world_model": weights_hash(run.replace(OUT, str(out))),
-            "data": dataset_fingerprint(_data(draw, settings.smoke).replace(OUT, str(out))),
+            "world_model": weights_hash(fill(run, out)),
+            "data": dataset_fingerprint(fill(_data(draw, settings.smoke), out)),
         }
 
     return Unit(

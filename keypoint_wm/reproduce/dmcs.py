@@ -9,13 +9,13 @@ once. A variant is a preset plus ``--set`` overrides; the unit names say which
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from keypoint_wm.presets import SMOKE_OVERRIDES
 from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
-from keypoint_wm.reproduce.protocol import OUT, Unit
+from keypoint_wm.reproduce.protocol import OUT, Unit, fill
 
 __all__ = ["DmcsSettings", "Variant", "data_unit", "run_dir", "train_unit"]
 
@@ -41,6 +41,11 @@ class Variant:
     def to_json(self) -> dict[str, Any]:
         return {"preset": self.preset, "set": list(self.overrides), "label": self.label}
 
+    def heading(self) -> str:
+        """The page's section heading: the label, the preset and the overrides."""
+        sets = "".join(f" `--set {s}`" for s in self.overrides)
+        return f"## {self.label or self.name} (`{self.preset}`{sets})"
+
 
 @dataclass(frozen=True)
 class DmcsSettings:
@@ -64,6 +69,21 @@ class DmcsSettings:
         ),
     )
     smoke: bool = False
+
+    def smoke_setting(
+        self, seeds: tuple[int, ...] = (0,), variants: int | None = 1
+    ) -> DmcsSettings:
+        """The same protocol on cartpole-balance, 16 episodes of 12 steps, ``seeds`` and the
+        first ``variants`` variants (None: all)."""
+        return replace(
+            self,
+            tasks=("cartpole-balance",),
+            episodes=16,
+            steps=12,
+            seeds=seeds,
+            variants=self.variants if variants is None else self.variants[:variants],
+            smoke=True,
+        )
 
     @property
     def data_name(self) -> str:
@@ -90,10 +110,6 @@ def run_dir(variant: Variant, seed: int) -> str:
     return f"{OUT}/runs/{variant.name}/seed_{seed}"
 
 
-def _fill(out: Path, template: str) -> Path:
-    return Path(template.replace(OUT, str(out)))
-
-
 def data_unit(settings: DmcsSettings) -> Unit:
     """``collect`` the protocol's dataset (an artifact: resumable, byte-identical per seed)."""
     argv = [
@@ -116,12 +132,12 @@ def data_unit(settings: DmcsSettings) -> Unit:
         argv += ["--size", "32"]
 
     def identity(out: Path) -> dict[str, Any]:
-        return {"data": dataset_fingerprint(_fill(out, data_path(settings)))}
+        return {"data": dataset_fingerprint(fill(data_path(settings), out))}
 
     def figures(out: Path) -> dict[str, Any]:
         from keypoint_wm.data.episodes import iter_episode_files
 
-        files = list(iter_episode_files(_fill(out, data_path(settings))))
+        files = list(iter_episode_files(fill(data_path(settings), out)))
         return {"episodes": len(files), "bytes": sum(f.stat().st_size for f in files)}
 
     return Unit("data", tuple(argv), kind="artifact", uses=identity, figures=figures)
@@ -151,12 +167,12 @@ def train_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
 
     def identity(out: Path) -> dict[str, Any]:
         return {
-            "world_model": weights_hash(_fill(out, run_dir(variant, seed))),
-            "data": dataset_fingerprint(_fill(out, data_path(settings))),
+            "world_model": weights_hash(fill(run_dir(variant, seed), out)),
+            "data": dataset_fingerprint(fill(data_path(settings), out)),
         }
 
     def figures(out: Path) -> dict[str, Any]:
-        probe = _fill(out, run_dir(variant, seed)) / "probe.csv"
+        probe = fill(run_dir(variant, seed), out) / "probe.csv"
         if not probe.exists():
             return {}
         header, *rows = probe.read_text().strip().splitlines()

@@ -10,8 +10,6 @@ the imagined futures.
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,8 @@ from keypoint_wm.reproduce.dmcs import (
     train_unit,
 )
 from keypoint_wm.reproduce.identity import weights_hash
-from keypoint_wm.reproduce.pages import header, units_table
-from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult
+from keypoint_wm.reproduce.pages import header, mean_ci_cell, units_table
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, fill, read_json
 
 __all__ = ["BAR", "TASKS", "heads_unit", "protocol"]
 
@@ -86,7 +84,7 @@ def _fidelity_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
         argv += ["--episodes", "1", "--long-horizon", "4", "--policies", "zero,plus,random"]
 
     def figures(out: Path) -> dict[str, Any]:
-        payload = json.loads(Path(json_path.replace(OUT, str(out))).read_text())
+        payload = read_json(json_path, out)
         return {
             task: {
                 horizon: {"correlation": h["correlation"], "keypoint_error": h["keypoint_error"]}
@@ -96,7 +94,7 @@ def _fidelity_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
         } | {"horizons": payload["horizons"]}
 
     def uses(out: Path) -> dict[str, Any]:
-        return {"world_model": weights_hash(run_dir(variant, seed).replace(OUT, str(out)))}
+        return {"world_model": weights_hash(fill(run_dir(variant, seed), out))}
 
     return Unit(
         f"fidelity-{variant.name}-seed{seed}",
@@ -111,15 +109,7 @@ def protocol(smoke: bool = False) -> Protocol:
     """The protocol; ``smoke``: the same units on a seconds-long setting."""
     settings = DmcsSettings()
     if smoke:
-        settings = replace(
-            settings,
-            tasks=("cartpole-balance",),
-            episodes=16,
-            steps=12,
-            seeds=(0,),
-            variants=settings.variants[:1],
-            smoke=True,
-        )
+        settings = settings.smoke_setting()
     units = [data_unit(settings)]
     for variant in settings.variants:
         for seed in settings.seeds:
@@ -139,20 +129,6 @@ def protocol(smoke: bool = False) -> Protocol:
         f"(`dmcs-cpu`, {len([t for t in TASKS if t in settings.tasks])} tasks)",
         headline=lambda results: _headline(settings, results),
     )
-
-
-def _mean_ci(values: list[float]) -> str:
-    import numpy as np
-
-    from keypoint_wm.evaluation.metrics import mean_ci
-    from keypoint_wm.evaluation.seeds import plus_minus
-
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return plus_minus(values[0], None, ".3f")
-    mean, half = mean_ci(np.asarray(values, float))
-    return plus_minus(float(mean), float(half), ".3f")
 
 
 def _done(
@@ -181,7 +157,7 @@ def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
             continue
         horizon = str(next(iter(done.values())).figures["horizons"][0])
         cells = ", ".join(
-            f"{task} {_mean_ci(_correlations(done, task, horizon, 'imagined_mean'))}"
+            f"{task} {mean_ci_cell(_correlations(done, task, horizon, 'imagined_mean'))}"
             for task in TASKS
             if task in settings.tasks
         )
@@ -210,9 +186,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     for variant in settings.variants:
         done = _done(settings, variant, results)
         lines += [
-            f"## {variant.label or variant.name} (`{variant.preset}`"
-            + "".join(f" `--set {s}`" for s in variant.overrides)
-            + ")",
+            variant.heading(),
             "",
         ]
         if not done:
@@ -230,7 +204,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
             for h in horizons:
                 per_seed = [r.figures[task][h] for r in done.values() if task in r.figures]
                 corr = {
-                    k: _mean_ci(
+                    k: mean_ci_cell(
                         [s["correlation"][k] for s in per_seed if s["correlation"][k] is not None]
                     )
                     for k in ("imagined_mean", "imagined_sampled", "filtered")
@@ -242,7 +216,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
                 ]
                 lines.append(
                     f"| {task} | {h} | {corr['imagined_mean']} | {corr['imagined_sampled']} | "
-                    f"{corr['filtered']} | {_mean_ci(errors)} |"
+                    f"{corr['filtered']} | {mean_ci_cell(errors)} |"
                 )
                 if h == horizons[0]:
                     means = [s["correlation"]["imagined_mean"] for s in per_seed]

@@ -7,7 +7,7 @@ from typing import Any
 from keypoint_wm.evaluation.seeds import OverSeeds
 from keypoint_wm.reproduce.protocol import UnitResult
 
-__all__ = ["Figures", "header", "over_seeds", "units_table"]
+__all__ = ["Figures", "header", "mean_ci_cell", "over_seeds", "units_table"]
 
 
 class Figures(dict):
@@ -20,6 +20,21 @@ class Figures(dict):
 def over_seeds(figures: dict[str, Figures]) -> OverSeeds[Figures]:
     """The figures of one variant's seeds, pooled: mean and 95% CI over them."""
     return OverSeeds(tuple(figures), tuple(figures.values()))
+
+
+def mean_ci_cell(values: list[float], spec: str = ".3f") -> str:
+    """``"mean ± half-width"`` of the 95% interval over seeds (one value: itself; none: -)."""
+    import numpy as np
+
+    from keypoint_wm.evaluation.metrics import mean_ci
+    from keypoint_wm.evaluation.seeds import plus_minus
+
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return plus_minus(values[0], None, spec)
+    mean, half = mean_ci(np.asarray(values, float))
+    return plus_minus(float(mean), float(half), spec)
 
 
 def header(name: str, title: str, what: str) -> list[str]:

@@ -28,12 +28,31 @@ from typing import Any
 
 from keypoint_wm.data.episodes import atomic_write_bytes
 
-__all__ = ["KINDS", "Protocol", "Unit", "UnitResult", "load_results", "settings_digest"]
+__all__ = [
+    "KINDS",
+    "Protocol",
+    "Unit",
+    "UnitResult",
+    "fill",
+    "load_results",
+    "read_json",
+    "settings_digest",
+]
 
 KINDS = ("artifact", "result")
 
 OUT = "{out}"
 """The placeholder for ``--out`` in a unit's command; results show it as ``OUT``."""
+
+
+def fill(template: str, out: str | Path) -> Path:
+    """A unit's path ``template`` (``{out}/...``) under this run's ``--out``."""
+    return Path(template.replace(OUT, str(out)))
+
+
+def read_json(template: str, out: str | Path) -> Any:
+    """The JSON file a unit's command wrote at ``template`` under ``--out``."""
+    return json.loads(fill(template, out).read_text())
 
 
 def settings_digest(settings: Any) -> str:

@@ -12,7 +12,6 @@ features for CNN-VRNN). The page pools each (variant, inputs) over its seeds.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from keypoint_wm.reproduce.dmcs import (
     train_unit,
 )
 from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
-from keypoint_wm.reproduce.pages import header, units_table
-from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult
+from keypoint_wm.reproduce.pages import header, mean_ci_cell, units_table
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, fill, read_json
 
 __all__ = ["HELD_OUT_EPISODES", "HELD_OUT_SEED", "protocol"]
 
@@ -73,7 +72,7 @@ def _held_out_unit(settings: DmcsSettings) -> Unit:
         argv += ["--size", "32"]
 
     def uses(out: Path) -> dict[str, Any]:
-        return {"data": dataset_fingerprint(_held_out_path(settings).replace(OUT, str(out)))}
+        return {"data": dataset_fingerprint(fill(_held_out_path(settings), out))}
 
     return Unit("held-out-data", tuple(argv), kind="artifact", uses=uses)
 
@@ -111,7 +110,7 @@ def _score_unit(settings: DmcsSettings, variant: Variant, seed: int, column: str
         argv += ["--steps", "5", "--window", "6"]
 
     def figures(out: Path) -> dict[str, Any]:
-        payload = json.loads(Path(json_path.replace(OUT, str(out))).read_text())
+        payload = read_json(json_path, out)
         entry = payload["runs"][0]
         return {
             "inputs": inputs,
@@ -122,7 +121,7 @@ def _score_unit(settings: DmcsSettings, variant: Variant, seed: int, column: str
         }
 
     def uses(out: Path) -> dict[str, Any]:
-        return {"world_model": weights_hash(run.replace(OUT, str(out)))}
+        return {"world_model": weights_hash(fill(run, out))}
 
     return Unit(
         f"rewards-{variant.name}-seed{seed}-{column}",
@@ -137,9 +136,7 @@ def protocol(smoke: bool = False) -> Protocol:
     """The protocol; ``smoke``: the same units on a seconds-long setting."""
     settings = replace(DmcsSettings(), variants=VARIANTS)
     if smoke:
-        settings = replace(
-            settings, tasks=("cartpole-balance",), episodes=16, steps=12, seeds=(0,), smoke=True
-        )
+        settings = settings.smoke_setting(variants=None)
     units = [data_unit(settings), _held_out_unit(settings)]
     for seed in settings.seeds:
         for variant in settings.variants:
@@ -161,20 +158,6 @@ def protocol(smoke: bool = False) -> Protocol:
         "per task for the heads)",
         headline=lambda results: _headline(settings, results),
     )
-
-
-def _cell(values: list[float]) -> str:
-    import numpy as np
-
-    from keypoint_wm.evaluation.metrics import mean_ci
-    from keypoint_wm.evaluation.seeds import plus_minus
-
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return plus_minus(values[0], None, ".3f")
-    mean, half = mean_ci(np.asarray(values, float))
-    return plus_minus(float(mean), float(half), ".3f")
 
 
 def _done(
@@ -207,7 +190,7 @@ NAMES = {"hidden": "h_{t-1}", "hidden+frame": "h_{t-1} + frame"}
 def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     done = _done(settings, results)
     cells = [
-        f"{v.label} ({NAMES[c]}) {_cell(_task_means(done[(v.name, c)], settings.tasks))}"
+        f"{v.label} ({NAMES[c]}) {mean_ci_cell(_task_means(done[(v.name, c)], settings.tasks))}"
         for v in settings.variants
         for c in COLUMNS
         if done[(v.name, c)]
@@ -238,11 +221,13 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     ]
     for task in settings.tasks:
         cells = [
-            _cell([f["tasks"][task] for f in done[(v.name, c)] if f["tasks"].get(task) is not None])
+            mean_ci_cell(
+                [f["tasks"][task] for f in done[(v.name, c)] if f["tasks"].get(task) is not None]
+            )
             for v, c in columns
         ]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    means = [_cell(_task_means(done[(v.name, c)], settings.tasks)) for v, c in columns]
+    means = [mean_ci_cell(_task_means(done[(v.name, c)], settings.tasks)) for v, c in columns]
     lines.append("| mean over the tasks | " + " | ".join(means) + " |")
     seeds = [str(len(done[(v.name, c)])) for v, c in columns]
     lines += ["| seeds | " + " | ".join(seeds) + " |", ""]

@@ -212,14 +212,7 @@ def reproduce(
                             break
                         if unit.exclusive and running:
                             continue  # a timing waits until it has the machine to itself
-                        # Another process recorded it meanwhile: a result, or an artifact that
-                        # process made while this one waited for its claim.
-                        made_elsewhere = (
-                            unit.kind == "result"
-                            or unit.name in elsewhere
-                            or _recorded_since(folder, unit.name, began)
-                        )
-                        if made_elsewhere and _recorded(protocol, folder, unit.name):
+                        if _made_elsewhere(protocol, folder, unit, began, unit.name in elsewhere):
                             finished.add(unit.name)
                             summary.skipped.append(unit.name)
                             continue
@@ -278,16 +271,14 @@ def reproduce(
     return summary
 
 
-def _recorded(protocol: Protocol, folder: Path, name: str) -> bool:
-    result = load_results(folder).get(name)
-    return result is not None and result.settings == protocol.unit(name).digest
-
-
-def _recorded_since(folder: Path, name: str, began: str) -> bool:
-    """Whether ``name``'s record was written after ``began`` (ISO time): by another process
-    sharing this ``--out``, while this one ran."""
-    result = load_results(folder).get(name)
-    return result is not None and result.finished >= began
+def _made_elsewhere(protocol: Protocol, folder: Path, unit: Unit, began: str, waited: bool) -> bool:
+    """Whether another process recorded ``unit`` meanwhile, so that this one skips it: a
+    result with a current record, or an artifact recorded while this process ran
+    (``began``, ISO time) or whose claim it ``waited`` for (they share this ``--out``)."""
+    result = load_results(folder).get(unit.name)
+    if result is None or result.settings != unit.digest:
+        return False
+    return unit.kind == "result" or waited or result.finished >= began
 
 
 def _pictures(results_root: Path, protocol: Protocol) -> list[Path]:

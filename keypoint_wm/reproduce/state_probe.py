@@ -8,7 +8,6 @@ whether the bars of the issue on what the latent knows are met on its four tasks
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from keypoint_wm.reproduce.dmcs import (
 )
 from keypoint_wm.reproduce.identity import weights_hash
 from keypoint_wm.reproduce.pages import Figures, header, over_seeds, units_table
-from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, fill, read_json
 
 __all__ = ["BARS", "BAR_TASKS", "protocol"]
 
@@ -59,13 +58,12 @@ def _probe_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
     )
 
     def figures(out: Path) -> dict[str, Any]:
-        import json
 
-        payload = json.loads(Path(json_path.replace(OUT, str(out))).read_text())
+        payload = read_json(json_path, out)
         return {k: v for k, v in payload.items() if k not in ("per_run", "seed_ci95", "run")}
 
     def uses(out: Path) -> dict[str, Any]:
-        return {"world_model": weights_hash(run_dir(variant, seed).replace(OUT, str(out)))}
+        return {"world_model": weights_hash(fill(run_dir(variant, seed), out))}
 
     return Unit(
         f"probe-{variant.name}-seed{seed}",
@@ -80,15 +78,7 @@ def protocol(smoke: bool = False) -> Protocol:
     """The protocol; ``smoke``: the same units on a seconds-long setting."""
     settings = DmcsSettings()
     if smoke:
-        settings = replace(
-            settings,
-            tasks=("cartpole-balance",),
-            episodes=16,
-            steps=12,
-            seeds=(0, 1),
-            variants=settings.variants[:1],
-            smoke=True,
-        )
+        settings = settings.smoke_setting(seeds=(0, 1))
     units = [data_unit(settings)]
     for variant in settings.variants:
         for seed in settings.seeds:
@@ -172,9 +162,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) ->
     for variant in settings.variants:
         fresh, stale = _fresh(settings, variant, results)
         lines += [
-            f"## {variant.label or variant.name} (`{variant.preset}`"
-            + "".join(f" `--set {s}`" for s in variant.overrides)
-            + ")",
+            variant.heading(),
             "",
         ]
         if not fresh:
