@@ -228,3 +228,21 @@ def test_core_never_imports_the_gym_side(library: str) -> None:
         and (imp.target == library or imp.target.startswith(library + "."))
     ]
     assert not offending, f"core modules importing {library}:\n" + "\n".join(offending)
+
+
+def test_every_package_folder_is_installed() -> None:
+    """A wheel holds only the packages pyproject lists: every folder with an ``__init__.py``
+    under the source folders is one of them (``keypoint_wm.reproduce`` once was not)."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = set()
+    for root, folder in SOURCE_DIRS.items():
+        for init in folder.rglob("__init__.py"):
+            parts = init.parent.relative_to(folder).parts
+            found.add(".".join((root, *parts)))
+    assert found - listed == set(), (
+        f"pyproject.toml [tool.setuptools] packages lacks {found - listed}"
+    )
