@@ -1,4 +1,5 @@
-"""``keypoint-wm evaluate tracking | video | actions | diversity | state-probe | compare``.
+"""``keypoint-wm evaluate tracking | video | actions | diversity | state-probe | compare``
+(and, registered from their own modules, ``state-reference``, ``agents``, ``dream-fidelity``).
 
 Every command takes ``--run RUN``, ``--data DIR``, ``--json PATH``, ``--device``,
 ``--precision``, ``--test-fraction`` and ``--quiet``, prints a table and writes PNG plots
@@ -528,20 +529,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "evaluate",
         help="evaluate trained runs (tracking, video, actions, diversity, state-probe, compare, "
-        "agents, dream-fidelity)",
+        "agents, dream-fidelity) and what the data allows (state-reference)",
     )
     sub = p.add_subparsers(
         dest="evaluate_command",
         required=True,
-        metavar="{tracking,video,actions,diversity,state-probe,compare,agents,dream-fidelity}",
+        metavar="{tracking,video,actions,diversity,state-probe,state-reference,compare,agents,"
+        "dream-fidelity}",
     )
     _add_tracking(sub)
     _add_video(sub)
     _add_actions(sub)
     _add_diversity(sub)
     _add_state_probe(sub)
+    from keypoint_wm.cli import agents, fidelity, state_reference
+
+    state_reference.register(sub)
     _add_compare(sub)
-    from keypoint_wm.cli import agents, fidelity
 
     agents.register(sub)
     fidelity.register(sub)

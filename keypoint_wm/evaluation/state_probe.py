@@ -53,6 +53,8 @@ __all__ = [
     "TaskProbe",
     "evaluate_state_probe",
     "fit_state_probe",
+    "load_probe_tasks",
+    "score_state_probe",
 ]
 
 SPLITS = ("train", "validation", "test")
@@ -220,20 +222,41 @@ def fit_state_probe(
         if best is None or score > best[0]:
             best = (score, float(alpha), weights)
     assert best is not None
-    validation_r2, alpha, weights = best
-    r2 = _r2_per_dim(apply_linear(weights, test), states["test"].astype(np.float64))
+    _, alpha, weights = best
+    predicted = {
+        "validation": apply_linear(weights, validation),
+        "test": apply_linear(weights, test),
+    }
+    return score_state_probe(predicted, states, parts, alpha)
+
+
+def score_state_probe(
+    predicted: dict[str, np.ndarray],
+    states: dict[str, np.ndarray],
+    parts: tuple[StatePart, ...],
+    alpha: float = 0.0,
+) -> TaskProbe:
+    """Score a fitted probe's predictions: test R^2 per part and kind, validation figures.
+
+    Args:
+        predicted: ``"validation"`` and ``"test"``: float ``[n, D]`` predicted states.
+        states: per split (``"train"`` too, for the frame count): the true ``[n, D]``.
+        parts: the slices of the D state entries.
+        alpha: the ridge strength chosen (0 for a probe without one).
+    """
+    r2 = _r2_per_dim(predicted["test"], states["test"].astype(np.float64))
+    chosen = _r2_per_dim(predicted["validation"], states["validation"].astype(np.float64))
     kinds = {kind: np.zeros(len(r2), bool) for kind in ("position", "velocity")}
     for part in parts:
         kinds["position" if part.kind in POSITION_KINDS else "velocity"][part.start : part.stop] = (
             True
         )
-    chosen = _r2_per_dim(apply_linear(weights, validation), states["validation"])
     return TaskProbe(
         parts={part.name: _nanmean(r2[part.start : part.stop]) for part in parts},
         positions=_nanmean(r2[kinds["position"]]),
         velocities=_nanmean(r2[kinds["velocity"]]),
         alpha=alpha,
-        validation_r2=float(validation_r2),
+        validation_r2=_nanmean(chosen) or 0.0,
         frames={split: len(states[split]) for split in SPLITS},
         validation={
             "positions": _nanmean(chosen[kinds["position"]]),
@@ -275,7 +298,11 @@ class _TaskData:
     parts: tuple[StatePart, ...]
 
 
-def _load_tasks(data: str | Path, config: StateProbeConfig, validation: float) -> dict:
+def load_probe_tasks(
+    data: str | Path, config: StateProbeConfig, validation: float, frames: bool = True
+) -> dict[str, _TaskData]:
+    """Per task, the episodes of each split the probe reads (at most ``max_episodes``);
+    ``frames=False`` keeps only actions and states (the frames are dropped as read)."""
     indexes = {
         split: EpisodeIndex(data, split, config.test_fraction, validation_fraction=validation)
         for split in SPLITS
@@ -298,7 +325,9 @@ def _load_tasks(data: str | Path, config: StateProbeConfig, validation: float) -
             if not episodes or len(states) < len(episodes):
                 skipped.append(f"{task} ({split})")
                 break
-            loaded.frames[split] = [e.image for e in episodes]
+            loaded.frames[split] = [
+                e.image if frames else np.empty((len(e.image), 0, 0, 3), np.uint8) for e in episodes
+            ]
             loaded.actions[split] = [e.action for e in episodes]
             loaded.states[split] = states
             loaded.parts = state_parts(episodes[0].metadata, states[0].shape[1])
@@ -352,11 +381,11 @@ def _probe_model(
         for split in SPLITS:
             features[split] = _features(model, data, split, config)
             states[split] = np.concatenate([s[config.burn_in :] for s in data.states[split]])
+            bar.update(sum(len(f) for f in data.frames[split]))
         parts = data.parts
         if config.angles == "sincos":
             for split in SPLITS:
                 states[split], parts = angle_targets(states[split], data.parts)
-            bar.update(sum(len(f) for f in data.frames[split]))
         probes[name] = fit_state_probe(features, states, parts, config.alphas)
     return probes
 
@@ -384,7 +413,7 @@ def evaluate_state_probe(
     validation = config.validation_fraction
     if validation is None:
         validation = model.config.train.validation_fraction or 0.1
-    tasks = _load_tasks(data, config, validation)
+    tasks = load_probe_tasks(data, config, validation)
     seed = model.config.seed if config.untrained_seed is None else config.untrained_seed
     models = [model] + ([_untrained_copy(model, seed)] if config.untrained else [])
     total = sum(len(f) for t in tasks.values() for s in SPLITS for f in t.frames[s])

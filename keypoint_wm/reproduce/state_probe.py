@@ -74,12 +74,35 @@ def _probe_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
     )
 
 
+def _reference_unit(settings: DmcsSettings) -> Unit:
+    """``evaluate state-reference`` on the probe's episodes: what the frames can tell."""
+    json_path = f"{OUT}/state-probe/reference.json"
+    argv = [
+        "evaluate",
+        "state-reference",
+        "--data",
+        data_path(settings),
+        "--max-episodes",
+        str(4 if settings.smoke else MAX_EPISODES),
+        "--json",
+        json_path,
+        "--quiet",
+    ]
+    if settings.smoke:
+        argv += ["--validation-fraction", "0.25", "--test-fraction", "0.25", "--mlp-steps", "50"]
+
+    def figures(out: Path) -> dict[str, Any]:
+        return read_json(json_path, out)
+
+    return Unit("reference", tuple(argv), needs=("data",), figures=figures)
+
+
 def protocol(smoke: bool = False) -> Protocol:
     """The protocol; ``smoke``: the same units on a seconds-long setting."""
     settings = DmcsSettings()
     if smoke:
         settings = settings.smoke_setting(seeds=(0, 1))
-    units = [data_unit(settings)]
+    units = [data_unit(settings), _reference_unit(settings)]
     for variant in settings.variants:
         for seed in settings.seeds:
             units += [train_unit(settings, variant, seed), _probe_unit(settings, variant, seed)]
@@ -185,9 +208,31 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) ->
             f"![state probe, {variant.name}]({picture.name})",
             "",
         ]
+    lines += _reference_section(results)
     lines += _choice_table(settings, results)
     lines += units_table(results)
     return "\n".join(lines) + "\n"
+
+
+def _reference_section(results: dict[str, UnitResult]) -> list[str]:
+    """The velocities the true positions of the last frames tell (``evaluate
+    state-reference``): where a probe's velocity figure is the model's gap or the data's
+    limit."""
+    from keypoint_wm.evaluation.state_reference import format_state_reference
+
+    lines = [
+        "## What the frames can tell (reference)",
+        "",
+        "The velocity part of the state at frame t predicted from the *true* positions at "
+        "frames t, t-1, t-2 and the actions between, on the same test episodes "
+        "(`keypoint-wm evaluate state-reference`): by the probe's ridge regression and by a "
+        "small MLP. Not a strict bound on a model of the frames, but a probe's velocity R² "
+        "far below it is the model's gap, and one near it the data's limit.",
+        "",
+    ]
+    if "reference" not in results:
+        return [*lines, "Not measured yet.", ""]
+    return [*lines, format_state_reference(results["reference"].figures), ""]
 
 
 def _choice_table(settings: DmcsSettings, results: dict[str, UnitResult]) -> list[str]:

@@ -81,8 +81,10 @@ def test_state_probe_smoke_end_to_end_skips_and_resumes_on_a_new_machine(tmp_pat
     assert done.returncode == 0, done.stdout + done.stderr
     folder = results / "state-probe"
     recorded = sorted(p.stem for p in folder.glob("*.json"))
-    assert recorded == ["data", "probe-struct-seed0", "probe-struct-seed1",
+    assert recorded == ["data", "probe-struct-seed0", "probe-struct-seed1", "reference",
                         "train-struct-seed0", "train-struct-seed1"]  # fmt: skip
+    reference = json.loads((folder / "reference.json").read_text())["figures"]
+    assert set(reference["tasks"]["cartpole-balance"]) == {"linear", "mlp"}
     probe = json.loads((folder / "probe-struct-seed0.json").read_text())
     assert probe["figures"]["tasks"]["cartpole-balance"]["positions"] is not None
     assert probe["uses"]["world_model"]["weights"]
@@ -90,6 +92,7 @@ def test_state_probe_smoke_end_to_end_skips_and_resumes_on_a_new_machine(tmp_pat
     assert probe["command"].startswith("keypoint-wm evaluate state-probe --run OUT/runs/struct")
     page = (results / "state-probe.md").read_text()
     assert "2 of 2 seeds" in page and (results / "state-probe-struct.png").stat().st_size > 0
+    assert "What the frames can tell" in page and "velocities, MLP" in page
     # Everything recorded: nothing runs.
     again = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke")
     assert again.returncode == 0 and "0 unit(s) to run" in again.stdout
