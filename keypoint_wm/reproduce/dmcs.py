@@ -15,9 +15,9 @@ from typing import Any
 
 from keypoint_wm.presets import SMOKE_OVERRIDES
 from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
-from keypoint_wm.reproduce.protocol import OUT, Unit, fill
+from keypoint_wm.reproduce.protocol import OUT, Unit, UnitResult, fill
 
-__all__ = ["DmcsSettings", "Variant", "data_unit", "run_dir", "train_unit"]
+__all__ = ["DmcsSettings", "Variant", "data_unit", "run_dir", "seed_results", "train_unit"]
 
 PAPER_TASKS = (
     "acrobot-swingup",
@@ -62,6 +62,16 @@ class DmcsSettings:
     seeds: tuple[int, ...] = (0, 1, 2)
     variants: tuple[Variant, ...] = (
         Variant("struct", label="Struct-VRNN"),
+        Variant(
+            "struct-k64",
+            overrides=("model.num_keypoints=64",),
+            label="Struct-VRNN, the paper's 64 keypoints",
+        ),
+        Variant(
+            "struct-hm32",
+            overrides=("model.heatmap_width=32", "model.keypoint_width=3.0"),
+            label="Struct-VRNN, 32 x 32 heatmaps (the same Gaussians in image terms)",
+        ),
         Variant(
             "struct-8x8",
             overrides=("model.num_observed_steps=8", "model.num_predicted_steps=8"),
@@ -187,3 +197,15 @@ def train_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
         figures=figures,
         uses=identity,
     )
+
+
+def seed_results(
+    settings: DmcsSettings, variant: Variant, results: dict[str, UnitResult], prefix: str
+) -> dict[int, UnitResult]:
+    """The ``<prefix>-<variant>-seed<s>`` records among ``results`` (the current ones,
+    :meth:`~keypoint_wm.reproduce.protocol.Protocol.current`), by seed: what a page pools."""
+    return {
+        seed: results[name]
+        for seed in settings.seeds
+        if (name := f"{prefix}-{variant.name}-seed{seed}") in results
+    }

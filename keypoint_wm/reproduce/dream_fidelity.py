@@ -19,6 +19,7 @@ from keypoint_wm.reproduce.dmcs import (
     data_path,
     data_unit,
     run_dir,
+    seed_results,
     train_unit,
 )
 from keypoint_wm.reproduce.identity import weights_hash
@@ -56,11 +57,16 @@ def heads_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
     ]
     if settings.smoke:
         argv += ["--steps", "5", "--window", "6", "--stride", "2"]
+
+    def uses(out: Path) -> dict[str, Any]:
+        return {"world_model": weights_hash(fill(run, out))}
+
     return Unit(
         f"heads-{variant.name}-seed{seed}",
         tuple(argv),
         kind="artifact",
         needs=(f"train-{variant.name}-seed{seed}",),
+        uses=uses,
     )
 
 
@@ -134,11 +140,7 @@ def protocol(smoke: bool = False) -> Protocol:
 def _done(
     settings: DmcsSettings, variant: Variant, results: dict[str, UnitResult]
 ) -> dict[int, UnitResult]:
-    return {
-        seed: results[name]
-        for seed in settings.seeds
-        if (name := f"fidelity-{variant.name}-seed{seed}") in results
-    }
+    return seed_results(settings, variant, results, "fidelity")
 
 
 def _correlations(done: dict[int, UnitResult], task: str, horizon: str, key: str) -> list[float]:

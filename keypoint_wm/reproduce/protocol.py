@@ -200,9 +200,48 @@ class Protocol:
             seen.add(unit.name)
 
     def current(self, results: dict[str, UnitResult]) -> dict[str, UnitResult]:
-        """The records made by the protocol's units as they are now, by unit name."""
-        digests = {unit.name: unit.digest for unit in self.units}
-        return {n: r for n, r in results.items() if digests.get(n) == r.settings}
+        """The records made by the protocol's units as they are now, by unit name, and made
+        from the artifacts recorded now: a record is current when its digest is the unit's,
+        no unit it needs (directly or not) has a record that is not current, and every
+        ``uses`` entry it shares with those records agrees (a probe of weights that have
+        since been re-made, or a model trained on another collection, is not current).
+
+        >>> data = Unit("data", ("collect",), kind="artifact")
+        >>> train = Unit("train", ("train",), kind="artifact", needs=("data",))
+        >>> probe = Unit("probe", ("probe",), needs=("train",))
+        >>> p = Protocol("p", "", {}, (data, train, probe), page=lambda r, root: "")
+        >>> def record(unit, **uses):
+        ...     return UnitResult("p", unit.name, unit.kind, unit.digest, "", {}, uses, "", {}, 0, "")
+        >>> records = {"data": record(data, data="A"), "train": record(train, data="A", model="m1"),
+        ...            "probe": record(probe, model="m1")}
+        >>> sorted(p.current(records))
+        ['data', 'probe', 'train']
+        >>> sorted(p.current({**records, "train": record(train, data="A", model="m2")}))
+        ['data', 'train']
+        >>> sorted(p.current({**records, "data": record(data, data="B")}))
+        ['data']
+        """
+        by_name = {unit.name: unit for unit in self.units}
+        current: dict[str, UnitResult] = {}
+        seen: dict[str, dict[str, Any]] = {}  # a unit's uses and its needs', when current
+        for unit in self.units:
+            record = results.get(unit.name)
+            if record is None or record.settings != unit.digest:
+                continue
+            upstream: dict[str, Any] = {}
+            consistent = True
+            for need in unit.needs:
+                if need in results and need not in current:
+                    consistent = False  # a record of what it needs is not current
+                for key, value in seen.get(need, {}).items():
+                    upstream.setdefault(key, value)
+            for key, value in record.uses.items():
+                if key in upstream and upstream[key] != value:
+                    consistent = False
+            if consistent and unit.name in by_name:
+                current[unit.name] = record
+                seen[unit.name] = {**upstream, **record.uses}
+        return current
 
     def unit(self, name: str) -> Unit:
         for unit in self.units:

@@ -19,6 +19,7 @@ from keypoint_wm.reproduce.dmcs import (
     data_path,
     data_unit,
     run_dir,
+    seed_results,
     train_unit,
 )
 from keypoint_wm.reproduce.identity import weights_hash
@@ -122,32 +123,13 @@ def protocol(smoke: bool = False) -> Protocol:
     )
 
 
-def _fresh(
-    settings: DmcsSettings, variant: Variant, results: dict[str, UnitResult]
-) -> tuple[dict[int, UnitResult], list[int]]:
-    """The variant's probes by seed, and the seeds left out: probed with a world model
-    that has since been re-made (its train unit records another weight hash)."""
-    probes = {
-        seed: results[f"probe-{variant.name}-seed{seed}"]
-        for seed in settings.seeds
-        if f"probe-{variant.name}-seed{seed}" in results
-    }
-    stale = [
-        seed
-        for seed, result in probes.items()
-        if (trained := results.get(f"train-{variant.name}-seed{seed}")) is not None
-        and trained.uses.get("world_model") != result.uses.get("world_model")
-    ]
-    return {seed: r for seed, r in probes.items() if seed not in stale}, stale
-
-
 def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     """Test R^2 over the tasks (the page's "mean" row) of each variant with a probe."""
     from keypoint_wm.evaluation.seeds import plus_minus
 
     parts = []
     for variant in settings.variants:
-        fresh, _ = _fresh(settings, variant, results)
+        fresh = seed_results(settings, variant, results, "probe")
         if not fresh:
             continue
         summary = over_seeds({f"seed {s}": Figures(r.figures) for s, r in sorted(fresh.items())})
@@ -183,7 +165,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) ->
         "are probed.",
     )
     for variant in settings.variants:
-        fresh, stale = _fresh(settings, variant, results)
+        fresh = seed_results(settings, variant, results, "probe")
         lines += [
             variant.heading(),
             "",
@@ -193,12 +175,6 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) ->
             continue
         summary = over_seeds({f"seed {s}": Figures(r.figures) for s, r in sorted(fresh.items())})
         lines += [f"{len(fresh)} of {len(settings.seeds)} seeds.", "", format_state_probe(summary)]
-        if stale:
-            lines += [
-                "",
-                f"Left out: seeds {stale}, probed with a world model that has since "
-                "been re-made (another weight hash).",
-            ]
         picture = root / f"state-probe-{variant.name}.png"
         plot_state_probe(summary, picture)
         lines += [
@@ -249,9 +225,7 @@ def _choice_table(settings: DmcsSettings, results: dict[str, UnitResult]) -> lis
     ]
     for variant in settings.variants:
         done = [
-            results[name].figures["tasks"]
-            for seed in settings.seeds
-            if (name := f"probe-{variant.name}-seed{seed}") in results
+            r.figures["tasks"] for r in seed_results(settings, variant, results, "probe").values()
         ]
         if not done:
             continue
