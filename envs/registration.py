@@ -169,8 +169,9 @@ def register_envs() -> None:
     for every pair in :data:`ALL_TASKS`.
 
     Idempotent; imports neither dm_control nor the environment modules (the entry points are
-    strings that Gymnasium resolves when an environment is made). A ``-latent-v0`` id needs
-    ``run=PATH``: ``gymnasium.make("KeypointWM/cheetah-run-latent-v0", run="runs/dmcs")``.
+    strings that Gymnasium resolves when an environment is made). A ``-latent-v0`` id takes
+    ``run=PATH`` (``gymnasium.make("KeypointWM/cheetah-run-latent-v0", run="runs/dmcs")``);
+    without it, the world model shipped in the package.
     """
     for domain, task in ALL_TASKS:
         for name, entry_point in (

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from keypoint_wm.bundled import is_exported, read_exported_weights, resolve_run
 from keypoint_wm.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -286,15 +287,18 @@ class WorldModel:
 
 
 def load(
-    run_dir: str | Path,
+    run_dir: str | Path = "default",
     device: str | torch.device | None = None,
     step: int | None = None,
     precision: str = "fp32",
 ) -> WorldModel:
-    """Load a trained run directory (its newest checkpoint, or ``step``).
+    """Load a trained run directory (its newest checkpoint, or ``step``), or an exported or
+    shipped model.
 
     Args:
-        run_dir: a directory written by ``keypoint-wm train``.
+        run_dir: a directory written by ``keypoint-wm train``, an exported model's folder
+            (``keypoint-wm export``), or the name of a model shipped in the package
+            (``"default"``, the default: :mod:`keypoint_wm.bundled`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; default the first CUDA device when
             there is one, else the CPU (docs/design.md, "Devices").
         step: a specific checkpoint step (default: the newest).
@@ -302,20 +306,27 @@ def load(
 
     Loading never executes pickled code (weights are safetensors).
     """
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     config = RunConfig.from_dict(read_config(run_dir))
     target = resolve_device(device, flag="device")
-    if step is None:  # the newest checkpoint that loads; damaged newer ones are named
-        checkpoint = load_latest_checkpoint(run_dir, with_training_state=False)
+    if is_exported(run_dir):
+        weights, saved_step = read_exported_weights(run_dir)
+        if step is not None and step != saved_step:
+            raise CheckpointError(f"{run_dir}: an exported model of step {saved_step}, not {step}")
     else:
-        path = run_dir / "checkpoints" / f"step_{step:08d}"
-        checkpoint = load_checkpoint(path, with_training_state=False) if path.exists() else None
-    if checkpoint is None:
-        raise CheckpointError(
-            f"{run_dir}: no checkpoint{'' if step is None else f' for step {step}'}"
-        )
+        if step is None:  # the newest checkpoint that loads; damaged newer ones are named
+            checkpoint = load_latest_checkpoint(run_dir, with_training_state=False)
+        else:
+            path = run_dir / "checkpoints" / f"step_{step:08d}"
+            found = path.exists()
+            checkpoint = load_checkpoint(path, with_training_state=False) if found else None
+        if checkpoint is None:
+            raise CheckpointError(
+                f"{run_dir}: no checkpoint{'' if step is None else f' for step {step}'}"
+            )
+        weights, saved_step = checkpoint.model_state, checkpoint.step
     model = StructVRNN(config.model)
-    model.load_state_dict(checkpoint.model_state)
+    model.load_state_dict(weights)
     model.to(target)
     model.set_precision(resolve_precision(precision, target))
-    return WorldModel(model, config, checkpoint.step, run_dir)
+    return WorldModel(model, config, saved_step, run_dir)

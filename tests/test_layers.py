@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
         "model",
     ),
     ("data",),
-    ("checkpoint", "summaries", "viz", "api", "presets"),
+    ("checkpoint", "summaries", "viz", "api", "bundled", "presets"),
     ("evaluation", "rewards"),
     ("train", "train_step", "replicas", "benchmark"),
     ("collect", "envs"),

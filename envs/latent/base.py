@@ -96,7 +96,7 @@ class LatentWrapperMixin:
 
     def _build_latent(
         self,
-        run: str | Path | WorldModel,
+        run: str | Path | WorldModel | None,
         *,
         num_envs: int,
         observation_space: spaces.Space,

@@ -127,28 +127,32 @@ def feature_bounds(model: WorldModel, features: Sequence[str]) -> tuple[np.ndarr
 
 
 def resolve_model(
-    run: str | Path | WorldModel, device: str | torch.device | None = None
+    run: str | Path | WorldModel | None, device: str | torch.device | None = None
 ) -> WorldModel:
-    """A loaded :class:`~keypoint_wm.api.WorldModel` from a run directory (or as given).
+    """A loaded :class:`~keypoint_wm.api.WorldModel` from a run directory, an exported model,
+    the name of a shipped one, or None: the shipped default (:mod:`keypoint_wm.bundled`);
+    a WorldModel as given.
 
     Raises:
         TypeError / FileNotFoundError: naming ``run``.
     """
     if isinstance(run, WorldModel):
         return run
-    if not isinstance(run, (str, Path)):
+    if run is not None and not isinstance(run, (str, Path)):
         raise TypeError(
-            f"run must be a run directory (str or Path) or a keypoint_wm.api.WorldModel, "
-            f"got {type(run).__name__}"
+            f"run must be a run directory (str or Path), a shipped model's name, None (the "
+            f"shipped default) or a keypoint_wm.api.WorldModel, got {type(run).__name__}"
         )
     from keypoint_wm.api import load
+    from keypoint_wm.bundled import resolve_run
 
-    if not (Path(run) / "config.json").exists():
+    folder = resolve_run(run)
+    if not (folder / "config.json").exists():
         raise FileNotFoundError(
             f"run={str(run)!r} is not a run directory written by `keypoint-wm train` "
             "(no config.json)"
         )
-    return load(run, device=device or "cpu", precision="auto")
+    return load(folder, device=device or "cpu", precision="auto")
 
 
 class LatentFilter:

@@ -60,7 +60,7 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
     def __init__(
         self,
         venv: VecEnv,
-        run: str | Path | WorldModel,
+        run: str | Path | WorldModel | None = None,
         *,
         features: str | Sequence[str] = "both",
         reward_head: Any = None,

@@ -52,7 +52,7 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
     def __init__(
         self,
         env: VectorEnv,
-        run: str | Path | WorldModel,
+        run: str | Path | WorldModel | None = None,
         *,
         features: str | Sequence[str] = "both",
         reward_head: Any = None,

@@ -1,19 +1,20 @@
 """The world model's latent state as a Gymnasium observation: :class:`LatentObservation`.
 
 Around a pixel environment (ours, or any env whose observations or renders are RGB frames)
-and a trained run, the wrapper keeps the VRNN state online -- detect the keypoints of each
+and a world model (a trained run, or the one shipped in the package), the wrapper keeps the VRNN state online -- detect the keypoints of each
 new frame, posterior update after advancing the GRU with the action just taken (docs/design.md,
 "Action conditioning") -- and returns the latent state as a 1-D float32 ``Box``
 (with a trained run and MuJoCo rendering)::
 
     import gymnasium, keypoint_wm.envs
-    env = gymnasium.make("KeypointWM/cheetah-run-latent-v0", run="runs/dmcs")
+    env = gymnasium.make("KeypointWM/cheetah-run-latent-v0")  # the shipped default model
+    env = gymnasium.make("KeypointWM/cheetah-run-latent-v0", run="runs/dmcs")  # your run
     obs, info = env.reset(seed=0)        # obs: float32 [K * 3 + rnn_units]
     info["keypoints"].shape              # (K, 3): x, y in [-1, 1] (y up), scale in [0, 1]
     env = LatentObservation(gymnasium.make("CarRacing-v3"), run="runs/car", resize=True)
 
 ``gymnasium.make("KeypointWM/<domain>-<task>-latent-v0", run=PATH)`` is registered for every
-pixel task (:func:`make_latent_env`).
+pixel task (:func:`make_latent_env`); without ``run`` it uses the shipped default model.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ class LatentObservation(LatentWrapperMixin, gymnasium.ObservationWrapper):
     Args:
         env: a Gymnasium env whose observations are uint8 ``(H, W, 3)`` frames (or a
             ``Dict`` with ``"pixels"``), or any env made with ``render_mode="rgb_array"``.
-        run: a run directory written by ``keypoint-wm train``, or a loaded
-            :class:`~keypoint_wm.api.WorldModel`.
+        run: a run directory written by ``keypoint-wm train``, an exported model's folder,
+            a loaded :class:`~keypoint_wm.api.WorldModel`, or None (default): the world
+            model shipped in the package (:mod:`keypoint_wm.bundled`).
         features: ``"keypoints"``, ``"hidden"`` or ``"both"`` (default): what the
             observation vector holds (see :mod:`keypoint_wm.envs.latent.online`).
         reward_head: None, a :class:`~keypoint_wm.rewards.head.RewardHead`, a head directory,
@@ -117,7 +119,7 @@ class LatentObservation(LatentWrapperMixin, gymnasium.ObservationWrapper):
     def __init__(
         self,
         env: gymnasium.Env,
-        run: str | Path | WorldModel,
+        run: str | Path | WorldModel | None = None,
         *,
         features: str | Sequence[str] = "both",
         reward_head: Any = None,
@@ -225,11 +227,6 @@ def make_latent_env(
     training data (:func:`training_action_repeat`); other keyword arguments go to
     :class:`~keypoint_wm.envs.dmc.DMCPixelEnv`.
     """
-    if run is None:
-        raise ValueError(
-            f"run is required: gymnasium.make('KeypointWM/{domain}-{task}-latent-v0', "
-            "run='path/to/run')"
-        )
     from keypoint_wm.envs.dmc import DMCPixelEnv
 
     model = resolve_model(run, device)

@@ -1,7 +1,7 @@
 """The ``keypoint-wm`` parser and dispatch: the one module that sits on top of every layer.
 
 Each command group registers its parser (``register(subparsers)`` in ``collect``, ``data``,
-``train``, ``evaluate``, ``rewards``, ``bench``); building the parser imports nothing heavy
+``train``, ``evaluate``, ``rewards``, ``export``, ``bench``, ``reproduce``); building the parser imports nothing heavy
 (no torch, gymnasium, dm_control or stable_baselines3), and each handler imports what it
 needs when it runs.
 
@@ -22,10 +22,10 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-from keypoint_wm.cli import bench, collect, data, evaluate, reproduce, rewards, train
+from keypoint_wm.cli import bench, collect, data, evaluate, export, reproduce, rewards, train
 from keypoint_wm.errors import KeypointWMError
 
-COMMAND_GROUPS = (collect, data, train, evaluate, rewards, bench, reproduce)
+COMMAND_GROUPS = (collect, data, train, evaluate, rewards, export, bench, reproduce)
 """The modules that register a top-level command, in ``--help`` order."""
 
 

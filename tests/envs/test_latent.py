@@ -154,9 +154,21 @@ def test_frames_from_render_when_observations_are_not_pixels(world_model):
     no_render.close()
 
 
+def test_without_a_run_the_shipped_default_model_is_used(dmc_run, tmp_path, monkeypatch):
+    from keypoint_wm import bundled
+
+    monkeypatch.setattr(bundled, "BUNDLED_ROOT", tmp_path)
+    bundled.export_run(dmc_run, tmp_path / "default")
+    env = gymnasium.make("KeypointWM/cartpole-balance-latent-v0")
+    try:
+        assert env.get_wrapper_attr("world_model").run_dir == tmp_path / "default"
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
+
+
 def test_run_argument_errors(tmp_path):
-    with pytest.raises(ValueError, match="run is required"):
-        gymnasium.make("KeypointWM/cartpole-balance-latent-v0")
     with pytest.raises(FileNotFoundError, match="run="):
         gymnasium.make("KeypointWM/cartpole-balance-latent-v0", run=str(tmp_path))
 

@@ -1,0 +1,165 @@
+"""Exported world models: a run's weights in one small folder, and the ones shipped inside
+the package (docs/design.md, "The shipped default model").
+
+An exported model is a folder that :func:`keypoint_wm.load` reads like a run::
+
+    MODEL/config.json          the run's full config (model, training, data: action repeat)
+    MODEL/model.safetensors    the weights, float16 by default (loaded into float32)
+    MODEL/card.json            where it comes from: the run, its step and weight hash, the
+                               data it was trained on, the commit, the export command
+    MODEL/rewards/<task>/      optional: the run's reward heads, as ``rewards train`` wrote
+
+``keypoint-wm export --run RUN --out MODEL`` writes one. The package ships one under the
+name ``"default"`` (:data:`DEFAULT`): ``keypoint_wm.load("default")``, and the latent env ids
+and :class:`~keypoint_wm.envs.latent.wrapper.LatentObservation` use it when given no run.
+A name is looked up among the shipped models only when no file or folder of that name
+exists, so a run folder called ``default`` in the working directory still wins.
+
+Loading never executes pickled code: the weights are safetensors, the rest JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from keypoint_wm.checkpoint import CONFIG_NAME, WEIGHTS, latest_checkpoint, read_config
+from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.errors import UsageError
+
+__all__ = [
+    "BUNDLED_ROOT",
+    "CARD",
+    "DEFAULT",
+    "EXPORT_DTYPES",
+    "bundled_names",
+    "export_run",
+    "is_exported",
+    "read_exported_weights",
+    "resolve_run",
+]
+
+BUNDLED_ROOT = Path(__file__).resolve().parent / "bundled"
+"""Where the shipped models live inside the package, one folder per name."""
+
+DEFAULT = "default"
+"""The name of the shipped default world model."""
+
+CARD = "card.json"
+"""An exported model's provenance file."""
+
+EXPORT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+"""The storage precisions of :func:`export_run` (loading always gives float32)."""
+
+
+def bundled_names() -> tuple[str, ...]:
+    """The names of the models shipped in the package (folders with a ``config.json``)."""
+    if not BUNDLED_ROOT.is_dir():
+        return ()
+    return tuple(sorted(p.name for p in BUNDLED_ROOT.iterdir() if (p / CONFIG_NAME).exists()))
+
+
+def resolve_run(run: str | Path | None) -> Path:
+    """The folder behind ``run``: a path as given, or a shipped model's folder: for None
+    (:data:`DEFAULT`), and for one of :func:`bundled_names` when no path of that name exists.
+
+    Raises:
+        UsageError: ``run`` is None or a shipped name, and the package holds no such model.
+    """
+    if run is not None and (not isinstance(run, str) or "/" in run or Path(run).exists()):
+        return Path(run)
+    name = DEFAULT if run is None else run
+    if name in bundled_names():
+        return BUNDLED_ROOT / name
+    if name == DEFAULT:
+        raise UsageError(
+            f"no shipped world model {name!r} in this installation ({BUNDLED_ROOT}); "
+            "pass the folder of a run written by `keypoint-wm train`"
+        )
+    return Path(name)
+
+
+def is_exported(folder: Path) -> bool:
+    """Whether ``folder`` is an exported model (weights at its top, no checkpoints)."""
+    return (folder / WEIGHTS).is_file() and not (folder / "checkpoints").exists()
+
+
+def read_exported_weights(folder: Path) -> tuple[dict[str, torch.Tensor], int]:
+    """``(state dict in float32, training step)`` of an exported model."""
+    weights = {k: v.float() for k, v in load_file(str(folder / WEIGHTS)).items()}
+    with safe_open(str(folder / WEIGHTS), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    return weights, int(metadata.get("step", 0))
+
+
+def _hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    dtype: str = "float16",
+    heads: str | Path | None = None,
+    card: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``run_dir``'s newest checkpoint as an exported model in ``out`` (module doc).
+
+    Args:
+        run_dir: a run written by ``keypoint-wm train``.
+        out: the folder to write (replaced if it is an exported model already; refused if it
+            holds anything else).
+        dtype: ``"float16"`` (half the size) or ``"float32"``.
+        heads: a folder of reward heads to copy into ``out/rewards`` (default: none).
+        card: more provenance to record in ``card.json`` (commands, figures).
+
+    Raises:
+        UsageError: naming the flag: no checkpoint, an unknown dtype, a non-empty ``out``
+            that is not an exported model, or ``heads`` that is not a folder.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    if dtype not in EXPORT_DTYPES:
+        raise UsageError(f"--dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
+    config = read_config(run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise UsageError(f"--run {run_dir}: the run has no checkpoint to export")
+    if heads is not None and not Path(heads).is_dir():
+        raise UsageError(f"--heads {heads}: not a folder of reward heads")
+    if out.exists() and any(out.iterdir()) and not is_exported(out):
+        raise UsageError(f"--out {out}: exists and is not an exported model; choose a new folder")
+    state = json.loads((checkpoint / "state.json").read_text())
+    weights = {
+        k: v.to(EXPORT_DTYPES[dtype]).contiguous()
+        for k, v in load_file(str(checkpoint / WEIGHTS)).items()
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(weights, str(tmp), metadata={"step": str(state["step"]), "dtype": dtype})
+    tmp.replace(out / WEIGHTS)
+    atomic_write_bytes(out / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+    if (out / "rewards").exists():
+        shutil.rmtree(out / "rewards")
+    if heads is not None:
+        shutil.copytree(heads, out / "rewards")
+    provenance = {
+        "source": {
+            "run": str(run_dir),
+            "step": int(state["step"]),
+            "weights": _hash(checkpoint / WEIGHTS),
+            "data": config.get("data", {}),
+        },
+        "dtype": dtype,
+        "weights": _hash(out / WEIGHTS),
+        "heads": None if heads is None else str(heads),
+        **(card or {}),
+    }
+    atomic_write_bytes(out / CARD, (json.dumps(provenance, indent=2) + "\n").encode())
+    return out

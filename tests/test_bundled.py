@@ -1,0 +1,109 @@
+"""Exported and shipped world models: `keypoint-wm export`, `keypoint_wm.load("default")`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import keypoint_wm
+from keypoint_wm import bundled
+from keypoint_wm.bundled import export_run
+from keypoint_wm.checkpoint import save_checkpoint, write_config
+from keypoint_wm.config import RunConfig, TrainConfig
+from keypoint_wm.errors import UsageError
+from keypoint_wm.model import ModelConfig, StructVRNN
+
+FRAMES = np.random.default_rng(0).integers(0, 256, (1, 6, 16, 16, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    """A run folder of untrained weights written the way training writes one."""
+    config = RunConfig(
+        "custom",
+        ModelConfig(
+            image_size=16,
+            heatmap_width=8,
+            num_keypoints=3,
+            num_encoder_filters=4,
+            rnn_units=8,
+            num_observed_steps=3,
+            num_predicted_steps=3,
+        ),
+        TrainConfig(),
+    )
+    folder = tmp_path / "run"
+    write_config(folder, {**config.to_dict(), "data": {"action_repeat": 2}})
+    torch.manual_seed(0)
+    save_checkpoint(folder, 7, StructVRNN(config.model).state_dict(), {}, {})
+    (folder / "rewards" / "cartpole-balance").mkdir(parents=True)
+    (folder / "rewards" / "cartpole-balance" / "head.json").write_text("{}")
+    return folder
+
+
+def test_an_export_in_half_precision_loads_like_its_run_at_half_the_size(run, tmp_path):
+    out = export_run(run, tmp_path / "model", heads=run / "rewards")
+    original, exported = keypoint_wm.load(run, device="cpu"), keypoint_wm.load(out, device="cpu")
+    assert exported.step == 7 and exported.config.to_dict() == original.config.to_dict()
+    assert all(p.dtype == torch.float32 for p in exported.model.parameters())
+    full = sum(p.numel() * 4 for p in original.model.state_dict().values())
+    assert (out / "model.safetensors").stat().st_size < 0.6 * full
+    same = original.observe(FRAMES).keypoints
+    assert torch.allclose(exported.observe(FRAMES).keypoints, same, atol=2e-2)
+    card = json.loads((out / "card.json").read_text())
+    assert card["source"]["step"] == 7 and card["dtype"] == "float16" and card["weights"]
+    assert (out / "rewards" / "cartpole-balance" / "head.json").exists()
+    # float32 keeps the weights exactly
+    exact = keypoint_wm.load(export_run(run, tmp_path / "exact", dtype="float32"), device="cpu")
+    for name, value in original.model.state_dict().items():
+        assert torch.equal(exact.model.state_dict()[name], value), name
+
+
+def test_a_shipped_name_loads_unless_a_folder_of_that_name_exists(run, tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    export_run(run, shipped / "default")
+    monkeypatch.setattr(bundled, "BUNDLED_ROOT", shipped)
+    monkeypatch.chdir(tmp_path)
+    assert bundled.bundled_names() == ("default",)
+    assert keypoint_wm.load(device="cpu").run_dir == shipped / "default"
+    assert keypoint_wm.load("default", device="cpu").run_dir == shipped / "default"
+    export_run(run, tmp_path / "default", dtype="float32")  # a folder here named "default"
+    assert keypoint_wm.load("default", device="cpu").run_dir == Path("default")
+    monkeypatch.setattr(bundled, "BUNDLED_ROOT", tmp_path / "nothing")
+    with pytest.raises(UsageError, match="no shipped world model 'default'"):
+        bundled.resolve_run(None)
+
+
+def test_export_refuses_what_would_lose_data_or_cannot_work(run, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="--out .*busy: exists and is not an exported model"):
+        export_run(run, tmp_path / "busy")
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    with pytest.raises(UsageError, match="--dtype"):
+        export_run(run, tmp_path / "m", dtype="int8")
+    with pytest.raises(UsageError, match="--heads"):
+        export_run(run, tmp_path / "m", heads=tmp_path / "missing")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keypoint_wm.cli",
+            "export",
+            "--run",
+            str(tmp_path / "busy"),
+            "--out",
+            str(tmp_path / "m"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
+    assert "busy" in done.stderr
