@@ -73,6 +73,7 @@ def run_basketball(args: argparse.Namespace) -> int:
         size=args.size,
         draw_defence=args.draw_defence,
         progress=not args.quiet,
+        reward=args.reward,
     )
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -283,6 +284,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     bb.add_argument("--source-key", help="array name inside a --source .npz")
     bb.add_argument("--size", type=positive_int("--size"), default=64, help="image side (64)")
     bb.add_argument("--draw-defence", action="store_true", help="also draw the five defenders")
+    bb.add_argument(
+        "--reward",
+        choices=("zero", "ball-x"),
+        default="zero",
+        help="what the episodes' reward holds: zero (default; the games have none) or ball-x, "
+        "the ball's x position in the keypoint frame (something to check reward heads on)",
+    )
     add_quiet(bb)
     bb.set_defaults(handler=run_basketball)
 

@@ -56,7 +56,9 @@ from keypoint_wm.errors import DataError, UsageError
 
 __all__ = [
     "OBJECT_NAMES",
+    "REWARDS",
     "attacks_right",
+    "basketball_reward",
     "canonical_half_court",
     "court_to_keypoint",
     "keypoint_to_court",
@@ -70,6 +72,8 @@ VIEWS = ("half", "full")
 DEFAULT_MARGIN_FT = 2.0
 OBJECT_NAMES = ("ball", *(f"offence_{i + 1}" for i in range(NUM_PLAYERS)))
 """The objects in ``true_object_pos``: the drawn ball and 5 offence players, in column order."""
+REWARDS = ("zero", "ball-x")
+"""What a Basketball episode's ``reward`` holds (:func:`basketball_reward`)."""
 BACKGROUND_COLOUR = (236, 226, 206)
 LINE_COLOUR = (206, 193, 168)
 OFFENCE_COLOURS = ((30, 90, 215), (215, 35, 45), (25, 150, 60), (145, 55, 185), (35, 35, 35))
@@ -356,6 +360,28 @@ def _is_finished(path: Path) -> bool:
     return path.is_file() and zipfile.is_zipfile(path)
 
 
+def basketball_reward(objects: np.ndarray, reward: str = "zero") -> np.ndarray:
+    """The ``reward`` of a Basketball episode, float32 ``[T]``, from its ``true_object_pos``
+    ``objects`` ``[T, 6, 2]`` (keypoint frame).
+
+    The games have no reward: ``"zero"`` (the default) writes zeros. ``"ball-x"`` writes the
+    ball's x position, a quantity the keypoints can see, so that reward heads can be checked
+    where no DMCS data can be collected (``reproduce gpu-check``); ``reward[0]`` is 0 as in
+    every episode (docs/design.md, "Episode files").
+
+    >>> objects = np.zeros((3, 6, 2), np.float32); objects[:, 0, 0] = [0.1, 0.2, 0.3]
+    >>> basketball_reward(objects, "ball-x").tolist() == [0.0, np.float32(0.2), np.float32(0.3)]
+    True
+    """
+    if reward not in REWARDS:
+        raise UsageError(f"--reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+    if reward == "zero":
+        return np.zeros(len(objects), np.float32)
+    values = np.asarray(objects[:, 0, 0], np.float32).copy()
+    values[0] = 0.0
+    return values
+
+
 def write_basketball_dataset(
     out_dir: str | os.PathLike,
     num_sequences: int | None = 1000,
@@ -368,11 +394,12 @@ def write_basketball_dataset(
     source_key: str | None = None,
     source_name: str | None = None,
     num_frames: int = NUM_FRAMES,
+    reward: str = "zero",
 ) -> dict[str, Any]:
     """Render Basketball episodes into ``out_dir``, one ``basketball_<index>.npz`` each.
 
     Episodes (docs/design.md, "Episode files"): ``image`` uint8 ``[T, S, S, 3]`` (half-court view),
-    ``action`` float32 ``[T, 0]``, ``reward`` float32 zeros ``[T]``, ``true_object_pos``
+    ``action`` float32 ``[T, 0]``, ``reward`` float32 ``[T]`` (:data:`REWARDS`), ``true_object_pos``
     float32 ``[T, 6, 2]``: the ball and the 5 offence players (:data:`OBJECT_NAMES`, also with
     ``draw_defence``) in the keypoint frame; ``metadata`` records the source, seed, index,
     fps, view and whether the sequence was turned to the left half. ``manifest.json`` sums up
@@ -395,6 +422,8 @@ def write_basketball_dataset(
         source_key: the array in a ``source`` ``.npz`` file.
         source_name: the name recorded for an in-memory ``source`` (a path records its name).
         num_frames: frames per simulated sequence.
+        reward: what ``reward`` holds, one of :data:`REWARDS` (recorded in the manifest and
+            the metadata unless ``"zero"``).
 
     Returns:
         A summary: ``out_dir``, ``num_sequences``, ``written``, ``kept``, ``seconds``,
@@ -420,6 +449,8 @@ def write_basketball_dataset(
         count = num_sequences
     if count < 0:
         raise UsageError(f"--sequences must be >= 0, got {count}")
+    if reward not in REWARDS:
+        raise UsageError(f"--reward must be one of {', '.join(REWARDS)}, got {reward!r}")
 
     settings: dict[str, Any] = {
         "dataset": "basketball",
@@ -433,6 +464,8 @@ def write_basketball_dataset(
         "draw_defence": bool(draw_defence),
         "object_names": list(OBJECT_NAMES),
     }
+    if reward != "zero":  # datasets written before --reward existed stay byte-identical
+        settings["reward"] = reward
     if source is not None:
         settings["source_sha256"] = hashlib.sha256(np.ascontiguousarray(source).data).hexdigest()
     try:
@@ -441,9 +474,10 @@ def write_basketball_dataset(
         raise UsageError(f"--out {out}: cannot create the dataset directory ({error})") from None
     previous = read_manifest(out)
     if previous is not None:
-        clash = sorted(k for k in settings if k in previous and previous[k] != settings[k])
+        recorded, wanted = {"reward": "zero", **previous}, {"reward": "zero", **settings}
+        clash = sorted(k for k in wanted if k in recorded and recorded[k] != wanted[k])
         if clash:
-            details = ", ".join(f"{k}: {previous[k]!r} there, {settings[k]!r} now" for k in clash)
+            details = ", ".join(f"{k}: {recorded[k]!r} there, {wanted[k]!r} now" for k in clash)
             raise UsageError(
                 f"--out {out} holds a Basketball dataset written with other settings ({details})"
             )
@@ -485,13 +519,14 @@ def write_basketball_dataset(
                 images = render_basketball(positions[sub], size, draw_defence, canonicalize=False)
                 for j, index in enumerate(missing[sub]):
                     seq = positions[group + j]
+                    objects = court_to_keypoint(
+                        seq[:, : 2 * len(OBJECT_NAMES)].reshape(num_frames, -1, 2)
+                    ).astype(np.float32)
                     episode = Episode(
                         image=images[j],
                         action=np.zeros((num_frames, 0), np.float32),
-                        reward=np.zeros(num_frames, np.float32),
-                        true_object_pos=court_to_keypoint(
-                            seq[:, : 2 * len(OBJECT_NAMES)].reshape(num_frames, -1, 2)
-                        ).astype(np.float32),
+                        reward=basketball_reward(objects, reward),
+                        true_object_pos=objects,
                         metadata={
                             **settings,
                             "index": index,

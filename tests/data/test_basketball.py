@@ -229,6 +229,25 @@ def test_write_dataset_valid_resumable_and_idempotent(tmp_path, sims: np.ndarray
         bb.write_basketball_dataset(out, num_sequences=4, seed=1, progress=False)
 
 
+def test_ball_x_reward_is_the_balls_x_and_never_mixes_with_zero_rewards(tmp_path) -> None:
+    out = tmp_path / "bb"
+    bb.write_basketball_dataset(out, num_sequences=2, size=32, progress=False, reward="ball-x")
+    episode = load_episode(out / "basketball_000001.npz")
+    assert episode.reward[0] == 0.0 and episode.metadata["reward"] == "ball-x"
+    np.testing.assert_array_equal(episode.reward[1:], episode.true_object_pos[1:, 0, 0])
+    assert np.ptp(episode.reward[1:]) > 0  # the ball moves: a reward to predict
+    # A folder of ball-x rewards is never topped up with zero rewards, nor the other way.
+    with pytest.raises(ValueError, match="reward: 'ball-x' there, 'zero' now"):
+        bb.write_basketball_dataset(out, num_sequences=3, size=32, progress=False)
+    zeros = tmp_path / "zeros"
+    bb.write_basketball_dataset(zeros, num_sequences=1, size=32, progress=False)
+    assert "reward" not in read_manifest(zeros)  # default datasets are as they always were
+    with pytest.raises(ValueError, match="reward: 'zero' there, 'ball-x' now"):
+        bb.write_basketball_dataset(
+            zeros, num_sequences=1, size=32, progress=False, reward="ball-x"
+        )
+
+
 def test_write_refuses_a_file_as_out_dir(tmp_path) -> None:
     target = tmp_path / "taken"
     target.write_text("x")
