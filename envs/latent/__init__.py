@@ -13,4 +13,6 @@ without any model) and below the command line. Each module holds one idea:
 - :mod:`~keypoint_wm.envs.latent.sb3`: :class:`LatentVecEnv`, a Stable-Baselines3 wrapper;
 - :mod:`~keypoint_wm.envs.latent.dream`: :class:`DreamEnv`, stepped by the model's prior;
 - :mod:`~keypoint_wm.envs.latent.adapters`: actions and frames between env and model.
+- :mod:`~keypoint_wm.envs.latent.replay`: a run's wrapper stepped on recorded frames, no
+  simulator (``keypoint-wm bench replay``).
 """

@@ -1,9 +1,9 @@
-"""``keypoint-wm bench collect | train | wrapper``: benchmarks that print figures and
+"""``keypoint-wm bench collect | train | wrapper | replay``: benchmarks that print figures and
 side-by-side ratios (``--json`` writes them, the ratios under ``"ratios"``).
 
 The benchmark functions live with what they measure (``keypoint_wm.collect.benchmark``,
-``keypoint_wm.benchmark``, ``keypoint_wm.envs.benchmark``) and are imported when a command
-runs.
+``keypoint_wm.benchmark``, ``keypoint_wm.envs.benchmark``, ``keypoint_wm.envs.latent.replay``)
+and are imported when a command runs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from keypoint_wm.cli.common import (
     check_json_path,
     comma_list,
     device_of,
+    existing_dir,
+    existing_run,
     hidden_alias,
     positive_int,
     write_json,
@@ -187,10 +189,50 @@ def _add_wrapper(sub: argparse._SubParsersAction) -> None:
     w.set_defaults(handler=run_bench_wrapper)
 
 
+# ------------------------------------------------------------------------------ replay
+def run_bench_replay(args: argparse.Namespace) -> int:
+    """A trained run's latent wrapper on replayed frames: env checker, then steps/s."""
+    import json
+
+    from keypoint_wm.envs.latent.replay import run_replay_check
+
+    run = existing_run(args.run)
+    data = existing_dir(args.data)
+    check_json_path(args.json)
+    device = device_of(args)
+    result = run_replay_check(run, data, device=str(device), steps=args.steps, seed=args.seed)
+    print(json.dumps(result))
+    write_json(args.json, result)
+    return 0
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "replay",
+        help="a trained run's latent wrapper on a replay of a dataset's frames (no "
+        "simulator): Gymnasium's env checker, then the wrapped env's steps per second",
+    )
+    r.add_argument("--run", required=True, help="run directory written by `keypoint-wm train`")
+    r.add_argument("--data", required=True, help="dataset whose episodes are replayed")
+    r.add_argument(
+        "--steps",
+        type=positive_int("--steps"),
+        default=300,
+        help="timed steps of the wrapped env (default 300)",
+    )
+    add_device(r)
+    add_seed(r)
+    add_json(r, "the figures")
+    r.set_defaults(handler=run_bench_replay)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``keypoint-wm bench`` and its sub-commands."""
     p = commands.add_parser("bench", help="benchmarks that print figures and side-by-side ratios")
-    sub = p.add_subparsers(dest="bench_command", required=True, metavar="{collect,train,wrapper}")
+    sub = p.add_subparsers(
+        dest="bench_command", required=True, metavar="{collect,train,wrapper,replay}"
+    )
     _add_collect(sub)
     _add_train(sub)
     _add_wrapper(sub)
+    _add_replay(sub)

@@ -66,6 +66,7 @@ COMMANDS = (
     ("bench", "collect"),
     ("bench", "train"),
     ("bench", "wrapper"),
+    ("bench", "replay"),
     ("reproduce",),
 )
 
