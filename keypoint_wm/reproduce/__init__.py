@@ -86,6 +86,16 @@ TARGETS: dict[str, Target] = {
             "not measured",
             "keypoint_wm.reproduce.dream_fidelity",
         ),
+        Target(
+            "default-model",
+            "the world model shipped in the package (keypoint_wm.load()): the chosen variant's "
+            "seed 0 exported in float16 with its reward heads, and the state probe, tracking "
+            "and dream fidelity of the export",
+            "the shared collection and world model, then its heads, the export and four "
+            "evaluations (not yet timed)",
+            "not measured",
+            "keypoint_wm.reproduce.default_model",
+        ),
     )
 }
 """Every NAME, in ``--help`` order."""

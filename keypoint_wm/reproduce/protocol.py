@@ -29,7 +29,10 @@ from typing import Any
 from keypoint_wm.data.episodes import atomic_write_bytes
 
 __all__ = [
+    "CLI_MODULE",
     "KINDS",
+    "OUT",
+    "SHIP",
     "Protocol",
     "Unit",
     "UnitResult",
@@ -43,6 +46,13 @@ KINDS = ("artifact", "result")
 
 OUT = "{out}"
 """The placeholder for ``--out`` in a unit's command; results show it as ``OUT``."""
+
+CLI_MODULE = "keypoint_wm.cli"
+"""The module of ``keypoint-wm``: what a unit's command runs unless it names another."""
+
+SHIP = "{ship}"
+"""The placeholder for where shipped files go (the package's ``keypoint_wm/bundled`` when
+the results folder is a repository's ``docs/results``, else ``OUT/bundled``)."""
 
 
 def fill(template: str, out: str | Path) -> Path:
@@ -82,6 +92,11 @@ class Unit:
         uses: returns the identity of what the unit used or made (fingerprints, hashes).
         env: environment variables the command runs with (e.g. the AVX2 cap of a benchmark).
         exclusive: runs alone, with every core (a timing), never beside another unit.
+        module: the command is ``python -m MODULE ARGV``: :data:`CLI_MODULE`
+            (``keypoint-wm``) for every unit but one that runs part of the test suite
+            (:mod:`keypoint_wm.reproduce.suite`).
+        ships: paths (``{ship}/...``) the command writes into the package, committed with
+            the unit's record (the shipped default model).
     """
 
     name: str
@@ -92,29 +107,40 @@ class Unit:
     uses: Callable[[Path], dict[str, Any]] | None = None
     env: tuple[tuple[str, str], ...] = ()
     exclusive: bool = False
+    module: str = CLI_MODULE
+    ships: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unit kind must be one of {KINDS}, got {self.kind!r}")
 
-    def command(self, out: str | Path, threads: int) -> list[str]:
-        """The arguments with ``{out}`` and ``{threads}`` filled in."""
-        return [a.replace(OUT, str(out)).replace("{threads}", str(threads)) for a in self.argv]
+    def command(self, out: str | Path, threads: int, ship: str | Path | None = None) -> list[str]:
+        """The arguments with ``{out}``, ``{threads}`` and ``{ship}`` filled in."""
+        ship = Path(out) / "bundled" if ship is None else ship
+        return [
+            a.replace(OUT, str(out)).replace("{threads}", str(threads)).replace(SHIP, str(ship))
+            for a in self.argv
+        ]
 
     @property
     def digest(self) -> str:
         """What the unit's record is valid for: a hash of its kind and command (its data,
         preset, overrides and seeds). Adding a unit to a protocol leaves the others valid."""
-        return settings_digest(
-            {"kind": self.kind, "argv": list(self.argv), "env": [list(e) for e in self.env]}
-            if self.env
-            else {"kind": self.kind, "argv": list(self.argv)}
-        )
+        payload: dict[str, Any] = {"kind": self.kind, "argv": list(self.argv)}
+        if self.env:
+            payload["env"] = [list(e) for e in self.env]
+        if self.module != CLI_MODULE:
+            payload["module"] = self.module
+        return settings_digest(payload)
 
     def shown(self) -> str:
         """The command as recorded: ``keypoint-wm ...`` with ``OUT`` for ``--out``."""
-        parts = [a.replace(OUT, "OUT").replace("{threads}", "N") for a in self.argv]
-        return " ".join([*(f"{k}={v}" for k, v in self.env), "keypoint-wm", *parts])
+        parts = [
+            a.replace(OUT, "OUT").replace("{threads}", "N").replace(SHIP, "keypoint_wm/bundled")
+            for a in self.argv
+        ]
+        program = ["keypoint-wm"] if self.module == CLI_MODULE else ["python", "-m", self.module]
+        return " ".join([*(f"{k}={v}" for k, v in self.env), *program, *parts])
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,9 @@ class Protocol:
         title: the result's name in the README's results table.
         headline: ``results -> one line`` of the page's own figures, the README row's
             headline (figures that appear in the page, so the two cannot disagree).
+        lacks: ``() -> one line or None``: what this machine lacks to run the units
+            (a GPU, say); ``reproduce`` refuses with it before any unit starts, and
+            still regenerates the page with ``--report-only``.
     """
 
     name: str
@@ -187,6 +216,7 @@ class Protocol:
     notes: Sequence[str] = field(default_factory=tuple)
     title: str = ""
     headline: Callable[[dict[str, UnitResult]], str] | None = None
+    lacks: Callable[[], str | None] | None = None
 
     def __post_init__(self) -> None:
         names = [u.name for u in self.units]

@@ -31,10 +31,10 @@ from keypoint_wm.claims import claim
 from keypoint_wm.data.episodes import atomic_write_bytes
 from keypoint_wm.errors import KeypointWMError, UsageError
 from keypoint_wm.reproduce.identity import git_commit, machine
-from keypoint_wm.reproduce.protocol import Protocol, Unit, UnitResult, load_results
+from keypoint_wm.reproduce.protocol import SHIP, Protocol, Unit, UnitResult, load_results
 from keypoint_wm.reproduce.readme import readme_of, update_readme
 
-__all__ = ["ReproduceSummary", "default_jobs", "plan", "reproduce", "write_page"]
+__all__ = ["ReproduceSummary", "default_jobs", "plan", "reproduce", "ship_root", "write_page"]
 
 POLL_SECONDS = 5.0
 
@@ -170,6 +170,8 @@ def reproduce(
         commit: commit each unit's record and the page to git as the unit finishes.
 
     Raises:
+        UsageError: this machine lacks what the protocol needs
+            (:attr:`~keypoint_wm.reproduce.protocol.Protocol.lacks`).
         UnitFailed: a unit's command failed (the others already running finish first).
     """
     folder = results_root / protocol.name
@@ -177,6 +179,9 @@ def reproduce(
     if report_only:
         summary.page = write_page(protocol, results_root)
         return summary
+    lacking = protocol.lacks() if protocol.lacks is not None else None
+    if lacking:
+        raise UsageError(f"{protocol.name} {lacking}")
     jobs = jobs or default_jobs()
     results = load_results(folder)
     todo = plan(protocol, results, only)
@@ -196,6 +201,7 @@ def reproduce(
     host = machine()
     commit_id = git_commit(results_root if results_root.exists() else ".")
     cores = os.cpu_count() or 1
+    ship = ship_root(results_root, out)
     with _sigterm_as_interrupt():
         try:
             while (len(finished) < len(todo) and failure is None) or running:
@@ -218,7 +224,7 @@ def reproduce(
                             continue
                         share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
                         share = cores if unit.exclusive else share
-                        started = _start(unit, out, share)
+                        started = _start(unit, out, share, ship)
                         if isinstance(started, str):
                             if elsewhere.get(unit.name) != started:
                                 say(f"  {unit.name}: claimed by {started}; waiting for it")
@@ -252,7 +258,8 @@ def reproduce(
                         _commit(
                             results_root,
                             [written, page, *_pictures(results_root, protocol)]
-                            + ([readme] if readme is not None else []),
+                            + ([readme] if readme is not None else [])
+                            + [Path(p.replace(SHIP, str(ship))) for p in job.unit.ships],
                             f"results: {protocol.name} {name}",
                         )
         except KeyboardInterrupt:
@@ -285,7 +292,14 @@ def _pictures(results_root: Path, protocol: Protocol) -> list[Path]:
     return sorted(results_root.glob(f"{protocol.name}*.png"))
 
 
-def _start(unit: Unit, out: Path, threads: int) -> _Running | str:
+def ship_root(results_root: Path, out: Path) -> Path:
+    """Where units' ``{ship}`` paths go: the package's ``keypoint_wm/bundled`` when
+    ``results_root`` is a repository's ``docs/results``, else ``OUT/bundled``."""
+    readme = readme_of(results_root)
+    return out / "bundled" if readme is None else readme.parent / "keypoint_wm" / "bundled"
+
+
+def _start(unit: Unit, out: Path, threads: int, ship: Path) -> _Running | str:
     """Claim ``unit`` and start its command; the claim holder's description if claimed."""
     release = ExitStack()
     holder = release.enter_context(claim(out / "claims" / f"{unit.name}.claim"))
@@ -293,13 +307,13 @@ def _start(unit: Unit, out: Path, threads: int) -> _Running | str:
         release.close()
         return holder
     log = open(out / "logs" / f"{unit.name}.log", "ab")
-    log.write(f"\n$ {' '.join(unit.command(out, threads))}\n".encode())
+    log.write(f"\n$ {' '.join(unit.command(out, threads, ship))}\n".encode())
     log.flush()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env.update(dict(unit.env))
     env.setdefault("MUJOCO_GL", "egl")
     process = subprocess.Popen(
-        [sys.executable, "-m", "keypoint_wm.cli", *unit.command(out, threads)],
+        [sys.executable, "-m", unit.module, *unit.command(out, threads, ship)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
