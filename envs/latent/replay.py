@@ -13,7 +13,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -32,7 +32,7 @@ class ReplayEnv(gymnasium.Env):
     ``action_size`` (at least 1) values in [-1, 1]; actions are ignored.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012
 
     def __init__(self, data: str | Path, action_size: int = 0, episodes: int = 8) -> None:
         self.files = sorted(iter_episode_files(Path(data)))[:episodes]
