@@ -96,6 +96,17 @@ TARGETS: dict[str, Target] = {
             "not measured",
             "keypoint_wm.reproduce.default_model",
         ),
+        Target(
+            "gpu-check",
+            "the CUDA path end to end on one GPU: the cuda-marked tests, the training-step "
+            "benchmarks, basketball-cpu runs (data on the device, 3 replicas, the DataLoader) "
+            "and, on the first, tracking, video, reward heads and the latent wrapper",
+            "not applicable: it refuses without a GPU (--smoke runs its units on the CPU, "
+            "tiny, in about 1 min)",
+            "about 4 to 6 min as scripts/gpu_check.sh's parts on one H200 (2026-11-30, "
+            "docs/measurements.md); not yet timed as this target",
+            "keypoint_wm.reproduce.gpu_check",
+        ),
     )
 }
 """Every NAME, in ``--help`` order."""
