@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.sequences import EpisodeIndex
 from keypoint_wm.errors import UsageError
 from keypoint_wm.reward_inputs import INPUTS, check_inputs
 from keypoint_wm.rewards.head import RewardHead, RewardHeadConfig, save_reward_head
@@ -48,8 +49,10 @@ __all__ = [
     "HeadFacts",
     "RewardTrainConfig",
     "RewardTrainSummary",
+    "finished_heads",
     "fit_reward_head",
     "head_pairs",
+    "model_weights_hash",
     "normalized_mse",
     "split_validation",
     "train_reward_heads",
@@ -324,9 +327,43 @@ class HeadFacts:
     never on ``test_normalized_mse``); None without validation windows."""
     held_out_data: list[str] = field(default_factory=list)
     """Held-out datasets whose episodes joined the test split's (``--held-out-data``)."""
+    weights: str | None = None
+    """A hash of the world model's weights (:func:`model_weights_hash`): heads of other
+    weights are never kept by a re-run."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def model_weights_hash(model: WorldModel) -> str:
+    """A short hash of the world model's parameters and buffers (float32 bytes, in order)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in model.model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def finished_heads(
+    out: Path, config: RewardTrainConfig, facts: dict[str, Any]
+) -> dict[str, HeadFacts]:
+    """The heads an earlier call left in ``out`` that a re-run keeps, by task: recorded in
+    its ``train_summary.json`` with the same config, their ``head.json`` in place, and
+    trained on what ``facts`` says (the same run, weights, data and held-out data)."""
+    try:
+        earlier = json.loads((out / "train_summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(earlier, dict) or earlier.get("config") != asdict(config):
+        return {}
+    kept = {}
+    for task, recorded in earlier.get("tasks", {}).items():
+        same = all(recorded.get(key) == value for key, value in facts.items())
+        if same and (out / task / "head.json").is_file():
+            kept[task] = HeadFacts(**recorded)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -336,6 +373,8 @@ class RewardTrainSummary:
     out: str
     config: RewardTrainConfig
     tasks: dict[str, HeadFacts]
+    kept: tuple[str, ...] = ()
+    """Tasks whose heads an earlier call had finished (:func:`finished_heads`), not retrained."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -383,6 +422,27 @@ def train_reward_heads(
             raise UsageError("--out is required for a model that was not loaded from a run")
         out = Path(model.run_dir) / "rewards"
     out = Path(out)
+    weights = model_weights_hash(model)
+    same = {
+        "run": None if model.run_dir is None else str(model.run_dir),
+        "checkpoint_step": model.step,
+        "data": str(Path(data_dir).resolve()),
+        "held_out_data": [str(p.resolve()) for p in held_out],
+        "weights": weights,
+    }
+    kept = {} if sequences is not None else finished_heads(out, config, same)
+    if tasks:
+        kept = {t: f for t, f in kept.items() if t in tasks}
+    if kept:
+        every = (
+            tasks
+            or EpisodeIndex(
+                data_dir, "test", model.config.train.test_fraction, min_frames=config.window
+            ).tasks
+        )
+        tasks = [t for t in every if t not in kept]
+    if sequences is None and kept and not tasks:
+        sequences = {}
     if sequences is None:
         sequences = collect_reward_sequences(
             model,
@@ -395,7 +455,7 @@ def train_reward_heads(
             progress=progress,
             held_out=held_out,
         )
-    summary = RewardTrainSummary(str(out), config, {})
+    summary = RewardTrainSummary(str(out), config, dict(kept), tuple(sorted(kept)))
     for task, seqs in sequences.items():
         train, test = split_sequences(seqs, config.train_fraction, config.seed, config.split)
         writer = SummaryWriter(str(out / "tensorboard" / task))
@@ -423,6 +483,7 @@ def train_reward_heads(
             inputs=config.inputs,
             validation_normalized_mse=head.config.metadata["validation_normalized_mse"],
             held_out_data=[str(p.resolve()) for p in held_out],
+            weights=weights,
         )
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
         save_reward_head(head, out / task)

@@ -70,6 +70,11 @@ def run_train(args: argparse.Namespace) -> int:
         held_out=_held_out(args),
     )
     print(f"reward heads in {summary.out} (TensorBoard: {summary.out}/tensorboard)")
+    if summary.kept:
+        print(
+            f"kept the heads of {', '.join(summary.kept)}: an earlier call trained them with "
+            "the same settings on the same world model and data"
+        )
     for task, facts in summary.tasks.items():
         score = facts.test_normalized_mse
         text = "n/a (constant rewards)" if score is None else f"{score:.3f}"

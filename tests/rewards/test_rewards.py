@@ -241,6 +241,27 @@ def test_train_missing_trains_only_the_missing_heads(dmc, tmp_path):
 
 
 @pytest.mark.integration
+def test_train_again_keeps_finished_heads_of_the_same_model_and_settings(dmc, tmp_path):
+    """`rewards train` killed part-way and run again keeps the heads it finished (same
+    settings, same weights) and trains the rest; other settings retrain everything."""
+    from keypoint_wm.rewards.train import train_reward_heads
+
+    run, data = dmc
+    model = keypoint_wm.load(run, device="cpu")
+    heads, config = tmp_path / "heads", RewardTrainConfig(steps=5, split="episodes")
+    train_reward_heads(model, data, heads, config, ["cartpole-balance"], progress=False)
+    weights = heads / "cartpole-balance" / "head.safetensors"
+    first = weights.stat()
+    again = train_reward_heads(model, data, heads, config, progress=False)
+    assert again.kept == ("cartpole-balance",)
+    assert (weights.stat().st_ino, weights.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    assert sorted(again.tasks) == ["cartpole-balance", "reacher-easy"]
+    other = RewardTrainConfig(steps=6, split="episodes")
+    assert train_reward_heads(model, data, heads, other, progress=False).kept == ()
+    assert weights.stat().st_mtime_ns != first.st_mtime_ns
+
+
+@pytest.mark.integration
 def test_cli_errors_name_the_flag(dmc, tmp_path):
     run, data = dmc
     result = cli("rewards", "evaluate", "--run", str(tmp_path), "--data", str(data))
