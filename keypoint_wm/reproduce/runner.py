@@ -31,7 +31,14 @@ from keypoint_wm.claims import claim
 from keypoint_wm.data.episodes import atomic_write_bytes
 from keypoint_wm.errors import KeypointWMError, UsageError
 from keypoint_wm.reproduce.identity import git_commit, machine
-from keypoint_wm.reproduce.protocol import SHIP, Protocol, Unit, UnitResult, load_results
+from keypoint_wm.reproduce.protocol import (
+    CLI_MODULE,
+    SHIP,
+    Protocol,
+    Unit,
+    UnitResult,
+    load_results,
+)
 from keypoint_wm.reproduce.readme import readme_of, update_readme
 
 __all__ = ["ReproduceSummary", "default_jobs", "plan", "reproduce", "ship_root", "write_page"]
@@ -307,7 +314,8 @@ def _start(unit: Unit, out: Path, threads: int, ship: Path) -> _Running | str:
         release.close()
         return holder
     log = open(out / "logs" / f"{unit.name}.log", "ab")
-    log.write(f"\n$ {' '.join(unit.command(out, threads, ship))}\n".encode())
+    program = [] if unit.module == CLI_MODULE else ["python", "-m", unit.module]
+    log.write(f"\n$ {' '.join([*program, *unit.command(out, threads, ship)])}\n".encode())
     log.flush()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env.update(dict(unit.env))
