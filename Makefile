@@ -59,8 +59,9 @@ format: install
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
-# The GPU check (scripts/gpu_check.sh) runs where no registry is reachable: this project's
-# wheel and the pure-Python wheels the check needs beside the machine's torch, into .whl/.
+# The GPU check (`keypoint-wm reproduce gpu-check`, through scripts/gpu_check.sh) runs where no
+# registry is reachable: this project's wheel and the pure-Python wheels the check needs beside
+# the machine's torch (gymnasium for `bench replay`, pytest for the cuda tests), into .whl/.
 GPU_WHEELS := gymnasium==1.4.0 farama-notifications cloudpickle typing_extensions pytest \
 	pluggy iniconfig packaging pygments
 

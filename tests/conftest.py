@@ -33,5 +33,5 @@ def tiny_run(basketball_dir, tmp_path_factory):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "cuda: needs a CUDA device (skipped without one; scripts/gpu_check.sh runs them)"
+        "markers", "cuda: needs a CUDA device (skipped without one; reproduce gpu-check runs them)"
     )

@@ -1,6 +1,6 @@
 """The CUDA path: devices, the graphed step, device-resident data, resume and loading on a
 GPU. Every test here needs a CUDA device and is skipped without one (``-m cuda`` selects
-them; ``scripts/gpu_check.sh`` runs them on a lent GPU)."""
+them; ``keypoint-wm reproduce gpu-check`` runs them on a GPU)."""
 
 from __future__ import annotations
 
