@@ -60,6 +60,8 @@ class AgentEvalConfig:
         steps: real env steps each trained agent gets (the dream agent gets
             ``dream_steps`` imagined steps and no real ones).
         seeds: agent seeds 0 .. seeds - 1 per (task, variant).
+        seed: run this agent seed alone instead (``--seed``): one unit per (task, variant),
+            e.g. one process or machine per seed; None: ``seeds``.
         eval_every: env steps between evaluations (default ``ceil(steps / 10)``: 10 points).
         eval_episodes: real-env episodes per evaluation, deterministic policy.
         envs: parallel envs per agent (default 4 for PPO, 1 for SAC).
@@ -83,6 +85,7 @@ class AgentEvalConfig:
     algo: str = "ppo"
     steps: int = 50_000
     seeds: int = 3
+    seed: int | None = None
     eval_every: int | None = None
     eval_episodes: int = 5
     envs: int | None = None
@@ -116,6 +119,8 @@ class AgentEvalConfig:
             if value is not None and (not isinstance(value, int) or value < 1):
                 flag = "--" + name.replace("_", "-")
                 raise UsageError(f"{flag} expects a positive integer, got {value!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
+            raise UsageError(f"--seed expects an agent seed >= 0, got {self.seed!r}")
         if self.head_steps < 1:
             raise UsageError(f"--head-steps expects a positive integer, got {self.head_steps}")
         if self.time_limit is not None and not self.time_limit > 0:
@@ -137,13 +142,24 @@ class AgentEvalConfig:
         """Imagined steps of the dream agent (``dream_steps``, default ``steps``)."""
         return self.dream_steps or self.steps
 
+    @property
+    def agent_seeds(self) -> tuple[int, ...]:
+        """The agent seeds run per (task, variant): ``(seed,)``, else ``0 .. seeds - 1``.
+
+        >>> AgentEvalConfig(tasks=("cartpole-balance",), seeds=2).agent_seeds
+        (0, 1)
+        >>> AgentEvalConfig(tasks=("cartpole-balance",), seed=4).agent_seeds
+        (4,)
+        """
+        return (self.seed,) if self.seed is not None else tuple(range(self.seeds))
+
     def units(self) -> list[Unit]:
         """Every (task, variant, seed), task by task, variants in order, then seeds."""
         return [
             Unit(task, variant, seed)
             for task in self.tasks
             for variant in self.variants
-            for seed in range(self.seeds)
+            for seed in self.agent_seeds
         ]
 
     def unit_settings(self, variant: str, run: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@
         "seeds": [agent seeds, in the order of per_run],
         # dream only:
         "imagined_steps", "imagined_curve": [[imagined steps, mean real return], ...]}}},
-     "variants": [...], "run", "algo", "steps", "seeds", "action_repeat", ...}
+     "variants": [...], "run", "algo", "steps", "seeds" (how many), "agent_seeds",
+     "action_repeat", ...}
 
 Means are over agent seeds; ``ci95`` is the half-width of the 95% confidence interval of
 that mean, Student t with n - 1 degrees of freedom (None for a single seed).

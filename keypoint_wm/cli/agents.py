@@ -33,6 +33,9 @@ DREAM_STARTS = ("any", "initial")
 """``--dream-starts`` choices (``keypoint_wm.envs.latent.dream.STARTS``, repeated here for
 the same reason)."""
 
+DEFAULT_SEEDS = 3
+"""``--seeds`` when neither it nor ``--seed`` is given."""
+
 DESCRIPTION = """\
 Trains the same Stable-Baselines3 agent, with the same real env-step budget and agent seeds,
 on each variant, and scores it on the real task:
@@ -77,10 +80,21 @@ def _check_paths(args: argparse.Namespace) -> None:
         existing_dir(args.data)
 
 
+def _check_seeds(args: argparse.Namespace) -> None:
+    if args.seed is not None and args.seeds is not None:
+        raise UsageError(
+            f"--seed {args.seed} runs that agent seed alone and --seeds {args.seeds} runs "
+            "seeds 0 .. S-1: give one of them"
+        )
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed expects an agent seed >= 0, got {args.seed}")
+
+
 def run_agents_command(args: argparse.Namespace) -> int:
     """Train and score every (task, variant, seed) not yet in ``--out``; table, JSON, PNG."""
     from keypoint_wm.envs.agents.config import AgentEvalConfig
 
+    _check_seeds(args)
     run = existing_run(args.run)
     _check_paths(args)
     config = AgentEvalConfig(
@@ -88,7 +102,8 @@ def run_agents_command(args: argparse.Namespace) -> int:
         variants=tuple(comma_list(args.variants) or ()),
         algo=args.algo,
         steps=args.steps,
-        seeds=args.seeds,
+        seeds=DEFAULT_SEEDS if args.seeds is None else args.seeds,
+        seed=args.seed,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
         envs=args.envs,
@@ -150,8 +165,14 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds",
         type=positive_int("--seeds"),
-        default=3,
-        help="agent seeds per task and variant: 0 .. S-1 (default 3)",
+        help=f"agent seeds per task and variant: 0 .. S-1 (default {DEFAULT_SEEDS})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="run agent seed N alone (one unit per task and variant, e.g. one seed per "
+        "process or machine; its result is the one --seeds would make); not with --seeds",
     )
     p.add_argument(
         "--out",
