@@ -67,9 +67,10 @@ class Published:
     source: str
     figures: dict[str, tuple[float, float | None]]
     action_repeat: dict[str, int] = field(default_factory=dict)
+    note: str = ""
 
     def label(self) -> str:
-        return f"{self.method} (published: {self.source})"
+        return f"{self.method} (published: {self.source}{self.note})"
 
 
 CURL_REPEATS = {"reacher-easy": 4, "walker-walk": 2, "cheetah-run": 4}
@@ -97,6 +98,7 @@ PUBLISHED = (
         "state SAC",
         "DrQ Table 1",
         {"reacher-easy": (919, None), "walker-walk": (604, None), "cheetah-run": (228, None)},
+        note=", means only",
     ),
 )
 """Srinivas et al. 2020 (CURL), Table 1, mean ± std; Kostrikov et al. 2020 (DrQ), Table 1,

@@ -159,8 +159,8 @@ def page(
         "(`dream`, zero real steps); `random` acts uniformly at random. Every agent is scored "
         f"on the real task: the mean return of {settings.eval_episodes} deterministic episodes "
         f"at the end, and every {settings.eval_every:,} environment steps for the learning "
-        "curves. The pixel SAC is not run on the CPU (50,000 pixel updates are most of a day "
-        "there): its rows are the published ones, measured with the authors' own agents and "
+        f"curves. The pixel SAC is not run on the CPU ({settings.agent_steps:,} pixel updates "
+        "are most of a day there): its rows are the published ones, measured with the authors' own agents and "
         "action repeats.",
     )
     lines += [
@@ -239,6 +239,8 @@ def _per_seed_table(settings: AgentSettings, done: Done) -> list[str]:
             if seeds:
                 values = ", ".join(f"seed {s}: {r.figures['final_return']:.1f}" for s, r in seeds)
                 lines.append(f"| {task} | {variant} | {values} |")
+    if len(lines) == 4:
+        return ["## Per seed", "", "No seed finished yet.", ""]
     return [*lines, ""]
 
 

@@ -144,7 +144,7 @@ def test_the_page_pools_the_seeds_and_marks_the_published_rows(tmp_path):
     pixel = _row(page, "pixel SAC (published: CURL Table 1)")
     assert "145 ± 30 (action repeat 4)" in pixel and "42 ± 12 (action repeat 2)" in pixel
     assert pixel.endswith("| - |")
-    assert "| state SAC (published: DrQ Table 1) | 919 |" in page
+    assert "| state SAC (published: DrQ Table 1, means only) | 919 |" in page
     # Env steps per second of the state and latent agents: 100,000 in 2,000 s.
     assert "| reacher-easy | 50.0 | 50.0 |" in page
     assert f"weights `{WEIGHTS['weights']}` at step 100" in page
