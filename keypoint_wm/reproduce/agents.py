@@ -1,13 +1,13 @@
 """``reproduce agents``: SAC on the field's small-budget benchmark, 100,000 environment steps.
 
-The protocol of the issue on agents (docs/design.md, "Published results: reproduce"): on
+The protocol of the issue on agents (docs/design.md, "Published results: `reproduce`"): on
 reacher-easy, walker-walk and cheetah-run (the three of the paper's six tasks that CURL's
 Table 1 has) and cartpole-balance, the same SAC agent learns from the true state, from the
 world model's latent state and inside its imagination, beside a uniform random policy, for
 100,000 environment steps each (50,000 agent steps at the data's action repeat of 2), with
 3 agent seeds, 10 evaluation episodes at the end and a point of the learning curve every
-10,000 environment steps. The pixel SAC is not run on the CPU (50,000 pixel updates are
-most of a day there): its row is the published one.
+10,000 environment steps. The pixel SAC is not run on the CPU, where its convolutional
+updates are far too slow for this budget: its row is the published one.
 
 Units: the DMCS dataset and the world model ``train-struct-seed0`` shared with the other
 DMCS protocols (the same names and commands, so a shared ``--out`` makes them once), the

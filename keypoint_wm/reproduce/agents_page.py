@@ -159,9 +159,9 @@ def page(
         "(`dream`, zero real steps); `random` acts uniformly at random. Every agent is scored "
         f"on the real task: the mean return of {settings.eval_episodes} deterministic episodes "
         f"at the end, and every {settings.eval_every:,} environment steps for the learning "
-        f"curves. The pixel SAC is not run on the CPU ({settings.agent_steps:,} pixel updates "
-        "are most of a day there): its rows are the published ones, measured with the authors' own agents and "
-        "action repeats.",
+        "curves. The pixel SAC is not run on the CPU, where its convolutional updates are far "
+        "too slow for this budget: its rows are the published ones, measured with the authors' "
+        "own agents and action repeats.",
     )
     lines += [
         f"World model: `{train}` ({model.label}, `{model.preset}`), "
