@@ -31,6 +31,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         out,
         results,
         jobs=args.jobs,
+        threads=args.threads,
         only=args.only or (),
         report_only=args.report_only,
         commit=args.commit,
@@ -66,6 +67,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=positive_int("--jobs"),
         help="units side by side (default: one per core on a CPU, one on a GPU); the cores "
         "are shared among them",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int("--threads"),
+        help="threads (or collection workers) per unit (default: the cores shared among the "
+        "units running); set it when other work shares the machine, e.g. a second reproduce",
     )
     p.add_argument(
         "--only",

@@ -162,6 +162,7 @@ def reproduce(
     results_root: Path,
     jobs: int | None = None,
     only: Sequence[str] = (),
+    threads: int | None = None,
     report_only: bool = False,
     commit: bool = False,
     quiet: bool = False,
@@ -172,6 +173,8 @@ def reproduce(
         out: where datasets, runs and logs go (large files; never in the repository).
         results_root: the results folder (``docs/results``): unit records and pages.
         jobs: units side by side (default :func:`default_jobs`).
+        threads: threads per unit (default: the cores shared among the units running; an
+            exclusive unit, a timing, always gets every core).
         only: run only these units (names or prefixes) and what they need.
         report_only: regenerate the page from the records present; run nothing.
         commit: commit each unit's record and the page to git as the unit finishes.
@@ -230,6 +233,7 @@ def reproduce(
                             summary.skipped.append(unit.name)
                             continue
                         share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
+                        share = threads if threads and not unit.exclusive else share
                         share = cores if unit.exclusive else share
                         started = _start(unit, out, share, ship)
                         if isinstance(started, str):

@@ -77,8 +77,10 @@ def test_only_names_an_unknown_unit_in_one_line():
 @pytest.mark.integration
 def test_state_probe_smoke_end_to_end_skips_and_resumes_on_a_new_machine(tmp_path):
     out, results = tmp_path / "out", tmp_path / "results"
-    done = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke")
+    done = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke",
+               "--threads", "1")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "--workers 1 " in (out / "logs" / "data.log").read_text()  # --threads, not cores
     folder = results / "state-probe"
     recorded = sorted(p.stem for p in folder.glob("*.json"))
     assert recorded == ["data", "probe-struct-seed0", "probe-struct-seed1", "reference",
