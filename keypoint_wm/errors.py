@@ -38,6 +38,15 @@ class DataError(KeypointWMError):
     exit_code = 1
 
 
+class Stopped(KeypointWMError):
+    """A command stopped on request (SIGINT, SIGTERM) after saving its work; the message
+    says how to continue. Exit code 128 + the signal's number (130, 143), as a shell's."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
 class RunError(KeypointWMError):
     """A run cannot start or continue: a mismatched resume, a non-finite loss (exit code 1)."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +27,19 @@ from keypoint_wm.checkpoint import (
     save_checkpoint,
     write_config,
 )
+from keypoint_wm.claims import claim
 from keypoint_wm.config import RunConfig, saved_run_settings, with_legacy_settings
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
 from keypoint_wm.data.episodes import episode_metadata, read_manifest
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
-from keypoint_wm.errors import DataError, RunError, UsageError
+from keypoint_wm.errors import DataError, RunError, Stopped, UsageError
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
 from keypoint_wm.host_memory import keep_freed_memory
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import LossSchedule, StructVRNN
+from keypoint_wm.stop_signals import StopRequest, stop_requests
 from keypoint_wm.summaries import RunLogger
 from keypoint_wm.train_step import NonFiniteLossError, StepRunner, train_step
 
@@ -155,7 +159,52 @@ def train(
     way, and a run may resume with other choices. On a CPU, training keeps freed memory in
     the process from then on (:func:`keypoint_wm.host_memory.keep_freed_memory`; docs/design.md,
     "Host memory on a CPU").
+
+    One process writes a run (docs/design.md, "Run directories and checkpoints"): another
+    ``train`` on the same ``run_dir`` is refused while this one runs. SIGINT or SIGTERM
+    stops it at the end of the current step with a checkpoint of that step
+    (:class:`~keypoint_wm.errors.Stopped`; ``--resume`` continues exactly there).
+
+    Raises:
+        RunError: another process is writing ``run_dir``.
+        Stopped: SIGINT or SIGTERM arrived (single-process runs; the checkpoint is saved).
     """
+    run_dir = Path(run_dir)
+    with _one_writer(run_dir):
+        return _train(
+            config, data_dir, run_dir, resume, device_name, action_conditioned, progress,
+            data_placement, cuda_graph, progress_label, progress_position,
+        )  # fmt: skip
+
+
+@contextmanager
+def _one_writer(run_dir: Path) -> Iterator[None]:
+    """Hold the run's writer claim (``.<name>.writer`` beside it) on the main process."""
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks follow rank 0
+        yield
+        return
+    with claim(run_dir.parent / f".{run_dir.name}.writer") as holder:
+        if holder is not None:
+            raise RunError(
+                f"--out {run_dir}: another process is training this run ({holder}); wait for "
+                "it to end or choose another --out"
+            )
+        yield
+
+
+def _train(
+    config: RunConfig,
+    data_dir: Path,
+    run_dir: Path,
+    resume: bool,
+    device_name: str | None,
+    action_conditioned: bool,
+    progress: bool,
+    data_placement: str,
+    cuda_graph: str,
+    progress_label: str,
+    progress_position: int,
+) -> dict[str, Any]:
     if data_placement not in DATA_PLACEMENTS:
         raise UsageError(f"data placement must be one of {DATA_PLACEMENTS}, got {data_placement!r}")
     if cuda_graph not in GRAPH_MODES:
@@ -166,7 +215,6 @@ def train(
     dist_info = setup_distributed(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    run_dir = Path(run_dir)
 
     # --- Data and config --------------------------------------------------------------
     window = config.model.num_steps
@@ -254,46 +302,59 @@ def train(
     step = start_step
     window_start, window_steps = time.perf_counter(), 0
     clock = time.perf_counter()
+    stops = stop_requests() if dist_info.world_size == 1 else nullcontext(StopRequest())
     try:
-        while step < total:
-            if windows is not None:
-                batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
-                                      dist_info.world_size, out=runner.static_inputs())  # fmt: skip
-            else:
-                assert batches is not None
-                batch = next(batches)
-            lr = config.train.learning_rate_at(step)
-            schedule = schedule_at(config, step)
-            runner.step(batch["image"], batch["action"] if use_actions else None,
-                        batch.get("reference"), schedule, lr)  # fmt: skip
-            step += 1
-            window_steps += 1
-            bar.update(1)
+        with stops as stop:
+            while step < total:
+                if windows is not None:
+                    batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
+                                          dist_info.world_size, out=runner.static_inputs())  # fmt: skip
+                else:
+                    assert batches is not None
+                    batch = next(batches)
+                lr = config.train.learning_rate_at(step)
+                schedule = schedule_at(config, step)
+                runner.step(batch["image"], batch["action"] if use_actions else None,
+                            batch.get("reference"), schedule, lr)  # fmt: skip
+                step += 1
+                window_steps += 1
+                bar.update(1)
 
-            if step % config.train.log_every == 0 or step == total:
-                runner.raise_if_nonfinite(step)
-                elapsed = time.perf_counter() - window_start
-                last_terms = runner.read_terms()
-                grad_norm = last_terms.pop("grad_norm")
-                rate = window_steps / elapsed if elapsed > 0 else 0.0
-                logger.scalars(step, last_terms, lr=lr, steps_per_second=rate,
-                               schedule=schedule, grad_norm=grad_norm)  # fmt: skip
-                bar.set_postfix(loss=f"{last_terms['total']:.4g}", refresh=False)
-                window_start, window_steps = time.perf_counter(), 0
-            if step % config.train.image_every == 0 or step == total:
-                images, actions, _ = to_model_inputs(batch, device, use_actions)
-                logger.media(step, model, images, actions, batch)
-            if probe is not None and (step % config.train.probe_every == 0 or step == total):
-                train_seconds += time.perf_counter() - clock
-                r2 = run_probe(model, probe)
-                logger.probe(step, r2)
-                ProbeLog(run_dir).append(step, train_seconds, r2)
-                clock = time.perf_counter()
-            if step % config.train.checkpoint_every == 0 or step == total:
-                runner.raise_if_nonfinite(step)
-                train_seconds += time.perf_counter() - clock
-                clock = time.perf_counter()
-                _save(run_dir, step, model, runner, dist_info, dataset, train_seconds)
+                if step % config.train.log_every == 0 or step == total:
+                    runner.raise_if_nonfinite(step)
+                    elapsed = time.perf_counter() - window_start
+                    last_terms = runner.read_terms()
+                    grad_norm = last_terms.pop("grad_norm")
+                    rate = window_steps / elapsed if elapsed > 0 else 0.0
+                    logger.scalars(step, last_terms, lr=lr, steps_per_second=rate,
+                                   schedule=schedule, grad_norm=grad_norm)  # fmt: skip
+                    bar.set_postfix(loss=f"{last_terms['total']:.4g}", refresh=False)
+                    window_start, window_steps = time.perf_counter(), 0
+                if step % config.train.image_every == 0 or step == total:
+                    images, actions, _ = to_model_inputs(batch, device, use_actions)
+                    logger.media(step, model, images, actions, batch)
+                if probe is not None and (step % config.train.probe_every == 0 or step == total):
+                    train_seconds += time.perf_counter() - clock
+                    r2 = run_probe(model, probe)
+                    logger.probe(step, r2)
+                    ProbeLog(run_dir).append(step, train_seconds, r2)
+                    clock = time.perf_counter()
+                if step % config.train.checkpoint_every == 0 or step == total:
+                    runner.raise_if_nonfinite(step)
+                    train_seconds += time.perf_counter() - clock
+                    clock = time.perf_counter()
+                    _save(run_dir, step, model, runner, dist_info, dataset, train_seconds)
+                if stop.signum is not None and step < total:
+                    if step % config.train.checkpoint_every != 0:
+                        runner.raise_if_nonfinite(step)
+                        train_seconds += time.perf_counter() - clock
+                        _save(run_dir, step, model, runner, dist_info, dataset, train_seconds)
+                    raise Stopped(
+                        f"stopped by {stop.name} at step {step} of {total}, its checkpoint "
+                        f"saved; continue it with the same command and --resume (--out "
+                        f"{run_dir})",
+                        stop.signum,
+                    )
     finally:
         bar.close()
         logger.close()

@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
         "latent_features",
         "reward_inputs",
         "claims",
+        "stop_signals",
         "host_memory",
         "config",
         "model",

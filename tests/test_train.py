@@ -183,3 +183,60 @@ def test_wider_blobs_change_the_reconstruction():
     wide = model.reconstruct(images[:, 0], keypoints[:, 0], keypoints, 6.0)
     assert torch.equal(narrow, same)
     assert not torch.allclose(narrow, wide)
+
+
+@pytest.mark.integration
+def test_a_second_writer_of_a_run_is_refused_while_the_first_runs(basketball_dir, tmp_path):
+    from keypoint_wm.claims import claim
+    from keypoint_wm.errors import RunError
+
+    run = tmp_path / "run"
+    with claim(tmp_path / ".run.writer") as holder:  # as a running `train --out run` holds it
+        assert holder is None
+        with pytest.raises(RunError, match="another process is training this run"):
+            train(tiny_config(2), basketball_dir, run, progress=False)
+    assert not run.exists()  # nothing written beside the other writer
+    assert train(tiny_config(2), basketball_dir, run, progress=False)["step"] == 2
+
+
+def _cli_train(data: Path, run: Path, steps: int, *extra: str) -> list[str]:
+    sets = [f"{k}={v}" for k, v in TINY_OVERRIDES.items()]
+    sets += ["train.checkpoint_every=1000", "train.probe_every=0"]
+    command = [sys.executable, "-m", "keypoint_wm.cli", "train", "--data", str(data),
+               "--preset", "basketball-cpu", "--seed", "3", "--out", str(run),
+               "--steps", str(steps), "--quiet", *extra]  # fmt: skip
+    for value in sets:
+        command += ["--set", value]
+    return command
+
+
+@pytest.mark.integration
+def test_sigterm_saves_the_current_step_and_resume_continues_there(basketball_dir, tmp_path):
+    """What a scheduler's stop does: the step in progress ends, a checkpoint of it is saved
+    (not the last multiple of checkpoint_every), the exit code is 143 with one line that
+    says how to continue, and --resume continues from that step."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        _cli_train(basketball_dir, run, 5000), stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while not list(run.glob("tensorboard/**/events.*")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # some steps in, far from step 1000
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "stopped by SIGTERM at step" in lines[0] and "--resume" in lines[0]
+    saved = load_checkpoint(latest_checkpoint(run), with_training_state=True)
+    assert 0 < saved.step < 1000 and f"at step {saved.step} of 5000" in lines[0]
+    assert saved.training_state["optimizer"]["state"]
+    resumed = subprocess.run(
+        _cli_train(basketball_dir, run, saved.step + 2, "--resume"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert latest_checkpoint(run).name == f"step_{saved.step + 2:08d}"

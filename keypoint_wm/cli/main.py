@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from keypoint_wm.cli import bench, collect, data, evaluate, export, reproduce, rewards, train
-from keypoint_wm.errors import KeypointWMError
+from keypoint_wm.errors import KeypointWMError, Stopped
 
 COMMAND_GROUPS = (collect, data, train, evaluate, rewards, export, bench, reproduce)
 """The modules that register a top-level command, in ``--help`` order."""
@@ -82,14 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args) or 0)
+    except Stopped as stop:  # on request, its work saved: not an error
+        print(f"keypoint-wm {command_name(args)}: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeypointWMError as error:
         if os.environ.get("KEYPOINT_WM_DEBUG"):
             raise
         print(f"keypoint-wm {command_name(args)}: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
+        how = "the same command with --resume" if args.command == "train" else "the same command"
         print(
-            f"keypoint-wm {command_name(args)}: interrupted; re-run the same command to resume",
+            f"keypoint-wm {command_name(args)}: interrupted; continue with {how}",
             file=sys.stderr,
         )
         return 130
