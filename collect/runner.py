@@ -1,15 +1,26 @@
 """Run a collection: plan, skip finished episodes, fan out to worker processes, summarise.
 
 Resumable by construction: every episode file is written atomically under its final name
-only when complete, so a re-run with the same command collects exactly the missing ones.
+only when complete, so a re-run with the same command collects exactly the missing ones;
+a file found damaged (truncated, overwritten: :func:`present_and_valid`) is collected again.
 The same seed gives byte-identical files whatever the number of workers or shards.
+
+Shared folders (docs/design.md, "Atomic writes"): the manifest is checked and written under
+a lock, so two collections of different datasets started together into one ``--out`` never
+mix (the second is refused), and one process collects a shard at a time (a second one of
+the same shard is refused, naming the holder; other shards of the same dataset go side by
+side). A manifest without any episode yet (a collection that failed at its start) does not
+hold the folder. SIGINT or SIGTERM lets the episodes in progress finish and be written, then
+stops (:class:`~keypoint_wm.errors.Stopped`); worker processes never outlive the collection.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -17,16 +28,22 @@ from typing import Any, cast
 
 from tqdm.auto import tqdm
 
+from keypoint_wm.claims import claim
 from keypoint_wm.collect.config import CollectConfig, CollectError, EpisodeJob, Shard, plan_jobs
 from keypoint_wm.collect.rollout import random_rollout
 from keypoint_wm.data.episodes import (
+    inspect_episode_file,
     iter_episode_files,
     read_manifest,
     save_episode,
     write_manifest,
 )
+from keypoint_wm.errors import Stopped
+from keypoint_wm.stop_signals import stop_requests
 
 MANIFEST_FORMAT = "keypoint-wm/episodes-v1"
+WRITER_SUFFIX = ".writer"
+"""A shard's writer claim in the dataset folder: ``.shard-<i>-of-<n>.writer``."""
 
 
 @dataclass
@@ -40,6 +57,7 @@ class CollectSummary:
     seconds: float
     dataset_episodes: int
     dataset_bytes: int
+    episodes_damaged: int = 0
 
     @property
     def frames_per_second(self) -> float:
@@ -49,7 +67,13 @@ class CollectSummary:
         return (
             f"collected {self.episodes_written} episodes ({self.frames_written} frames) in "
             f"{self.seconds:.1f} s ({self.frames_per_second:.0f} frames/s); "
-            f"{self.episodes_skipped} already present. Dataset {self.out}: "
+            f"{self.episodes_skipped} already present"
+            + (
+                f", {self.episodes_damaged} damaged ones collected again"
+                if self.episodes_damaged
+                else ""
+            )
+            + f". Dataset {self.out}: "
             f"{self.dataset_episodes} episodes, {self.dataset_bytes / 1e6:.1f} MB on disk"
         )
 
@@ -63,6 +87,25 @@ def _worker_init(single_thread_rasteriser: bool) -> None:
     # threads only contend. Must be set before the GL context exists.
     if single_thread_rasteriser:
         os.environ.setdefault("LP_NUM_THREADS", "1")
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel send this worker SIGKILL when its parent dies, however it
+    dies (kill -9 included), so that no worker outlives its collection."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no prctl
+        return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
 
 
 def _get_env(task: str, config: CollectConfig) -> Any:
@@ -98,22 +141,47 @@ def collect_episode(job: EpisodeJob, config: CollectConfig) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- driver
-def _check_manifest(config: CollectConfig) -> None:
-    """Refuse to mix datasets: an existing manifest must describe the same dataset."""
+def _check_manifest(config: CollectConfig, own_claim: str) -> None:
+    """Refuse to mix datasets: an existing manifest must describe the same dataset, unless
+    the folder holds no episode yet and no other process is collecting into it (a
+    collection that failed at its start does not hold the folder)."""
     manifest = read_manifest(config.out)
     if manifest is None:
         return
     existing = manifest.get("spec", {})
     wanted = config.dataset_spec()
     differing = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
-    if differing:
+    if not differing:
+        return
+    others = _other_writers(config.out, own_claim)
+    if others or next(iter_episode_files(config.out), None) is not None:
         details = ", ".join(
             f"{k}: {existing.get(k)!r} on disk vs {wanted.get(k)!r}" for k in differing
         )
+        busy = f"; {others[0]} is collecting it" if others else ""
         raise CollectError(
-            f"--out {config.out} already holds a different dataset ({details}); "
+            f"--out {config.out} already holds a different dataset ({details}{busy}); "
             "choose another --out or repeat the original flags"
         )
+
+
+def _other_writers(out: Path, own_claim: str) -> list[str]:
+    """The processes holding a shard's writer claim in ``out`` (other than ``own_claim``)."""
+    holders = []
+    for path in sorted(out.glob(f".shard-*{WRITER_SUFFIX}")):
+        if path.name != own_claim:
+            with claim(path) as holder:
+                if holder is not None:
+                    holders.append(holder)
+    return holders
+
+
+def present_and_valid(path: Path) -> bool | None:
+    """None: no file; True: a whole episode file (its zip directory, keys and small arrays
+    read, not the frames); False: a damaged one, to be collected again."""
+    if not path.exists():
+        return None
+    return not inspect_episode_file(path, read_images=False).problems
 
 
 def _task_info(config: CollectConfig) -> dict[str, Any]:
@@ -123,7 +191,16 @@ def _task_info(config: CollectConfig) -> dict[str, Any]:
 
     info = {}
     for task in config.tasks:
-        env = make_env(task, size=config.size, action_repeat=config.action_repeat)
+        try:  # and one frame: a camera the task lacks is named here, not in a worker
+            env = make_env(
+                task,
+                size=config.size,
+                camera_id=config.camera_id,
+                action_repeat=config.action_repeat,
+            )
+            env.reset(seed=0)
+        except (ValueError, IndexError) as error:
+            raise CollectError(f"--camera {config.camera_id}: {task}: {error}") from None
         try:
             dmc = cast(DMCPixelEnv, env.unwrapped)
             limit = dmc.max_episode_steps  # None: no time limit (e.g. lqr)
@@ -143,10 +220,27 @@ def _task_info(config: CollectConfig) -> dict[str, Any]:
     return info
 
 
-def _prepare_output(config: CollectConfig) -> None:
+@contextmanager
+def _manifest_lock(out: Path, seconds: float = 60.0) -> Iterator[None]:
+    """Hold ``out``'s manifest lock, waiting up to ``seconds`` for another collection that
+    is checking or writing its manifest."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with claim(out / ".manifest.lock") as holder:
+            if holder is None:
+                yield
+                return
+        if time.monotonic() > deadline:
+            raise CollectError(
+                f"--out {out}: its manifest has been locked by {holder} for a minute"
+            )
+        time.sleep(0.1)
+
+
+def _prepare_output(config: CollectConfig, tasks: tuple[str, ...]) -> None:
     try:
         config.out.mkdir(parents=True, exist_ok=True)
-        for task in config.tasks:
+        for task in tasks:
             (config.out / task).mkdir(exist_ok=True)
     except OSError as error:
         raise CollectError(f"--out {config.out} cannot be created ({error})") from error
@@ -172,20 +266,37 @@ def collect_dataset(
     config.validate()
     if workers < 1:
         raise CollectError(f"--workers must be a positive integer, got {workers}")
-    _check_manifest(config)
     tasks = _task_info(config)
-    _prepare_output(config)
-    write_manifest(
-        config.out,
-        {
-            "format": MANIFEST_FORMAT,
-            "dataset": "dmcs",
-            "spec": config.dataset_spec(),
-            "tasks": tasks,
-        },
-    )
+    _prepare_output(config, ())
+    writer = f".shard-{shard.index}-of-{shard.count}{WRITER_SUFFIX}"
+    with claim(config.out / writer) as holder:
+        if holder is not None:
+            raise CollectError(
+                f"--out {config.out}: another process is collecting shard {shard} of this "
+                f"dataset ({holder}); wait for it or give another --shard"
+            )
+        with _manifest_lock(config.out):  # check and write as one step
+            _check_manifest(config, writer)
+            _prepare_output(config, config.tasks)
+            write_manifest(
+                config.out,
+                {
+                    "format": MANIFEST_FORMAT,
+                    "dataset": "dmcs",
+                    "spec": config.dataset_spec(),
+                    "tasks": tasks,
+                },
+            )
+        return _collect_jobs(config, shard, workers, progress)
+
+
+def _collect_jobs(
+    config: CollectConfig, shard: Shard, workers: int, progress: bool
+) -> CollectSummary:
     jobs = plan_jobs(config, shard)
-    pending = [job for job in jobs if not (config.out / job.relative_path()).exists()]
+    present = {job: present_and_valid(config.out / job.relative_path()) for job in jobs}
+    pending = [job for job in jobs if not present[job]]
+    damaged = sum(1 for job in jobs if present[job] is False)
     frames_per_episode = config.steps + 1
     start = time.perf_counter()
     written = frames = 0
@@ -198,27 +309,41 @@ def collect_dataset(
         dynamic_ncols=True,
     )
     try:
-        if workers == 1 or len(pending) <= 1:
-            _worker_init(single_thread_rasteriser=False)
-            for job in pending:
-                n, _ = collect_episode(job, config)
-                written, frames = written + 1, frames + n
-                bar.update(n)
-        else:
-            context = get_context("spawn")  # fork after a GL context exists is unsafe
-            with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_worker_init, initargs=(True,)
-            ) as pool:
-                futures = [pool.submit(collect_episode, job, config) for job in pending]
-                try:
-                    for future in as_completed(futures):
-                        n, _ = future.result()
-                        written, frames = written + 1, frames + n
-                        bar.update(n)
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
+        with stop_requests() as stop:
+            if workers == 1 or len(pending) <= 1:
+                for job in pending:
+                    n, _ = collect_episode(job, config)
+                    written, frames = written + 1, frames + n
+                    bar.update(n)
+                    if stop.signum is not None:
+                        break
+            else:
+                context = get_context("spawn")  # fork after a GL context exists is unsafe
+                with ProcessPoolExecutor(
+                    workers, mp_context=context, initializer=_worker_init, initargs=(True,)
+                ) as pool:
+                    futures = [pool.submit(collect_episode, job, config) for job in pending]
+                    try:
+                        for future in as_completed(futures):
+                            n, _ = future.result()
+                            written, frames = written + 1, frames + n
+                            bar.update(n)
+                            if stop.signum is not None:
+                                break
+                    finally:  # what is running finishes and is written; nothing new starts
+                        for future in futures:
+                            future.cancel()
+                if stop.signum is not None:  # the pool waited for the episodes in progress
+                    written = sum(
+                        1 for f in futures if f.done() and not f.cancelled() and not f.exception()
+                    )
+            if stop.signum is not None and written < len(pending):
+                raise Stopped(
+                    f"stopped by {stop.name} after {written} of {len(pending)} episodes, each "
+                    f"written whole; run the same command again to collect the rest of "
+                    f"{config.out}",
+                    stop.signum,
+                )
     finally:
         bar.close()
     seconds = time.perf_counter() - start
@@ -227,6 +352,7 @@ def collect_dataset(
         out=config.out,
         episodes_written=written,
         episodes_skipped=len(jobs) - len(pending),
+        episodes_damaged=damaged,
         frames_written=frames,
         seconds=seconds,
         dataset_episodes=len(files),

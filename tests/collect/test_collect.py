@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -186,3 +187,92 @@ def test_state_is_the_physics_of_its_frame(dataset):
         ("to_target", "position"),
         ("velocity", "velocity"),
     ]
+
+
+def test_a_damaged_episode_is_collected_again_and_said(dataset, tmp_path):
+    out = tmp_path / "damaged"
+    shutil.copytree(dataset, out)
+    broken = out / "cartpole-balance" / "episode_000001.npz"
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])  # truncated
+    summary = collect_dataset(small_config(out), workers=1, progress=False)
+    assert summary.episodes_written == 1 and summary.episodes_damaged == 1
+    assert "1 damaged ones collected again" in summary.describe()
+    assert file_bytes(out) == file_bytes(dataset)
+
+
+def test_a_bad_camera_is_named_before_anything_is_written_and_can_be_corrected(tmp_path):
+    out = tmp_path / "cam"
+    args = ["collect", "--domains", "cartpole-balance", "--episodes", "1", "--steps", "4",
+            "--size", "32", "--out", str(out), "--quiet"]  # fmt: skip
+    bad = cli(*args, "--camera", "99")
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
+    assert "--camera 99" in bad.stderr and "Traceback" not in bad.stderr
+    good = cli(*args, "--camera", "0")
+    assert good.returncode == 0, good.stderr
+    assert len(list(iter_episode_files(out))) == 1
+
+
+def test_two_collections_of_different_datasets_started_together_never_mix(tmp_path):
+    out = tmp_path / "shared"
+    base = ["collect", "--domains", "cartpole-balance", "--episodes", "3", "--steps", "10",
+            "--size", "32", "--workers", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    command = [sys.executable, "-m", "keypoint_wm.cli", *base]
+    processes = [
+        subprocess.Popen([*command, "--seed", str(seed)], stderr=subprocess.PIPE, text=True)
+        for seed in (1, 2)
+    ]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+    assert sorted(code == 0 for code, _ in results) == [False, True], results
+    refused = next(err for code, err in results if code != 0)
+    assert len(refused.strip().splitlines()) == 1
+    assert "already holds a different dataset" in refused or "another process" in refused
+    assert len(list(iter_episode_files(out))) == 3
+    winner = next(s for s, (code, _) in zip((1, 2), results, strict=True) if code == 0)
+    assert json.loads((out / "manifest.json").read_text())["spec"]["seed"] == winner
+    reference = collect_dataset(
+        small_config(tmp_path / "alone", tasks=("cartpole-balance",), episodes=3, seed=winner),
+        workers=1,
+        progress=False,
+    )
+    assert reference.episodes_written == 3
+    assert file_bytes(out) == file_bytes(tmp_path / "alone")  # the winner's, whole
+
+
+def test_sigterm_finishes_the_episodes_in_progress_and_leaves_no_worker(tmp_path):
+    import os
+
+    out = tmp_path / "stopped"
+    args = ["collect", "--domains", ",".join(TASKS), "--episodes", "20", "--steps", "40",
+            "--size", "32", "--seed", "5", "--workers", "2", "--out", str(out),
+            "--quiet"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keypoint_wm.cli", *args], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.rglob("*.npz"))) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "stopped by SIGTERM after" in stderr and "run the same command again" in stderr
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
+    assert children.stdout.strip() == ""
+    time.sleep(0.5)
+    orphans = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True)
+    assert [p for p in orphans.stdout.split() if int(p) != os.getpid()] == []
+    count, bad = check_dataset(out)
+    assert not bad and 0 < count < 40  # every file written whole
+
+
+def test_a_manifest_without_episodes_does_not_hold_the_folder(tmp_path):
+    """A collection that failed before its first episode left only its manifest: the
+    corrected command takes the folder; once an episode exists, the folder is held."""
+    from keypoint_wm.data.episodes import write_manifest
+
+    out = tmp_path / "empty"
+    out.mkdir()
+    write_manifest(out, {"spec": {**small_config(out).dataset_spec(), "camera_id": 99}})
+    config = small_config(out, tasks=("cartpole-balance",), episodes=1, steps=4)
+    assert collect_dataset(config, workers=1, progress=False).episodes_written == 1
+    with pytest.raises(CollectError, match="already holds a different dataset"):
+        collect_dataset(small_config(out, tasks=("cartpole-balance",), episodes=1, steps=5))
