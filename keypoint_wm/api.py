@@ -307,7 +307,10 @@ def load(
     Loading never executes pickled code (weights are safetensors).
     """
     run_dir = resolve_run(run_dir)
-    config = RunConfig.from_dict(read_config(run_dir))
+    try:
+        config = RunConfig.from_dict(read_config(run_dir))
+    except (ValueError, TypeError) as error:  # a config.json edited by hand
+        raise CheckpointError(f"{run_dir / 'config.json'}: {error}") from None
     target = resolve_device(device, flag="device")
     if is_exported(run_dir):
         weights, saved_step = read_exported_weights(run_dir)
@@ -326,7 +329,17 @@ def load(
             )
         weights, saved_step = checkpoint.model_state, checkpoint.step
     model = StructVRNN(config.model)
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:  # weights of another config (config.json edited by hand)
+        lines = [line.strip() for line in str(error).splitlines()]
+        first = next(
+            (line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))),
+            lines[0],
+        )
+        raise CheckpointError(
+            f"{run_dir}: the weights do not fit {run_dir / 'config.json'} ({first})"
+        ) from None
     model.to(target)
     model.set_precision(resolve_precision(precision, target))
     return WorldModel(model, config, saved_step, run_dir)

@@ -198,6 +198,13 @@ class RunConfig:
         unknown = sorted(set(data) - {"preset", "seed", "model", "train", "data"})
         if unknown:
             raise ValueError(f"unknown run config key(s): {', '.join(unknown)}")
+        for section in ("model", "train", "data"):
+            value = data.get(section, {})
+            if not isinstance(value, dict):
+                raise ValueError(
+                    f"{section!r} must be an object of settings, got {type(value).__name__} "
+                    f"{value!r}"
+                )
         return cls(
             preset=data.get("preset", "custom"),
             seed=int(data.get("seed", 0)),

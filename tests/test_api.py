@@ -67,3 +67,34 @@ def test_import_is_cheap():
     code = "import sys, keypoint_wm; print('torch' in sys.modules, 'dm_control' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: {**c, "colour": 1}, r"config\.json: unknown run config key\(s\): colour"),
+        (
+            lambda c: {**c, "model": "oops"},
+            r"config\.json: 'model' must be an object of settings, got str",
+        ),
+        (
+            lambda c: {
+                **c,
+                "model": {**c["model"], "num_keypoints": c["model"]["num_keypoints"] + 1},
+            },
+            r"the weights do not fit .*config\.json \(size mismatch for ",
+        ),
+    ],
+)
+def test_a_config_edited_by_hand_is_named_in_one_message(tiny_run, tmp_path, edit, message):
+    import json
+    import shutil
+
+    from keypoint_wm.checkpoint import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    path = run / "config.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    with pytest.raises(CheckpointError, match=message):
+        keypoint_wm.load(run, device="cpu")

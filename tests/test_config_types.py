@@ -81,3 +81,9 @@ def test_set_values_are_checked_when_parsed_even_if_a_flag_replaces_them_later()
     with pytest.raises(UsageError, match=r"--set train\.steps=abc: expected an integer"):
         parse_set_arguments(["train.steps=abc"])
     assert parse_set_arguments(["steps=10", "data.note=[x"]) == {"steps": 10, "data.note": "[x"}
+
+
+@pytest.mark.parametrize("item", ["train.learning_rate=-1", "train.learning_rate=0"])
+def test_a_learning_rate_that_cannot_train_is_refused_before_a_run_folder_exists(item):
+    with pytest.raises(UsageError, match="train.learning_rate must be > 0"):
+        overridden(item)
