@@ -128,6 +128,12 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.motion_prior_scale < 0 or self.motion_prior_final < 0:
             raise ValueError("train.motion_prior_scale and train.motion_prior_final must be >= 0")
+        if not self.learning_rate > 0:  # NaN too
+            raise ValueError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        if not self.grad_clip_norm >= 0:
+            raise ValueError(
+                f"train.grad_clip_norm must be >= 0 (0: off), got {self.grad_clip_norm}"
+            )
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"train.test_fraction must be in [0, 1), got {self.test_fraction}")
         if not 0.0 <= self.validation_fraction < 1.0:
