@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,8 +190,33 @@ def write_json(path: str | None, payload: dict[str, Any], flag: str = "--json") 
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"{flag} {path}: cannot create its folder ({error.strerror})") from None
-    atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
+    try:
+        atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
+    except OSError as error:  # a full disk, a read-only mount, no permission
+        raise UsageError(f"{flag} {path}: cannot write it ({error.strerror})") from None
     print(f"wrote {target}")
+
+
+def write_extra(write: Callable[[Path], Path], path: Path, flag: str, given: bool) -> Path | None:
+    """Write an extra output (a plot) with ``write(path)`` after the requested ones.
+
+    A path the user gave (``given``) that cannot be written is an error naming ``flag``
+    and the cause; a default one (say ``RUN/tracking.png`` in a read-only run) only warns,
+    so that it never costs what was asked for. Returns the path written, or None.
+    """
+    try:
+        written = write(path)
+    except OSError as error:
+        cause = error.strerror or str(error)
+        if given:
+            raise UsageError(f"{flag} {path}: cannot write it ({cause})") from None
+        warnings.warn(
+            f"could not write {path} ({cause}); pass {flag} PATH to put it elsewhere",
+            stacklevel=2,
+        )
+        return None
+    print(f"wrote {written}")
+    return written
 
 
 RUN_HELP = (

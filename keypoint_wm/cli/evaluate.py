@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from keypoint_wm.cli.common import (
     hidden_alias,
     positive_int,
     seed_run_args,
+    write_extra,
     write_json,
 )
 from keypoint_wm.data.state_layout import ANGLE_TARGETS
@@ -47,6 +49,11 @@ def _plot_path(args: argparse.Namespace, name: str) -> Path:
     if args.json:
         return Path(args.json).with_suffix(".png")
     return Path(args.run[0]) / f"{name}.png"
+
+
+def _write_plot(args: argparse.Namespace, name: str, plot: Callable[[Path], Path]) -> None:
+    """The plot after the JSON: a default path that cannot be written only warns."""
+    write_extra(plot, _plot_path(args, name), "--plot", given=bool(args.plot))
 
 
 def _over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any:
@@ -137,9 +144,8 @@ def run_tracking(args: argparse.Namespace) -> int:
         ),
     )
     print(format_tracking(summary))
-    plot = Path(args.plot) if args.plot else Path(args.run[0]) / "tracking.png"
-    print(f"wrote {plot_tracking(summary, plot)}")
     write_json(args.json, summary.to_json())
+    _write_plot(args, "tracking", lambda path: plot_tracking(summary, path))
     return 0
 
 
@@ -162,7 +168,10 @@ def _add_tracking(sub: argparse._SubParsersAction) -> None:
         help="choose the best sample per object (Basketball, auto) or over all objects",
     )
     _max_windows(t, 1000, "at most this many windows per task and split (default 1000)")
-    t.add_argument("--plot", help="PNG of error per time step (default RUN/tracking.png)")
+    t.add_argument(
+        "--plot",
+        help="PNG of error per time step (default: beside --json, or RUN/tracking.png)",
+    )
     t.set_defaults(handler=run_tracking)
 
 
@@ -189,8 +198,8 @@ def run_video(args: argparse.Namespace) -> int:
         args, lambda model: evaluate_video(model, args.data, config, progress=not args.quiet)
     )
     print(format_video(summary))
-    print(f"wrote {plot_video(summary, _plot_path(args, 'video'))}")
     write_json(args.json, summary.to_json())
+    _write_plot(args, "video", lambda path: plot_video(summary, path))
     return 0
 
 
@@ -250,8 +259,8 @@ def run_actions(args: argparse.Namespace) -> int:
         args, lambda model: evaluate_actions(model, args.data, config, progress=not args.quiet)
     )
     print(format_actions(summary))
-    print(f"wrote {plot_actions(summary, _plot_path(args, 'actions'))}")
     write_json(args.json, summary.to_json())
+    _write_plot(args, "actions", lambda path: plot_actions(summary, path))
     return 0
 
 
@@ -311,16 +320,17 @@ def run_diversity(args: argparse.Namespace) -> int:
     )
     summary = _over_seeds(args, lambda model: evaluate_diversity(model, args.data, config))
     print(format_diversity(summary))
+    write_json(args.json, summary.to_json())
     plot = _plot_path(args, "diversity")
     if summary.count == 1:
-        print(f"wrote {plot_diversity(summary.results[0], plot)}")
+        _write_plot(args, "diversity", lambda path: plot_diversity(summary.results[0], path))
     else:  # sampled paths of several runs do not average: one figure per run
         names = [Path(run).name for run in summary.runs]
         if len(set(names)) < len(names):
             names = [str(i) for i in range(len(names))]
         for name, (_, result) in zip(names, summary, strict=True):
-            print(f"wrote {plot_diversity(result, plot.with_name(f'{plot.stem}_{name}.png'))}")
-    write_json(args.json, summary.to_json())
+            path = plot.with_name(f"{plot.stem}_{name}.png")
+            write_extra(partial(plot_diversity, result), path, "--plot", bool(args.plot))
     return 0
 
 
@@ -376,8 +386,8 @@ def run_state_probe(args: argparse.Namespace) -> int:
         args, lambda model: evaluate_state_probe(model, args.data, config, not args.quiet)
     )
     print(format_state_probe(summary))
-    print(f"wrote {plot_state_probe(summary, _plot_path(args, 'state_probe'))}")
     write_json(args.json, summary.to_json())
+    _write_plot(args, "state_probe", lambda path: plot_state_probe(summary, path))
     return 0
 
 

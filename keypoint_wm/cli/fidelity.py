@@ -24,6 +24,7 @@ from keypoint_wm.cli.common import (
     device_of,
     positive_int,
     seed_run_args,
+    write_extra,
     write_json,
 )
 from keypoint_wm.errors import UsageError
@@ -141,8 +142,10 @@ def run_dream_fidelity(args: argparse.Namespace) -> int:
         del model
     summary = OverSeeds(tuple(runs), tuple(results))
     print(format_fidelity(summary))
-    print(f"wrote {plot_fidelity(summary, _plot_path(args))}")
     write_json(args.json, summary.to_json())
+    write_extra(
+        lambda path: plot_fidelity(summary, path), _plot_path(args), "--plot", bool(args.plot)
+    )
     return 0
 
 

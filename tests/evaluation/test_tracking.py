@@ -61,3 +61,24 @@ def test_cli_writes_json_with_the_documented_keys_and_a_plot(tiny_run, basketbal
     assert figures["best_sample"] == "per object"
     assert (tmp_path / "tracking.png").stat().st_size > 0
     assert "R2 per object" in result.stdout
+
+
+@pytest.mark.integration
+def test_a_default_plot_that_cannot_be_written_never_costs_the_json(
+    tiny_run, basketball_dir, tmp_path
+):
+    """Requested outputs first: the JSON is written, then the default plot beside it, whose
+    failure (here its path is a folder) only warns; a --plot that fails is an error."""
+    out = tmp_path / "tracking.json"
+    (tmp_path / "tracking.png").mkdir()  # the default plot's path cannot take a file
+    command = [sys.executable, "-m", "keypoint_wm.cli", "evaluate", "tracking", "--run",
+               str(tiny_run), "--data", str(basketball_dir), "--samples", "2",
+               "--max-windows", "4", "--json", str(out), "--device", "cpu", "--quiet"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(out.read_text())["r2_observed"]
+    assert "warning: could not write" in done.stderr and "--plot PATH" in done.stderr
+    given = subprocess.run([*command, "--plot", str(tmp_path / "tracking.png")],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert given.returncode == 2 and "--plot" in given.stderr
+    assert len(given.stderr.strip().splitlines()) == 1
