@@ -31,7 +31,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from keypoint_wm.checkpoint import CONFIG_NAME, WEIGHTS, latest_checkpoint, read_config
-from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.errors import UsageError
 
 __all__ = [
@@ -144,7 +144,7 @@ def export_run(
     tmp = out / f".{WEIGHTS}.tmp"
     save_file(weights, str(tmp), metadata={"step": str(state["step"]), "dtype": dtype})
     tmp.replace(out / WEIGHTS)
-    atomic_write_bytes(out / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+    atomic_write_json(out / CONFIG_NAME, config)
     if (out / "rewards").exists():
         shutil.rmtree(out / "rewards")
     if heads is not None:
@@ -161,5 +161,5 @@ def export_run(
         "heads": None if heads is None else str(heads),
         **(card or {}),
     }
-    atomic_write_bytes(out / CARD, (json.dumps(provenance, indent=2) + "\n").encode())
+    atomic_write_json(out / CARD, provenance)
     return out

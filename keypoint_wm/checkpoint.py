@@ -40,7 +40,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from keypoint_wm.config import config_differences
-from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.errors import DataError, RunError
 
 CONFIG_NAME = "config.json"
@@ -75,9 +75,7 @@ class Checkpoint:
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(
-        run_dir / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
-    )
+    atomic_write_json(run_dir / CONFIG_NAME, config, sort_keys=True)
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

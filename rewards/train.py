@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.data.sequences import EpisodeIndex
 from keypoint_wm.errors import UsageError
 from keypoint_wm.reward_inputs import INPUTS, check_inputs
@@ -503,4 +503,4 @@ def _write_summary(summary: RewardTrainSummary, path: Path) -> None:
         earlier = {}
     if isinstance(earlier, dict) and earlier.get("config") == payload["config"]:
         payload["tasks"] = {**earlier.get("tasks", {}), **payload["tasks"]}
-    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
+    atomic_write_json(path, payload)

@@ -56,7 +56,7 @@ import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.episodes import atomic_write_bytes, atomic_write_json
 from keypoint_wm.envs.agents.runner import check_tasks
 from keypoint_wm.envs.dmc import DMCPixelEnv
 from keypoint_wm.envs.latent.online import LatentFilter
@@ -659,7 +659,7 @@ def evaluate_dream_fidelity(
                 memo[key] = rollouts
             unit = {"settings": settings, "figures": figures}
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, (json.dumps(unit, indent=2) + "\n").encode())
+            atomic_write_json(path, unit)
         results[task] = unit["figures"]
     return DreamFidelity(meta, results, tuple(cached))
 

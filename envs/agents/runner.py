@@ -44,7 +44,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.envs.agents.checkpoints import (
     CHECKPOINT_SECONDS,
     UnitCheckpoints,
@@ -306,7 +306,7 @@ def _read_unit(unit: Unit, out: Path, settings: dict[str, Any]) -> dict[str, Any
 
 def _write(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
+    atomic_write_json(path, payload)
 
 
 def run_agents(

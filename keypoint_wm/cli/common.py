@@ -10,7 +10,6 @@ stable_baselines3): it runs whenever the parser is built. What a check needs (to
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -182,7 +181,7 @@ def write_json(path: str | None, payload: dict[str, Any], flag: str = "--json") 
     """Write ``payload`` atomically to ``path`` (no-op when ``path`` is None) and say so."""
     if not path:
         return
-    from keypoint_wm.data.episodes import atomic_write_bytes
+    from keypoint_wm.data.episodes import atomic_write_json
 
     check_json_path(path, flag)
     target = Path(path)
@@ -191,7 +190,7 @@ def write_json(path: str | None, payload: dict[str, Any], flag: str = "--json") 
     except OSError as error:
         raise UsageError(f"{flag} {path}: cannot create its folder ({error.strerror})") from None
     try:
-        atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
+        atomic_write_json(target, payload)
     except OSError as error:  # a full disk, a read-only mount, no permission
         raise UsageError(f"{flag} {path}: cannot write it ({error.strerror})") from None
     print(f"wrote {target}")

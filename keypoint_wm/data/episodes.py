@@ -118,6 +118,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write_json(path: str | os.PathLike, payload: Any, sort_keys: bool = False) -> None:
+    """Write ``payload`` as indented JSON (and a final newline) with :func:`atomic_write_bytes`:
+    every JSON file the package writes (configs, manifests, records, reports) goes through
+    here."""
+    text = json.dumps(payload, indent=2, sort_keys=sort_keys) + "\n"
+    atomic_write_bytes(path, text.encode())
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -462,7 +470,7 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
 def write_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> Path:
     """Atomically write ``manifest.json`` into ``root``."""
     path = Path(root) / MANIFEST_NAME
-    atomic_write_bytes(path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_json(path, manifest, sort_keys=True)
     return path
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.episodes import atomic_write_json
 
 __all__ = [
     "CLI_MODULE",
@@ -170,7 +170,7 @@ class UnitResult:
         """Write ``folder/<unit>.json`` atomically."""
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.unit}.json"
-        atomic_write_bytes(path, (json.dumps(self.to_json(), indent=2) + "\n").encode())
+        atomic_write_json(path, self.to_json())
         return path
 
 

@@ -16,14 +16,13 @@ pytest is a test dependency, not the package's: it is imported when this runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.episodes import atomic_write_json
 
 __all__ = ["FIXED_ARGS", "Outcomes", "main", "run_suite"]
 
@@ -82,7 +81,7 @@ def run_suite(args: Sequence[str], json_path: str | Path) -> dict[str, Any]:
     result = outcomes.to_json(args, code)
     path = Path(json_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write_json(path, result)
     return result
 
 
