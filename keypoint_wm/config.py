@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.choices import PRECISION_CHOICES as PRECISIONS
 from keypoint_wm.errors import DataError, KeypointWMError, UsageError
 from keypoint_wm.model.config import ModelConfig
 
-PRECISIONS = ("auto", "fp32", "channels_last", "bf16")
 REFERENCE_FRAMES = ("first", "other_episode")
 """What the reconstructor draws on (:attr:`TrainConfig.reference_frame`)."""
 

@@ -27,6 +27,7 @@ from keypoint_wm.checkpoint import (
     save_checkpoint,
     write_config,
 )
+from keypoint_wm.choices import DATA_PLACEMENTS, GRAPH_MODES
 from keypoint_wm.claims import claim
 from keypoint_wm.config import RunConfig, saved_run_settings, with_legacy_settings
 from keypoint_wm.conventions import frames_to_tensor
@@ -127,16 +128,6 @@ def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device, use_ac
     if reference is not None:
         reference = frames_to_tensor(reference[:, None], device)[:, 0]
     return images, actions, reference
-
-
-DATA_PLACEMENTS = ("auto", "device", "loader")
-"""Where training windows come from: ``"device"`` holds the training split on the training
-device (:class:`~keypoint_wm.data.device_windows.DeviceWindows`), ``"loader"`` reads files
-with a DataLoader, ``"auto"`` picks the device on CUDA when the data fits."""
-
-GRAPH_MODES = ("auto", "on", "off")
-"""CUDA-graph capture of the training step: ``"auto"`` on one CUDA device (not under
-``torchrun``), ``"on"`` requires CUDA, ``"off"`` always eager."""
 
 
 def train(

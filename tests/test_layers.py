@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "keypoint_wm",
         "errors",
+        "choices",
         "conventions",
         "latent_features",
         "reward_inputs",

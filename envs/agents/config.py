@@ -15,16 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.choices import AGENT_VARIANTS as VARIANTS
 from keypoint_wm.envs.latent.dream import STARTS
 from keypoint_wm.errors import UsageError
 from keypoint_wm.latent_features import FEATURE_CHOICES
 
 __all__ = ["ALGOS", "FEATURES", "VARIANTS", "AgentEvalConfig", "Unit", "settings_differences"]
-
-VARIANTS = ("random", "state", "pixels", "latent", "dream")
-"""The five variants, in table order: a uniform random policy, then one SB3 agent on the true
-low-dimensional state, on the raw frames, on the world model's latent state, and one trained
-only inside the world model's imagination (``DreamEnv``)."""
 
 ALGOS = ("ppo", "sac")
 """The Stable-Baselines3 algorithms ``--algo`` accepts."""

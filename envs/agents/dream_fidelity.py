@@ -56,6 +56,7 @@ import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.choices import DREAM_POLICIES as POLICIES
 from keypoint_wm.data.episodes import atomic_write_bytes, atomic_write_json
 from keypoint_wm.envs.agents.runner import check_tasks
 from keypoint_wm.envs.dmc import DMCPixelEnv
@@ -81,9 +82,6 @@ __all__ = [
     "scripted_policies",
     "task_seed",
 ]
-
-POLICIES = ("zero", "plus", "minus", "random", "sine", "pd", "pd-flipped")
-"""The scripted policies, in table order; ``pd`` and ``pd-flipped`` on cartpole tasks only."""
 
 CARTPOLE_ONLY = ("pd", "pd-flipped")
 

@@ -30,13 +30,11 @@ import torch
 from gymnasium import spaces
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.choices import DREAM_STARTS as STARTS
 from keypoint_wm.envs.latent.base import resolve_reward_head
 from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
 
 __all__ = ["STARTS", "DreamEnv"]
-
-STARTS = ("any", "initial")
-"""Where a :class:`DreamEnv` episode's start window lies in a data episode."""
 
 
 class DreamEnv(gymnasium.Env):

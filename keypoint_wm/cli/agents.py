@@ -12,6 +12,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from keypoint_wm.choices import AGENT_VARIANTS as VARIANT_NAMES
+from keypoint_wm.choices import DREAM_STARTS
 from keypoint_wm.cli.common import (
     add_device,
     add_quiet,
@@ -24,14 +26,6 @@ from keypoint_wm.cli.common import (
 )
 from keypoint_wm.errors import UsageError
 from keypoint_wm.latent_features import FEATURE_CHOICES
-
-VARIANT_NAMES = ("random", "state", "pixels", "latent", "dream")
-"""``--variants`` names (``keypoint_wm.envs.agents.VARIANTS``, repeated here so that building
-the parser imports no SB3)."""
-
-DREAM_STARTS = ("any", "initial")
-"""``--dream-starts`` choices (``keypoint_wm.envs.latent.dream.STARTS``, repeated here for
-the same reason)."""
 
 DEFAULT_SEEDS = 3
 """``--seeds`` when neither it nor ``--seed`` is given."""

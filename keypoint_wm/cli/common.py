@@ -20,17 +20,7 @@ from keypoint_wm.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-DEVICE_HELP = (
-    "cpu, cuda or cuda:N (default: cuda:LOCAL_RANK under torchrun, else cuda:0 when CUDA is "
-    "available, else cpu)"
-)
-"""The ``--help`` text of every ``--device`` flag: the text of
-``keypoint_wm.model.device.DEVICE_HELP``, repeated here because that module imports torch
-(tests/cli/test_cli_imports.py asserts that the two agree)."""
-
-PRECISION_CHOICES = ("auto", "fp32", "channels_last", "bf16")
-"""``--precision`` values: ``auto`` (what training picks) or one of
-``keypoint_wm.model.precision.PRECISIONS`` (asserted equal by tests/cli/test_cli_imports.py)."""
+from keypoint_wm.choices import DEVICE_HELP, PRECISION_CHOICES
 
 
 def positive_int(flag: str) -> Callable[[str], int]:

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.choices import DREAM_POLICIES as POLICY_NAMES
 from keypoint_wm.cli.common import (
     RUN_HELP,
     add_device,
@@ -28,10 +29,6 @@ from keypoint_wm.cli.common import (
     write_json,
 )
 from keypoint_wm.errors import UsageError
-
-POLICY_NAMES = ("zero", "plus", "minus", "random", "sine", "pd", "pd-flipped")
-"""``--policies`` names (``keypoint_wm.envs.agents.dream_fidelity.POLICIES``, repeated here
-so that building the parser imports no torch or dm_control)."""
 
 DESCRIPTION = """\
 Rolls scripted policies on the real task from its initial states (zero, plus: +1, minus: -1,

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.choices import DATA_PLACEMENTS, GRAPH_MODES
 from keypoint_wm.cli.common import (
     PRECISION_CHOICES,
     LazyChoices,
@@ -160,7 +161,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data-placement",
-        choices=("auto", "device", "loader"),
+        choices=DATA_PLACEMENTS,
         default="auto",
         help="where training windows come from: 'device' holds the training split on the "
         "training device as uint8 and draws windows there, 'loader' reads files with a "
@@ -169,7 +170,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--cuda-graph",
-        choices=("auto", "on", "off"),
+        choices=GRAPH_MODES,
         default="auto",
         help="capture the training step once as a CUDA graph and replay it (auto, default: "
         "on one CUDA device, not under torchrun)",

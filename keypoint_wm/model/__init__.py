@@ -11,6 +11,7 @@ Public API::
 Imports only torch, numpy and the standard library.
 """
 
+from keypoint_wm.choices import PRECISIONS
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.dynamics import Belief, DynamicsOutput, KeypointDynamics, StepOutput
 from keypoint_wm.model.inference import InferenceDetector
@@ -22,7 +23,7 @@ from keypoint_wm.model.outputs import (
     ObserveOutput,
     RolloutOutput,
 )
-from keypoint_wm.model.precision import PRECISIONS, bf16_is_fast, preferred_precision
+from keypoint_wm.model.precision import bf16_is_fast, preferred_precision
 from keypoint_wm.model.struct_vrnn import StructVRNN
 
 __all__ = [

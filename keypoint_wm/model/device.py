@@ -24,12 +24,6 @@ import torch
 
 from keypoint_wm.errors import UsageError
 
-DEVICE_HELP = (
-    "cpu, cuda or cuda:N (default: cuda:LOCAL_RANK under torchrun, else cuda:0 when CUDA is "
-    "available, else cpu)"
-)
-"""The ``--help`` text of every ``--device`` flag."""
-
 
 def resolve_device(name: str | torch.device | None, flag: str = "--device") -> torch.device:
     """``name`` (or the default rule when None) as a validated, indexed ``torch.device``."""

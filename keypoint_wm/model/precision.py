@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import torch
 
-PRECISIONS = ("fp32", "channels_last", "bf16")
-"""Precision modes of :meth:`StructVRNN.set_precision`."""
-
 
 def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
     """Whether bf16 convolutions are native on ``device``.

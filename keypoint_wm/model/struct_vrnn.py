@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from keypoint_wm.choices import PRECISIONS
 from keypoint_wm.model import losses
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.dynamics import KeypointDynamics
@@ -66,7 +67,7 @@ from keypoint_wm.model.outputs import (
     ScheduleValue,
     is_off,
 )
-from keypoint_wm.model.precision import PRECISIONS, bf16_is_fast, preferred_precision
+from keypoint_wm.model.precision import bf16_is_fast, preferred_precision
 
 __all__ = [
     "PRECISIONS",

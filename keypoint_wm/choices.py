@@ -1,0 +1,53 @@
+"""The named choices of settings and flags: one home each, torch-free.
+
+The command line builds its parser from these without importing torch, gymnasium or SB3;
+the code that acts on a choice reads the same tuple. Nothing here may import more than the
+standard library.
+
+>>> PRECISION_CHOICES
+('auto', 'fp32', 'channels_last', 'bf16')
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AGENT_VARIANTS",
+    "DATA_PLACEMENTS",
+    "DEVICE_HELP",
+    "DREAM_POLICIES",
+    "DREAM_STARTS",
+    "GRAPH_MODES",
+    "PRECISIONS",
+    "PRECISION_CHOICES",
+]
+
+DEVICE_HELP = (
+    "cpu, cuda or cuda:N (default: cuda:LOCAL_RANK under torchrun, else cuda:0 when CUDA is "
+    "available, else cpu)"
+)
+"""The ``--help`` text of every ``--device`` flag (the rule: ``model.device.resolve_device``)."""
+
+PRECISIONS = ("fp32", "channels_last", "bf16")
+"""Precision modes of the image networks (:meth:`StructVRNN.set_precision`)."""
+
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+"""``train.precision`` and ``--precision``: ``auto`` (the fastest safe mode on the device,
+``model.precision.preferred_precision``) or one of :data:`PRECISIONS`."""
+
+DATA_PLACEMENTS = ("auto", "device", "loader")
+"""Where training windows come from: ``"device"`` holds the training split on the training
+device (:class:`~keypoint_wm.data.device_windows.DeviceWindows`), ``"loader"`` reads files
+with a DataLoader, ``"auto"`` picks the device on CUDA when the data fits."""
+
+GRAPH_MODES = ("auto", "on", "off")
+"""CUDA-graph capture of the training step: ``"auto"`` on one CUDA device (not under
+``torchrun``), ``"on"`` requires CUDA, ``"off"`` always eager."""
+
+AGENT_VARIANTS = ("random", "state", "pixels", "latent", "dream")
+"""The variants of ``evaluate agents`` (``envs.agents.variants``)."""
+
+DREAM_STARTS = ("any", "initial")
+"""Where a dream episode starts in the run's data episodes (``envs.latent.dream``)."""
+
+DREAM_POLICIES = ("zero", "plus", "minus", "random", "sine", "pd", "pd-flipped")
+"""The scripted policies of ``evaluate dream-fidelity`` (``pd`` ones: cartpole only)."""
