@@ -32,7 +32,11 @@ from keypoint_wm.claims import claim
 from keypoint_wm.config import RunConfig, saved_run_settings, with_legacy_settings
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
-from keypoint_wm.data.episodes import episode_metadata, read_manifest
+from keypoint_wm.data.episodes import (
+    episode_metadata,
+    manifest_action_repeat,
+    positive_int_or_none,
+)
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
 from keypoint_wm.errors import DataError, RunError, Stopped, UsageError
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
@@ -112,11 +116,9 @@ def _data_action_repeat(data_dir: Path, index: EpisodeIndex) -> int | None:
     first = {r.task: r.path for r in reversed(index.records)}
     values = [episode_metadata(path).get("action_repeat") for path in first.values()]
     if all(value is None for value in values):
-        manifest = read_manifest(data_dir)
-        spec = manifest.get("spec") if isinstance(manifest, dict) else None
-        values = [spec.get("action_repeat") if isinstance(spec, dict) else None]
+        return manifest_action_repeat(data_dir)
     value = values[0] if all(v == values[0] for v in values) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return positive_int_or_none(value)
 
 
 def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device, use_actions: bool):

@@ -19,7 +19,6 @@ pixel task (:func:`make_latent_env`); without ``run`` it uses the shipped defaul
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.data.episodes import manifest_action_repeat, positive_int_or_none
 from keypoint_wm.envs.latent.base import LatentWrapperMixin
 from keypoint_wm.envs.latent.online import resolve_model
 
@@ -46,12 +46,12 @@ def training_action_repeat(model: WorldModel) -> int:
     data = model.config.data
     run = str(model.run_dir) if model.run_dir is not None else "the world model"
     if "action_repeat" in data:
-        value = data["action_repeat"]
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        value = positive_int_or_none(data["action_repeat"])
+        if value is not None:
             return value
         reason = "its training data does not record an action repeat"
     else:
-        value = _manifest_action_repeat(data.get("root"))
+        value = manifest_action_repeat(data.get("root"))
         if value is not None:
             return value
         root = data.get("root")
@@ -63,17 +63,6 @@ def training_action_repeat(model: WorldModel) -> int:
         stacklevel=3,
     )
     return 1
-
-
-def _manifest_action_repeat(root: Any) -> int | None:
-    """``spec.action_repeat`` of the manifest in ``root`` (None if absent or unreadable)."""
-    if not isinstance(root, str) or not root:
-        return None
-    try:
-        value = json.loads((Path(root) / "manifest.json").read_text())["spec"]["action_repeat"]
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _env_task(env: gymnasium.Env) -> str | None:

@@ -467,6 +467,24 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
         raise EpisodeFormatError(f"{path}: manifest is not valid JSON ({error})") from error
 
 
+def manifest_action_repeat(root: Any) -> int | None:
+    """The ``spec.action_repeat`` of the manifest in the dataset folder ``root``: a positive
+    int, or None when there is no folder, manifest or such entry (or it is unreadable)."""
+    if not isinstance(root, (str, os.PathLike)) or not str(root):
+        return None
+    try:
+        manifest = read_manifest(root)
+    except (OSError, DataError):
+        return None
+    spec = manifest.get("spec") if isinstance(manifest, dict) else None
+    return positive_int_or_none(spec.get("action_repeat") if isinstance(spec, dict) else None)
+
+
+def positive_int_or_none(value: Any) -> int | None:
+    """``value`` when it is an int >= 1 (not a bool), else None: a recorded action repeat."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def write_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> Path:
     """Atomically write ``manifest.json`` into ``root``."""
     path = Path(root) / MANIFEST_NAME
