@@ -70,10 +70,11 @@ TARGETS: dict[str, Target] = {
             "state-probe",
             "what the latent knows: test R^2 of a ridge probe from the filtered latent to the "
             "physics state, per task, positions and velocities apart",
-            "about 2 h per variant on an idle machine: the 6-task collection (about 35 min, "
-            "shared with the other DMCS targets), 3 world models (about 20 min each for "
-            "dmcs-cpu, 35 min for the 8 + 8 candidate), 3 probes (about 6 min each); "
-            'docs/measurements.md, "what the latent knows, the first units"',
+            "the 6-task collection (22 min with AMX to about 35 min, shared with the other "
+            "DMCS targets), then per variant 3 world models (a dmcs-cpu model 12-13 min "
+            "alone with AMX, 20 min on AVX-512 BF16 without it, about 30 min each when two "
+            "share the cores; the 8 + 8 candidate about twice that) and 3 probes (6-7 min "
+            'each); docs/measurements.md, "what the frames can tell"',
             "not measured",
             "keypoint_wm.reproduce.state_probe",
         ),
