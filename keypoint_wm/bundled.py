@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,31 @@ def read_exported_weights(folder: Path) -> tuple[dict[str, torch.Tensor], int]:
     return weights, int(metadata.get("step", 0))
 
 
+def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """safetensors written atomically, readable by every user of an installed package."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(weights, str(tmp), metadata=metadata)
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+def _copy_heads(source: Path, target: Path, dtype: torch.dtype) -> None:
+    """The reward heads of ``source`` (one folder per task) with their weights in ``dtype``;
+    their training logs (TensorBoard) stay behind."""
+    for folder, names, files in os.walk(source):
+        names[:] = [n for n in names if n != "tensorboard"]
+        here = target / Path(folder).relative_to(source)
+        here.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            if name.endswith(".safetensors"):
+                tensors = load_file(str(Path(folder) / name))
+                _save_weights(
+                    {k: v.to(dtype).contiguous() for k, v in tensors.items()}, here / name, {}
+                )
+            else:
+                shutil.copyfile(Path(folder) / name, here / name)
+
+
 def _hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -141,14 +167,12 @@ def export_run(
         for k, v in load_file(str(checkpoint / WEIGHTS)).items()
     }
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(weights, str(tmp), metadata={"step": str(state["step"]), "dtype": dtype})
-    tmp.replace(out / WEIGHTS)
+    _save_weights(weights, out / WEIGHTS, {"step": str(state["step"]), "dtype": dtype})
     atomic_write_json(out / CONFIG_NAME, config)
     if (out / "rewards").exists():
         shutil.rmtree(out / "rewards")
     if heads is not None:
-        shutil.copytree(heads, out / "rewards")
+        _copy_heads(Path(heads), out / "rewards", EXPORT_DTYPES[dtype])
     provenance = {
         "source": {
             "run": str(run_dir),

@@ -42,8 +42,15 @@ def run(tmp_path: Path) -> Path:
     write_config(folder, {**config.to_dict(), "data": {"action_repeat": 2}})
     torch.manual_seed(0)
     save_checkpoint(folder, 7, StructVRNN(config.model).state_dict(), {}, {})
-    (folder / "rewards" / "cartpole-balance").mkdir(parents=True)
-    (folder / "rewards" / "cartpole-balance" / "head.json").write_text("{}")
+    from keypoint_wm.rewards import RewardHead, RewardHeadConfig, save_reward_head
+
+    save_reward_head(
+        RewardHead(RewardHeadConfig(input_size=8, units=4)), folder / "rewards" / "cartpole-balance"
+    )
+    (folder / "rewards" / "tensorboard" / "cartpole-balance").mkdir(parents=True)
+    (folder / "rewards" / "tensorboard" / "cartpole-balance" / "events.out").write_bytes(
+        b"x" * 1000
+    )
     return folder
 
 
@@ -58,7 +65,16 @@ def test_an_export_in_half_precision_loads_like_its_run_at_half_the_size(run, tm
     assert torch.allclose(exported.observe(FRAMES).keypoints, same, atol=2e-2)
     card = json.loads((out / "card.json").read_text())
     assert card["source"]["step"] == 7 and card["dtype"] == "float16" and card["weights"]
-    assert (out / "rewards" / "cartpole-balance" / "head.json").exists()
+    # the heads come along in the export's precision, their training logs do not
+    from safetensors.torch import load_file
+
+    from keypoint_wm.rewards import load_reward_head
+
+    head = out / "rewards" / "cartpole-balance"
+    assert {v.dtype for v in load_file(str(head / "head.safetensors")).values()} == {torch.float16}
+    assert load_reward_head(out / "rewards", task="cartpole-balance").config.input_size == 8
+    assert not (out / "rewards" / "tensorboard").exists()
+    assert (out / "model.safetensors").stat().st_mode & 0o044 == 0o044  # readable by all
     # float32 keeps the weights exactly
     exact = keypoint_wm.load(export_run(run, tmp_path / "exact", dtype="float32"), device="cpu")
     for name, value in original.model.state_dict().items():
