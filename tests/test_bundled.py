@@ -123,3 +123,28 @@ def test_export_refuses_what_would_lose_data_or_cannot_work(run, tmp_path):
     )
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
     assert "busy" in done.stderr
+
+
+def test_the_shipped_default_model_loads_fits_8_mb_and_drives_the_latent_env():
+    import gymnasium as gym
+
+    import keypoint_wm.envs  # registers the ids
+
+    folder = bundled.BUNDLED_ROOT / bundled.DEFAULT
+    assert bundled.DEFAULT in bundled.bundled_names()
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= 8_000_000
+    card = json.loads((folder / "card.json").read_text())
+    assert card["dtype"] == "float16" and card["source"]["weights"]
+    model = keypoint_wm.load(device="cpu")
+    assert model.run_dir == folder and model.action_size > 0
+    assert all(p.dtype == torch.float32 for p in model.model.parameters())
+    tasks = sorted(p.name for p in (folder / "rewards").iterdir() if p.is_dir())
+    assert tasks == sorted(card["source"]["data"]["tasks"])
+    env = gym.make("KeypointWM/cartpole-balance-latent-v0", reward_head=True)
+    try:
+        obs, info = env.reset(seed=0)
+        assert env.observation_space.contains(obs) and "predicted_reward" in info
+        obs, *_ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
