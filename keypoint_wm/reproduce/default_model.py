@@ -164,7 +164,7 @@ def _headline(results: dict[str, UnitResult]) -> str:
         return 'in progress: "Not shipped yet."'
     size = results["ship"].figures["bytes"] / 1e6
     return (
-        f"{size:.1f} MB in float16; state probe, mean over the tasks: positions "
+        f"{size:.2f} MB in float16; state probe, mean over the tasks: positions "
         f"{_mean(probe.figures, 'positions')}, velocities {_mean(probe.figures, 'velocities')}"
     )
 
@@ -212,7 +212,12 @@ def _page(results: dict[str, UnitResult]) -> str:
                 f"| {task} | {cell(run, 'positions')} | {cell(export, 'positions')} | "
                 f"{cell(run, 'velocities')} | {cell(export, 'velocities')} |"
             )
-        lines.append("")
+        means = [
+            _mean(r.figures, kind) if r is not None else "-"
+            for kind in ("positions", "velocities")
+            for r in (run, export)
+        ]
+        lines += [f"| mean | {' | '.join(means)} |", ""]
     tracking = results.get("tracking-export")
     if tracking is not None:
         lines += [
