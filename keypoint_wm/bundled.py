@@ -56,6 +56,9 @@ DEFAULT = "default"
 CARD = "card.json"
 """An exported model's provenance file."""
 
+METADATA_KEY = "keypoint_wm"
+"""The safetensors metadata entry of an export's weights: JSON with the step and dtype."""
+
 EXPORT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 """The storage precisions of :func:`export_run` (loading always gives float32)."""
 
@@ -97,13 +100,16 @@ def read_exported_weights(folder: Path) -> tuple[dict[str, torch.Tensor], int]:
     weights = {k: v.float() for k, v in load_file(str(folder / WEIGHTS)).items()}
     with safe_open(str(folder / WEIGHTS), framework="pt") as handle:
         metadata = handle.metadata() or {}
-    return weights, int(metadata.get("step", 0))
+    return weights, int(json.loads(metadata.get(METADATA_KEY, "{}")).get("step", 0))
 
 
-def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """safetensors written atomically, readable by every user of an installed package."""
+def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any]) -> None:
+    """safetensors written atomically, readable by every user of an installed package; the
+    metadata as one sorted JSON entry (safetensors orders several entries differently from
+    one process to the next: the same export must give the same bytes)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(weights, str(tmp), metadata=metadata)
+    entry = {METADATA_KEY: json.dumps(metadata, sort_keys=True)} if metadata else None
+    save_file(weights, str(tmp), metadata=entry)
     tmp.chmod(0o644)
     tmp.replace(path)
 
@@ -167,7 +173,7 @@ def export_run(
         for k, v in load_file(str(checkpoint / WEIGHTS)).items()
     }
     out.mkdir(parents=True, exist_ok=True)
-    _save_weights(weights, out / WEIGHTS, {"step": str(state["step"]), "dtype": dtype})
+    _save_weights(weights, out / WEIGHTS, {"step": int(state["step"]), "dtype": dtype})
     atomic_write_json(out / CONFIG_NAME, config)
     if (out / "rewards").exists():
         shutil.rmtree(out / "rewards")

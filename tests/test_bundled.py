@@ -75,6 +75,10 @@ def test_an_export_in_half_precision_loads_like_its_run_at_half_the_size(run, tm
     assert load_reward_head(out / "rewards", task="cartpole-balance").config.input_size == 8
     assert not (out / "rewards" / "tensorboard").exists()
     assert (out / "model.safetensors").stat().st_mode & 0o044 == 0o044  # readable by all
+    # the same export again gives the same bytes (what ships is what was measured)
+    again = export_run(run, tmp_path / "again", heads=run / "rewards")
+    for name in ("model.safetensors", "rewards/cartpole-balance/head.safetensors", "config.json"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
     # float32 keeps the weights exactly
     exact = keypoint_wm.load(export_run(run, tmp_path / "exact", dtype="float32"), device="cpu")
     for name, value in original.model.state_dict().items():
