@@ -293,8 +293,8 @@ def _made_elsewhere(protocol: Protocol, folder: Path, unit: Unit, began: str, wa
     """Whether another process recorded ``unit`` meanwhile, so that this one skips it: a
     result with a current record, or an artifact recorded while this process ran
     (``began``, ISO time) or whose claim it ``waited`` for (they share this ``--out``)."""
-    result = load_results(folder).get(unit.name)
-    if result is None or result.settings != unit.digest:
+    result = protocol.current(load_results(folder)).get(unit.name)
+    if result is None:  # none, or made from artifacts that have since been re-made
         return False
     return unit.kind == "result" or waited or result.finished >= began
 

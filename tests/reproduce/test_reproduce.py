@@ -67,6 +67,25 @@ def test_plan_runs_what_is_not_recorded_and_remakes_what_it_needs():
     assert plan(protocol, everything) == []
 
 
+def test_a_result_of_a_re_made_model_is_run_again_not_taken_as_made_elsewhere(tmp_path):
+    """A probe recorded with weights its train unit no longer records (a new machine trained
+    the model again) is planned, and the runner does not skip it as another process's."""
+    from dataclasses import replace
+
+    from keypoint_wm.reproduce.runner import _made_elsewhere
+
+    protocol = _protocol()
+    train = replace(_record(protocol, "train-a"), kind="artifact", uses={"model": "new"})
+    probe = replace(_record(protocol, "probe-a"), uses={"model": "old"}, finished="2026")
+    for result in (train, probe):
+        result.write(tmp_path)
+    records = {"train-a": train, "probe-a": probe}
+    assert "probe-a" in [u.name for u in plan(protocol, records)]
+    assert not _made_elsewhere(protocol, tmp_path, protocol.unit("probe-a"), "2025", False)
+    replace(probe, uses={"model": "new"}).write(tmp_path)
+    assert _made_elsewhere(protocol, tmp_path, protocol.unit("probe-a"), "2025", False)
+
+
 def test_only_names_an_unknown_unit_in_one_line():
     from keypoint_wm.errors import UsageError
 
