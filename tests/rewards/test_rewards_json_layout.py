@@ -36,7 +36,7 @@ TRAIN_CONFIG = {"window", "stride", "max_windows", "train_fraction", "split", "s
 HEAD_FACTS = {"run", "checkpoint_step", "data", "train_windows", "test_windows",
               "test_normalized_mse", "window", "stride", "max_windows", "seed", "train_fraction",
               "split", "best_step", "validation_windows", "inputs",
-              "validation_normalized_mse", "held_out_data"}  # fmt: skip
+              "validation_normalized_mse", "held_out_data", "weights"}  # fmt: skip
 TASK_SCORES = {"normalized_mse", "per_step", "ci95", "constant_rewards", "test_windows", "split",
                "mean_train_reward", "inputs", "validation_normalized_mse"}  # fmt: skip
 RUN_ENTRY = {"label", "run", "checkpoint_step", "representation", "dynamics", "tasks",
