@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keypoint_wm.reproduce.agents import (
+from keypoint_wm.reproduce.agents_settings import (
     BENCHMARK_TASKS,
     PUBLISHED,
     AgentSettings,

@@ -15,13 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from keypoint_wm.reproduce.agents import (
-    ACTION_REPEAT,
-    MAX_RETURN,
-    PUBLISHED,
-    AgentSettings,
-    world_model,
-)
 from keypoint_wm.reproduce.agents_bars import (
     CURL,
     Done,
@@ -29,6 +22,13 @@ from keypoint_wm.reproduce.agents_bars import (
     done_records,
     fidelity_correlations,
     returns_of,
+)
+from keypoint_wm.reproduce.agents_settings import (
+    ACTION_REPEAT,
+    MAX_RETURN,
+    PUBLISHED,
+    AgentSettings,
+    world_model,
 )
 from keypoint_wm.reproduce.dmcs import DmcsSettings
 from keypoint_wm.reproduce.dream_fidelity import HEADS

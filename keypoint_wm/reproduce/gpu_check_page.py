@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keypoint_wm.reproduce.gpu_check import GpuCheckSettings
+from keypoint_wm.reproduce.gpu_check_settings import GpuCheckSettings
 from keypoint_wm.reproduce.pages import header, units_table
 from keypoint_wm.reproduce.protocol import UnitResult
 
@@ -192,7 +192,7 @@ def page(settings: GpuCheckSettings, results: dict[str, UnitResult]) -> str:
         "Basketball sequences whose reward is the ball's x position (one run, "
         f"{settings.seeds} replicas side by side, one fed by the DataLoader), and on the "
         "first run: tracking, video metrics, reward heads and the latent wrapper on replayed "
-        "frames. Every knob is in `GpuCheckSettings` (`keypoint_wm/reproduce/gpu_check.py`).",
+        "frames. Every knob is in `GpuCheckSettings` (`keypoint_wm/reproduce/gpu_check_settings.py`).",
     )
     if settings.smoke:
         lines += [
