@@ -184,41 +184,29 @@ def _on_the_run(settings: GpuCheckSettings) -> list[Unit]:
     def replay_figures(out: Path) -> dict[str, Any]:
         return dict(read_json(replay, out))
 
-    uses, needs = _world_model(settings), ("train",)
+    commands = (
+        ("tracking", ("evaluate", "tracking", "--samples", str(settings.tracking_samples),
+                      "--json", tracking, "--quiet"), tracking_figures),
+        ("video", ("evaluate", "video", "--samples", str(settings.video_samples),
+                   "--max-windows", str(settings.video_windows), "--json", video, "--quiet"),
+         video_figures),
+        ("rewards", ("rewards", "train", "--stride", str(settings.reward_stride),
+                     "--steps", str(settings.reward_steps), "--out", rewards, "--quiet"),
+         reward_figures),
+        ("replay", ("bench", "replay", "--steps", str(settings.replay_steps), "--json", replay),
+         replay_figures),
+    )  # fmt: skip
+    uses = _world_model(settings)
     return [
         Unit(
-            "tracking",
-            ("evaluate", "tracking", *common, "--samples", str(settings.tracking_samples))
-            + ("--json", tracking, "--quiet"),
-            needs=needs,
-            figures=tracking_figures,
+            name,
+            (*argv[:2], *common, *argv[2:]),
+            needs=("train",),
+            figures=figures,
             uses=uses,
-        ),
-        Unit(
-            "video",
-            ("evaluate", "video", *common, "--samples", str(settings.video_samples))
-            + ("--max-windows", str(settings.video_windows), "--json", video, "--quiet"),
-            needs=needs,
-            figures=video_figures,
-            uses=uses,
-        ),
-        Unit(
-            "rewards",
-            ("rewards", "train", *common, "--stride", str(settings.reward_stride))
-            + ("--steps", str(settings.reward_steps), "--out", rewards, "--quiet"),
-            needs=needs,
-            figures=reward_figures,
-            uses=uses,
-        ),
-        Unit(
-            "replay",
-            ("bench", "replay", *common, "--steps", str(settings.replay_steps))
-            + ("--json", replay),
-            needs=needs,
-            figures=replay_figures,
-            uses=uses,
-            exclusive=True,
-        ),
+            exclusive=name == "replay",  # a timing: alone on the device
+        )
+        for name, argv, figures in commands
     ]
 
 
