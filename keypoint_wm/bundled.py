@@ -20,7 +20,6 @@ Loading never executes pickled code: the weights are safetensors, the rest JSON.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,7 +30,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from keypoint_wm.checkpoint import CONFIG_NAME, WEIGHTS, latest_checkpoint, read_config
+from keypoint_wm.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS,
+    latest_checkpoint,
+    read_config,
+    weights_digest,
+)
 from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.errors import UsageError
 
@@ -131,10 +136,6 @@ def _copy_heads(source: Path, target: Path, dtype: torch.dtype) -> None:
                 shutil.copyfile(Path(folder) / name, here / name)
 
 
-def _hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def export_run(
     run_dir: str | Path,
     out: str | Path,
@@ -183,11 +184,11 @@ def export_run(
         "source": {
             "run": str(run_dir),
             "step": int(state["step"]),
-            "weights": _hash(checkpoint / WEIGHTS),
+            "weights": weights_digest(checkpoint / WEIGHTS),
             "data": config.get("data", {}),
         },
         "dtype": dtype,
-        "weights": _hash(out / WEIGHTS),
+        "weights": weights_digest(out / WEIGHTS),
         "heads": None if heads is None else str(heads),
         **(card or {}),
     }

@@ -25,6 +25,7 @@ checkpoint is valid.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -76,6 +77,12 @@ class Checkpoint:
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG_NAME, config, sort_keys=True)
+
+
+def weights_digest(path: Path) -> str:
+    """A short hash of a weights file's bytes: how records, exports and their cards name the
+    weights a world model holds (the same file gives the same digest everywhere)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

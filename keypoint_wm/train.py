@@ -332,16 +332,13 @@ def _train(
                     logger.probe(step, r2)
                     ProbeLog(run_dir).append(step, train_seconds, r2)
                     clock = time.perf_counter()
-                if step % config.train.checkpoint_every == 0 or step == total:
+                stopping = stop.signum is not None  # a stop saves the step it ends
+                if step % config.train.checkpoint_every == 0 or step == total or stopping:
                     runner.raise_if_nonfinite(step)
                     train_seconds += time.perf_counter() - clock
                     clock = time.perf_counter()
                     _save(run_dir, step, model, runner, dist_info, dataset, train_seconds)
                 if stop.signum is not None and step < total:
-                    if step % config.train.checkpoint_every != 0:
-                        runner.raise_if_nonfinite(step)
-                        train_seconds += time.perf_counter() - clock
-                        _save(run_dir, step, model, runner, dist_info, dataset, train_seconds)
                     raise Stopped(
                         f"stopped by {stop.name} at step {step} of {total}, its checkpoint "
                         f"saved; continue it with the same command and --resume (--out "

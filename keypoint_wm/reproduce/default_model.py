@@ -15,7 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from keypoint_wm.reproduce.dmcs import DmcsSettings, data_path, data_unit, run_dir, train_unit
+from keypoint_wm.reproduce.dmcs import (
+    DmcsSettings,
+    Variant,
+    data_path,
+    data_unit,
+    run_dir,
+    train_unit,
+)
 from keypoint_wm.reproduce.dream_fidelity import HEADS, TASKS, heads_unit
 from keypoint_wm.reproduce.identity import weights_hash
 from keypoint_wm.reproduce.pages import header, units_table
@@ -59,7 +66,7 @@ def _export_unit(settings: DmcsSettings, to: str, name: str, ships: bool) -> Uni
     )
 
 
-def _variant(settings: DmcsSettings) -> Any:
+def _variant(settings: DmcsSettings) -> Variant:
     return next(v for v in settings.variants if v.name == CHOSEN)
 
 
@@ -199,7 +206,9 @@ def _page(results: dict[str, UnitResult]) -> str:
             "| velocities, export |",
             "|---|---|---|---|---|",
         ]
-        tasks = (export or run).figures["tasks"]  # type: ignore[union-attr]
+        shown = export if export is not None else run
+        assert shown is not None
+        tasks = shown.figures["tasks"]
         for task in tasks:
 
             def cell(result: UnitResult | None, kind: str, task: str = task) -> str:

@@ -246,7 +246,6 @@ def _speed_units(settings: GpuCheckSettings) -> list[Unit]:
 
 def protocol(smoke: bool = False) -> Protocol:
     """The protocol; ``smoke``: the same units on the CPU, seconds long."""
-
     settings = GpuCheckSettings()
     if smoke:
         settings = settings.smoke_setting()

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from keypoint_wm.checkpoint import WEIGHTS, latest_checkpoint
+from keypoint_wm.checkpoint import WEIGHTS, latest_checkpoint, weights_digest
 from keypoint_wm.data.episodes import iter_episode_files
 
 __all__ = ["dataset_fingerprint", "git_commit", "machine", "weights_hash"]
@@ -94,5 +94,5 @@ def weights_hash(run_dir: str | Path) -> dict[str, Any]:
     checkpoint = latest_checkpoint(Path(run_dir))
     if checkpoint is None:
         return {"step": None, "weights": None}
-    digest = hashlib.sha256((checkpoint / WEIGHTS).read_bytes()).hexdigest()[:16]
-    return {"step": int(checkpoint.name.removeprefix("step_")), "weights": digest}
+    step = int(checkpoint.name.removeprefix("step_"))
+    return {"step": step, "weights": weights_digest(checkpoint / WEIGHTS)}
