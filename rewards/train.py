@@ -422,13 +422,12 @@ def train_reward_heads(
             raise UsageError("--out is required for a model that was not loaded from a run")
         out = Path(model.run_dir) / "rewards"
     out = Path(out)
-    weights = model_weights_hash(model)
-    same = {
+    same: dict[str, Any] = {  # what a head was trained on: a re-run keeps those that agree
         "run": None if model.run_dir is None else str(model.run_dir),
         "checkpoint_step": model.step,
         "data": str(Path(data_dir).resolve()),
         "held_out_data": [str(p.resolve()) for p in held_out],
-        "weights": weights,
+        "weights": model_weights_hash(model),
     }
     kept = {} if sequences is not None else finished_heads(out, config, same)
     if tasks:
@@ -466,9 +465,7 @@ def train_reward_heads(
         predicted = predict(head, test.hidden, test.keypoints)
         score = normalized_mse(predicted, test.reward, head.config.reward_mean)[0]
         facts = HeadFacts(
-            run=None if model.run_dir is None else str(model.run_dir),
-            checkpoint_step=model.step,
-            data=str(Path(data_dir).resolve()),
+            **same,
             train_windows=len(train),
             test_windows=len(test),
             test_normalized_mse=None if np.isnan(score) else score,
@@ -482,8 +479,6 @@ def train_reward_heads(
             validation_windows=head.config.metadata["validation_windows"],
             inputs=config.inputs,
             validation_normalized_mse=head.config.metadata["validation_normalized_mse"],
-            held_out_data=[str(p.resolve()) for p in held_out],
-            weights=weights,
         )
         head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
         save_reward_head(head, out / task)
