@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from keypoint_wm.choices import PRECISION_CHOICES as PRECISIONS
+from keypoint_wm.differences import config_differences as config_differences
 from keypoint_wm.errors import DataError, KeypointWMError, UsageError
 from keypoint_wm.model.config import ModelConfig
 
@@ -409,17 +410,3 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             overrides[section] = values
     source = f"--config {path}:"
     return {key: coerce_setting(key, value, source=source) for key, value in overrides.items()}
-
-
-def config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts."""
-    keys = sorted(set(a) | set(b))
-    differing = []
-    for key in keys:
-        name = f"{prefix}{key}"
-        left, right = a.get(key), b.get(key)
-        if isinstance(left, dict) and isinstance(right, dict):
-            differing.extend(config_differences(left, right, name + "."))
-        elif json.dumps(left, sort_keys=True) != json.dumps(right, sort_keys=True):
-            differing.append(name)
-    return differing

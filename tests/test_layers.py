@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
         "claims",
         "stop_signals",
         "host_memory",
+        "differences",
         "config",
         "model",
     ),

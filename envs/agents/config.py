@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keypoint_wm.choices import AGENT_VARIANTS as VARIANTS
+from keypoint_wm.differences import describe_differences
 from keypoint_wm.envs.latent.dream import STARTS
 from keypoint_wm.errors import UsageError
 from keypoint_wm.latent_features import FEATURE_CHOICES
@@ -195,10 +196,10 @@ class AgentEvalConfig:
 
 
 def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """The settings in which a saved unit differs from this command's, as text ("" if none).
+    """The settings in which a saved unit differs from this command's, as text ("" if none):
+    :func:`~keypoint_wm.differences.describe_differences`, the one comparison of settings.
 
     >>> settings_differences({"steps": 100, "algo": "sac"}, {"steps": 200, "algo": "sac"})
     'steps: 100 now 200'
     """
-    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {old.get(k)!r} now {new.get(k)!r}" for k in differ)
+    return describe_differences(old, new)

@@ -36,7 +36,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from keypoint_wm.config import config_differences
+from keypoint_wm.differences import config_differences
 from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.metrics import mean_ci
 
