@@ -2,7 +2,8 @@
 
 Resumable by construction: every episode file is written atomically under its final name
 only when complete, so a re-run with the same command collects exactly the missing ones;
-a file found damaged (truncated, overwritten: :func:`present_and_valid`) is collected again.
+a file found damaged (truncated, overwritten:
+:func:`~keypoint_wm.data.episodes.present_and_valid`) is collected again.
 The same seed gives byte-identical files whatever the number of workers or shards.
 
 Shared folders (docs/design.md, "Atomic writes"): the manifest is checked and written under
@@ -32,8 +33,8 @@ from keypoint_wm.claims import claim
 from keypoint_wm.collect.config import CollectConfig, CollectError, EpisodeJob, Shard, plan_jobs
 from keypoint_wm.collect.rollout import random_rollout
 from keypoint_wm.data.episodes import (
-    inspect_episode_file,
     iter_episode_files,
+    present_and_valid,
     read_manifest,
     save_episode,
     write_manifest,
@@ -174,14 +175,6 @@ def _other_writers(out: Path, own_claim: str) -> list[str]:
                 if holder is not None:
                     holders.append(holder)
     return holders
-
-
-def present_and_valid(path: Path) -> bool | None:
-    """None: no file; True: a whole episode file (its zip directory, keys and small arrays
-    read, not the frames); False: a damaged one, to be collected again."""
-    if not path.exists():
-        return None
-    return not inspect_episode_file(path, read_images=False).problems
 
 
 def _task_info(config: CollectConfig) -> dict[str, Any]:

@@ -439,6 +439,17 @@ def check_episode_file(path: str | os.PathLike) -> list[str]:
     return inspect_episode_file(path, read_images=True).problems
 
 
+def present_and_valid(path: str | os.PathLike) -> bool | None:
+    """None: no file; True: a whole episode file (its zip directory, keys and small arrays
+    read, not the frames: :func:`inspect_episode_file` with ``read_images=False``); False: a
+    damaged one (truncated, overwritten), to be written again. What every resumable writer
+    asks of a file before keeping it."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return not inspect_episode_file(path, read_images=False).problems
+
+
 def iter_episode_files(root: str | os.PathLike) -> Iterator[Path]:
     """All finished episode files under ``root`` (recursively), in sorted order.
 
