@@ -14,26 +14,25 @@ with ``joints="eval12"``) and metadata holding ``action`` (name), ``action_index
 (``"train"``/``"test"``, the same deterministic hash split as training's default test
 fraction 0.2) and the drawn parameters. Sequence ``i`` performs action ``i mod 6``, so classes
 are balanced. The same seed gives byte-identical files; a killed run finishes when the same
-command runs again, and a directory written with other settings is refused, never
-overwritten.
+command runs again (damaged files are written again), and a directory written with other
+settings is refused, never overwritten (:class:`~keypoint_wm.data.writer.DatasetWriter`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keypoint_wm import __version__
-from keypoint_wm.data.episodes import Episode, read_manifest, save_episode, write_manifest
+from keypoint_wm.data.episodes import Episode
 from keypoint_wm.data.figure_render import FigureStyle, PoseAngles, leg_extent, pose_to_joints
 from keypoint_wm.data.figure_render import render_figure as _render
 from keypoint_wm.data.sequences import is_test_file
 from keypoint_wm.data.skeleton import joint_selection
+from keypoint_wm.data.writer import DatasetWriter, sequence_fields
 from keypoint_wm.errors import UsageError
 
 __all__ = ["ACTIONS", "FILE_PATTERN", "figure_sequence", "write_figures_dataset"]
@@ -245,6 +244,25 @@ def figure_sequence(
     return images, joints.astype(np.float32), params
 
 
+def _figure_episode(
+    settings: dict[str, Any], index: int, joint_indices: list[int]
+) -> tuple[str, Episode]:
+    """The file name and episode of sequence ``index`` of the dataset of ``settings``."""
+    name = FILE_PATTERN.format(index)
+    num_frames = settings["num_frames"]
+    images, all_joints, params = figure_sequence(
+        settings["seed"], index, num_frames, settings["size"]
+    )
+    split = "test" if is_test_file(name, DEFAULT_TEST_FRACTION) else "train"
+    return name, Episode(
+        image=images,
+        action=np.zeros((num_frames, 0), np.float32),
+        reward=np.zeros(num_frames, np.float32),
+        true_object_pos=all_joints[:, joint_indices],
+        metadata={**settings, **params, "index": index, "split": split},
+    )
+
+
 def write_figures_dataset(
     out_dir: str | Path,
     num_sequences: int = 1000,
@@ -271,10 +289,6 @@ def write_figures_dataset(
         A summary: ``out_dir``, ``num_sequences``, ``written``, ``kept``, ``seconds``,
         ``manifest``, ``actions`` (episodes per action).
     """
-    started = time.perf_counter()
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, expected a dataset directory")
     if num_sequences < 1 or num_frames < 2 or size < 16:
         raise UsageError(
             f"need --sequences >= 1, --frames >= 2 and --size >= 16; got {num_sequences}, "
@@ -291,60 +305,17 @@ def write_figures_dataset(
         "actions": list(ACTIONS),
         "test_fraction": DEFAULT_TEST_FRACTION,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    previous = read_manifest(out)
-    if previous is not None:
-        clash = sorted(k for k in settings if k in previous and previous[k] != settings[k])
-        if clash or previous.get("dataset", "figures") != "figures":
-            details = ", ".join(
-                f"{k}: {previous.get(k)!r} there, {settings[k]!r} now" for k in clash
-            )
-            raise UsageError(f"--out {out} holds a dataset written with other settings ({details})")
-    elif any(out.iterdir()):
-        raise UsageError(f"--out {out} is not empty and holds no figures dataset; choose another")
-
-    def manifest(complete: bool) -> dict[str, Any]:
-        return {
-            **settings,
-            "num_episodes": len(list(out.glob("figure_*.npz"))),
-            "requested_sequences": int(num_sequences),
-            "complete": complete,
-            "image_shape": [num_frames, size, size, 3],
-            "action_shape": [num_frames, 0],
-            "true_object_pos_shape": [num_frames, len(indices), 2],
-            "file_pattern": FILE_PATTERN,
-        }
-
-    manifest_path = write_manifest(out, manifest(complete=False))
-    versions = {"keypoint_wm": __version__, "numpy": np.__version__}
-    written = kept = 0
+    writer = DatasetWriter(out_dir, settings, label="figures")
+    writer.start(
+        sequence_fields(writer.out, FILE_PATTERN, num_sequences, num_frames, size, len(indices))
+    )
     counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)
     from tqdm.auto import tqdm
 
     for index in tqdm(range(num_sequences), desc="figures", unit="seq", disable=not progress):
-        name = FILE_PATTERN.format(index)
         counts[list(ACTIONS)[index % len(ACTIONS)]] += 1
-        if (out / name).is_file():
-            kept += 1
-            continue
-        images, all_joints, params = figure_sequence(seed, index, num_frames, size)
-        split = "test" if is_test_file(name, DEFAULT_TEST_FRACTION) else "train"
-        episode = Episode(
-            image=images,
-            action=np.zeros((num_frames, 0), np.float32),
-            reward=np.zeros(num_frames, np.float32),
-            true_object_pos=all_joints[:, indices],
-            metadata={**settings, **params, "index": index, "split": split, "versions": versions},
-        )
-        save_episode(out / name, episode)
-        written += 1
-    write_manifest(out, manifest(complete=True))
-    return {
-        "out_dir": str(out),
-        "num_sequences": int(num_sequences),
-        "written": written,
-        "kept": kept,
-        "seconds": round(time.perf_counter() - started, 3),
-        "manifest": str(manifest_path),
-        "actions": counts,
-    }
+        if not writer.finished(FILE_PATTERN.format(index)):
+            writer.save(*_figure_episode(settings, index, indices))
+    writer.finish()
+    summary = {"out_dir": str(writer.out), "num_sequences": int(num_sequences), **writer.tally()}
+    return {**summary, "manifest": str(writer.manifest_path), "actions": counts}

@@ -32,7 +32,6 @@ the square outside the video are black. Pixel centres: source pixel ``i`` covers
 from __future__ import annotations
 
 import re
-import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from keypoint_wm import __version__
 from keypoint_wm.conventions import pixel_to_keypoint
-from keypoint_wm.data.episodes import Episode, read_manifest, save_episode, write_manifest
+from keypoint_wm.data.episodes import Episode
 from keypoint_wm.data.skeleton import H36M_32_TO_17, JOINT_SETS, joint_selection
+from keypoint_wm.data.writer import DatasetWriter
 from keypoint_wm.errors import DataError, RunError, UsageError
 
 DEFAULT_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -330,70 +329,43 @@ def convert_human36m(
     config: Human36MConfig | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Convert a Human3.6M tree into episode files (resumable; see the module docstring).
+    """Convert a Human3.6M tree into episode files (resumable, through
+    :class:`~keypoint_wm.data.writer.DatasetWriter`; see the module docstring).
 
     Returns:
         A summary: ``out_dir``, ``videos``, ``written``, ``kept``, ``seconds``, ``splits``
         (episodes per split), ``actions`` (episodes per class), ``manifest``.
     """
     config = config or Human36MConfig()
-    started = time.perf_counter()
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, expected a dataset directory")
     entries = list_videos(root, config)
     if not entries:
         raise DataError(f"--root {root}: no videos to convert")
     settings = {"dataset": "human36m", **asdict(config), "action_classes": list(ACTION_CLASSES)}
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
-    out.mkdir(parents=True, exist_ok=True)
-    previous = read_manifest(out)
-    if previous is not None:
-        clash = sorted(k for k in settings if previous.get(k) != settings[k])
-        if clash:
-            details = ", ".join(
-                f"{k}: {previous.get(k)!r} there, {settings[k]!r} now" for k in clash
-            )
-            raise UsageError(f"--out {out} holds a dataset written with other settings ({details})")
-    elif any(out.iterdir()):
-        raise UsageError(f"--out {out} is not empty and holds no Human3.6M dataset")
-
-    def manifest(complete: bool) -> dict[str, Any]:
-        return {
-            **settings,
-            "num_episodes": sum((out / e.out_name).is_file() for e in entries),
+    writer = DatasetWriter(out_dir, settings, label="Human3.6M")
+    writer.start(
+        lambda: {
+            "num_episodes": sum((writer.out / e.out_name).is_file() for e in entries),
             "videos": len(entries),
-            "complete": complete,
             "splits": {e.out_name: e.split for e in entries},
         }
-
-    manifest_path = write_manifest(out, manifest(complete=False))
-    versions = {"keypoint_wm": __version__, "numpy": np.__version__}
-    written = kept = 0
+    )
     from tqdm.auto import tqdm
 
     for entry in tqdm(entries, desc="human36m", unit="video", disable=not progress):
-        target = out / entry.out_name
-        if target.is_file():
-            kept += 1
-            continue
-        episode = convert_video(entry, config)
-        episode.metadata["versions"] = versions
-        save_episode(target, episode)
-        written += 1
-    write_manifest(out, manifest(complete=True))
+        if not writer.finished(entry.out_name):
+            writer.save(entry.out_name, convert_video(entry, config))
+    writer.finish()
     splits: dict[str, int] = {}
     actions: dict[str, int] = {}
     for e in entries:
         splits[e.split] = splits.get(e.split, 0) + 1
         actions[e.action] = actions.get(e.action, 0) + 1
     return {
-        "out_dir": str(out),
+        "out_dir": str(writer.out),
         "videos": len(entries),
-        "written": written,
-        "kept": kept,
-        "seconds": round(time.perf_counter() - started, 3),
+        **writer.tally(),
         "splits": splits,
         "actions": actions,
-        "manifest": str(manifest_path),
+        "manifest": str(writer.manifest_path),
     }
