@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.data.episodes import atomic_write_bytes, present_and_valid
 from keypoint_wm.errors import UsageError
 
 SHAPES = ("disc", "square", "diamond")
@@ -132,7 +131,7 @@ def write_shapes_dataset(
     config: ShapesConfig | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Write ``num_sequences`` reference-format files into ``out_dir``; keeps finished ones.
+    """Write ``num_sequences`` reference-format files into ``out_dir``; keeps whole ones.
 
     Returns ``{"written": ..., "kept": ...}``. Files are written atomically.
     """
@@ -144,7 +143,7 @@ def write_shapes_dataset(
     written = kept = 0
     for index in tqdm(range(num_sequences), desc="shapes", unit="seq", disable=not progress):
         path = out / FILE_PATTERN.format(index=index)
-        if path.is_file() and zipfile.is_zipfile(path):
+        if present_and_valid(path):  # whole; a damaged file is written again
             kept += 1
             continue
         buffer = io.BytesIO()
