@@ -6,7 +6,11 @@ written at once, atomically (docs/design.md, "Atomic writes"), to
 ``OUT/units/<task>/<variant>-seed<seed>.json``; a re-run reads the finished ones back and
 skips them, provided they were run with the same settings (a unit of other settings is
 refused, naming ``--out``). A unit still training is checkpointed beside its result file
-and resumed from there by a re-run (:mod:`~keypoint_wm.envs.agents.checkpoints`). Several
+and resumed from there by a re-run, exactly: it ends bitwise where it would have ended had
+it never been stopped (:mod:`~keypoint_wm.envs.agents.checkpoints`). SIGINT or SIGTERM
+(:mod:`keypoint_wm.stop_signals`) saves the training unit at its next round of updates, or
+lets a unit that does not train finish, and raises :class:`~keypoint_wm.errors.Stopped`
+(exit status 130 or 143) naming what was saved; a second signal stops at once. Several
 processes may share one ``--out``: each unit is claimed before it trains and skipped by the
 others meanwhile (:mod:`~keypoint_wm.envs.agents.claims`). The report (``--json``, every
 unit finished in ``--out``) is rewritten after every unit, the plot (``--plot``) at the end.
@@ -62,13 +66,13 @@ from keypoint_wm.envs.agents.variants import (
     eval_env,
     eval_seed,
     make_agent,
-    resume_seed,
     reward_head_for,
     train_env,
 )
 from keypoint_wm.envs.latent.wrapper import training_action_repeat
 from keypoint_wm.envs.registration import parse_task_name
-from keypoint_wm.errors import DataError, UsageError
+from keypoint_wm.errors import DataError, Stopped, UsageError
+from keypoint_wm.stop_signals import StopRequest, stop_requests
 
 __all__ = ["check_tasks", "episode_returns", "run_agents", "run_unit"]
 
@@ -168,13 +172,19 @@ class _SingleThreadUpdates(BaseCallback):
 
 
 def run_unit(
-    unit: Unit, setup: AgentSetup, settings: dict[str, Any], out: Path | None = None
+    unit: Unit,
+    setup: AgentSetup,
+    settings: dict[str, Any],
+    out: Path | None = None,
+    stop: StopRequest | None = None,
 ) -> dict[str, Any]:
     """Train (unless ``random``) and score one unit; its result (see the module doc).
 
     With ``out``, a training unit is checkpointed into its
     :func:`~keypoint_wm.envs.agents.checkpoints.partial_dir` as it trains and resumed from
-    there when it was killed; the caller removes that folder once the result is written.
+    there, exactly, when it was killed; the caller removes that folder once the result is
+    written. Once ``stop`` holds a signal, a training unit saves a checkpoint at its next
+    round of updates and raises :class:`~keypoint_wm.errors.Stopped`.
     """
     config = setup.config
     started = time.perf_counter()
@@ -194,7 +204,7 @@ def run_unit(
             result.update(env_steps=0, curve=[[0, float(np.mean(returns))]])
         else:
             folder = partial_dir(unit, out) if out is not None else None
-            returns, before = _train(unit, setup, scoring, seed, result, folder)
+            returns, before = _train(unit, setup, scoring, seed, result, folder, stop)
     finally:
         scoring.close()
     result.update(
@@ -212,6 +222,7 @@ def _train(
     seed: int,
     result: dict[str, Any],
     folder: Path | None,
+    stop: StopRequest | None,
 ) -> tuple[list[float], float]:
     """Train and score the unit's agent: (final returns, seconds spent before a resume)."""
     config = setup.config
@@ -232,13 +243,13 @@ def _train(
     )
     try:
         agent = make_agent(unit.variant, venv, setup, unit.seed)
+        # The envs are not reset: a resume restores their episodes in progress.
         resumed = resume_unit(agent, folder, result["settings"]) if folder else None
         before = 0.0
         if resumed is not None:
             progress, path = resumed
             before = progress.seconds
             tqdm.write(f"{unit}: resuming from {path} ({progress.env_steps} steps)")
-            venv.seed(resume_seed(unit.seed, progress.env_steps))
             bar.update(progress.env_steps)
 
         def score() -> float:
@@ -257,6 +268,10 @@ def _train(
                     lambda: callback.next,
                     every=setup.checkpoint_seconds,
                     seconds=before,
+                    saved_steps=agent.num_timesteps if resumed is not None else -1,
+                    stop=stop,
+                    label=str(unit),
+                    budget=budget,
                 )
             )
         if unit.variant != "pixels":  # MlpPolicy: see _SingleThreadUpdates
@@ -413,6 +428,9 @@ def run_agents(
 
     done = {(r["task"], r["variant"], r["seed"]) for r in finished_units()}
     todo = [unit for unit in units if (unit.task, unit.variant, unit.seed) not in done]
+    for unit in units:  # a process killed between writing a result and removing its checkpoints
+        if (unit.task, unit.variant, unit.seed) in done and partial_dir(unit, out).exists():
+            discard(partial_dir(unit, out))
     if done:
         tqdm.write(f"{len(done)} of {len(units)} units already finished in {out}: skipped")
     overall = tqdm(
@@ -426,18 +444,26 @@ def run_agents(
     if report_only:
         todo = []
     try:
-        for unit in todo:
-            overall.set_postfix_str(str(unit))
-            with claimed(unit, out) as holder:
-                if holder is not None:
-                    tqdm.write(f"{unit}: being trained by {holder}: skipped")
-                elif _read_unit(unit, out, settings[unit.variant]) is None:
-                    result = run_unit(unit, setup, settings[unit.variant], out)
-                    _write(unit.path(out), result)
-                    discard(partial_dir(unit, out))
-                    tqdm.write(f"{unit}: final return {result['final_return']:.1f}")
-                    _write(json_path, build_report(finished_units(), meta, config))
-            overall.update()
+        with stop_requests() as stop:
+            for number, unit in enumerate(todo, 1):
+                overall.set_postfix_str(str(unit))
+                with claimed(unit, out) as holder:
+                    if holder is not None:
+                        tqdm.write(f"{unit}: being trained by {holder}: skipped")
+                    elif _read_unit(unit, out, settings[unit.variant]) is None:
+                        result = run_unit(unit, setup, settings[unit.variant], out, stop)
+                        _write(unit.path(out), result)
+                        discard(partial_dir(unit, out))
+                        tqdm.write(f"{unit}: final return {result['final_return']:.1f}")
+                        _write(json_path, build_report(finished_units(), meta, config))
+                overall.update()
+                if stop.signum is not None and number < len(todo):
+                    raise Stopped(
+                        f"stopped by {stop.name} after {unit} ({number} of {len(todo)} units "
+                        f"to run; the finished ones are in {out / 'units'}); run the same "
+                        "command again to run the rest",
+                        stop.signum,
+                    )
     finally:
         overall.close()
     report = build_report(finished_units(), meta, config)

@@ -62,6 +62,11 @@ class StateEnv(gymnasium.Env):
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
         self._needs_reset = True
 
+    @property
+    def dm_env(self) -> Any:
+        """The wrapped ``dm_control.rl.control.Environment`` (its physics and task)."""
+        return self._env
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from keypoint_wm.api import WorldModel
 from keypoint_wm.envs.agents.checkpoints import CHECKPOINT_SECONDS
 from keypoint_wm.envs.agents.config import AgentEvalConfig
+from keypoint_wm.envs.agents.env_state import ReplayableEpisode
 from keypoint_wm.envs.agents.state import StateEnv
 from keypoint_wm.envs.dmc import DMCPixelEnv
 from keypoint_wm.envs.latent.dream import DreamEnv
@@ -58,7 +59,6 @@ __all__ = [
     "eval_seed",
     "make_agent",
     "ppo_rollout",
-    "resume_seed",
     "reward_head_for",
     "train_env",
 ]
@@ -118,24 +118,36 @@ def _task_kwargs(setup: AgentSetup) -> dict[str, Any] | None:
     return None if limit is None else {"time_limit": limit}
 
 
-def _state_env(task: str, setup: AgentSetup) -> Callable[[], gymnasium.Env]:
+def _state_env(
+    task: str, setup: AgentSetup, replayable: bool = False
+) -> Callable[[], gymnasium.Env]:
+    """A builder of the task's :class:`StateEnv`; ``replayable``: behind a
+    :class:`~keypoint_wm.envs.agents.env_state.ReplayableEpisode` (a training env, which a
+    checkpoint restores mid-episode)."""
+
     def build() -> gymnasium.Env:
-        return StateEnv(task, action_repeat=setup.action_repeat, time_limit=setup.config.time_limit)
+        env = StateEnv(task, action_repeat=setup.action_repeat, time_limit=setup.config.time_limit)
+        return ReplayableEpisode(env) if replayable else env
 
     return build
 
 
-def _pixel_env(task: str, setup: AgentSetup) -> Callable[[], gymnasium.Env]:
+def _pixel_env(
+    task: str, setup: AgentSetup, replayable: bool = False
+) -> Callable[[], gymnasium.Env]:
+    """A builder of the task's :class:`~keypoint_wm.envs.DMCPixelEnv` at the run's image
+    size; ``replayable`` as in :func:`_state_env`."""
     domain, name = parse_task_name(task)
 
     def build() -> gymnasium.Env:
-        return DMCPixelEnv(
+        env = DMCPixelEnv(
             domain,
             name,
             size=setup.image_size,
             action_repeat=setup.action_repeat,
             task_kwargs=_task_kwargs(setup),
         )
+        return ReplayableEpisode(env) if replayable else env
 
     return build
 
@@ -179,14 +191,18 @@ def train_env(
     variant: str, task: str, setup: AgentSetup, seed: int, head: RewardHead | None = None
 ) -> VecEnv:
     """The ``VecEnv`` an agent of ``variant`` trains on (``setup.config.num_envs`` envs);
-    ``head``: the dream's reward head (default: :func:`reward_head_for`)."""
+    ``head``: the dream's reward head (default: :func:`reward_head_for`).
+
+    Every layer of it can be checkpointed mid-episode and restored exactly
+    (:mod:`~keypoint_wm.envs.agents.env_state`): the dm_control envs record their episodes.
+    """
     n, base = setup.config.num_envs, TRAIN_SEED_STRIDE * seed
     if variant == "state":
-        return _vec(_state_env(task, setup), n, base)
+        return _vec(_state_env(task, setup, replayable=True), n, base)
     if variant == "pixels":
-        return VecTransposeImage(_vec(_pixel_env(task, setup), n, base))
+        return VecTransposeImage(_vec(_pixel_env(task, setup, replayable=True), n, base))
     if variant == "latent":
-        venv = _vec(_pixel_env(task, setup), n, base)
+        venv = _vec(_pixel_env(task, setup, replayable=True), n, base)
         return LatentVecEnv(venv, setup.model, features=setup.config.features)
     if variant == "dream":
         if head is None:
@@ -223,15 +239,6 @@ def eval_env(variant: str, task: str, setup: AgentSetup) -> VecEnv:
         venv = _vec(_pixel_env(task, setup), n)
         return LatentVecEnv(venv, setup.model, features=setup.config.features)
     raise ValueError(f"unknown variant {variant!r}")
-
-
-def resume_seed(seed: int, env_steps: int) -> int:
-    """The seed of agent seed ``seed``'s training envs when it resumes at ``env_steps``.
-
-    Resumed envs start new episodes; this seed keeps them apart from the episodes the
-    unit trained on before (and from every other seed's).
-    """
-    return int(np.random.SeedSequence([seed, env_steps]).generate_state(1)[0])
 
 
 def eval_seed(seed: int) -> int:

@@ -190,6 +190,22 @@ class DreamEnv(gymnasium.Env):
         truncated = self._steps >= self.max_episode_steps
         return self.filter.observations()[0], float(rewards[0]), False, truncated, self._info()
 
+    def episode_state(self) -> dict[str, Any]:
+        """The imagined episode in progress (beside :attr:`np_random`, which picks starts):
+        ``filter`` (:meth:`~keypoint_wm.envs.latent.online.LatentFilter.get_state`),
+        ``steps`` (imagined steps so far) and ``first`` (uint8 ``[S, S, 3]``, the start
+        window's first frame, which :meth:`render` draws on; None before the first reset)."""
+        first = None if self._first is None else self._first.copy()
+        return {"filter": self.filter.get_state(), "steps": self._steps, "first": first}
+
+    def restore_episode(self, state: dict[str, Any]) -> None:
+        """Continue the episode of an :meth:`episode_state` (of a DreamEnv of the same run,
+        head and features) exactly where it stood."""
+        self.filter.set_state(state["filter"])
+        self._steps = int(state["steps"])
+        first = state["first"]
+        self._first = None if first is None else np.array(first, dtype=np.uint8)
+
     def _info(self) -> dict[str, Any]:
         rewards = self.filter.rewards_numpy()
         assert rewards is not None

@@ -250,6 +250,45 @@ class LatentFilter:
         if seed is not None:
             self.generator.manual_seed(int(seed) % 2**63)
 
+    STATE_TENSORS = ("hidden", "keypoints", "feed", "latent", "head_state", "predicted_reward")
+    """The tensors that hold every row's state (:meth:`get_state`)."""
+
+    def get_state(self) -> dict[str, Tensor | None]:
+        """Every row's state, copied: what :meth:`set_state` needs to continue exactly here.
+
+        ``hidden`` ``[B, H]`` (h_{t-1}), ``keypoints`` ``[B, K, 3]``, ``feed`` ``[B, 3K]``,
+        ``latent`` ``[B, Z]`` (None for a deterministic model), ``head_state`` ``[L, B, U]``
+        and ``predicted_reward`` ``[B]`` (None without a reward head), and ``generator``: the
+        latent noise's :class:`torch.Generator` state (uint8 ``[N]``, on the CPU).
+        """
+        state: dict[str, Tensor | None] = {}
+        for name in self.STATE_TENSORS:
+            value = getattr(self, name)
+            state[name] = None if value is None else value.detach().clone()
+        state["generator"] = self.generator.get_state()
+        return state
+
+    def set_state(self, state: dict[str, Tensor | None]) -> None:
+        """Continue from a :meth:`get_state` of a filter of the same model, rows and head.
+
+        Raises:
+            ValueError: a tensor of another shape, or one that this filter lacks or has.
+        """
+        for name in self.STATE_TENSORS:
+            value, target = state.get(name), getattr(self, name)
+            if (value is None) != (target is None) or (
+                value is not None and value.shape != target.shape
+            ):
+                got = None if value is None else list(value.shape)
+                want = None if target is None else list(target.shape)
+                raise ValueError(f"filter state {name}: got {got}, this filter holds {want}")
+            if value is not None:
+                target.copy_(value)
+        generator = state.get("generator")
+        if generator is None:
+            raise ValueError("filter state: no generator state")
+        self.generator.set_state(generator)
+
     # ------------------------------------------------------------------ core update
     @torch.no_grad()
     def _infer(

@@ -130,6 +130,23 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
                     infos[row]["predicted_reward"] = float(final_states.rewards[j])
         return self.filter.observations(), rewards, dones, infos
 
+    def episode_state(self) -> dict[str, Any]:
+        """The model's side of the episodes in progress, between two steps: ``filter``
+        (:meth:`~keypoint_wm.envs.latent.online.LatentFilter.get_state`) and ``frames``
+        (uint8 ``[n_envs, S, S, 3]``, the current frames :meth:`get_images` draws; None
+        before the first reset). The wrapped envs' own state is not in it."""
+        if self._advanced is not None:
+            raise RuntimeError("episode_state() between step_async() and step_wait()")
+        frames = None if self._current_frames is None else self._current_frames.copy()
+        return {"filter": self.filter.get_state(), "frames": frames}
+
+    def restore_episode(self, state: dict[str, Any]) -> None:
+        """Continue from an :meth:`episode_state` (of a wrapper of the same run, envs and
+        features) exactly; the wrapped envs are restored on their own."""
+        self.filter.set_state(state["filter"])
+        frames = state["frames"]
+        self._current_frames = None if frames is None else np.array(frames, dtype=np.uint8)
+
     def _add_infos(self, infos: list[dict[str, Any]]) -> None:
         keypoints = self.filter.keypoints_numpy()
         rewards = self.filter.rewards_numpy()

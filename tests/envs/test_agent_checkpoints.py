@@ -1,42 +1,85 @@
-"""Checkpoints of agent units: a killed ``evaluate agents`` resumes its unit where it stood.
+"""Checkpoints of agent units: a killed ``evaluate agents`` resumes its unit exactly where it
+stood.
 
-The round trips use SB3's own agents on Gymnasium's Pendulum; the kill is a real SIGKILL of
-the command, run as a user runs it, on the tiny world model of ``test_agents``.
+The round trips use SB3's own agents on the state variant's environment (cartpole-balance's
+true state, 10-step episodes), in this process: an agent "killed" part-way (its training
+broken off after a checkpoint) and resumed into a fresh agent and fresh environments must
+end bitwise as the agent never stopped. tests/envs/test_agent_resume.py kills the real
+command.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from stable_baselines3 import PPO, SAC
-from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
 
 from keypoint_wm.checkpoint import CheckpointError
 from keypoint_wm.envs.agents.checkpoints import UnitCheckpoints, partial_dir, resume_unit
 from keypoint_wm.envs.agents.config import Unit
-from keypoint_wm.errors import UsageError
+from keypoint_wm.envs.agents.env_state import ReplayableEpisode
+from keypoint_wm.envs.agents.state import StateEnv
+from keypoint_wm.errors import Stopped, UsageError
+from keypoint_wm.stop_signals import StopRequest
 
 SETTINGS = {"algo": "sac", "steps": 120}
+TASK = "cartpole-balance"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Agents train on one thread, as the command's do: several threads of a small MLP's
+    updates wait on each other while other work shares the cores (runner.py)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _venv(envs: int = 1, seed: int = 0):
+    """The state variant's training envs: 10-step episodes (0.2 s at action repeat 2)."""
+
+    def build():
+        return ReplayableEpisode(StateEnv(TASK, action_repeat=2, time_limit=0.2))
+
+    return make_vec_env(build, n_envs=envs, seed=seed)
 
 
 def _sac(seed: int = 0) -> SAC:
-    return SAC("MlpPolicy", "Pendulum-v1", buffer_size=200, learning_starts=20, batch_size=16,
+    return SAC("MlpPolicy", _venv(), buffer_size=200, learning_starts=20, batch_size=16,
                seed=seed, device="cpu")  # fmt: skip
 
 
-def _train_with_checkpoints(agent, folder: Path, steps: int) -> UnitCheckpoints:
+def _ppo(seed: int = 0) -> PPO:
+    return PPO("MlpPolicy", _venv(2), n_steps=8, batch_size=8, n_epochs=2, seed=seed,
+               device="cpu")  # fmt: skip
+
+
+class _BreakOff(BaseCallback):
+    """Ends training after ``steps`` env steps, as a kill would (nothing saved then)."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.steps
+
+
+def _train_with_checkpoints(agent, folder: Path, steps: int, budget: int | None = None):
+    """Train ``agent`` towards ``budget`` (default ``steps``), checkpointing every round,
+    and break off after ``steps``."""
     curve: list[list[float]] = [[50, -1234.5]]
     saver = UnitCheckpoints(folder, SETTINGS, curve, lambda: 100, every=0.0)
-    agent.learn(steps, callback=CallbackList([saver]))
+    agent.learn(budget or steps, callback=CallbackList([saver, _BreakOff(steps)]))
     return saver
 
 
@@ -51,6 +94,55 @@ def _same_state_dicts(a: dict, b: dict) -> None:
             assert a[key] == b[key], key
 
 
+def _assert_bitwise_equal(resumed: BaseAlgorithm, never_stopped: BaseAlgorithm) -> None:
+    """The two agents, their observations, buffers and every generator, bit for bit."""
+    assert resumed.num_timesteps == never_stopped.num_timesteps
+    assert resumed._episode_num == never_stopped._episode_num
+    _same_state_dicts(resumed.get_parameters(), never_stopped.get_parameters())
+    np.testing.assert_array_equal(resumed._last_obs, never_stopped._last_obs)
+    buffer = getattr(resumed, "replay_buffer", None)
+    if buffer is not None:
+        for name in ("observations", "next_observations", "actions", "rewards", "dones"):
+            np.testing.assert_array_equal(
+                getattr(buffer, name), getattr(never_stopped.replay_buffer, name)
+            )
+    for a, b in zip(resumed.get_env().envs, never_stopped.get_env().envs, strict=True):
+        np.testing.assert_array_equal(
+            a.unwrapped.dm_env.physics.get_state(), b.unwrapped.dm_env.physics.get_state()
+        )
+        assert a.rewards == b.rewards  # the Monitor's episode so far
+
+
+def _rngs() -> tuple:
+    numpy_state = np.random.get_state(legacy=False)  # noqa: NPY002
+    return torch.get_rng_state().numpy().tobytes(), numpy_state["state"]["key"].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("algo", "budget", "kill", "checkpoint"),
+    [
+        ("sac", 40, 15, 14),  # in SAC's first 20 steps: random actions from the action space
+        ("sac", 120, 57, 56),
+        ("ppo", 96, 40, 32),  # two envs, rollouts of 8 steps each
+    ],
+)
+def test_a_resumed_agent_ends_bitwise_as_the_one_never_stopped(
+    tmp_path, algo, budget, kill, checkpoint
+):
+    make = _sac if algo == "sac" else _ppo
+    folder = tmp_path / "state-seed0.partial"
+    _train_with_checkpoints(make(), folder, kill, budget)  # "killed" at step `kill`
+    resumed = make(seed=7)  # another seed: everything must come from the checkpoint
+    progress, _ = resume_unit(resumed, folder, SETTINGS)
+    assert progress.env_steps == checkpoint  # each env part-way through a 10-step episode
+    resumed.learn(budget - resumed.num_timesteps, reset_num_timesteps=False)
+    after_resumed = _rngs()
+    never_stopped = make()
+    never_stopped.learn(budget)
+    assert after_resumed == _rngs()
+    _assert_bitwise_equal(resumed, never_stopped)
+
+
 def test_a_resumed_sac_agent_has_every_weight_moment_transition_and_counter(tmp_path):
     folder = tmp_path / "state-seed0.partial"
     trained = _sac()
@@ -63,30 +155,40 @@ def test_a_resumed_sac_agent_has_every_weight_moment_transition_and_counter(tmp_
     assert path == saved[0] and progress.env_steps == fresh.num_timesteps == 59
     assert progress.curve == [[50, -1234.5]] and progress.next_eval == 100
     assert fresh._n_updates == 59 - 20 and fresh.log_ent_coef.requires_grad
-    # The checkpoint holds the agent as it was then: replay its last step's state by hand.
     buffer = fresh.replay_buffer
     assert buffer.pos == 59 and not buffer.full
     np.testing.assert_array_equal(buffer.observations[:59], trained.replay_buffer.observations[:59])
     np.testing.assert_array_equal(buffer.actions[:59], trained.replay_buffer.actions[:59])
+    # The episode in progress (the 6th, 9 steps in) was replayed into the fresh env.
+    (env,) = fresh.get_env().envs
+    assert env.total_steps == 59 and len(env.rewards) == 9 and not env.needs_reset
     # The resumed agent trains on from there to the budget, as SB3 counts it.
     fresh.learn(61, reset_num_timesteps=False)
     assert fresh.num_timesteps == 120 and fresh.replay_buffer.pos == 120
 
 
-def test_a_checkpoint_restores_the_exact_parameters_and_optimiser_state(tmp_path):
-    folder = tmp_path / "u.partial"
-    agent = PPO("MlpPolicy", "Pendulum-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0,
-                device="cpu")  # fmt: skip
-    saver = UnitCheckpoints(folder, SETTINGS, [], lambda: 64, every=0.0)
-    agent.learn(64, callback=CallbackList([saver]))  # checkpoint after the first rollout
-    expected = PPO("MlpPolicy", "Pendulum-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0,
-                   device="cpu")  # fmt: skip
-    expected.learn(32)  # the same agent, stopped where the checkpoint was taken
-    fresh = PPO("MlpPolicy", "Pendulum-v1", n_steps=32, batch_size=32, n_epochs=1, seed=3,
-                device="cpu")  # fmt: skip
-    progress, _ = resume_unit(fresh, folder, SETTINGS)
-    assert progress.env_steps == 32
-    _same_state_dicts(fresh.get_parameters(), expected.get_parameters())
+def test_a_stop_request_saves_at_the_next_round_of_updates_and_raises_stopped(tmp_path):
+    folder = tmp_path / "state-seed0.partial"
+    stop = StopRequest()
+
+    class Interrupt(BaseCallback):  # SIGINT arrives during step 30
+        def _on_step(self) -> bool:
+            if self.num_timesteps == 30:
+                stop.signum = signal.SIGINT
+            return True
+
+    saver = UnitCheckpoints(folder, SETTINGS, [], lambda: 100, every=3600.0, stop=stop,
+                            label="cartpole-balance state seed 0", budget=120)  # fmt: skip
+    with pytest.raises(Stopped) as stopped:
+        _sac().learn(120, callback=CallbackList([Interrupt(), saver]))
+    assert stopped.value.exit_code == 130
+    where = folder / "checkpoints" / "step_00000030"
+    assert "stopped by SIGINT at step 30 of 120 of cartpole-balance state seed 0" in str(
+        stopped.value
+    )
+    assert str(where) in str(stopped.value) and (where / "state.json").is_file()
+    progress, _ = resume_unit(_sac(), folder, SETTINGS)
+    assert progress.env_steps == 30
 
 
 def test_a_checkpoint_of_other_settings_is_refused_and_kept(tmp_path):
@@ -107,6 +209,24 @@ def test_a_damaged_checkpoint_is_named(tmp_path):
         resume_unit(_sac(), folder, SETTINGS)
 
 
+def test_a_checkpoint_of_the_earlier_inexact_format_is_refused_naming_its_folder(tmp_path):
+    folder = tmp_path / "u.partial"
+    _train_with_checkpoints(_sac(), folder, 30)
+    (path,) = (folder / "checkpoints").iterdir()
+    state = json.loads((path / "state.json").read_text())
+    del state["format"]
+    (path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=f"earlier format.*delete {folder}"):
+        resume_unit(_sac(), folder, SETTINGS)
+
+
+def test_an_env_that_cannot_be_restored_exactly_is_refused_when_saving(tmp_path):
+    agent = SAC("MlpPolicy", "Pendulum-v1", buffer_size=50, learning_starts=5, seed=0,
+                device="cpu")  # fmt: skip
+    with pytest.raises(TypeError, match="cannot save the state of a TimeLimit exactly"):
+        _train_with_checkpoints(agent, tmp_path / "u.partial", 10)
+
+
 def test_no_checkpoint_means_a_fresh_start(tmp_path):
     assert resume_unit(_sac(), tmp_path / "absent.partial", SETTINGS) is None
 
@@ -114,63 +234,3 @@ def test_no_checkpoint_means_a_fresh_start(tmp_path):
 def test_partial_dir_sits_beside_the_units_result(tmp_path):
     unit = Unit("cartpole-balance", "pixels", 2)
     assert partial_dir(unit, tmp_path) == tmp_path / "units/cartpole-balance/pixels-seed2.partial"
-
-
-@pytest.mark.integration
-def test_a_killed_command_resumes_its_unit_without_losing_its_steps(tmp_path):
-    from kwm_testing import tiny_config
-
-    from keypoint_wm.collect.config import CollectConfig
-    from keypoint_wm.collect.runner import collect_dataset
-    from keypoint_wm.train import train
-
-    task = "cartpole-balance"
-    data, run, out = tmp_path / "data", tmp_path / "run", tmp_path / "out"
-    collect_dataset(
-        CollectConfig(tasks=(task,), episodes=2, steps=10, action_repeat=2, size=64, out=data),
-        workers=1,
-        progress=False,
-    )
-    train(
-        tiny_config(2, preset="dmcs-cpu", **{"train.probe_every": 0}),
-        data,
-        run,
-        progress=False,
-        action_conditioned=True,
-    )
-    command = [sys.executable, "-m", "keypoint_wm.cli", "evaluate", "agents", "--run", str(run),
-               "--out", str(out), "--tasks", task, "--variants", "state", "--algo", "sac",
-               "--steps", "1200", "--seeds", "1", "--eval-every", "300", "--eval-episodes", "1",
-               "--time-limit", "0.2", "--checkpoint-minutes", "60", "--device", "cpu",
-               "--quiet"]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    checkpoints = out / "units" / task / "state-seed0.partial" / "checkpoints"
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and process.poll() is None:
-            steps = [int(p.name[5:]) for p in checkpoints.glob("step_*")]
-            if steps and max(steps) >= 600:  # saved after each evaluation: two in
-                break
-            time.sleep(0.02)
-        assert process.poll() is None, "the unit finished before it could be killed"
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
-    # Killed at any moment: one checkpoint, or two when the newer was in place but the older
-    # not yet pruned; a re-run resumes from the newest.
-    killed_at = max(checkpoints.glob("step_*"))
-    reached = int(killed_at.name[5:])
-    state = json.loads((killed_at / "state.json").read_text())
-    assert [point[0] for point in state["curve"]][:2] == [300, 600]
-
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"resuming from {killed_at} ({reached} steps)" in result.stdout + result.stderr
-    unit = json.loads((out / "units" / task / "state-seed0.json").read_text())
-    assert unit["env_steps"] == 1200
-    steps = [point[0] for point in unit["curve"]]
-    assert steps == list(range(300, 1201, 300))  # the evaluations before the kill are kept
-    assert unit["curve"][:2] == state["curve"][:2]
-    assert not (out / "units" / task / "state-seed0.partial").exists()
