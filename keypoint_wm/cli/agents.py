@@ -249,7 +249,8 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         type=duration("--checkpoint-minutes", "minutes", zero_ok=True),
         help="wall time between two checkpoints of an agent while it trains, in "
         "OUT/units/<task>/<variant>-seed<s>.partial/; a re-run resumes a killed unit from its "
-        "newest (default 10; 0: after every round of updates)",
+        "newest, exactly as if never killed (default 10; 0: after every round of updates). "
+        "SIGINT or SIGTERM saves one at the next round of updates and stops (exit 130, 143)",
     )
     p.add_argument(
         "--report-only",
