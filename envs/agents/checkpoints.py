@@ -374,31 +374,42 @@ def _split_arrays(tree: Any) -> tuple[Any, dict[str, Any]]:
     """``tree`` as JSON-able values and the arrays it held, each replaced by
     ``{"__array__": name}`` (a torch tensor by ``{"__tensor__": name, "dtype": ...}``).
 
-    Tuples become lists, NumPy scalars Python numbers.
+    Tuples become lists, NumPy scalars Python numbers. An array's memory layout is kept as
+    well as its values (``"axes"``: the order of its dimensions in memory, when not the
+    plain one): the kernels a convolution picks, and with them the last bits of its result,
+    depend on it, and SB3 keeps a pixel agent's last observations as a transposed view.
 
-    >>> tree, arrays = _split_arrays({"a": np.arange(3), "b": (1, torch.ones(2)), "c": None})
+    >>> frames = np.zeros((2, 4, 4, 3), np.uint8).transpose(0, 3, 1, 2)  # NCHW view of NHWC
+    >>> tree, arrays = _split_arrays({"a": frames, "b": (1, torch.ones(2)), "c": None})
     >>> tree, sorted(arrays)
-    ({'a': {'__array__': 'a0'}, 'b': [1, {'__tensor__': 'a1', 'dtype': 'float32'}], 'c': None}, ['a0', 'a1'])
+    ({'a': {'__array__': 'a0', 'axes': [0, 2, 3, 1]}, 'b': [1, {'__tensor__': 'a1', 'dtype': 'float32'}], 'c': None}, ['a0', 'a1'])
     >>> restored = _join_arrays(tree, arrays)
-    >>> restored["a"].tolist(), restored["b"][1].dtype
-    ([0, 1, 2], torch.float32)
+    >>> restored["a"].shape, restored["a"].strides == frames.strides, restored["b"][1].dtype
+    ((2, 3, 4, 4), True, torch.float32)
     """
-    arrays: dict[str, Any] = {}  # name -> np.ndarray
+    arrays: dict[str, Any] = {}  # name -> np.ndarray, C-contiguous
+
+    def store(array: np.ndarray, strides: tuple[int, ...], entry: dict[str, Any]) -> Any:
+        name = f"a{len(arrays)}"
+        # Dimensions from the outermost in memory to the innermost (stable for ties).
+        axes = sorted(range(array.ndim), key=lambda d: -abs(strides[d]))
+        arrays[name] = np.ascontiguousarray(array.transpose(axes))
+        entry = {entry.pop("key"): name, **entry}
+        if axes != list(range(array.ndim)):
+            entry["axes"] = axes
+        return entry
 
     def split(value: Any) -> Any:
         if isinstance(value, torch.Tensor):
-            name = f"a{len(arrays)}"
             tensor = value.detach().cpu()
             # bfloat16 has no NumPy dtype; float32 holds its every value exactly.
             exact = tensor.float() if tensor.dtype == torch.bfloat16 else tensor
-            arrays[name] = exact.numpy().copy()
-            return {_TENSOR: name, "dtype": str(tensor.dtype).removeprefix("torch.")}
+            dtype = str(tensor.dtype).removeprefix("torch.")
+            return store(exact.numpy(), tensor.stride(), {"key": _TENSOR, "dtype": dtype})
         if isinstance(value, np.ndarray):
             if value.dtype == object:
                 raise TypeError("an object array cannot be saved without pickling")
-            name = f"a{len(arrays)}"
-            arrays[name] = value.copy()
-            return {_ARRAY: name}
+            return store(value, value.strides, {"key": _ARRAY})
         if isinstance(value, np.generic):
             return value.item()
         if isinstance(value, dict):
@@ -417,11 +428,13 @@ def _split_arrays(tree: Any) -> tuple[Any, dict[str, Any]]:
 def _join_arrays(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
     """The inverse of :func:`_split_arrays` (tuples come back as lists)."""
     if isinstance(tree, dict):
-        if _ARRAY in tree:
-            return arrays[tree[_ARRAY]]
-        if _TENSOR in tree:
-            dtype = getattr(torch, tree["dtype"])
-            return torch.from_numpy(arrays[tree[_TENSOR]]).to(dtype)
+        if _ARRAY in tree or _TENSOR in tree:
+            array = arrays[tree.get(_ARRAY) or tree[_TENSOR]]
+            back = np.argsort(tree.get("axes", range(array.ndim))).tolist()
+            if _ARRAY in tree:
+                return array.transpose(back)
+            tensor = torch.from_numpy(array).permute(back)
+            return tensor.to(getattr(torch, tree["dtype"]))
         return {key: _join_arrays(item, arrays) for key, item in tree.items()}
     if isinstance(tree, list):
         return [_join_arrays(item, arrays) for item in tree]

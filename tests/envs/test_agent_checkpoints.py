@@ -21,12 +21,14 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecTransposeImage
 
 from keypoint_wm.checkpoint import CheckpointError
 from keypoint_wm.envs.agents.checkpoints import UnitCheckpoints, partial_dir, resume_unit
 from keypoint_wm.envs.agents.config import Unit
 from keypoint_wm.envs.agents.env_state import ReplayableEpisode
 from keypoint_wm.envs.agents.state import StateEnv
+from keypoint_wm.envs.dmc import DMCPixelEnv
 from keypoint_wm.errors import Stopped, UsageError
 from keypoint_wm.stop_signals import StopRequest
 
@@ -53,6 +55,18 @@ def _venv(envs: int = 1, seed: int = 0):
     return make_vec_env(build, n_envs=envs, seed=seed)
 
 
+def _pixel_venv(envs: int = 2, seed: int = 0):
+    """The pixels variant's training envs at 36x36 (NatureCNN's least), channels first."""
+
+    def build():
+        kwargs = {"time_limit": 0.2}
+        return ReplayableEpisode(
+            DMCPixelEnv("cartpole", "balance", size=36, action_repeat=2, task_kwargs=kwargs)
+        )
+
+    return VecTransposeImage(make_vec_env(build, n_envs=envs, seed=seed))
+
+
 def _sac(seed: int = 0) -> SAC:
     return SAC("MlpPolicy", _venv(), buffer_size=200, learning_starts=20, batch_size=16,
                seed=seed, device="cpu")  # fmt: skip
@@ -60,6 +74,11 @@ def _sac(seed: int = 0) -> SAC:
 
 def _ppo(seed: int = 0) -> PPO:
     return PPO("MlpPolicy", _venv(2), n_steps=8, batch_size=8, n_epochs=2, seed=seed,
+               device="cpu")  # fmt: skip
+
+
+def _pixel_ppo(seed: int = 0) -> PPO:
+    return PPO("CnnPolicy", _pixel_venv(), n_steps=8, batch_size=16, n_epochs=1, seed=seed,
                device="cpu")  # fmt: skip
 
 
@@ -124,12 +143,15 @@ def _rngs() -> tuple:
         ("sac", 40, 15, 14),  # in SAC's first 20 steps: random actions from the action space
         ("sac", 120, 57, 56),
         ("ppo", 96, 40, 32),  # two envs, rollouts of 8 steps each
+        # Frames: the last observations are a transposed view, whose layout must come back
+        # (a convolution's last bits depend on it).
+        ("pixels", 48, 20, 16),
     ],
 )
 def test_a_resumed_agent_ends_bitwise_as_the_one_never_stopped(
     tmp_path, algo, budget, kill, checkpoint
 ):
-    make = _sac if algo == "sac" else _ppo
+    make = {"sac": _sac, "ppo": _ppo, "pixels": _pixel_ppo}[algo]
     folder = tmp_path / "state-seed0.partial"
     _train_with_checkpoints(make(), folder, kill, budget)  # "killed" at step `kill`
     resumed = make(seed=7)  # another seed: everything must come from the checkpoint
