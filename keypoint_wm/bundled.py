@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from keypoint_wm.checkpoint import (
     CONFIG_NAME,
@@ -36,6 +36,7 @@ from keypoint_wm.checkpoint import (
     latest_checkpoint,
     read_config,
     weights_digest,
+    write_tensors,
 )
 from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.errors import UsageError
@@ -114,7 +115,7 @@ def _save_weights(weights: dict[str, torch.Tensor], path: Path, metadata: dict[s
     one process to the next: the same export must give the same bytes)."""
     tmp = path.with_name(f".{path.name}.tmp")
     entry = {METADATA_KEY: json.dumps(metadata, sort_keys=True)} if metadata else None
-    save_file(weights, str(tmp), metadata=entry)
+    write_tensors(tmp, weights, metadata=entry)
     tmp.chmod(0o644)
     tmp.replace(path)
 

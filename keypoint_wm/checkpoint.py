@@ -26,6 +26,7 @@ checkpoint is valid.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -38,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from keypoint_wm.config import config_differences
 from keypoint_wm.data.episodes import atomic_write_json
@@ -129,12 +131,30 @@ def save_checkpoint(
 
     def write(folder: Path) -> None:
         weights = {k: v.detach().contiguous().cpu() for k, v in model_state.items()}
-        save_file(weights, str(folder / WEIGHTS))
-        torch.save(training_state, folder / TRAINING_STATE)
+        write_tensors(folder / WEIGHTS, weights)
+        write_torch(folder / TRAINING_STATE, training_state)
         text = json.dumps({"step": step, **info}, indent=2, sort_keys=True) + "\n"
         (folder / STATE).write_text(text)
 
     return write_checkpoint_dir(run_dir, step, write, keep=keep)
+
+
+def write_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    """Write a safetensors file through Python's file I/O (the bytes of safetensors'
+    ``save_file``), so that a full disk or a read-only folder is an :class:`OSError`
+    naming ``path`` (:func:`keypoint_wm.errors.storage_cause`), not safetensors' own error."""
+    Path(path).write_bytes(safetensors_bytes(tensors, metadata=metadata))
+
+
+def write_torch(path: Path, value: dict[str, Any]) -> None:
+    """``torch.save`` of plain tensors and containers, serialised in memory and written
+    through Python's file I/O: a full disk is an :class:`OSError` naming ``path`` (torch's
+    own writer reports it as "enforce fail at inline_container.cc")."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    Path(path).write_bytes(buffer.getvalue())
 
 
 def write_checkpoint_dir(
@@ -156,12 +176,16 @@ def write_checkpoint_dir(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    write(tmp)
-    if not (tmp / STATE).is_file():
-        raise ValueError(f"a checkpoint writer must write {STATE}")
-    for file in tmp.iterdir():
-        with open(file, "rb") as f:
-            os.fsync(f.fileno())
+    try:
+        write(tmp)
+        if not (tmp / STATE).is_file():
+            raise ValueError(f"a checkpoint writer must write {STATE}")
+        for file in tmp.iterdir():
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
+    except BaseException:  # a full disk, a stop: the half-written folder goes, its space too
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():  # the same step saved again (e.g. a resumed run's final step)
         shutil.rmtree(final)
     os.replace(tmp, final)

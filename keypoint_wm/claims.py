@@ -82,7 +82,10 @@ def claim(path: str | Path) -> Iterator[str | None]:
         return
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+        try:  # who holds it, for the message a second writer meets
+            os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+        except OSError:  # a full disk: the lock holds without the note (the work says why)
+            pass
         yield None
     finally:
         path.unlink(missing_ok=True)

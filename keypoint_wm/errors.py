@@ -10,7 +10,12 @@ line, without a traceback, and exits with its :attr:`~KeypointWMError.exit_code`
 
 Anything else is a bug: the CLI lets its traceback through.
 
-This module sits at the bottom of the layers (docs/design.md, "Layers") and imports nothing.
+A full disk, a read-only mount or a missing permission is the user's to fix too: wherever a
+command writes, such an :class:`OSError` ends in one line that names the path and the cause in
+words (:func:`storage_cause`), never in a traceback or a library's own wording.
+
+This module sits at the bottom of the layers (docs/design.md, "Layers") and imports nothing
+of the package.
 
 >>> error = DataError("data/x/ep.npz: 'image' must be uint8, got float32")
 >>> (error.exit_code, str(error))
@@ -18,6 +23,17 @@ This module sits at the bottom of the layers (docs/design.md, "Layers") and impo
 """
 
 from __future__ import annotations
+
+import errno
+
+STORAGE_CAUSES = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+"""The storage faults a user can fix, by ``errno``, in the words the CLI prints."""
 
 
 class KeypointWMError(Exception):
@@ -51,3 +67,17 @@ class RunError(KeypointWMError):
     """A run cannot start or continue: a mismatched resume, a non-finite loss (exit code 1)."""
 
     exit_code = 1
+
+
+def storage_cause(error: BaseException) -> str | None:
+    """The storage fault behind ``error`` in words (:data:`STORAGE_CAUSES`), or None when
+    ``error`` is not an :class:`OSError` of one.
+
+    >>> storage_cause(OSError(errno.ENOSPC, "No space left on device", "run/ckpt"))
+    'no space left on the device'
+    >>> storage_cause(OSError(errno.EINVAL, "Invalid argument")) is None
+    True
+    """
+    if isinstance(error, OSError):
+        return STORAGE_CAUSES.get(error.errno or 0)
+    return None

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.checkpoint import (
+    checkpoint_dirs,
     latest_checkpoint,
     read_config,
     resume_checkpoint,
@@ -38,7 +39,7 @@ from keypoint_wm.data.episodes import (
     positive_int_or_none,
 )
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
-from keypoint_wm.errors import DataError, RunError, Stopped, UsageError
+from keypoint_wm.errors import DataError, RunError, Stopped, UsageError, storage_cause
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
 from keypoint_wm.host_memory import keep_freed_memory
 from keypoint_wm.model.device import resolve_device
@@ -384,17 +385,32 @@ def _save(run_dir, step, model, runner: StepRunner, dist_info: Distributed, data
         state: dict[str, Any] = {"optimizer": runner.optimizer_state(), "rng": gathered}
         if runner.device.type == "cuda" and dist_info.world_size == 1:
             state["cuda_rng"] = torch.cuda.get_rng_state(runner.device)
-        save_checkpoint(
-            run_dir,
-            step,
-            model.state_dict(),
-            state,
-            {
-                "world_size": dist_info.world_size,
-                "data_seed": dataset.seed,
-                "train_seconds": round(train_seconds, 1),
-            },
-        )
+        info = {
+            "world_size": dist_info.world_size,
+            "data_seed": dataset.seed,
+            "train_seconds": round(train_seconds, 1),
+        }
+        try:
+            save_checkpoint(run_dir, step, model.state_dict(), state, info)
+        except OSError as error:
+            cause = storage_cause(error)
+            if cause is None:
+                raise
+            raise RunError(_unsaved(run_dir, step, cause)) from None
+
+
+def _unsaved(run_dir: Path, step: int, cause: str) -> str:
+    """One line for a checkpoint that could not be written: the cause and what is intact."""
+    saved = checkpoint_dirs(run_dir)
+    kept = (
+        f"its checkpoint of step {int(saved[-1].name.removeprefix('step_'))} is intact"
+        if saved
+        else "no checkpoint of it was saved yet"
+    )
+    return (
+        f"{run_dir}: cannot save the checkpoint of step {step} ({cause}); {kept}: once there "
+        f"is room, continue with the same command and --resume"
+    )
 
 
 def restore_rng_state(

@@ -255,14 +255,13 @@ class RewardHead(nn.Module):
 
 def save_reward_head(head: RewardHead, directory: str | Path) -> Path:
     """Write ``head.safetensors`` and ``head.json`` into ``directory`` (atomically each)."""
-    from safetensors.torch import save_file
-
+    from keypoint_wm.checkpoint import write_tensors
     from keypoint_wm.data.episodes import atomic_write_json
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{HEAD_WEIGHTS}.tmp"
-    save_file({k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}, str(tmp))
+    write_tensors(tmp, {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()})
     tmp.replace(directory / HEAD_WEIGHTS)
     atomic_write_json(directory / HEAD_CONFIG, dataclasses.asdict(head.config), sort_keys=True)
     return directory

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from keypoint_wm.cli import bench, collect, data, evaluate, export, reproduce, rewards, train
-from keypoint_wm.errors import KeypointWMError, Stopped
+from keypoint_wm.errors import KeypointWMError, Stopped, storage_cause
 
 COMMAND_GROUPS = (collect, data, train, evaluate, rewards, export, bench, reproduce)
 """The modules that register a top-level command, in ``--help`` order."""
@@ -90,6 +90,13 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"keypoint-wm {command_name(args)}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:
+        cause = storage_cause(error)
+        if cause is None or os.environ.get("KEYPOINT_WM_DEBUG"):
+            raise  # not a storage fault: a bug, with its traceback
+        where = error.filename or "a file"
+        print(f"keypoint-wm {command_name(args)}: error: {where}: {cause}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         how = "the same command with --resume" if args.command == "train" else "the same command"
         print(

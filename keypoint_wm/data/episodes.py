@@ -102,7 +102,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader never sees a partial file.
 
     The bytes go to a hidden temporary name beside ``path`` (never ending in ``.npz``), are
-    fsynced, and the file is renamed into place; the directory is fsynced afterwards.
+    fsynced, and the file is renamed into place; the directory is fsynced afterwards. A
+    failure to write (a full disk, a read-only folder) is an :class:`OSError` naming
+    ``path``, with the old file, if any, untouched.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
@@ -112,6 +114,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # named for the file asked for, not its temporary name
+        raise OSError(error.errno, error.strerror, str(path)) from error
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -1,0 +1,110 @@
+"""A full disk or a read-only folder ends a command in one line naming the path and the
+cause, and never costs finished work: the real commands on a small tmpfs (mounting one
+needs root; elsewhere these tests skip)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kwm_testing import TINY_OVERRIDES
+from latent_testing import tiny_dmc_data, tiny_dmc_run
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.contextmanager
+def mounted(folder: Path, *options: str) -> Iterator[Path]:
+    """A tmpfs at ``folder`` with mount ``options`` (e.g. ``size=2m``, ``ro``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Fill ``disk`` with one file, leaving about ``leave`` bytes free; returns the file."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:  # unbuffered: nothing left to flush (and fail) at close
+            f.write(b"\0" * 4096)
+    with open(filler, "r+b") as f:
+        f.truncate(max(0, filler.stat().st_size - leave))
+    return filler
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", *args], capture_output=True, text=True
+    )
+
+
+def train(data: Path, run: Path, steps: int, *extra: str) -> subprocess.CompletedProcess:
+    sets = {**TINY_OVERRIDES, "train.checkpoint_every": 2, "train.probe_every": 0}
+    command = ["train", "--data", str(data), "--preset", "basketball-cpu", "--seed", "3",
+               "--out", str(run), "--steps", str(steps), "--quiet", *extra]  # fmt: skip
+    for key, value in sets.items():
+        command += ["--set", f"{key}={value}"]
+    return cli(*command)
+
+
+def one_line_error(done: subprocess.CompletedProcess, *words: str) -> str:
+    """The command failed with exit 1 and one error line holding ``words``; returns it."""
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1, done.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+    return errors[0]
+
+
+def test_train_on_a_full_disk_says_so_keeps_its_checkpoints_and_resumes_once_there_is_room(
+    basketball_dir, tmp_path
+):
+    with mounted(tmp_path / "disk", "size=4m") as disk:
+        run = disk / "run"
+        assert train(basketball_dir, run, 4).returncode == 0
+        filler = fill(disk, leave=32 * 1024)  # room for the config, not for a checkpoint
+        done = train(basketball_dir, run, 8, "--resume")
+        one_line_error(done, "no space left on the device", str(run))
+        assert "checkpoint of step 4 is intact" in done.stderr
+        names = sorted(p.name for p in (run / "checkpoints").iterdir())
+        assert names == ["step_00000002", "step_00000004"]  # no half-written step_6 left
+        filler.unlink()
+        done = train(basketball_dir, run, 8, "--resume")
+        assert done.returncode == 0, done.stderr
+        assert "step_00000008" in {p.name for p in (run / "checkpoints").iterdir()}
+
+
+def test_train_into_a_read_only_folder_is_one_line_naming_it(basketball_dir, tmp_path):
+    with mounted(tmp_path / "ro", "ro", "size=1m") as ro:
+        one_line_error(train(basketball_dir, ro / "run", 2), str(ro), "read-only")
+
+
+def test_collect_on_a_full_disk_is_one_line_naming_the_file(tmp_path):
+    with mounted(tmp_path / "disk", "size=48k") as disk:
+        done = cli("collect", "--domains", "cartpole-balance", "--episodes", "6", "--steps",
+                   "20", "--size", "32", "--workers", "1", "--out", str(disk / "d"), "--quiet")  # fmt: skip
+        one_line_error(done, str(disk), "no space left on the device")
+
+
+def test_rewards_train_into_a_read_only_folder_is_one_line_naming_it(tmp_path_factory, tmp_path):
+    base = tmp_path_factory.getbasetemp()
+    run, data = tiny_dmc_run(base), tiny_dmc_data(base)
+    with mounted(tmp_path / "ro", "ro", "size=1m") as ro:
+        done = cli("rewards", "train", "--run", str(run), "--data", str(data), "--out",
+                   str(ro / "heads"), "--steps", "2", "--quiet")  # fmt: skip
+        one_line_error(done, str(ro), "read-only")
