@@ -310,9 +310,10 @@ def _load_agent_state(agent: BaseAlgorithm, state: dict[str, Any]) -> None:
 
 
 def _load_torch_rngs(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch_rng"])
+    # Generator states are CPU byte tensors, whatever device agent.pt was mapped to.
+    torch.set_rng_state(state["torch_rng"].cpu())
     if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+        torch.cuda.set_rng_state_all([rng.cpu() for rng in state["cuda_rng"]])
 
 
 COUNTERS = ("num_timesteps", "_n_updates", "_episode_num", "_n_calls")
