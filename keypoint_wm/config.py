@@ -19,7 +19,7 @@ from typing import Any
 
 from keypoint_wm.choices import PRECISION_CHOICES as PRECISIONS
 from keypoint_wm.differences import config_differences as config_differences
-from keypoint_wm.errors import DataError, KeypointWMError, UsageError
+from keypoint_wm.errors import DataError, KeypointWMError, UsageError, not_found
 from keypoint_wm.model.config import ModelConfig
 
 REFERENCE_FRAMES = ("first", "other_episode")
@@ -393,7 +393,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():  # a flag naming no file is a usage error, as for --data and --run
-        what = "is not a file" if path.exists() else "does not exist"
+        what = "is not a file" if path.exists() else not_found(path)
         raise UsageError(f"--config {path} {what}; expected a YAML file")
     try:
         data = yaml.safe_load(path.read_text())

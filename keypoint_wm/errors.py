@@ -25,6 +25,8 @@ of the package.
 from __future__ import annotations
 
 import errno
+import os
+from pathlib import Path
 
 STORAGE_CAUSES = {
     errno.ENOSPC: "no space left on the device",
@@ -81,3 +83,22 @@ def storage_cause(error: BaseException) -> str | None:
     if isinstance(error, OSError):
         return STORAGE_CAUSES.get(error.errno or 0)
     return None
+
+
+def not_found(path: str | os.PathLike[str]) -> str:
+    """Why ``path`` is not there, in words for a message: ``"does not exist"``, or, for a
+    symbolic link that leads nowhere, where it leads.
+
+    >>> not_found("no/such/folder")
+    'does not exist'
+    """
+    link = Path(path)
+    if not link.is_symlink():
+        return "does not exist"
+    try:
+        link.resolve(strict=True)
+    except FileNotFoundError:
+        return f"is a symbolic link to {os.readlink(link)}, which does not exist"
+    except (RuntimeError, OSError):  # Python 3.11 reports a loop as RuntimeError
+        return "is a symbolic link that loops back on itself"
+    return "does not exist"

@@ -98,6 +98,13 @@ def prepare_run_config(
     if height != width:
         raise DataError(f"{data_dir}: images are {height}x{width}; the model needs square images")
     changes: dict[str, Any] = {"model.image_size": height}
+    problem = config.model.image_size_problem(height)
+    if problem:
+        raise DataError(
+            f"--data {data_dir}: its frames are {height}x{height}, which this model cannot "
+            f"take ({problem}): collect the data at another --size, or choose another "
+            f"model.heatmap_width with --set"
+        )
     if action_conditioned:
         if index.action_size == 0:
             raise DataError(

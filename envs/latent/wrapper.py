@@ -206,14 +206,16 @@ def make_latent_env(
     device: str | torch.device | None = None,
     sample_latent: bool = False,
     size: int | None = None,
+    resize: bool = False,
     action_repeat: int | None = None,
     render_mode: str | None = None,
     **env_kwargs: Any,
 ) -> LatentObservation:
     """A DMCS pixel task wrapped in :class:`LatentObservation` (the ``-latent-v0`` ids).
 
-    ``size`` defaults to the model's image size and ``action_repeat`` to that of the run's
-    training data (:func:`training_action_repeat`); other keyword arguments go to
+    ``size`` defaults to the model's image size (another ``size`` needs ``resize=True``:
+    frames are resized to the model's) and ``action_repeat`` to that of the run's training
+    data (:func:`training_action_repeat`); other keyword arguments go to
     :class:`~keypoint_wm.envs.dmc.DMCPixelEnv`.
     """
     from keypoint_wm.envs.dmc import DMCPixelEnv
@@ -237,6 +239,7 @@ def make_latent_env(
         task=f"{domain}-{task}",
         device=device,
         sample_latent=sample_latent,
+        resize=resize,
     )
 
 

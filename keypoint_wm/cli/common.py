@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keypoint_wm.errors import UsageError
+from keypoint_wm.errors import UsageError, not_found
 
 if TYPE_CHECKING:
     import torch
@@ -156,7 +156,7 @@ def existing_dir(path: str | Path, flag: str = "--data") -> Path:
     """``path`` as an existing directory, else UsageError naming ``flag``."""
     data = Path(path)
     if not data.is_dir():
-        what = "is not a directory" if data.exists() else "does not exist"
+        what = "is not a directory" if data.exists() else not_found(data)
         raise UsageError(f"{flag} {data} {what}; expected a dataset directory")
     return data
 

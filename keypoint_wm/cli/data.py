@@ -44,7 +44,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Validate every episode file; exit 1 if any is bad or there is none."""
+    """Validate every episode file; exit 1 if any is bad, there is none, or fewer are there
+    than the manifest lists (a collection that has not finished)."""
+    from keypoint_wm.data.episodes import manifest_episode_count, read_manifest
     from keypoint_wm.data.inspect import check_dataset
 
     count, bad = check_dataset(args.dir)
@@ -54,6 +56,13 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"{args.dir}: no episode files found")
         return 1
     print(f"{args.dir}: {count - len(bad)} of {count} episode files valid")
+    listed = manifest_episode_count(read_manifest(args.dir))
+    if listed is not None and count < listed:
+        print(
+            f"{args.dir}: the manifest lists {listed} episodes, {listed - count} of them "
+            f"missing: the collection has not finished (re-run its command to complete it)"
+        )
+        return 1
     return 1 if bad else 0
 
 

@@ -22,7 +22,7 @@ from keypoint_wm.cli.common import (
     device_of,
     positive_int,
 )
-from keypoint_wm.errors import UsageError
+from keypoint_wm.errors import UsageError, not_found
 
 
 def _preset_names() -> list[str]:
@@ -84,7 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
     data = Path(args.data) if args.data else default_data_dir()
     if not data.exists():
         raise UsageError(
-            f"--data {data} does not exist; collect it first with `keypoint-wm collect` "
+            f"--data {data} {not_found(data)}; collect it first with `keypoint-wm collect` "
             "or pass --data DIR"
         )
     if not data.is_dir():

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from keypoint_wm.errors import DataError
+from keypoint_wm.errors import DataError, not_found
 
 EPISODE_SUFFIX = ".npz"
 TEMP_SUFFIX = ".tmp"
@@ -463,7 +463,7 @@ def iter_episode_files(root: str | os.PathLike) -> Iterator[Path]:
     if root.is_file():
         raise NotADatasetError(f"{root} is a file, expected a dataset directory")
     if not root.is_dir():
-        raise DatasetNotFoundError(f"dataset directory {root} does not exist")
+        raise DatasetNotFoundError(f"dataset directory {root} {not_found(root)}")
     for path in sorted(root.rglob(f"*{EPISODE_SUFFIX}")):
         if path.is_file() and not any(
             part.startswith(".") for part in path.relative_to(root).parts
@@ -480,6 +480,23 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise EpisodeFormatError(f"{path}: manifest is not valid JSON ({error})") from error
+
+
+def manifest_episode_count(manifest: dict[str, Any] | None) -> int | None:
+    """How many episode files a finished dataset of ``manifest`` holds: a DMCS collection's
+    ``spec.episodes`` per task times its tasks, a written dataset's ``requested_sequences``;
+    None when the manifest does not say (or there is none).
+
+    >>> manifest_episode_count({"spec": {"episodes": 5, "tasks": ["a-b", "c-d"]}})
+    10
+    """
+    if not isinstance(manifest, dict):
+        return None
+    spec = manifest.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("tasks"), list):
+        per_task = positive_int_or_none(spec.get("episodes"))
+        return per_task * len(spec["tasks"]) if per_task else None
+    return positive_int_or_none(manifest.get("requested_sequences"))
 
 
 def manifest_action_repeat(root: Any) -> int | None:

@@ -203,12 +203,24 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.keypoint_width <= 0 or self.separation_loss_width <= 0:
             raise ValueError("keypoint_width and separation_loss_width must be > 0")
-        ratio = self.image_size / self.heatmap_width
+        problem = self.image_size_problem(self.image_size)
+        if problem:
+            raise ValueError(problem)
+
+    def image_size_problem(self, image_size: int) -> str | None:
+        """Why frames of ``image_size`` pixels do not fit this network (the encoder halves
+        them down to ``heatmap_width``), or None when they do.
+
+        >>> ModelConfig(heatmap_width=16).image_size_problem(48)
+        'image_size / heatmap_width must be a power of two >= 1, got 48 / 16'
+        """
+        ratio = image_size / self.heatmap_width
         if ratio < 1 or not math.log2(ratio).is_integer():
-            raise ValueError(
+            return (
                 f"image_size / heatmap_width must be a power of two >= 1, got "
-                f"{self.image_size} / {self.heatmap_width}"
+                f"{image_size} / {self.heatmap_width}"
             )
+        return None
 
     @property
     def num_halvings(self) -> int:

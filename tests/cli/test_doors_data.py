@@ -336,3 +336,34 @@ def test_door13_no_validation_episode_for_the_probe_trains_without_it_and_says_s
     assert_ok_with_warning(result, "tracking probe off", "no validation episode files",
                            "train.validation_fraction", "--set train.probe_every=0")  # fmt: skip
     assert (tmp_path / "run" / "checkpoints" / "step_00000002").is_dir()
+
+
+# ------------------------------------------------------------------------------ smaller ones
+def test_frames_the_network_cannot_take_are_blamed_on_the_data_not_on_set(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c", "d"):
+        image = rng.integers(0, 255, (12, 24, 24, 3), dtype=np.uint8)  # 24 / 8: no power of 2
+        episode = Episode(image, np.zeros((12, 0), np.float32), np.zeros(12, np.float32),
+                          np.zeros((12, 1, 2), np.float32))  # fmt: skip
+        save_episode(tmp_path / "data" / "t" / f"{name}.npz", episode)
+    result = train(tmp_path / "data", tmp_path / "run", "--steps", "2")
+    assert_one_line_error(result, 1, f"--data {tmp_path / 'data'}", "24x24", "--size")
+    assert "--set/--config" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_data_folder_that_is_a_symlink_loop_is_named_as_one(tmp_path):
+    (tmp_path / "one").symlink_to(tmp_path / "two")
+    (tmp_path / "two").symlink_to(tmp_path / "one")
+    assert_one_line_error(cli("data", "check", tmp_path / "one"), 1, "loops")
+    assert_one_line_error(train(tmp_path / "one", tmp_path / "run"), 2, "loops")
+
+
+def test_data_check_on_an_unfinished_collection_says_how_many_are_missing(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    manifest = {"dataset": "dmcs", "spec": {"episodes": 6, "tasks": ["t"]}}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    result = cli("data", "check", data)
+    assert result.returncode == 1
+    assert "4 of 4 episode files valid" in result.stdout
+    assert "lists 6 episodes, 2 of them missing" in result.stdout

@@ -129,6 +129,12 @@ def test_frame_size_mismatch_is_explained_and_resize_works(world_model):
         assert env.observation_space.contains(obs)
     finally:
         base.close()
+    made = gymnasium.make(  # the hint's resize=True works through the registered id too
+        latent_env_id("cartpole", "balance"), run=world_model, size=48, resize=True
+    )
+    obs, _ = made.reset(seed=0)
+    assert made.observation_space.contains(obs)
+    made.close()
 
 
 @pytest.mark.integration
