@@ -241,6 +241,31 @@ class RunConfig:
             raise UsageError(f"--set/--config: {error}") from None
 
 
+def recorded_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded config (its ``config.json`` as a dict) with the settings it predates
+    derived from what it recorded: the one place where a saved run's config is completed.
+
+    ``model.action_conditioned`` (recorded since it moved from the presets into the model's
+    config) is whether the run trained with actions: ``model.action_size > 0`` (training
+    sets the action size from the data exactly when the model is action-conditioned).
+
+    Raises:
+        ValueError: in one line, naming what cannot be derived.
+
+    >>> recorded_settings({"model": {"action_size": 6}})["model"]
+    {'action_size': 6, 'action_conditioned': True}
+    """
+    model = saved.get("model", {})
+    if not isinstance(model, dict) or "action_conditioned" in model:
+        return saved
+    if "action_size" not in model:
+        raise ValueError(
+            "the run's config records neither model.action_conditioned nor model.action_size; "
+            "add model.action_conditioned (true if it trained with actions)"
+        )
+    return {**saved, "model": {**model, "action_conditioned": bool(model["action_size"])}}
+
+
 LEGACY_TRAIN_SETTINGS: dict[str, Any] = {"validation_fraction": 0.0}
 """What a saved ``train`` section that lacks these keys trained with: the settings' values
 before they existed (a run without ``validation_fraction`` held out no validation files)."""

@@ -35,7 +35,6 @@ class Preset:
     note: str
     model: dict[str, Any]
     train: dict[str, Any] = field(default_factory=dict)
-    action_conditioned: bool = False
 
     def build(self, seed: int = 0) -> RunConfig:
         return RunConfig(
@@ -195,9 +194,8 @@ PRESETS: dict[str, Preset] = {
         "dmcs",
         "Table S1, DMCS column (GPU: 1e5 steps); action-conditioned, one model for all tasks "
         "with actions zero-padded to the largest action size.",
-        _DMCS,
+        {**_DMCS, "action_conditioned": True},
         _PAPER_TRAIN,
-        action_conditioned=True,
     ),
     "basketball-cpu": Preset(
         "basketball-cpu",
@@ -217,9 +215,8 @@ PRESETS: dict[str, Preset] = {
         "dmcs-cpu",
         "DMCS on a 2-core CPU: Table S1 losses, K 32, the CPU changes listed above, "
         "6000 steps, reference frames from other episodes; action-conditioned.",
-        {**_DMCS, **_CPU_MODEL, "num_keypoints": 32},
+        {**_DMCS, **_CPU_MODEL, "num_keypoints": 32, "action_conditioned": True},
         {**_CPU_TRAIN, **_DMCS_CPU_TRAIN},
-        action_conditioned=True,
     ),
 }
 

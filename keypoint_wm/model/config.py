@@ -119,8 +119,15 @@ class ModelConfig:
         rnn_units: GRU units.
         num_bom_samples: Samples for the best-of-many objective (used when ``use_bom``).
         kl_beta: beta, the final KL weight; the trainer anneals it (LossSchedule.kl_scale).
-        action_size: Size of the action vector fed to the GRU; 0 means not
-            action-conditioned. For multi-task data, the zero-padded size.
+        action_size: Size of the action vector fed to the GRU; 0 means no actions. For
+            multi-task data, the zero-padded size. Training sets it from the data when
+            ``action_conditioned``.
+        action_conditioned: Whether training conditions the model on the data's actions
+            (the DMCS presets): training then sets ``action_size`` to the data's
+            (zero-padded) action size, and refuses data without actions. False leaves
+            ``action_size`` as it is (0 unless set). A run saved before this setting was
+            recorded derives it from its ``action_size`` (:meth:`RunConfig.from_saved
+            <keypoint_wm.config.RunConfig.from_saved>`).
         dynamics: ``"vrnn"`` (Struct-VRNN, stochastic) or ``"rnn"`` (Struct-RNN baseline:
             deterministic GRU, no latent, no KL; the keypoints are decoded from h).
         use_bom: If False, a single sample per step (Struct-VRNN without best-of-many).
@@ -166,6 +173,7 @@ class ModelConfig:
     num_bom_samples: int = 50
     kl_beta: float = 0.01
     action_size: int = 0
+    action_conditioned: bool = False
     dynamics: str = "vrnn"
     use_bom: bool = True
     representation: str = "keypoints"
