@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 from keypoint_wm.checkpoint import (
     checkpoint_dirs,
     latest_checkpoint,
-    read_config,
     read_run_config,
     resume_checkpoint,
     resume_differences,
@@ -31,7 +30,7 @@ from keypoint_wm.checkpoint import (
 )
 from keypoint_wm.choices import DATA_PLACEMENTS, GRAPH_MODES
 from keypoint_wm.claims import claim
-from keypoint_wm.config import RunConfig, saved_run_settings
+from keypoint_wm.config import RunConfig
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
 from keypoint_wm.data.episodes import (
@@ -210,8 +209,6 @@ def _train(
 
     # --- Data and config --------------------------------------------------------------
     window = config.model.num_steps
-    if resume and (run_dir / "config.json").exists():  # settings the saved run predates
-        config = config.with_overrides(saved_run_settings(read_config(run_dir)))
     index = EpisodeIndex(data_dir, "train", config.train.test_fraction, min_frames=window,
                          validation_fraction=config.train.validation_fraction)  # fmt: skip
     config = prepare_run_config(config, data_dir, index)
