@@ -44,7 +44,7 @@ from keypoint_wm.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_latest_checkpoint,
-    read_config,
+    read_run_config,
 )
 from keypoint_wm.config import RunConfig
 from keypoint_wm.conventions import ArrayLike, frames_to_tensor, images_to_uint8
@@ -307,10 +307,7 @@ def load(
     Loading never executes pickled code (weights are safetensors).
     """
     run_dir = resolve_run(run_dir)
-    try:
-        config = RunConfig.from_dict(read_config(run_dir))
-    except (ValueError, TypeError) as error:  # a config.json edited by hand
-        raise CheckpointError(f"{run_dir / 'config.json'}: {error}") from None
+    config = read_run_config(run_dir)
     target = resolve_device(device, flag="device")
     if is_exported(run_dir):
         weights, saved_step = read_exported_weights(run_dir)

@@ -129,7 +129,7 @@ def run_train_benchmark(
     target = resolve_device(device)
     run = get_preset(preset).build()
     model_config = run.model
-    if get_preset(preset).action_conditioned:
+    if model_config.action_conditioned:
         model_config = model_config.replace(action_size=action_size)
     batch = batch or run.train.batch_size
     fast_precision = resolve_precision(precision, target)

@@ -42,7 +42,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from keypoint_wm.config import config_differences
+from keypoint_wm.config import RunConfig, config_differences, recorded_settings
 from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.errors import DataError, RunError
 
@@ -104,6 +104,21 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: expected a JSON object, got {type(config).__name__}")
     return config
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The config the run recorded, with what it predates derived
+    (:func:`~keypoint_wm.config.recorded_settings`).
+
+    Raises:
+        NotARunError: no ``config.json``.
+        CheckpointError: in one line naming ``config.json``: not a JSON object, a setting
+            that cannot be derived, or a value the config refuses (a file edited by hand).
+    """
+    try:
+        return RunConfig.from_dict(recorded_settings(read_config(run_dir)))
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{Path(run_dir) / CONFIG_NAME}: {error}") from None
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:

@@ -79,7 +79,6 @@ class TrainConfig:
             validation split, by a second, independent path hash: the world model never
             trains on them, the in-training probe scores them, and every choice of knobs or
             step counts is made on them (:class:`~keypoint_wm.data.sequences.EpisodeIndex`).
-            A run saved before this setting existed held out none: it reads as 0.0.
         log_every, image_every, checkpoint_every: intervals in steps.
         probe_every: run the held-out tracking probe (keypoints -> ground-truth positions,
             R^2 per object) every this many steps when the data has positions; 0 = never.
@@ -241,9 +240,45 @@ class RunConfig:
             raise UsageError(f"--set/--config: {error}") from None
 
 
-LEGACY_TRAIN_SETTINGS: dict[str, Any] = {"validation_fraction": 0.0}
-"""What a saved ``train`` section that lacks these keys trained with: the settings' values
-before they existed (a run without ``validation_fraction`` held out no validation files)."""
+def recorded_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded config (its ``config.json`` as a dict), checked complete, with what it
+    predates derived from what it recorded: the one place where a saved run's config is
+    completed.
+
+    A run records its whole config, every model and train setting. One setting is derived
+    when missing: ``model.action_conditioned`` (recorded since it moved from the presets
+    into the model's config) is whether the run trained with actions, ``model.action_size >
+    0`` (training sets the action size from the data exactly when the model is
+    action-conditioned). Any other missing setting is an error: a default could differ from
+    what the run trained with.
+
+    Raises:
+        ValueError: in one line, naming the settings the run does not record.
+
+    >>> saved = RunConfig("custom", ModelConfig(action_size=6), TrainConfig()).to_dict()
+    >>> del saved["model"]["action_conditioned"]
+    >>> recorded_settings(saved)["model"]["action_conditioned"]
+    True
+    >>> del saved["train"]["validation_fraction"]
+    >>> recorded_settings(saved)
+    Traceback (most recent call last):
+    ...
+    ValueError: the run does not record train.validation_fraction (saved by an earlier version of keypoint-wm); add the value it trained with
+    """
+    model, train = saved.get("model", {}), saved.get("train", {})
+    if not isinstance(model, dict) or not isinstance(train, dict):
+        return saved  # RunConfig.from_dict names the section
+    if "action_conditioned" not in model and "action_size" in model:
+        model = {**model, "action_conditioned": bool(model["action_size"])}
+    missing = [f"model.{f.name}" for f in dataclasses.fields(ModelConfig) if f.name not in model]
+    missing += [f"train.{f.name}" for f in dataclasses.fields(TrainConfig) if f.name not in train]
+    if missing:
+        values = "the values" if len(missing) > 1 else "the value"
+        raise ValueError(
+            f"the run does not record {', '.join(missing)} (saved by an earlier version of "
+            f"keypoint-wm); add {values} it trained with"
+        )
+    return {**saved, "model": model}
 
 
 def _train_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -253,29 +288,7 @@ def _train_from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ValueError(
             f"unknown TrainConfig key(s): {', '.join(unknown)}; valid keys are: {', '.join(sorted(names))}"
         )
-    return TrainConfig(**{**LEGACY_TRAIN_SETTINGS, **data})
-
-
-def saved_run_settings(saved: dict[str, Any]) -> dict[str, Any]:
-    """``--set``-style overrides that make a new config train as the saved run did, for
-    settings the run predates (``{"train.validation_fraction": 0.0}`` for a run saved
-    before that setting existed; ``{}`` otherwise), so that it resumes unchanged.
-
-    Args:
-        saved: a run's ``config.json`` as a dict.
-    """
-    train = saved.get("train", {})
-    return {f"train.{k}": v for k, v in LEGACY_TRAIN_SETTINGS.items() if k not in train}
-
-
-def with_legacy_settings(saved: dict[str, Any]) -> dict[str, Any]:
-    """A run's ``config.json`` dict with the settings it predates filled in with the values
-    it trained with (:data:`LEGACY_TRAIN_SETTINGS`), to compare with a resumed config.
-
-    >>> with_legacy_settings({"train": {"steps": 5}})["train"]
-    {'validation_fraction': 0.0, 'steps': 5}
-    """
-    return {**saved, "train": {**LEGACY_TRAIN_SETTINGS, **saved.get("train", {})}}
+    return TrainConfig(**data)
 
 
 def _section_of(key: str) -> str:

@@ -2,9 +2,9 @@
 
 ``basketball``, ``human36m`` and ``dmcs`` reproduce Table S1 of the paper (batch 32,
 1e5 steps, Adam 1e-3 halved every 3e4 steps, KL annealed over 2.5e4 steps, scheduled
-sampling ramped over the whole run) and, where the paper is silent, the authors' code
-(the sparsity loss on raw heatmap means, reconstructor channels halved once per level).
-They are GPU jobs. docs/guide.md lists their remaining deviations from the paper.
+sampling ramped over the whole run) and, where the paper is silent, the authors' code, as
+:class:`~keypoint_wm.model.config.ModelConfig`'s defaults do (the sparsity loss on raw
+heatmap means, reconstructor channels halved once per level). They are GPU jobs. docs/guide.md lists their remaining deviations from the paper.
 
 The ``*-cpu`` presets do real learning in minutes on a 2-core CPU. They keep the paper's
 architecture and losses but shrink the budget: fewer steps with every schedule scaled to
@@ -35,7 +35,6 @@ class Preset:
     note: str
     model: dict[str, Any]
     train: dict[str, Any] = field(default_factory=dict)
-    action_conditioned: bool = False
 
     def build(self, seed: int = 0) -> RunConfig:
         return RunConfig(
@@ -57,16 +56,8 @@ _PAPER_TRAIN = dict(
     probe_every=2_000,  # held-out tracking R^2 every ~1/50 of the run
 )
 
-# What every paper preset takes from the authors' code where Table S1 is silent
-# (docs/design.md, "The model").
-_AUTHORS = dict(
-    sparsity_target="heatmap_mean",  # L1 on raw heatmap means, the authors' reduction
-    reconstructor_channels="per_level",  # channels halved once per resolution level
-)
-
 # Table S1, one column per dataset; layers_per_scale from paper S1.1.1.
 _BASKETBALL = dict(
-    **_AUTHORS,
     num_keypoints=12,
     layers_per_scale=1,
     sparsity_loss_scale=0.1,
@@ -81,7 +72,6 @@ _BASKETBALL = dict(
     num_bom_samples=50,
 )
 _HUMAN36M = dict(
-    **_AUTHORS,
     num_keypoints=48,
     layers_per_scale=2,
     sparsity_loss_scale=0.01,
@@ -96,7 +86,6 @@ _HUMAN36M = dict(
     num_bom_samples=50,
 )
 _DMCS = dict(
-    **_AUTHORS,
     num_keypoints=64,
     layers_per_scale=1,
     sparsity_loss_scale=5.0,
@@ -124,17 +113,13 @@ _CPU_MODEL = dict(
     sparsity_target="scale",  # L1 on max-normalised scales: what every CPU measurement used
     reconstructor_channels="per_conv",  # as measured (the same network at 1 layer per scale)
 )
+# Each CPU preset states its own budget: steps, and every schedule scaled from 1e5 steps to it.
 _CPU_TRAIN = dict(
-    steps=2_000,  # minutes on 2 cores (timings: docs/measurements.md, "2026-11-25")
     batch_size=8,
     learning_rate=1e-3,  # the paper's
-    lr_halving_steps=800,  # every schedule scaled from 1e5 steps to this budget
-    kl_annealing_steps=500,
-    scheduled_sampling_steps=2_000,
     motion_prior_scale=10.0,  # heatmaps start on moving regions, where the image loss takes over
     motion_prior_steps=600,  # ... and the term is gone after step 600
     log_every=20,
-    image_every=250,
     checkpoint_every=100,  # a few minutes of work at most lost to a kill
     probe_every=100,  # held-out tracking R^2 as training goes
 )
@@ -150,7 +135,7 @@ _BASKETBALL_CPU_MODEL = dict(
     separation_loss_scale=1.0,  # 10x Table S1: a 2nd keypoint on a player costs more than it gains
 )
 _BASKETBALL_CPU_TRAIN = dict(
-    steps=5_500,  # half an hour's budget on 2 AVX2 cores, with margin after every object is found
+    steps=5_500,  # with margin after every object is found
     lr_halving_steps=3_000,
     kl_annealing_steps=2_000,
     scheduled_sampling_steps=5_500,
@@ -195,9 +180,8 @@ PRESETS: dict[str, Preset] = {
         "dmcs",
         "Table S1, DMCS column (GPU: 1e5 steps); action-conditioned, one model for all tasks "
         "with actions zero-padded to the largest action size.",
-        _DMCS,
+        {**_DMCS, "action_conditioned": True},
         _PAPER_TRAIN,
-        action_conditioned=True,
     ),
     "basketball-cpu": Preset(
         "basketball-cpu",
@@ -217,9 +201,8 @@ PRESETS: dict[str, Preset] = {
         "dmcs-cpu",
         "DMCS on a 2-core CPU: Table S1 losses, K 32, the CPU changes listed above, "
         "6000 steps, reference frames from other episodes; action-conditioned.",
-        {**_DMCS, **_CPU_MODEL, "num_keypoints": 32},
+        {**_DMCS, **_CPU_MODEL, "num_keypoints": 32, "action_conditioned": True},
         {**_CPU_TRAIN, **_DMCS_CPU_TRAIN},
-        action_conditioned=True,
     ),
 }
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from keypoint_wm.checkpoint import (
     checkpoint_dirs,
     latest_checkpoint,
-    read_config,
+    read_run_config,
     resume_checkpoint,
     resume_differences,
     save_checkpoint,
@@ -30,7 +30,7 @@ from keypoint_wm.checkpoint import (
 )
 from keypoint_wm.choices import DATA_PLACEMENTS, GRAPH_MODES
 from keypoint_wm.claims import claim
-from keypoint_wm.config import RunConfig, saved_run_settings, with_legacy_settings
+from keypoint_wm.config import RunConfig
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.data.device_windows import DeviceWindows, fits_on_device
 from keypoint_wm.data.episodes import (
@@ -88,12 +88,10 @@ def setup_distributed(device: torch.device) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def prepare_run_config(
-    config: RunConfig, data_dir: Path, index: EpisodeIndex, action_conditioned: bool
-) -> RunConfig:
-    """Fill in what comes from the data: image size, action size, dataset identity, and
-    the action repeat it was collected with (``data.action_repeat``, None if it does not say:
-    the latent wrappers step their envs with it)."""
+def prepare_run_config(config: RunConfig, data_dir: Path, index: EpisodeIndex) -> RunConfig:
+    """Fill in what comes from the data: image size, action size (``model.action_conditioned``),
+    dataset identity, and the action repeat it was collected with (``data.action_repeat``, None
+    if it does not say: the latent wrappers step their envs with it)."""
     height, width, _ = index.image_shape
     if height != width:
         raise DataError(f"{data_dir}: images are {height}x{width}; the model needs square images")
@@ -105,10 +103,11 @@ def prepare_run_config(
             f"take ({problem}): collect the data at another --size, or choose another "
             f"model.heatmap_width with --set"
         )
-    if action_conditioned:
+    if config.model.action_conditioned:
         if index.action_size == 0:
             raise DataError(
-                f"{data_dir}: the preset is action-conditioned but the data has no actions"
+                f"{data_dir}: the model is action-conditioned (model.action_conditioned) but "
+                "the data has no actions"
             )
         changes["model.action_size"] = index.action_size
     changes["data.root"] = str(Path(data_dir).resolve())
@@ -146,7 +145,6 @@ def train(
     run_dir: Path,
     resume: bool = False,
     device_name: str | None = None,
-    action_conditioned: bool = False,
     progress: bool = True,
     data_placement: str = "auto",
     cuda_graph: str = "auto",
@@ -173,7 +171,7 @@ def train(
     run_dir = Path(run_dir)
     with _one_writer(run_dir):
         return _train(
-            config, data_dir, run_dir, resume, device_name, action_conditioned, progress,
+            config, data_dir, run_dir, resume, device_name, progress,
             data_placement, cuda_graph, progress_label, progress_position,
         )  # fmt: skip
 
@@ -199,7 +197,6 @@ def _train(
     run_dir: Path,
     resume: bool,
     device_name: str | None,
-    action_conditioned: bool,
     progress: bool,
     data_placement: str,
     cuda_graph: str,
@@ -219,11 +216,9 @@ def _train(
 
     # --- Data and config --------------------------------------------------------------
     window = config.model.num_steps
-    if resume and (run_dir / "config.json").exists():  # settings the saved run predates
-        config = config.with_overrides(saved_run_settings(read_config(run_dir)))
     index = EpisodeIndex(data_dir, "train", config.train.test_fraction, min_frames=window,
                          validation_fraction=config.train.validation_fraction)  # fmt: skip
-    config = prepare_run_config(config, data_dir, index, action_conditioned)
+    config = prepare_run_config(config, data_dir, index)
     start_step, checkpoint = 0, None
     if resume and (run_dir / "config.json").exists():  # --resume of a new run starts it
         start_step, checkpoint = _check_resume(run_dir, config)
@@ -437,7 +432,7 @@ def restore_rng_state(
 def _check_resume(run_dir: Path, config: RunConfig):
     """The step and checkpoint to resume from; refuses a changed config (except steps, and
     a moved data directory with the same fingerprint) and a run already past its steps."""
-    differing = resume_differences(with_legacy_settings(read_config(run_dir)), config.to_dict())
+    differing = resume_differences(read_run_config(run_dir).to_dict(), config.to_dict())
     if differing:
         raise ConfigMismatchError(
             f"--resume: the config differs from {run_dir / 'config.json'} in: "

@@ -28,7 +28,7 @@ from keypoint_wm.train_step import StepRunner
 def build(preset: str, device: torch.device, precision: str):
     run = get_preset(preset).build()
     config = run.model
-    if get_preset(preset).action_conditioned:
+    if config.action_conditioned:
         config = config.replace(action_size=6)
     torch.manual_seed(0)
     model = StructVRNN(config).to(device).set_precision(precision)

@@ -50,5 +50,5 @@ def tiny_dmc_run(base: Path, representation: str = "keypoints") -> Path:
         if suffix:
             overrides["model.representation"] = representation
         config = tiny_config(4, preset="dmcs-cpu", **overrides)
-        train(config, data, run, progress=False, action_conditioned=True)
+        train(config, data, run, progress=False)
     return run

@@ -17,6 +17,7 @@ from keypoint_wm.checkpoint import (
     checkpoint_dirs,
     latest_checkpoint,
     load_latest_checkpoint,
+    read_run_config,
     remove_stale_temp_dirs,
     resume_checkpoint,
     resume_differences,
@@ -120,3 +121,24 @@ def test_load_falls_back_past_a_damaged_newest_checkpoint(tiny_run, tmp_path):
     with pytest.warns(UserWarning, match=f"{newest.name} .*using .*step_00000002"):
         model = keypoint_wm.load(run, device="cpu")
     assert model.step == 2
+
+
+def test_a_run_saved_without_action_conditioned_derives_it_from_its_action_size(tmp_path):
+    """Runs saved while presets carried ``action_conditioned`` did not record it: training
+    set ``model.action_size`` from the data exactly when the preset was action-conditioned."""
+    from keypoint_wm.presets import get_preset
+
+    saved = get_preset("dmcs-cpu").build().with_overrides({"model.action_size": 6}).to_dict()
+    del saved["model"]["action_conditioned"]
+    write_config(tmp_path / "dmcs", saved)
+    assert read_run_config(tmp_path / "dmcs").model.action_conditioned is True
+    saved["model"]["action_size"] = 0
+    write_config(tmp_path / "free", saved)
+    assert read_run_config(tmp_path / "free").model.action_conditioned is False
+    del saved["model"]["action_size"]
+    write_config(tmp_path / "neither", saved)
+    with pytest.raises(CheckpointError) as error:
+        read_run_config(tmp_path / "neither")
+    message = str(error.value)
+    assert "\n" not in message and str(tmp_path / "neither" / "config.json") in message
+    assert "model.action_conditioned" in message

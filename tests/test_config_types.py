@@ -87,3 +87,19 @@ def test_set_values_are_checked_when_parsed_even_if_a_flag_replaces_them_later()
 def test_a_learning_rate_that_cannot_train_is_refused_before_a_run_folder_exists(item):
     with pytest.raises(UsageError, match="train.learning_rate must be > 0"):
         overridden(item)
+
+
+def test_action_conditioning_is_a_model_setting_of_set_and_config_files(tmp_path):
+    dmcs = get_preset("dmcs-cpu").build()
+    assert (
+        dmcs.model.action_conditioned
+        and not get_preset("basketball-cpu").build().model.action_conditioned
+    )
+    off = dmcs.with_overrides(parse_set_arguments(["model.action_conditioned=false"]))
+    assert off.model.action_conditioned is False
+    path = tmp_path / "on.yaml"
+    path.write_text("model:\n  action_conditioned: true\n")
+    on = get_preset("basketball-cpu").build().with_overrides(load_config_file(path))
+    assert on.model.action_conditioned is True
+    with pytest.raises(UsageError, match="model.action_conditioned"):
+        parse_set_arguments(["model.action_conditioned=1"])

@@ -87,6 +87,7 @@ _CPU_MODEL_COMMON = {
     "rnn_units": 512,
     "num_bom_samples": 10,
     "action_size": 0,
+    "action_conditioned": False,
     "dynamics": "vrnn",
     "use_bom": True,
     "representation": "keypoints",
@@ -171,6 +172,7 @@ CPU_GOLDEN = {
     "dmcs-cpu": {
         "model": {
             **_CPU_MODEL_COMMON,
+            "action_conditioned": True,
             "num_keypoints": 32,
             "heatmap_width": 16,
             "keypoint_width": 1.5,
@@ -200,4 +202,3 @@ def test_cpu_presets_resolve_to_their_pinned_configs(name):
     resolved = get_preset(name).build().to_dict()
     expected = {"preset": name, "seed": 0, **CPU_GOLDEN[name], "data": {}}
     assert resolved == expected
-    assert get_preset(name).action_conditioned == (name == "dmcs-cpu")

@@ -131,9 +131,7 @@ def test_action_conditioned_training_draws_pictures_and_resumes(tmp_path):
             "train.reference_frame": "other_episode",  # reconstruct on another episode
         },
     )
-    result = train(
-        config, tmp_path / "data", tmp_path / "run", action_conditioned=True, progress=False
-    )
+    result = train(config, tmp_path / "data", tmp_path / "run", progress=False)
     assert result["step"] == 2
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["model"]["action_size"] == 6

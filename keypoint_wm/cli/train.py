@@ -45,8 +45,8 @@ def _flag_over_set(
     overrides[key] = value
 
 
-def build_run_config(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The preset and the :class:`~keypoint_wm.config.RunConfig` the flags describe."""
+def build_run_config(args: argparse.Namespace) -> Any:
+    """The :class:`~keypoint_wm.config.RunConfig` the flags describe."""
     from keypoint_wm.config import load_config_file, parse_set_arguments
     from keypoint_wm.presets import get_preset
 
@@ -60,7 +60,7 @@ def build_run_config(args: argparse.Namespace) -> tuple[Any, Any]:
         overrides["train.steps"] = args.steps
     _flag_over_set(overrides, "seed", "--seed", args.seed, from_set)
     _flag_over_set(overrides, "train.precision", "--precision", args.precision, from_set)
-    return preset, preset.build().with_overrides(overrides)
+    return preset.build().with_overrides(overrides)
 
 
 def _check_out(out: Path) -> None:
@@ -80,7 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out)
     device_of(args)  # a bad --device fails here, before any data is read
-    preset, config = build_run_config(args)
+    config = build_run_config(args)
     data = Path(args.data) if args.data else default_data_dir()
     if not data.exists():
         raise UsageError(
@@ -92,7 +92,6 @@ def run_train(args: argparse.Namespace) -> int:
     common = {
         "resume": args.resume,
         "device_name": args.device,
-        "action_conditioned": preset.action_conditioned,
         "progress": not args.quiet,
         "data_placement": args.data_placement,
         "cuda_graph": args.cuda_graph,

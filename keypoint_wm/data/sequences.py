@@ -112,9 +112,8 @@ class EpisodeIndex:
             unused for metadata splits.
         min_frames: drop files shorter than this (a window must fit).
         validation_fraction: fraction of the non-test files held out as ``"validation"``.
-            0 (the default) keeps them all in ``"train"``: the split of runs saved before
-            validation existed, and what evaluation fits its readouts on (every file
-            outside the test split). Training passes ``train.validation_fraction``.
+            0 (the default) keeps them all in ``"train"``: what evaluation fits its readouts
+            on (every file outside the test split). Training passes ``train.validation_fraction``.
 
     Raises:
         EpisodeFormatError: a file breaks the format (the check ``keypoint-wm data check``

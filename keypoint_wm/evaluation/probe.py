@@ -53,14 +53,13 @@ class ProbeData:
         fractions); None without ground truth.
 
         Also None, with a warning saying what to do, when the validation split is empty (a
-        small dataset, or a run trained before validation splits existed): training goes on
+        small dataset, or ``train.validation_fraction=0``): training goes on
         without the probe. The test split is never read.
         """
         if validation_fraction == 0:
             warnings.warn(
                 "tracking probe off (train.probe_every): the run holds out no validation "
-                "files (train.validation_fraction=0, a run trained before validation splits "
-                "existed), and the probe never scores test files",
+                "files (train.validation_fraction=0), and the probe never scores test files",
                 stacklevel=2,
             )
             return None

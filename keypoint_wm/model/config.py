@@ -4,10 +4,10 @@
 ``dataclasses.asdict`` and :meth:`ModelConfig.from_dict`; unknown keys are rejected with a
 message naming them, so a typo in a YAML file or a ``--set`` override fails loudly.
 
-Defaults are the paper's Basketball values (Table S1) where the table gives one and the
-authors' TensorFlow code (google-research/video_structure) otherwise. Options that depart
-from the paper (the "dark keypoint" knobs, docs/design.md, "Known pitfall") default to the paper's
-behaviour.
+``ModelConfig()`` is the authors' network: the paper's Basketball values (Table S1) where
+the table gives one and the authors' TensorFlow code (google-research/video_structure)
+otherwise. Options that depart from the paper (the "dark keypoint" knobs, docs/design.md,
+"Known pitfall") default to the paper's behaviour.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ class ModelConfig:
         reconstructor_channels: How the reconstructor's 3x3 convs halve the channel count
             on the way up: ``"per_level"`` halves once per doubling of the resolution, every
             conv of that level keeping the halved count (the authors' code: 128 -> 64 -> 32
-            channels for 64x64 images whatever ``layers_per_scale``; the paper presets);
-            ``"per_conv"`` halves at every conv (the default, so that runs saved before this
-            option existed load as they trained: with ``layers_per_scale=2`` it ends with 8
-            channels at 64x64 instead of 32). Both agree for ``layers_per_scale <= 1``.
+            channels for 64x64 images whatever ``layers_per_scale``; the default and the
+            paper presets); ``"per_conv"`` halves at every conv (our first version, kept by
+            the CPU presets: with ``layers_per_scale=2`` it ends with 8 channels at 64x64
+            instead of 32). Both agree for ``layers_per_scale <= 1``.
         heatmap_width: Side of the keypoint heatmaps in pixels (16).
         keypoint_width: Width of the Gaussian blobs drawn for the reconstructor, in the
             authors' unit: the standard deviation on the [-1, 1] coordinate grid is
@@ -102,9 +102,9 @@ class ModelConfig:
         sparsity_target: ``"heatmap_mean"``: L1 on the mean mu_k of each raw
             (un-normalised) heatmap (paper eq. S3) with the authors' reduction: summed over
             the frames of the window, averaged over keypoints and batch, divided by the
-            batch size (``losses.heatmap_sparsity_loss``; the paper presets); ``"scale"``:
-            L1 on the max-normalised keypoint scales averaged over batch, time and K (the
-            default, and the CPU presets').
+            batch size (``losses.heatmap_sparsity_loss``; the default and the paper
+            presets); ``"scale"``: L1 on the max-normalised keypoint scales averaged over
+            batch, time and K (the CPU presets').
         weight_decay: Keras-style L2 factor on conv kernels: the loss term is
             ``weight_decay * sum(kernel**2)`` (biases and the final heatmap layer
             excluded, as in the authors' code).
@@ -119,8 +119,15 @@ class ModelConfig:
         rnn_units: GRU units.
         num_bom_samples: Samples for the best-of-many objective (used when ``use_bom``).
         kl_beta: beta, the final KL weight; the trainer anneals it (LossSchedule.kl_scale).
-        action_size: Size of the action vector fed to the GRU; 0 means not
-            action-conditioned. For multi-task data, the zero-padded size.
+        action_size: Size of the action vector fed to the GRU; 0 means no actions. For
+            multi-task data, the zero-padded size. Training sets it from the data when
+            ``action_conditioned``.
+        action_conditioned: Whether training conditions the model on the data's actions
+            (the DMCS presets): training then sets ``action_size`` to the data's
+            (zero-padded) action size, and refuses data without actions. False leaves
+            ``action_size`` as it is (0 unless set). A run saved before this setting was
+            recorded derives it from its ``action_size`` (:meth:`RunConfig.from_saved
+            <keypoint_wm.config.RunConfig.from_saved>`).
         dynamics: ``"vrnn"`` (Struct-VRNN, stochastic) or ``"rnn"`` (Struct-RNN baseline:
             deterministic GRU, no latent, no KL; the keypoints are decoded from h).
         use_bom: If False, a single sample per step (Struct-VRNN without best-of-many).
@@ -139,7 +146,7 @@ class ModelConfig:
     num_keypoints: int = 12
     num_encoder_filters: int = 32
     layers_per_scale: int = 1
-    reconstructor_channels: str = "per_conv"
+    reconstructor_channels: str = "per_level"
     heatmap_width: int = 16
     keypoint_width: float = 1.5
     scale_normalization: str = "max"
@@ -155,7 +162,7 @@ class ModelConfig:
     concentration_loss_scale: float = 0.0
     motion_prior: str = "per_keypoint"
     sparsity_loss_scale: float = 0.1
-    sparsity_target: str = "scale"
+    sparsity_target: str = "heatmap_mean"
     weight_decay: float = 1e-4
     # Dynamics.
     latent_size: int = 16
@@ -166,6 +173,7 @@ class ModelConfig:
     num_bom_samples: int = 50
     kl_beta: float = 0.01
     action_size: int = 0
+    action_conditioned: bool = False
     dynamics: str = "vrnn"
     use_bom: bool = True
     representation: str = "keypoints"

@@ -33,152 +33,36 @@ All computation is float32 and runs with autocast disabled.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from keypoint_wm.model.config import ModelConfig
-from keypoint_wm.model.image_nets import he_uniform_
+from keypoint_wm.model.dynamics_nets import (
+    Belief,
+    GaussianHead,
+    KeypointDecoder,
+    draw,
+    select_best_sample,
+)
 from keypoint_wm.model.losses import kl_normal
-from keypoint_wm.model.outputs import ScheduleValue, is_full, is_off
+from keypoint_wm.model.outputs import (
+    DynamicsOutput,
+    ScheduleValue,
+    StepOutput,
+    is_full,
+    is_off,
+)
 
-STD_EPSILON = 1e-4
-
-
-class Belief(NamedTuple):
-    """A diagonal Gaussian over z: ``mean`` and ``std`` ``[B, Z]`` (std > 0)."""
-
-    mean: Tensor
-    std: Tensor
-
-
-@dataclass
-class StepOutput:
-    """One online step of the dynamics model.
-
-    Attributes:
-        decoded: ``[B, D]`` decoded keypoints (flat K * 3, tanh range [-1, 1]).
-        latent: ``[B, Z]`` the z used (None for Struct-RNN).
-        prior: Prior belief for this frame (None for Struct-RNN).
-        posterior: Posterior belief (observe steps of the VRNN only).
-        kl: ``[B]`` KL(posterior || prior) summed over Z (observe steps of the VRNN only).
-        feed: ``[B, D]`` the keypoints fed to the GRU.
-        next_hidden: ``[B, H]`` the state after the GRU update, conditioning frame t+1
-            (None from :meth:`KeypointDynamics.posterior_step`).
-    """
-
-    decoded: Tensor
-    latent: Tensor | None
-    prior: Belief | None
-    posterior: Belief | None
-    kl: Tensor | None
-    feed: Tensor
-    next_hidden: Tensor | None
-
-
-@dataclass
-class DynamicsOutput:
-    """Full-sequence output of :meth:`KeypointDynamics.forward`.
-
-    Attributes:
-        decoded: ``[B, T, D]`` decoded keypoints of the selected sample.
-        kl: ``[B, T0]`` KL per observed step, summed over Z (zeros for Struct-RNN).
-        best_index: ``[B, T]`` index of the selected best-of-many sample (zeros without
-            BoM).
-        hidden: ``[B, T, H]``: ``hidden[:, t]`` is h_{t-1}, the state that conditions the
-            prior, posterior and decoder of frame t (summarises frames < t and actions up
-            to ``action[t]``); ``hidden[:, 0]`` is the zero initial state.
-        latent: ``[B, T, Z]`` selected z (None for Struct-RNN).
-        feed: ``[B, T, D]`` keypoints fed to the GRU after each frame.
-        prior_mean, prior_std: ``[B, T, Z]`` (None for Struct-RNN).
-        posterior_mean, posterior_std: ``[B, T0, Z]`` (None for Struct-RNN).
-    """
-
-    decoded: Tensor
-    kl: Tensor
-    best_index: Tensor
-    hidden: Tensor
-    latent: Tensor | None
-    feed: Tensor
-    prior_mean: Tensor | None
-    prior_std: Tensor | None
-    posterior_mean: Tensor | None
-    posterior_std: Tensor | None
-
-
-def _dense(in_features: int, out_features: int, he: bool, bias: bool = True) -> nn.Linear:
-    """Dense layer with Keras init: He-uniform (hidden, ReLU) or Glorot-uniform (heads)."""
-    layer = nn.Linear(in_features, out_features, bias=bias)
-    if he:
-        he_uniform_(layer.weight)
-    else:
-        nn.init.xavier_uniform_(layer.weight)
-    if bias:
-        nn.init.zeros_(layer.bias)
-    return layer
-
-
-class GaussianHead(nn.Module):
-    """MLP ``[.., in] -> (mean, std)`` ``[.., Z]``: Dense(units, ReLU), two Dense heads."""
-
-    def __init__(self, in_features: int, units: int, latent_size: int) -> None:
-        super().__init__()
-        self.hidden = _dense(in_features, units, he=True)
-        self.mean = _dense(units, latent_size, he=False)
-        self.std = _dense(units, latent_size, he=False)
-
-    def forward(self, x: Tensor) -> Belief:
-        a = F.relu(self.hidden(x))
-        return Belief(self.mean(a), F.softplus(self.std(a)) + STD_EPSILON)
-
-
-class KeypointDecoder(nn.Module):
-    """``tanh(Dense(ReLU(Dense([h, z]))))`` to ``[.., D]``.
-
-    The first layer is split into an h part and a z part (the same function as a Dense on
-    the concatenation, He-uniform with fan_in = H + Z) so that N best-of-many samples
-    ``z [N, B, Z]`` share one ``h [B, H]`` product.
-    """
-
-    def __init__(self, hidden_size: int, latent_size: int, units: int, out_size: int) -> None:
-        super().__init__()
-        fan_in = hidden_size + latent_size
-        self.from_h = nn.Linear(hidden_size, units)
-        he_uniform_(self.from_h.weight, fan_in)
-        nn.init.zeros_(self.from_h.bias)
-        self.from_z: nn.Linear | None = None
-        if latent_size:
-            self.from_z = nn.Linear(latent_size, units, bias=False)
-            he_uniform_(self.from_z.weight, fan_in)
-        self.out = _dense(units, out_size, he=False)
-
-    def forward(self, h: Tensor, z: Tensor | None = None) -> Tensor:
-        """``h [B, H]``, ``z [B, Z]`` or ``[N, B, Z]`` -> ``[B, D]`` or ``[N, B, D]``."""
-        a = self.from_h(h)
-        if z is not None and self.from_z is not None:
-            a = a + self.from_z(z)
-        return torch.tanh(self.out(F.relu(a)))
-
-
-def select_best_sample(samples: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Best-of-many selection.
-
-    Args:
-        samples: ``[N, B, D]`` decoded samples.
-        target: ``[B, D]`` detected keypoints.
-
-    Returns:
-        ``(index [B], chosen [B, D])``: the sample with the smallest mean squared error to
-        the target (over D, including the scale channel), gathered so that only it is in
-        the graph.
-    """
-    errors = (samples - target.unsqueeze(0)).pow(2).mean(dim=-1)  # [N, B]
-    index = errors.argmin(dim=0)
-    chosen = samples[index, torch.arange(samples.shape[1], device=samples.device)]
-    return index, chosen
+__all__ = [
+    "Belief",
+    "DynamicsOutput",
+    "GaussianHead",
+    "KeypointDecoder",
+    "KeypointDynamics",
+    "StepOutput",
+    "select_best_sample",
+]
 
 
 class KeypointDynamics(nn.Module):
@@ -236,12 +120,14 @@ class KeypointDynamics(nn.Module):
         noise: Tensor | None = None,
         sample: bool = True,
         with_prior: bool = True,
+        target: Tensor | None = None,
     ) -> StepOutput:
         """Infer frame t from its detected keypoints WITHOUT advancing the GRU.
 
         For an online agent that must see the state of frame t before choosing the action
         that produces frame t+1: call this, choose the action, then
-        ``advance(hidden, out.feed, out.latent, action)``. ``next_hidden`` is None.
+        ``advance(hidden, out.feed, out.latent, action)``. ``next_hidden`` is None. The
+        training pass (:meth:`forward`) runs it for every observed step.
 
         Args:
             hidden: ``[B, H]`` h_{t-1}.
@@ -249,11 +135,14 @@ class KeypointDynamics(nn.Module):
             feed_observed: Set ``feed`` to the detected keypoints instead of the decoded
                 posterior sample (the latter is the authors' inference behaviour;
                 Struct-RNN always feeds the detected keypoints).
-            noise: ``[B, Z]`` standard-normal noise of the sample ``z = mean + std * noise``
-                (default: drawn with ``torch.randn_like``, the global generator).
+            noise: standard-normal noise of the sample ``z = mean + std * noise``: ``[B, Z]``,
+                or ``[N, B, Z]`` for N samples of which one is kept (see ``target``); default
+                one ``[B, Z]`` drawn with ``torch.randn_like``, the global generator.
             sample: False: z is the posterior mean (``noise`` is not used).
             with_prior: False: skip the prior and the KL (``prior`` and ``kl`` are None), for
                 a filter that needs neither.
+            target: ``[B, D]`` with N samples: keep the one whose decoded keypoints are
+                nearest (best of many); None keeps the first.
 
         Returns:
             :class:`StepOutput` with one posterior sample (Struct-RNN: ``decoded`` is the
@@ -265,15 +154,12 @@ class KeypointDynamics(nn.Module):
                 decoded = self.decoder(hidden)
                 return StepOutput(decoded, None, None, None, None, observed, None)
             assert self.prior is not None and self.posterior is not None
+            prior = self.prior(hidden) if with_prior else None
             post = self.posterior(torch.cat([hidden, observed], dim=-1))
-            z = _draw(post, noise, sample)
-            decoded = self.decoder(hidden, z)
+            kl = None if prior is None else kl_normal(post.mean, post.std, prior.mean, prior.std)
+            z, decoded, index = self._decode(hidden, post, noise, sample, target)
             feed = observed if feed_observed else decoded
-            if not with_prior:
-                return StepOutput(decoded, z, None, post, None, feed, None)
-            prior = self.prior(hidden)
-            kl = kl_normal(post.mean, post.std, prior.mean, prior.std)
-            return StepOutput(decoded, z, prior, post, kl, feed, None)
+            return StepOutput(decoded, z, prior, post, kl, feed, None, index)
 
     def observe_step(
         self,
@@ -300,19 +186,29 @@ class KeypointDynamics(nn.Module):
         return step
 
     def prior_step(
-        self, hidden: Tensor, *, noise: Tensor | None = None, sample: bool = True
+        self,
+        hidden: Tensor,
+        *,
+        noise: Tensor | None = None,
+        sample: bool = True,
+        target: Tensor | None = None,
+        prior_gradient: bool = True,
     ) -> StepOutput:
         """Predict frame t from ``hidden`` = h_{t-1} (one prior sample) WITHOUT advancing.
 
         The prior's twin of :meth:`posterior_step`: for an agent that imagines frame t and
-        only then chooses the action that produces frame t+1. ``feed`` is the decoded
-        keypoints; ``next_hidden`` is None.
+        only then chooses the action that produces frame t+1, and for the predicted steps
+        of :meth:`forward`. ``feed`` is the decoded keypoints; ``next_hidden`` is None.
 
         Args:
             hidden: ``[B, H]`` h_{t-1}.
-            noise: ``[B, Z]`` standard-normal noise of ``z = mean + std * noise`` (default:
-                drawn with ``torch.randn_like``).
+            noise: ``[B, Z]`` or ``[N, B, Z]`` standard-normal noise of
+                ``z = mean + std * noise``, as in :meth:`posterior_step`.
             sample: False: z is the prior mean.
+            target: ``[B, D]``: with N samples, keep the one nearest (else the first).
+            prior_gradient: False: z is drawn from the gradient-stopped prior (the authors'
+                predicted steps, ``ModelConfig.future_loss_trains_prior=False``); ``prior``
+                keeps its gradient.
         """
         with _fp32(hidden.device.type):
             if not self.stochastic:
@@ -320,9 +216,33 @@ class KeypointDynamics(nn.Module):
                 return StepOutput(decoded, None, None, None, None, decoded, None)
             assert self.prior is not None
             prior = self.prior(hidden)
-            z = _draw(prior, noise, sample)
-            decoded = self.decoder(hidden, z)
-            return StepOutput(decoded, z, prior, None, None, decoded, None)
+            belief = prior if prior_gradient else Belief(prior.mean.detach(), prior.std.detach())
+            z, decoded, index = self._decode(hidden, belief, noise, sample, target)
+            return StepOutput(decoded, z, prior, None, None, decoded, None, index)
+
+    def _decode(
+        self,
+        hidden: Tensor,
+        belief: Belief,
+        noise: Tensor | None,
+        sample: bool,
+        target: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Draw z from ``belief`` and decode it: ``(z [B, Z], decoded [B, D], index)``.
+
+        With ``noise [N, B, Z]`` all N samples are decoded and one is kept: the nearest to
+        ``target [B, D]`` (best of many), else the first; ``index [B]`` says which (None for
+        one sample).
+        """
+        z = draw(belief, noise, sample)
+        decoded = self.decoder(hidden, z)
+        if z.dim() == hidden.dim():
+            return z, decoded, None
+        if target is not None and z.shape[0] > 1:
+            index, decoded, z = select_best_sample(decoded, target, z)
+            return z, decoded, index
+        index = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
+        return z[0], decoded[0], index
 
     def imagine_step(
         self,
@@ -355,6 +275,10 @@ class KeypointDynamics(nn.Module):
     ) -> DynamicsOutput:
         """Run the dynamics over a whole sequence (training and ``observe``).
 
+        The online steps in a loop: :meth:`posterior_step` for observed steps,
+        :meth:`prior_step` for predicted ones, then :meth:`advance` with the scheduled
+        sampling's choice of keypoints.
+
         Args:
             keypoints: ``[B, T, D]`` detected keypoints (the caller detaches them). They are
                 the posterior's input in observed steps and the best-of-many / teacher
@@ -379,81 +303,34 @@ class KeypointDynamics(nn.Module):
             raise ValueError(f"num_observed must be in [1, T={steps}], got {num_observed}")
         actions = self._check_actions(actions, batch, steps)
         samples = self.config.num_samples if num_samples is None else num_samples
+        noise_shape = (
+            (samples, batch, self.latent_size) if samples > 1 else (batch, self.latent_size)
+        )
+        train_prior = self.config.future_loss_trains_prior
         device = keypoints.device
+        trace = _Trace()
+        p_own: ScheduleValue
         with torch.autocast(device_type=device.type, enabled=False):
             keypoints = keypoints.float()
             h = self.initial_state(batch, device)
-            rows = torch.arange(batch, device=device)
-            out: dict[str, list[Tensor]] = {
-                k: [] for k in ("decoded", "kl", "index", "hidden", "latent", "feed", "pm", "ps")
-            }
-            out.update(qm=[], qs=[])
             for t in range(steps):
-                observed = t < num_observed
                 target = keypoints[:, t]
-                out["hidden"].append(h)
-                z_t: Tensor | None = None
-                if self.stochastic:
-                    assert self.prior is not None and self.posterior is not None
-                    prior = self.prior(h)
-                    out["pm"].append(prior.mean)
-                    out["ps"].append(prior.std)
-                    if observed:
-                        belief = self.posterior(torch.cat([h, target], dim=-1))
-                        out["qm"].append(belief.mean)
-                        out["qs"].append(belief.std)
-                        out["kl"].append(kl_normal(belief.mean, belief.std, prior.mean, prior.std))
-                    elif self.config.future_loss_trains_prior:
-                        belief = prior
-                    else:
-                        belief = Belief(prior.mean.detach(), prior.std.detach())
-                    noise = torch.randn(samples, batch, self.latent_size, device=device)
-                    z = belief.mean + belief.std * noise  # [N, B, Z]
-                    decoded_all = self.decoder(h, z)  # [N, B, D]
-                    if samples > 1 and select_best:
-                        index, decoded = select_best_sample(decoded_all, target)
-                    else:
-                        index = torch.zeros(batch, dtype=torch.long, device=device)
-                        decoded = decoded_all[0]
-                    z_t = z[index, rows]
-                    out["latent"].append(z_t)
+                noise = torch.randn(noise_shape, device=device) if self.stochastic else None
+                best_of = target if select_best else None
+                if t < num_observed:
+                    step = self.posterior_step(h, target, noise=noise, target=best_of)
+                    p_own = p_own_observed if self.stochastic else 0.0
                 else:
-                    decoded = self.decoder(h)
-                    index = torch.zeros(batch, dtype=torch.long, device=device)
-                    if observed:
-                        out["kl"].append(torch.zeros(batch, device=device))
-                out["decoded"].append(decoded)
-                out["index"].append(index)
-                p_own: ScheduleValue
-                if observed and not self.stochastic:
-                    p_own = 0.0
-                else:
-                    p_own = p_own_observed if observed else p_own_predicted
-                feed = _scheduled_sample(target, decoded, p_own)
-                out["feed"].append(feed)
+                    step = self.prior_step(
+                        h, noise=noise, target=best_of, prior_gradient=train_prior
+                    )
+                    p_own = p_own_predicted
+                feed = _scheduled_sample(target, step.decoded, p_own)
+                trace.record(h, step, feed, t < num_observed)
                 if t + 1 < steps:
                     action_next = None if actions is None else actions[:, t + 1]
-                    h = self.advance(h, feed, z_t, action_next)
-
-        def stack(name: str) -> Tensor | None:
-            return torch.stack(out[name], dim=1) if out[name] else None
-
-        decoded_seq, kl_seq, index_seq = stack("decoded"), stack("kl"), stack("index")
-        hidden_seq, feed_seq = stack("hidden"), stack("feed")
-        assert decoded_seq is not None and kl_seq is not None and index_seq is not None
-        assert hidden_seq is not None and feed_seq is not None
-        return DynamicsOutput(
-            decoded=decoded_seq,
-            kl=kl_seq,
-            best_index=index_seq,
-            hidden=hidden_seq,
-            latent=stack("latent"),
-            feed=feed_seq,
-            prior_mean=stack("pm"),
-            prior_std=stack("ps"),
-            posterior_mean=stack("qm"),
-            posterior_std=stack("qs"),
-        )
+                    h = self.advance(h, feed, step.latent, action_next)
+        return trace.output()
 
     def _check_actions(self, actions: Tensor | None, batch: int, steps: int) -> Tensor | None:
         if self.action_size == 0:
@@ -470,21 +347,66 @@ class KeypointDynamics(nn.Module):
         return actions.float()
 
 
+class _Trace:
+    """The per-step outputs of :meth:`KeypointDynamics.forward`, stacked over time at the end."""
+
+    def __init__(self) -> None:
+        names = ("decoded", "kl", "index", "hidden", "latent", "feed", "pm", "ps", "qm", "qs")
+        self.lists: dict[str, list[Tensor]] = {name: [] for name in names}
+
+    def record(self, hidden: Tensor, step: StepOutput, feed: Tensor, observed: bool) -> None:
+        """Step t: ``hidden`` h_{t-1} ``[B, H]``, its :class:`StepOutput`, the ``feed``
+        ``[B, D]`` the GRU gets; ``observed``: a posterior step."""
+        out = self.lists
+        out["hidden"].append(hidden)
+        batch, device = hidden.shape[0], hidden.device
+        index = step.best_index
+        if index is None:
+            index = torch.zeros(batch, dtype=torch.long, device=device)
+        if step.prior is not None:
+            out["pm"].append(step.prior.mean)
+            out["ps"].append(step.prior.std)
+        if step.posterior is not None:
+            out["qm"].append(step.posterior.mean)
+            out["qs"].append(step.posterior.std)
+        if observed:
+            out["kl"].append(torch.zeros(batch, device=device) if step.kl is None else step.kl)
+        if step.latent is not None:
+            out["latent"].append(step.latent)
+        out["decoded"].append(step.decoded)
+        out["index"].append(index)
+        out["feed"].append(feed)
+
+    def _stack(self, name: str) -> Tensor | None:
+        values = self.lists[name]
+        return torch.stack(values, dim=1) if values else None
+
+    def output(self) -> DynamicsOutput:
+        """:class:`DynamicsOutput` of the recorded steps."""
+        decoded, kl, index = self._stack("decoded"), self._stack("kl"), self._stack("index")
+        hidden, feed = self._stack("hidden"), self._stack("feed")
+        assert decoded is not None and kl is not None and index is not None
+        assert hidden is not None and feed is not None
+        return DynamicsOutput(
+            decoded=decoded,
+            kl=kl,
+            best_index=index,
+            hidden=hidden,
+            latent=self._stack("latent"),
+            feed=feed,
+            prior_mean=self._stack("pm"),
+            prior_std=self._stack("ps"),
+            posterior_mean=self._stack("qm"),
+            posterior_std=self._stack("qs"),
+        )
+
+
 def _fp32(device_type: str) -> contextlib.AbstractContextManager[object]:
     """Autocast off for an online step; no context at all where it is already off (entering
     ``torch.autocast`` costs about 9 us, a step of a batch-1 filter about 150 us)."""
     if torch.is_autocast_enabled(device_type):
         return torch.autocast(device_type=device_type, enabled=False)
     return contextlib.nullcontext()
-
-
-def _draw(belief: Belief, noise: Tensor | None, sample: bool) -> Tensor:
-    """One z from ``belief``: ``mean + std * noise`` (noise drawn when None), or the mean."""
-    if not sample:
-        return belief.mean
-    if noise is None:
-        noise = torch.randn_like(belief.std)
-    return belief.mean + belief.std * noise
 
 
 def _scheduled_sample(target: Tensor, own: Tensor, p_own: ScheduleValue) -> Tensor:

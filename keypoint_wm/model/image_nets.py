@@ -14,8 +14,8 @@ Architecture as in the authors' code (paper S1.1.1; docs/design.md, "The model")
   coordinate channels, 1x1 conv to the encoder's output width, then per doubling a
   bilinear x2 upsample (align_corners=True, like ``tf.image.resize_bilinear``) and
   ``layers_per_scale`` 3x3 convs, the channel count halved once per level
-  (``reconstructor_channels="per_level"``, the authors' code) or at every conv
-  (``"per_conv"``, the default for runs saved before the option existed), then a 1x1 conv
+  (``reconstructor_channels="per_level"``, the authors' code and the default) or at every
+  conv (``"per_conv"``, the CPU presets'), then a 1x1 conv
   to 3 channels with no activation, added to frame 1.
 * :class:`FeatureEncoder` / :class:`FeatureToMaps`: the CNN-VRNN baseline's encoder to a
   flat vector and its linear map back to K feature maps for the same reconstructor.

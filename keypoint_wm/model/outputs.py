@@ -1,10 +1,13 @@
-"""Loss schedule and output containers of :class:`~keypoint_wm.model.StructVRNN`."""
+"""Loss schedule and output containers of :class:`~keypoint_wm.model.StructVRNN` and its
+dynamics (:class:`~keypoint_wm.model.dynamics.KeypointDynamics`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from torch import Tensor
+
+from keypoint_wm.model.dynamics_nets import Belief
 
 ScheduleValue = float | Tensor
 """A schedule entry: a Python float, or a 0-d float32 tensor on the model's device. A
@@ -154,3 +157,60 @@ class RolloutOutput:
     decoded_keypoints: Tensor
     hidden: Tensor
     images: Tensor | None
+
+
+@dataclass
+class StepOutput:
+    """One online step of the dynamics model.
+
+    Attributes:
+        decoded: ``[B, D]`` decoded keypoints (flat K * 3, tanh range [-1, 1]).
+        latent: ``[B, Z]`` the z used (None for Struct-RNN).
+        prior: Prior belief for this frame (None for Struct-RNN).
+        posterior: Posterior belief (observe steps of the VRNN only).
+        kl: ``[B]`` KL(posterior || prior) summed over Z (observe steps of the VRNN only).
+        feed: ``[B, D]`` the keypoints fed to the GRU.
+        next_hidden: ``[B, H]`` the state after the GRU update, conditioning frame t+1
+            (None from :meth:`KeypointDynamics.posterior_step`).
+        best_index: ``[B]`` which of N samples ``decoded`` and ``latent`` are (a step given
+            ``noise [N, B, Z]``); None for one sample.
+    """
+
+    decoded: Tensor
+    latent: Tensor | None
+    prior: Belief | None
+    posterior: Belief | None
+    kl: Tensor | None
+    feed: Tensor
+    next_hidden: Tensor | None
+    best_index: Tensor | None = None
+
+
+@dataclass
+class DynamicsOutput:
+    """Full-sequence output of :meth:`KeypointDynamics.forward`.
+
+    Attributes:
+        decoded: ``[B, T, D]`` decoded keypoints of the selected sample.
+        kl: ``[B, T0]`` KL per observed step, summed over Z (zeros for Struct-RNN).
+        best_index: ``[B, T]`` index of the selected best-of-many sample (zeros without
+            BoM).
+        hidden: ``[B, T, H]``: ``hidden[:, t]`` is h_{t-1}, the state that conditions the
+            prior, posterior and decoder of frame t (summarises frames < t and actions up
+            to ``action[t]``); ``hidden[:, 0]`` is the zero initial state.
+        latent: ``[B, T, Z]`` selected z (None for Struct-RNN).
+        feed: ``[B, T, D]`` keypoints fed to the GRU after each frame.
+        prior_mean, prior_std: ``[B, T, Z]`` (None for Struct-RNN).
+        posterior_mean, posterior_std: ``[B, T0, Z]`` (None for Struct-RNN).
+    """
+
+    decoded: Tensor
+    kl: Tensor
+    best_index: Tensor
+    hidden: Tensor
+    latent: Tensor | None
+    feed: Tensor
+    prior_mean: Tensor | None
+    prior_std: Tensor | None
+    posterior_mean: Tensor | None
+    posterior_std: Tensor | None

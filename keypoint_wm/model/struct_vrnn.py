@@ -1,32 +1,8 @@
 """The Struct-VRNN world model (Minderer et al. 2019): detector + reconstructor + dynamics.
 
-``StructVRNN.forward`` computes every loss term of paper eq. 9 for a training batch:
-
-======================  ======================================  ============================
-term                    what                                    weight
-======================  ======================================  ============================
-``image``               image L2 of the reconstruction from     ``image_loss_scale``
-                        the detected keypoints, all frames
-``separation``          temporal separation of the detected     ``separation_loss_scale``
-                        keypoints (observed frames by default)
-``overlap``             overlap of the detector's heatmaps      ``overlap_loss_scale``
-                        (not in the paper; 0 in its presets,
-                        and then not computed)
-``concentration``       spatial variance of each normalised     ``concentration_loss_scale``
-                        heatmap (not in the paper; 0 in its
-                        presets, and then not computed)
-``motion``              heatmaps on moving regions (curriculum, ``LossSchedule.motion_scale``
-                        not in the paper; off by default)
-``sparsity``            L1 on scales (or raw heatmap means)     ``sparsity_loss_scale``
-``kp_observed``         keypoint L2, observed steps             1
-``kl``                  KL(posterior || prior), observed steps  ``LossSchedule.kl_scale``
-``kp_future``           keypoint L2, predicted steps            1
-``weight_decay``        sum of squared conv kernels             ``weight_decay``
-======================  ======================================  ============================
-
-Reductions are the authors' (see :mod:`keypoint_wm.model.losses`). The detector (and the
-reconstructor) learn only from the image-part terms (``image`` to ``sparsity``): the
-keypoints enter the dynamics model with ``.detach()`` (paper section 4.1).
+``StructVRNN.forward`` detects keypoints, reconstructs the frames from them, runs the
+dynamics over the detected keypoints and computes every loss term of paper eq. 9
+(:mod:`keypoint_wm.model.objective`).
 
 Precision: :meth:`StructVRNN.set_precision` makes the image networks run in channels_last
 memory format, optionally under bf16 autocast (about 5x faster on a CPU with native bf16,
@@ -45,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from keypoint_wm.choices import PRECISIONS
-from keypoint_wm.model import losses
+from keypoint_wm.model import losses, objective
 from keypoint_wm.model.config import ModelConfig
 from keypoint_wm.model.dynamics import KeypointDynamics
 from keypoint_wm.model.image_nets import (
@@ -65,7 +41,6 @@ from keypoint_wm.model.outputs import (
     ObserveOutput,
     RolloutOutput,
     ScheduleValue,
-    is_off,
 )
 from keypoint_wm.model.precision import bf16_is_fast, preferred_precision
 
@@ -257,19 +232,7 @@ class StructVRNN(nn.Module):
     # ------------------------------------------------------------------ training
     def loss_weights(self, schedule: LossSchedule) -> dict[str, ScheduleValue]:
         """Weight of every term of :data:`TERM_NAMES` under ``schedule``."""
-        cfg = self.config
-        return {
-            "image": cfg.image_loss_scale,
-            "separation": cfg.separation_loss_scale,
-            "overlap": cfg.overlap_loss_scale,
-            "concentration": cfg.concentration_loss_scale,
-            "motion": schedule.motion_scale,
-            "sparsity": cfg.sparsity_loss_scale,
-            "kp_observed": 1.0,
-            "kl": schedule.kl_scale,
-            "kp_future": 1.0,
-            "weight_decay": cfg.weight_decay,
-        }
+        return objective.loss_weights(self.config, schedule)
 
     def forward(
         self,
@@ -316,54 +279,13 @@ class StructVRNN(nn.Module):
         )
         with self._float32(images.device):
             zero = images.new_zeros((), dtype=torch.float32)
-            terms: dict[str, Tensor] = {"image": losses.image_loss(images, reconstruction)}
-            if cfg.representation == "keypoints":
-                sep_steps = (
-                    keypoints[:, :observed]
-                    if cfg.separation_loss_steps == "observed"
-                    else keypoints
-                )
-                terms["separation"] = losses.temporal_separation_loss(
-                    sep_steps, cfg.separation_loss_width
-                )
-                assert heatmaps is not None
-                terms["overlap"] = (
-                    losses.heatmap_overlap_loss(heatmaps) if cfg.overlap_loss_scale > 0 else zero
-                )
-                terms["concentration"] = (
-                    losses.heatmap_concentration_loss(heatmaps)
-                    if cfg.concentration_loss_scale > 0
-                    else zero
-                )
-                terms["motion"] = zero
-                if not is_off(schedule.motion_scale):
-                    motion = losses.motion_map(images, cfg.heatmap_width)
-                    prior = (
-                        losses.motion_coverage_loss
-                        if cfg.motion_prior == "coverage"
-                        else losses.motion_prior_loss
-                    )
-                    terms["motion"] = prior(heatmaps, motion)
-                if cfg.sparsity_target == "scale":
-                    terms["sparsity"] = losses.sparsity_loss(keypoints[..., 2])
-                else:
-                    terms["sparsity"] = losses.heatmap_sparsity_loss(heatmaps)
-            else:
-                terms["separation"] = zero
-                terms["overlap"] = zero
-                terms["concentration"] = zero
-                terms["motion"] = zero
-                terms["sparsity"] = zero
-            terms["kp_observed"] = losses.keypoint_loss(
-                target, dyn.decoded, slice(0, observed), steps
+            terms = objective.image_terms(
+                cfg, images, keypoints, heatmaps, reconstruction, schedule.motion_scale, zero
             )
-            terms["kl"] = dyn.kl.mean() if self.dynamics.stochastic else zero
-            terms["kp_future"] = losses.keypoint_loss(
-                target, dyn.decoded, slice(observed, steps), steps
-            )
+            terms.update(objective.dynamics_terms(target, dyn, observed, zero))
             terms["weight_decay"] = losses.weight_decay_loss(self.decayed_kernels()).to(zero)
             weights = self.loss_weights(schedule)
-            total = sum((weights[name] * terms[name] for name in TERM_NAMES), zero)
+            total = objective.weighted_total(terms, weights, zero)
             terms["total"] = total
         k = cfg.num_keypoints
         return ModelOutput(

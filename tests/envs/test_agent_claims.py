@@ -75,7 +75,6 @@ def test_a_second_command_on_the_same_out_skips_the_units_held_by_the_first(tmp_
         data,
         run,
         progress=False,
-        action_conditioned=True,
     )
     command = [sys.executable, "-m", "keypoint_wm.cli", "evaluate", "agents", "--run", str(run),
                "--out", str(out), "--tasks", TASK, "--variants", "random", "--seeds", "3",

@@ -51,7 +51,7 @@ def world(tmp_path_factory) -> tuple[Path, Path]:
     )
     # Half of the episodes held out: the dream's reward head trains on the test split.
     config = tiny_config(4, preset="dmcs-cpu", **{"train.test_fraction": 0.5})
-    train(config, data, run, progress=False, action_conditioned=True)
+    train(config, data, run, progress=False)
     return run, data
 
 

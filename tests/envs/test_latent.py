@@ -264,8 +264,7 @@ def test_an_old_run_without_the_action_repeat_still_resumes(dmc_run, tmp_path):
     config = RunConfig.from_dict(json.loads((old / "config.json").read_text()))
     assert "action_repeat" not in config.data
     data = tiny_dmc_data(dmc_run.parent)
-    train(config.with_overrides({"train.steps": 5}), data, old, resume=True, progress=False,
-          action_conditioned=True)  # fmt: skip
+    train(config.with_overrides({"train.steps": 5}), data, old, resume=True, progress=False)
     assert keypoint_wm.load(old, device="cpu").step == 5
     assert json.loads((old / "config.json").read_text())["data"]["action_repeat"] == 2
 

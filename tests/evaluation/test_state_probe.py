@@ -122,7 +122,6 @@ def probe_setup(tmp_path_factory):
             data,
             run,
             progress=False,
-            action_conditioned=True,
         )
         runs.append(run)
     return data, runs

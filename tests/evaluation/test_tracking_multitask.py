@@ -46,7 +46,7 @@ def test_tracking_reports_every_task_of_an_action_conditioned_run(tmp_path):
         for i in range(10):
             save_episode(data / task / f"episode_{i:06d}.npz", _episode(rng, action_size, bodies))
     run = tmp_path / "run"
-    train(tiny_config(2, "dmcs-cpu"), data, run, action_conditioned=True, progress=False)
+    train(tiny_config(2, "dmcs-cpu"), data, run, progress=False)
     model = load(run, device="cpu")
     assert model.action_size == 2  # padded to the largest action size
     result = evaluate_tracking(model, data, test_fraction=0.4, samples=2, max_windows=20)

@@ -35,9 +35,11 @@ def test_select_best_picks_closest_and_only_it_gets_gradient() -> None:
         ],
         requires_grad=True,
     )
-    index, chosen = select_best_sample(samples, target)
+    latents = torch.arange(6.0).view(3, 2, 1)  # [N, B, Z]: the z of each sample
+    index, chosen, chosen_latent = select_best_sample(samples, target, latents)
     assert index.tolist() == [1, 0]
     torch.testing.assert_close(chosen, samples.detach()[[1, 0], [0, 1]])
+    assert chosen_latent.flatten().tolist() == [2.0, 1.0]
     chosen.pow(2).sum().backward()
     assert samples.grad is not None
     nonzero = samples.grad.abs().sum(dim=-1) > 0  # [N, B]

@@ -3,7 +3,6 @@ heatmap means and the reconstructor's channels (halved once per resolution level
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pytest
@@ -82,13 +81,16 @@ def test_human36m_preset_decodes_with_32_channels_at_full_resolution() -> None:
     assert _conv_channels(model.reconstructor)[-1] == (32, 32)
 
 
-def test_old_config_without_the_option_loads_and_builds_the_old_network(tmp_path) -> None:
-    """A run saved before ``reconstructor_channels`` existed halved at every conv: its
-    config.json lacks the key, and it must load into that network, weights and all."""
+def test_a_run_that_does_not_record_its_channels_is_refused_in_one_line(tmp_path) -> None:
+    """``ModelConfig()`` is the authors' network (``per_level``); a run whose config.json
+    lacks ``reconstructor_channels`` is not loaded into today's default, which may not be
+    the network it trained: ``load`` names what to add, in one line."""
     import keypoint_wm
-    from keypoint_wm.checkpoint import save_checkpoint, write_config
+    from keypoint_wm.checkpoint import CheckpointError, save_checkpoint, write_config
     from keypoint_wm.presets import get_preset
 
+    assert ModelConfig().reconstructor_channels == "per_level"
+    assert ModelConfig().sparsity_target == "heatmap_mean"
     config = (
         get_preset("human36m-cpu")
         .build()
@@ -97,17 +99,16 @@ def test_old_config_without_the_option_loads_and_builds_the_old_network(tmp_path
         )
     )
     saved = config.to_dict()
-    del saved["model"]["reconstructor_channels"]
-    del saved["train"]["validation_fraction"]
     model = StructVRNN(config.model)
-    assert _conv_channels(model.reconstructor)[-1] == (8, 4)  # 16 filters: 64 -> 4 at 64x64
     write_config(tmp_path, saved)
     save_checkpoint(tmp_path, 1, model.state_dict(), {"optimizer": {}, "rng": []}, {})
-    assert "reconstructor_channels" not in json.loads((tmp_path / "config.json").read_text())
-
-    loaded = keypoint_wm.load(tmp_path, device="cpu")
+    loaded = keypoint_wm.load(tmp_path, device="cpu")  # recorded: per_conv, as trained
     assert loaded.config.model.reconstructor_channels == "per_conv"
-    assert loaded.config.train.validation_fraction == 0.0
-    state = loaded.model.state_dict()
-    for name, tensor in model.state_dict().items():
-        torch.testing.assert_close(state[name], tensor)
+    del saved["model"]["reconstructor_channels"]
+    del saved["train"]["validation_fraction"]
+    write_config(tmp_path, saved)
+    with pytest.raises(CheckpointError) as error:
+        keypoint_wm.load(tmp_path, device="cpu")
+    message = str(error.value)
+    assert "\n" not in message and str(tmp_path / "config.json") in message
+    assert "model.reconstructor_channels, train.validation_fraction" in message

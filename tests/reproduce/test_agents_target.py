@@ -235,7 +235,7 @@ def run(tmp_path_factory) -> Path:
                       out=data),
         workers=1, progress=False,
     )  # fmt: skip
-    train(tiny_config(2, preset="dmcs-cpu"), data, out, progress=False, action_conditioned=True)
+    train(tiny_config(2, preset="dmcs-cpu"), data, out, progress=False)
     return out
 
 

@@ -161,7 +161,7 @@ def test_cli_train_then_evaluate_two_runs_side_by_side(dmc, tmp_path):
     run, data = dmc
     other = tmp_path / "other-run"  # the same recipe from another seed: another model
     config = tiny_config(4, preset="dmcs-cpu", seed=4, **{"train.test_fraction": 0.5})
-    train(config, data, other, progress=False, action_conditioned=True)
+    train(config, data, other, progress=False)
     heads, other_heads = tmp_path / "heads", tmp_path / "other-heads"
     for model, out in ((run, heads), (other, other_heads)):
         result = cli(

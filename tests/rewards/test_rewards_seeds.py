@@ -25,7 +25,7 @@ def two_seeds(tmp_path_factory):
     run, data = tiny_dmc_run(base), tiny_dmc_data(base)
     other = tmp_path_factory.mktemp("seeds") / "seed_4"
     config = tiny_config(4, preset="dmcs-cpu", seed=4, **{"train.test_fraction": 0.5})
-    train(config, data, other, progress=False, action_conditioned=True)
+    train(config, data, other, progress=False)
     return run, other, data
 
 
