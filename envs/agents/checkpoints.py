@@ -9,7 +9,7 @@ holds every transition collected so far and PPO's rollout buffer nothing yet.
 never reset, environments.
 
 A resume is exact: the resumed unit ends bitwise where the unit never killed ends, on a CPU
-(tests/envs/test_agent_resume.py kills units at several points to prove it). The checkpoint
+(tests/envs/agents/test_resume.py kills units at several points to prove it). The checkpoint
 holds everything the rest of the training depends on:
 
 - the policy's and optimisers' state dicts and the entropy coefficient;

@@ -1,6 +1,6 @@
 """Exact resumes of ``keypoint-wm evaluate agents``, drilled on the real command.
 
-Each drill runs the command in a subprocess (tests/envs/agent_drill.py: the CLI's own
+Each drill runs the command in a subprocess (tests/envs/agents/agent_drill.py: the CLI's own
 ``main``, stopped on cue) on the tiny action-conditioned world model of
 tests/latent_testing.py, stops it -- SIGKILL right after a checkpoint is written or while
 one is being written, SIGTERM -- and runs it again, as a user would, until it finishes.

@@ -1,5 +1,5 @@
 """``keypoint-wm evaluate agents`` run as a user runs it, stopped on cue: the resume drills of
-tests/envs/test_agent_resume.py.
+tests/envs/agents/test_resume.py.
 
     python agent_drill.py PLAN ARGS...
 

@@ -4,7 +4,7 @@ stood.
 The round trips use SB3's own agents on the state variant's environment (cartpole-balance's
 true state, 10-step episodes), in this process: an agent "killed" part-way (its training
 broken off after a checkpoint) and resumed into a fresh agent and fresh environments must
-end bitwise as the agent never stopped. tests/envs/test_agent_resume.py kills the real
+end bitwise as the agent never stopped. tests/envs/agents/test_resume.py kills the real
 command.
 """
 
