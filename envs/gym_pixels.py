@@ -1,0 +1,138 @@
+"""Any Gymnasium environment that renders RGB frames, as a source of training episodes.
+
+``keypoint-wm collect --env ID`` makes ``gymnasium.make(ID, render_mode="rgb_array",
+**kwargs)`` (``module:ID`` imports ``module`` first, for an id registered on import), reads
+each step's frame from ``env.render()`` (cropped and area-resized by
+:func:`keypoint_wm.data.frames.fit_frames`, as the latent wrappers do) and acts with
+:class:`RandomActions`, uniform over the action space:
+
+- a 1-D ``Box``: uniform in [-1, 1] per dimension, stored so, and mapped linearly onto the
+  space's bounds for the env (dimensions without finite bounds get the value as it is);
+  the latent wrappers' :class:`~keypoint_wm.envs.latent.adapters.ActionAdapter` maps an
+  agent's actions back onto [-1, 1] the same way;
+- ``Discrete(n)``: a uniform choice, stored one-hot (``[n]``), as the wrappers feed it;
+- anything else is refused (:class:`UnsupportedActionSpace`).
+
+The ``state`` stored beside the frames is the env's own observation when that is a flat
+(1-D) ``Box`` (Gymnasium MuJoCo: joint positions then velocities), else nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from keypoint_wm.data.frames import FrameCrop, fit_frames
+
+__all__ = [
+    "RandomActions",
+    "RenderedFrames",
+    "UnsupportedActionSpace",
+    "flat_state_size",
+    "make_render_env",
+    "render_frame",
+]
+
+
+class UnsupportedActionSpace(ValueError):
+    """An action space that is neither a 1-D ``Box`` nor ``Discrete``."""
+
+
+def make_render_env(name: str, kwargs: dict[str, Any] | None = None) -> gymnasium.Env:
+    """``gymnasium.make(name, render_mode="rgb_array", **kwargs)``.
+
+    Raises:
+        ValueError: the id is unknown or its module cannot be imported, or making it fails;
+            the message is Gymnasium's (or Python's) in one line.
+    """
+    try:
+        return gymnasium.make(name, render_mode="rgb_array", **(kwargs or {}))
+    except (gymnasium.error.Error, ImportError, TypeError, ValueError) as error:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot make {name!r}: {text}") from None
+
+
+def flat_state_size(space: spaces.Space) -> int | None:
+    """D when observations are a flat ``Box`` ``(D,)`` of numbers (stored as ``state``)."""
+    if isinstance(space, spaces.Box) and len(space.shape) == 1 and space.dtype.kind in "fiu":
+        return int(space.shape[0])
+    return None
+
+
+def render_frame(env: gymnasium.Env) -> Any:
+    """``env.render()``, first making a Gymnasium MuJoCo env's GL context current again.
+
+    Gymnasium's offscreen MuJoCo viewer makes its context current only when it is created;
+    another renderer of the process (a DMCS task's, another MuJoCo env's) may have made its
+    own current since, and the frame would come from that one."""
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    viewer = getattr(renderer, "viewer", None)
+    if viewer is not None and hasattr(viewer, "make_context_current"):
+        viewer.make_context_current()
+    return env.render()
+
+
+class RenderedFrames:
+    """The current frame of an env made with ``render_mode="rgb_array"``, uint8 ``[S, S, 3]``."""
+
+    def __init__(self, env: gymnasium.Env, size: int, crop: FrameCrop | None = None) -> None:
+        if env.render_mode != "rgb_array":
+            raise ValueError(
+                f"frames come from env.render(): make the environment with "
+                f"render_mode='rgb_array' (it has render_mode={env.render_mode!r})"
+            )
+        self.env, self.size, self.crop = env, size, crop
+
+    def __call__(self, observation: Any = None) -> np.ndarray:
+        frame = render_frame(self.env)
+        if not isinstance(frame, np.ndarray):
+            raise ValueError(f"env.render() returned {type(frame).__name__}, not an RGB array")
+        return fit_frames(frame[None], self.size, self.crop)[0]
+
+
+class RandomActions:
+    """Uniform random actions of an action space: what is stored and what the env gets.
+
+    Args:
+        space: a 1-D ``Box`` or a ``Discrete`` space.
+        rng: the generator the actions are drawn from.
+
+    Raises:
+        UnsupportedActionSpace: any other space (the message names it).
+    """
+
+    def __init__(self, space: spaces.Space, rng: np.random.Generator) -> None:
+        self.space, self.rng = space, rng
+        if isinstance(space, spaces.Discrete):
+            self.size = int(space.n)
+        elif isinstance(space, spaces.Box) and len(space.shape) == 1:
+            self.size = int(space.shape[0])
+            low = np.asarray(space.low, np.float64)
+            high = np.asarray(space.high, np.float64)
+            self._bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
+            self._low, self._high = (
+                np.where(self._bounded, low, -1),
+                np.where(self._bounded, high, 1),
+            )
+            self._identity = bool(np.all(self._low == -1) and np.all(self._high == 1))
+        else:
+            raise UnsupportedActionSpace(
+                f"action space {space} is not supported: expected a 1-D Box or Discrete(n)"
+            )
+
+    def sample(self) -> tuple[np.ndarray, Any]:
+        """``(stored, for_env)``: float32 ``[A]`` (in [-1, 1], or one-hot) and the env's action."""
+        if isinstance(self.space, spaces.Discrete):
+            choice = int(self.rng.integers(self.size))
+            stored = np.zeros(self.size, np.float32)
+            stored[choice] = 1.0
+            return stored, np.int64(int(self.space.start) + choice)
+        stored = self.rng.uniform(-1.0, 1.0, size=self.size).astype(np.float32)
+        if self._identity:  # DMCS' [-1, 1] spaces get the stored values bit for bit
+            return stored, stored
+        scaled = self._low + (stored.astype(np.float64) + 1.0) * 0.5 * (self._high - self._low)
+        action = np.where(self._bounded, scaled, stored)
+        return stored, action.astype(self.space.dtype)
