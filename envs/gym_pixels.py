@@ -34,6 +34,7 @@ __all__ = [
     "flat_state_size",
     "make_render_env",
     "render_frame",
+    "restart_renderer",
 ]
 
 
@@ -73,6 +74,23 @@ def render_frame(env: gymnasium.Env) -> Any:
     if viewer is not None and hasattr(viewer, "make_context_current"):
         viewer.make_context_current()
     return env.render()
+
+
+def restart_renderer(env: gymnasium.Env) -> None:
+    """Drop a Gymnasium MuJoCo env's offscreen viewers; the next ``render()`` makes new ones.
+
+    Its viewer is not reset with the env: the camera is placed when the viewer is made (at
+    the first render, from the state then) and a tracking camera then follows the body with
+    a lag, so frames would depend on the episodes rendered before. ``collect --env`` makes
+    a new env per episode; the latent wrappers call this on ``reset`` so that an episode's
+    frames are those a new env renders, as in the training data. Other envs: nothing."""
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    viewers = getattr(renderer, "_viewers", None)
+    if renderer is None or not isinstance(viewers, dict) or not viewers:
+        return
+    renderer.close()
+    viewers.clear()
+    renderer.viewer = None
 
 
 class RenderedFrames:

@@ -4,7 +4,9 @@
 (a uint8 ``Box`` of shape ``(H, W, 3)``), its ``"pixels"`` entry (a ``Dict`` observation,
 as ``DMCPixelEnv(pixels_only=False)`` gives), or ``env.render()`` (any env made with
 ``render_mode="rgb_array"``). Frames whose size differs from the model's are resized only
-when asked (``resize=True``).
+when asked (``resize=True``; the wrappers ask by themselves for a model trained on
+``collect --env`` data), cropped and area-resized by
+:func:`keypoint_wm.data.frames.fit_frames`, as ``collect --env`` made the training frames.
 
 :class:`ActionAdapter` maps the agent's actions onto the model's action units: a bounded
 ``Box`` linearly onto [-1, 1] (the random actions of the training data are uniform in
@@ -18,10 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
-import torch
 from gymnasium import spaces
 
-__all__ = ["ActionAdapter", "FrameSource", "resize_frames"]
+from keypoint_wm.data.frames import FrameCrop, fit_frames
+
+__all__ = ["ActionAdapter", "FrameSource"]
 
 FRAME_SOURCES = ("auto", "observation", "pixels", "render")
 
@@ -33,15 +36,6 @@ def _is_image_box(space: Any) -> bool:
         and len(space.shape) == 3
         and space.shape[-1] == 3
     )
-
-
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 ``[N, H, W, 3]`` -> uint8 ``[N, size, size, 3]`` (area-averaging / bilinear)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    out = torch.nn.functional.interpolate(
-        tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-    )
-    return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 class FrameSource:
@@ -56,6 +50,8 @@ class FrameSource:
         source: ``"auto"`` (observation if it is an image, else its ``"pixels"`` entry,
             else ``render``), ``"observation"``, ``"pixels"`` or ``"render"``.
         resize: resize frames of another size to S x S instead of raising.
+        render_mode: the env's (``"rgb_array"`` needed for ``source="render"``).
+        crop: cut off before resizing (the ``--crop`` of the training data).
     """
 
     def __init__(
@@ -66,6 +62,7 @@ class FrameSource:
         source: str = "auto",
         resize: bool = False,
         render_mode: str | None = None,
+        crop: FrameCrop | None = None,
     ) -> None:
         if source not in FRAME_SOURCES:
             raise ValueError(f"frame_source must be one of {FRAME_SOURCES}, got {source!r}")
@@ -106,6 +103,7 @@ class FrameSource:
         self._render = render
         self.image_size = image_size
         self.resize = bool(resize)
+        self.crop = crop
         if source in ("observation", "pixels"):
             space = (
                 observation_space
@@ -139,13 +137,13 @@ class FrameSource:
                 f"{list(frames.shape[1:])}"
             )
         size = self.image_size
+        if self.resize:
+            return fit_frames(frames, size, self.crop)
         if frames.shape[1:3] != (size, size):
-            if not self.resize:
-                raise ValueError(
-                    f"the environment's frames are {frames.shape[1]}x{frames.shape[2]} but "
-                    f"the world model was trained on {size}x{size}; pass resize=True"
-                )
-            frames = resize_frames(frames, size)
+            raise ValueError(
+                f"the environment's frames are {frames.shape[1]}x{frames.shape[2]} but "
+                f"the world model was trained on {size}x{size}; pass resize=True"
+            )
         return frames
 
     def batch(self, observations: Any) -> np.ndarray:
