@@ -19,6 +19,7 @@ The ``state`` stored beside the frames is the env's own observation when that is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
@@ -28,6 +29,7 @@ from gymnasium import spaces
 from keypoint_wm.data.frames import FrameCrop, fit_frames
 
 __all__ = [
+    "ActionUnits",
     "RandomActions",
     "RenderedFrames",
     "UnsupportedActionSpace",
@@ -111,6 +113,44 @@ class RenderedFrames:
         return fit_frames(frame[None], self.size, self.crop)[0]
 
 
+@dataclass(frozen=True)
+class ActionUnits:
+    """How a 1-D ``Box`` or ``Discrete`` action space maps to the stored/model units: a
+    ``Box`` linearly between ``[low, high]`` and [-1, 1] per ``bounded`` dimension (the
+    others pass as they are), a ``Discrete`` as a one-hot vector of ``size``. THE mapping of
+    ``collect --env`` (:class:`RandomActions`) and of the latent wrappers' ``ActionAdapter``.
+
+    Raises (:meth:`of`):
+        UnsupportedActionSpace: any other space (the message names it).
+    """
+
+    size: int
+    discrete: bool
+    low: np.ndarray  # float64 [A] (-1 where unbounded)
+    high: np.ndarray  # float64 [A] (1 where unbounded)
+    bounded: np.ndarray  # bool [A]
+
+    @classmethod
+    def of(cls, space: spaces.Space) -> ActionUnits:
+        if isinstance(space, spaces.Discrete):
+            none = np.zeros(0)
+            return cls(int(space.n), True, none, none, none.astype(bool))
+        if isinstance(space, spaces.Box) and len(space.shape) == 1:
+            low = np.asarray(space.low, np.float64)
+            high = np.asarray(space.high, np.float64)
+            bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
+            return cls(
+                int(space.shape[0]),
+                False,
+                np.where(bounded, low, -1.0),
+                np.where(bounded, high, 1.0),
+                bounded,
+            )
+        raise UnsupportedActionSpace(
+            f"action space {space} is not supported: expected a 1-D Box or Discrete(n)"
+        )
+
+
 class RandomActions:
     """Uniform random actions of an action space: what is stored and what the env gets.
 
@@ -124,22 +164,9 @@ class RandomActions:
 
     def __init__(self, space: spaces.Space, rng: np.random.Generator) -> None:
         self.space, self.rng = space, rng
-        if isinstance(space, spaces.Discrete):
-            self.size = int(space.n)
-        elif isinstance(space, spaces.Box) and len(space.shape) == 1:
-            self.size = int(space.shape[0])
-            low = np.asarray(space.low, np.float64)
-            high = np.asarray(space.high, np.float64)
-            self._bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
-            self._low, self._high = (
-                np.where(self._bounded, low, -1),
-                np.where(self._bounded, high, 1),
-            )
-            self._identity = bool(np.all(self._low == -1) and np.all(self._high == 1))
-        else:
-            raise UnsupportedActionSpace(
-                f"action space {space} is not supported: expected a 1-D Box or Discrete(n)"
-            )
+        self.units = ActionUnits.of(space)
+        self.size = self.units.size
+        self._identity = bool(np.all(self.units.low == -1) and np.all(self.units.high == 1))
 
     def sample(self) -> tuple[np.ndarray, Any]:
         """``(stored, for_env)``: float32 ``[A]`` (in [-1, 1], or one-hot) and the env's action."""
@@ -151,6 +178,7 @@ class RandomActions:
         stored = self.rng.uniform(-1.0, 1.0, size=self.size).astype(np.float32)
         if self._identity:  # DMCS' [-1, 1] spaces get the stored values bit for bit
             return stored, stored
-        scaled = self._low + (stored.astype(np.float64) + 1.0) * 0.5 * (self._high - self._low)
-        action = np.where(self._bounded, scaled, stored)
+        low, high = self.units.low, self.units.high
+        scaled = low + (stored.astype(np.float64) + 1.0) * 0.5 * (high - low)
+        action = np.where(self.units.bounded, scaled, stored)
         return stored, action.astype(self.space.dtype)

@@ -23,6 +23,7 @@ import numpy as np
 from gymnasium import spaces
 
 from keypoint_wm.data.frames import FrameCrop, fit_frames
+from keypoint_wm.envs.gym_pixels import ActionUnits, UnsupportedActionSpace
 
 __all__ = ["ActionAdapter", "FrameSource"]
 
@@ -176,22 +177,14 @@ class ActionAdapter:
     def __init__(self, action_space: spaces.Space, model_action_size: int) -> None:
         self.action_space = action_space
         self.model_action_size = model_action_size
-        if isinstance(action_space, spaces.Discrete):
-            self.size = int(action_space.n)
-        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-            self.size = int(action_space.shape[0])
-            low = np.asarray(action_space.low, np.float64)
-            high = np.asarray(action_space.high, np.float64)
-            self._bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
-            self._low, self._high = (
-                np.where(self._bounded, low, -1),
-                np.where(self._bounded, high, 1),
-            )
-        else:
+        try:
+            self.units = ActionUnits.of(action_space)
+        except UnsupportedActionSpace:
             raise ValueError(
                 f"the latent wrappers support Box (1-D) and Discrete action spaces, got "
                 f"{action_space}"
-            )
+            ) from None
+        self.size = self.units.size
         if model_action_size and self.size > model_action_size:
             raise ValueError(
                 f"the environment has {self.size} action dimensions but the world model was "
@@ -205,6 +198,7 @@ class ActionAdapter:
         if isinstance(self.action_space, spaces.Discrete):
             index = np.asarray(actions, np.int64).reshape(-1) - int(self.action_space.start)
             return np.eye(self.size, dtype=np.float32)[index]
+        low, high = self.units.low, self.units.high
         array = np.asarray(actions, np.float64).reshape(-1, self.size)
-        scaled = (np.clip(array, self._low, self._high) - self._low) / (self._high - self._low)
-        return np.where(self._bounded, scaled * 2.0 - 1.0, array).astype(np.float32)
+        scaled = (np.clip(array, low, high) - low) / (high - low)
+        return np.where(self.units.bounded, scaled * 2.0 - 1.0, array).astype(np.float32)
