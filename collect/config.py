@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from keypoint_wm.data.frames import FrameCrop
 from keypoint_wm.errors import UsageError
 
 DEFAULT_OUT = Path("data") / "dmcs"
@@ -69,7 +70,13 @@ class Shard:
 
 @dataclass(frozen=True)
 class CollectConfig:
-    """A random-action DeepMind Control Suite dataset.
+    """A random-action dataset of DeepMind Control Suite tasks and Gymnasium environments.
+
+    ``tasks`` are DMCS ``domain-task`` names (frames rendered at ``size`` by dm_control,
+    stepped ``action_repeat`` times per action); ``envs`` are Gymnasium ids
+    (``--env``, :mod:`keypoint_wm.envs.gym_pixels`), made with ``env_kwargs`` and
+    ``render_mode="rgb_array"``, stepped once per action, their rendered frames cropped
+    (``crop``) and area-resized to ``size``; their episodes may end early.
 
     The defaults give a useful dataset for the ``dmcs-cpu`` preset in a few minutes on a
     2-core machine: 6 tasks x 20 episodes x 201 frames (24,120 frames, about 60 MB).
@@ -83,6 +90,9 @@ class CollectConfig:
     camera_id: int = 0
     seed: int = 0
     out: Path = field(default_factory=default_data_dir)
+    envs: tuple[str, ...] = ()  # Gymnasium ids (--env), after the DMCS tasks
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # for every --env
+    crop: str | None = None  # --crop of the --env frames: "center" or "T,B,L,R"
 
     def validate(self) -> None:
         """Raise :class:`CollectError` naming the flag of the first bad value."""
@@ -96,10 +106,18 @@ class CollectConfig:
                 raise CollectError(f"{flag} must be a positive integer, got {value!r}")
         if self.camera_id < 0:
             raise CollectError(f"--camera must be >= 0, got {self.camera_id}")
-        if not self.tasks:
+        if not self.tasks and not self.envs:
             raise CollectError("--domains selected no task")
         if len(set(self.tasks)) != len(self.tasks):
             raise CollectError(f"--domains lists a task twice: {', '.join(self.tasks)}")
+        if len(set(self.all_tasks)) != len(self.all_tasks):
+            raise CollectError(
+                f"--env: two environments share a dataset folder: {', '.join(self.all_tasks)}"
+            )
+        if not isinstance(self.env_kwargs, dict):
+            raise CollectError(f"--env-kwargs must be a JSON object, got {self.env_kwargs!r}")
+        if self.crop is not None:
+            self.frame_crop()
         if self.out.exists() and not self.out.is_dir():
             raise CollectError(f"--out {self.out} is a file, expected a directory")
 
@@ -111,7 +129,40 @@ class CollectConfig:
         spec = asdict(self)
         spec.pop("out")
         spec["tasks"] = list(self.tasks)
+        if self.envs:
+            spec["envs"] = list(self.envs)
+        else:  # a DMCS dataset's manifest reads as before --env existed
+            for key in ("envs", "env_kwargs", "crop"):
+                spec.pop(key)
         return spec
+
+    @property
+    def all_tasks(self) -> tuple[str, ...]:
+        """Every dataset folder: the DMCS tasks, then each ``--env``'s
+        (:func:`env_folder`)."""
+        return self.tasks + tuple(env_folder(name) for name in self.envs)
+
+    def env_of(self, task: str) -> str | None:
+        """The ``--env`` id collected into folder ``task`` (None: a DMCS task)."""
+        return next((name for name in self.envs if env_folder(name) == task), None)
+
+    def frame_crop(self) -> FrameCrop | None:
+        """``--crop`` parsed (None: no crop); CollectError naming the flag if malformed."""
+        if self.crop is None:
+            return None
+        try:
+            return FrameCrop.parse(self.crop)
+        except ValueError as error:
+            raise CollectError(f"--crop: {error}") from None
+
+
+def env_folder(name: str) -> str:
+    """The dataset folder of an ``--env`` id: ``module:ID`` -> ``ID``, ``/`` -> ``-``.
+
+    >>> env_folder("my_pkg.envs:Grid-v0"), env_folder("ALE/Pong-v5")
+    ('Grid-v0', 'ALE-Pong-v5')
+    """
+    return name.rsplit(":", 1)[-1].replace("/", "-")
 
 
 @dataclass(frozen=True)
@@ -138,7 +189,7 @@ def plan_jobs(config: CollectConfig, shard: Shard | None = None) -> list[Episode
     jobs = [
         EpisodeJob(task, index, episode_seed(config.seed, task, index))
         for index in range(config.episodes)
-        for task in config.tasks
+        for task in config.all_tasks
     ]
     return jobs[shard.index :: shard.count]
 

@@ -17,6 +17,7 @@ stops (:class:`~keypoint_wm.errors.Stopped`); worker processes never outlive the
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from collections.abc import Iterator
@@ -27,10 +28,18 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from keypoint_wm.claims import claim
-from keypoint_wm.collect.config import CollectConfig, CollectError, EpisodeJob, Shard, plan_jobs
+from keypoint_wm.collect.config import (
+    CollectConfig,
+    CollectError,
+    EpisodeJob,
+    Shard,
+    env_folder,
+    plan_jobs,
+)
 from keypoint_wm.collect.rollout import random_rollout
 from keypoint_wm.data.episodes import (
     iter_episode_files,
@@ -120,8 +129,60 @@ def _get_env(task: str, config: CollectConfig) -> Any:
     return _ENVS[key]
 
 
+def _make_gym_env(name: str, config: CollectConfig) -> Any:
+    """``--env name`` made with ``render_mode="rgb_array"`` and ``--env-kwargs``; a
+    CollectError naming the flag when it cannot be made."""
+    from keypoint_wm.envs.gym_pixels import make_render_env
+
+    try:
+        return make_render_env(name, config.env_kwargs)
+    except ValueError as error:
+        raise CollectError(f"--env {name}: {error}") from None
+
+
+def _close_gym_env(env: Any) -> None:
+    """Close an ``--env`` env, and move the exit hook that closes the cached DMCS envs last
+    in line: Gymnasium MuJoCo's EGL module registers the display's termination at exit
+    when it first renders, and the DMCS envs must be freed before that runs."""
+    env.close()
+    atexit.unregister(_close_cached_envs)
+    atexit.register(_close_cached_envs)
+
+
+def _close_cached_envs() -> None:
+    """Close this process's cached DMCS envs (at exit, before the EGL display goes)."""
+    while _ENVS:
+        _ENVS.popitem()[1].close()
+
+
+def _gym_metadata(name: str, env: Any, config: CollectConfig, state_size: int | None) -> dict:
+    """What an ``--env`` episode's metadata (and the manifest's task entry) says of it."""
+    from keypoint_wm.data.state_layout import layout_from_sizes
+
+    crop = config.frame_crop()
+    fps = env.metadata.get("render_fps")
+    return {
+        "dataset": "gymnasium",
+        "env_id": name,
+        "env_kwargs": config.env_kwargs,
+        "task_name": env_folder(name),
+        "action_repeat": 1,
+        "action_space": str(env.action_space),
+        "size": config.size,
+        "crop": None if crop is None else crop.to_json(),
+        "fps": None if fps is None else float(fps),
+        "object_names": [],
+        "state_keys": []
+        if state_size is None
+        else [part.to_json() for part in layout_from_sizes([("observation", state_size)])],
+    }
+
+
 def collect_episode(job: EpisodeJob, config: CollectConfig) -> tuple[int, int]:
     """Collect one episode and write it atomically; return (frames, bytes)."""
+    name = config.env_of(job.task)
+    if name is not None:
+        return _collect_gym_episode(name, job, config)
     env = _get_env(job.task, config)
     metadata = {
         "dataset": "dmcs",
@@ -139,6 +200,39 @@ def collect_episode(job: EpisodeJob, config: CollectConfig) -> tuple[int, int]:
     episode = random_rollout(env, config.steps, job.seed, metadata)
     path = save_episode(config.out / job.relative_path(), episode)
     return episode.num_frames, path.stat().st_size
+
+
+def _collect_gym_episode(name: str, job: EpisodeJob, config: CollectConfig) -> tuple[int, int]:
+    """One ``--env`` episode: frames from ``render()``, ending when the env ends it.
+
+    Each episode gets an env of its own, closed after it: a Gymnasium env may keep state
+    across ``reset`` (a MuJoCo env's tracking camera moves on from where the last episode
+    left it), and an episode's bytes must depend on its seed alone, not on which episodes
+    the worker collected before."""
+    from keypoint_wm.envs.gym_pixels import RenderedFrames, flat_state_size
+
+    env = _make_gym_env(name, config)
+    try:
+        state_size = flat_state_size(env.observation_space)
+        metadata = {**_gym_metadata(name, env, config, state_size), "index": job.index}
+        episode = random_rollout(
+            env,
+            config.steps,
+            job.seed,
+            metadata,
+            frame=RenderedFrames(env, config.size, config.frame_crop()),
+            state=None if state_size is None else _observation_state,
+            may_end=True,
+            versions=("gymnasium",),
+        )
+    finally:
+        _close_gym_env(env)
+    path = save_episode(config.out / job.relative_path(), episode)
+    return episode.num_frames, path.stat().st_size
+
+
+def _observation_state(observation: Any, info: dict[str, Any]) -> Any:
+    return np.asarray(observation, np.float32).reshape(-1)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -182,7 +276,7 @@ def _task_info(config: CollectConfig) -> dict[str, Any]:
     from keypoint_wm.envs import make_env
     from keypoint_wm.envs.dmc import DMCPixelEnv
 
-    info = {}
+    info = {env_folder(name): _gym_task_info(name, config) for name in config.envs}
     for task in config.tasks:
         try:  # and one frame: a camera the task lacks is named here, not in a worker
             env = make_env(
@@ -211,6 +305,45 @@ def _task_info(config: CollectConfig) -> dict[str, Any]:
         finally:
             env.close()
     return info
+
+
+def _gym_task_info(name: str, config: CollectConfig) -> dict[str, Any]:
+    """An ``--env``'s manifest entry; makes it, resets it and renders one frame, so that an
+    unknown id, an unsupported action space or a frame the crop does not fit is named
+    here, in one line, before any worker starts."""
+    from keypoint_wm.envs.gym_pixels import (
+        RandomActions,
+        RenderedFrames,
+        UnsupportedActionSpace,
+        flat_state_size,
+    )
+
+    env = _make_gym_env(name, config)
+    try:
+        try:
+            actions = RandomActions(env.action_space, np.random.default_rng(0))
+        except UnsupportedActionSpace as error:
+            raise CollectError(f"--env {name}: {error}") from None
+        try:
+            env.reset(seed=0)
+            frame = env.render()
+            RenderedFrames(env, config.size, config.frame_crop())()
+        except ValueError as error:
+            raise CollectError(f"--env {name}: {error}") from None
+        state_size = flat_state_size(env.observation_space)
+        metadata = _gym_metadata(name, env, config, state_size)
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        return {
+            "action_size": actions.size,
+            "object_names": [],
+            "state_keys": metadata["state_keys"],
+            "max_episode_steps": None if limit is None else int(limit),
+            "env_id": name,
+            "action_space": metadata["action_space"],
+            "render_shape": list(np.asarray(frame).shape),
+        }
+    finally:
+        _close_gym_env(env)
 
 
 @contextmanager
@@ -270,17 +403,24 @@ def collect_dataset(
             )
         with _manifest_lock(config.out):  # check and write as one step
             _check_manifest(config, writer)
-            _prepare_output(config, config.tasks)
+            _prepare_output(config, config.all_tasks)
             write_manifest(
                 config.out,
                 {
                     "format": MANIFEST_FORMAT,
-                    "dataset": "dmcs",
+                    "dataset": _dataset_kind(config),
                     "spec": config.dataset_spec(),
                     "tasks": tasks,
                 },
             )
         return _collect_jobs(config, shard, workers, progress)
+
+
+def _dataset_kind(config: CollectConfig) -> str:
+    """The manifest's ``dataset``: ``dmcs``, ``gymnasium`` (only ``--env``) or ``mixed``."""
+    if not config.envs:
+        return "dmcs"
+    return "mixed" if config.tasks else "gymnasium"
 
 
 def _collect_jobs(

@@ -107,7 +107,19 @@ class PixelRenderer:
         """The camera's view of the current physics state, uint8 ``[H, W, 3]`` (a new array)."""
         if self._camera is None:
             raise RuntimeError("the renderer is closed")
+        self._own_context()
         return np.array(self._camera.render(), dtype=np.uint8, copy=True)
+
+    def _own_context(self) -> None:
+        """Make the physics' GL context current again, even when dm_control believes it is.
+
+        dm_control remembers which of its contexts it made current and skips the call when
+        asked again; another renderer in the process (Gymnasium MuJoCo's, ``collect --env``
+        beside DMCS tasks) may have made its own current since, and the frame would be drawn
+        into that one. Re-asserting an already current context costs next to nothing."""
+        gl = self._physics.contexts.gl
+        with gl.make_current() as ctx:
+            ctx.call(gl._platform_make_current)
 
     def segmentation(self) -> np.ndarray:
         """Per-pixel ``(object id, object type)`` int32 ``[H, W, 2]``; background is -1.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -114,7 +115,23 @@ def prepare_run_config(config: RunConfig, data_dir: Path, index: EpisodeIndex) -
     changes["data.fingerprint"] = dataset_fingerprint(index)
     changes["data.tasks"] = index.tasks
     changes["data.action_repeat"] = _data_action_repeat(data_dir, index)
+    crop = _data_render_crop(index)
+    if crop is not False:
+        changes["data.crop"] = crop
     return config.with_overrides(changes)
+
+
+def _data_render_crop(index: EpisodeIndex) -> Any:
+    """``False`` when no episode's frames came from ``env.render()`` (``collect --env``);
+    else their ``--crop`` (None: none; the latent wrappers then crop and area-resize an
+    env's rendered frames the same way, :mod:`keypoint_wm.data.frames`)."""
+    first = {r.task: r.path for r in reversed(index.records)}
+    crops = [
+        metadata.get("crop")
+        for metadata in (episode_metadata(path) for path in first.values())
+        if metadata.get("dataset") == "gymnasium"
+    ]
+    return crops[0] if crops else False
 
 
 def _data_action_repeat(data_dir: Path, index: EpisodeIndex) -> int | None:
@@ -218,6 +235,8 @@ def _train(
     window = config.model.num_steps
     index = EpisodeIndex(data_dir, "train", config.train.test_fraction, min_frames=window,
                          validation_fraction=config.train.validation_fraction)  # fmt: skip
+    if (skipped := index.describe_skipped()) is not None and dist_info.is_main:
+        warnings.warn(skipped, stacklevel=2)
     config = prepare_run_config(config, data_dir, index)
     start_step, checkpoint = 0, None
     if resume and (run_dir / "config.json").exists():  # --resume of a new run starts it

@@ -30,7 +30,8 @@ README = REPO / "README.md"
 GUIDE = REPO / "docs" / "guide.md"
 MEASUREMENTS = REPO / "docs" / "measurements.md"
 RESULTS = REPO / "docs" / "results"
-DOCS = (README, GUIDE, MEASUREMENTS, REPO / "docs" / "design.md")
+OWN_ENV = REPO / "docs" / "your-own-environment.md"
+DOCS = (README, GUIDE, MEASUREMENTS, REPO / "docs" / "design.md", OWN_ENV)
 MAX_LINES = 220
 HISTORY = "history (before reproduce)"
 IN_PROGRESS = "in progress"
@@ -291,7 +292,7 @@ def commands(path: Path) -> list[list[str]]:
     return found
 
 
-@pytest.mark.parametrize("path", [README, GUIDE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [README, GUIDE, OWN_ENV], ids=lambda p: p.name)
 def test_the_commands_parse(path: Path) -> None:
     from keypoint_wm.cli.main import build_parser
 

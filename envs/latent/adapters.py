@@ -4,7 +4,9 @@
 (a uint8 ``Box`` of shape ``(H, W, 3)``), its ``"pixels"`` entry (a ``Dict`` observation,
 as ``DMCPixelEnv(pixels_only=False)`` gives), or ``env.render()`` (any env made with
 ``render_mode="rgb_array"``). Frames whose size differs from the model's are resized only
-when asked (``resize=True``).
+when asked (``resize=True``; the wrappers ask by themselves for a model trained on
+``collect --env`` data), cropped and area-resized by
+:func:`keypoint_wm.data.frames.fit_frames`, as ``collect --env`` made the training frames.
 
 :class:`ActionAdapter` maps the agent's actions onto the model's action units: a bounded
 ``Box`` linearly onto [-1, 1] (the random actions of the training data are uniform in
@@ -18,10 +20,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
-import torch
 from gymnasium import spaces
 
-__all__ = ["ActionAdapter", "FrameSource", "resize_frames"]
+from keypoint_wm.data.frames import FrameCrop, fit_frames
+from keypoint_wm.envs.gym_pixels import ActionUnits, UnsupportedActionSpace
+
+__all__ = ["ActionAdapter", "FrameSource"]
 
 FRAME_SOURCES = ("auto", "observation", "pixels", "render")
 
@@ -33,15 +37,6 @@ def _is_image_box(space: Any) -> bool:
         and len(space.shape) == 3
         and space.shape[-1] == 3
     )
-
-
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 ``[N, H, W, 3]`` -> uint8 ``[N, size, size, 3]`` (area-averaging / bilinear)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    out = torch.nn.functional.interpolate(
-        tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-    )
-    return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 class FrameSource:
@@ -56,6 +51,8 @@ class FrameSource:
         source: ``"auto"`` (observation if it is an image, else its ``"pixels"`` entry,
             else ``render``), ``"observation"``, ``"pixels"`` or ``"render"``.
         resize: resize frames of another size to S x S instead of raising.
+        render_mode: the env's (``"rgb_array"`` needed for ``source="render"``).
+        crop: cut off before resizing (the ``--crop`` of the training data).
     """
 
     def __init__(
@@ -66,6 +63,7 @@ class FrameSource:
         source: str = "auto",
         resize: bool = False,
         render_mode: str | None = None,
+        crop: FrameCrop | None = None,
     ) -> None:
         if source not in FRAME_SOURCES:
             raise ValueError(f"frame_source must be one of {FRAME_SOURCES}, got {source!r}")
@@ -106,6 +104,7 @@ class FrameSource:
         self._render = render
         self.image_size = image_size
         self.resize = bool(resize)
+        self.crop = crop
         if source in ("observation", "pixels"):
             space = (
                 observation_space
@@ -139,13 +138,13 @@ class FrameSource:
                 f"{list(frames.shape[1:])}"
             )
         size = self.image_size
+        if self.resize:
+            return fit_frames(frames, size, self.crop)
         if frames.shape[1:3] != (size, size):
-            if not self.resize:
-                raise ValueError(
-                    f"the environment's frames are {frames.shape[1]}x{frames.shape[2]} but "
-                    f"the world model was trained on {size}x{size}; pass resize=True"
-                )
-            frames = resize_frames(frames, size)
+            raise ValueError(
+                f"the environment's frames are {frames.shape[1]}x{frames.shape[2]} but "
+                f"the world model was trained on {size}x{size}; pass resize=True"
+            )
         return frames
 
     def batch(self, observations: Any) -> np.ndarray:
@@ -178,22 +177,14 @@ class ActionAdapter:
     def __init__(self, action_space: spaces.Space, model_action_size: int) -> None:
         self.action_space = action_space
         self.model_action_size = model_action_size
-        if isinstance(action_space, spaces.Discrete):
-            self.size = int(action_space.n)
-        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-            self.size = int(action_space.shape[0])
-            low = np.asarray(action_space.low, np.float64)
-            high = np.asarray(action_space.high, np.float64)
-            self._bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
-            self._low, self._high = (
-                np.where(self._bounded, low, -1),
-                np.where(self._bounded, high, 1),
-            )
-        else:
+        try:
+            self.units = ActionUnits.of(action_space)
+        except UnsupportedActionSpace:
             raise ValueError(
                 f"the latent wrappers support Box (1-D) and Discrete action spaces, got "
                 f"{action_space}"
-            )
+            ) from None
+        self.size = self.units.size
         if model_action_size and self.size > model_action_size:
             raise ValueError(
                 f"the environment has {self.size} action dimensions but the world model was "
@@ -207,6 +198,7 @@ class ActionAdapter:
         if isinstance(self.action_space, spaces.Discrete):
             index = np.asarray(actions, np.int64).reshape(-1) - int(self.action_space.start)
             return np.eye(self.size, dtype=np.float32)[index]
+        low, high = self.units.low, self.units.high
         array = np.asarray(actions, np.float64).reshape(-1, self.size)
-        scaled = (np.clip(array, self._low, self._high) - self._low) / (self._high - self._low)
-        return np.where(self._bounded, scaled * 2.0 - 1.0, array).astype(np.float32)
+        scaled = (np.clip(array, low, high) - low) / (high - low)
+        return np.where(self.units.bounded, scaled * 2.0 - 1.0, array).astype(np.float32)

@@ -29,6 +29,7 @@ from gymnasium import spaces
 from torch import Tensor
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.data.frames import FrameCrop
 from keypoint_wm.envs.latent.adapters import ActionAdapter, FrameSource
 from keypoint_wm.envs.latent.online import FinalStates, LatentFilter, resolve_model
 
@@ -108,7 +109,7 @@ class LatentWrapperMixin:
         sample_latent: bool,
         feed_observed: bool = False,
         frame_source: str = "auto",
-        resize: bool = False,
+        resize: bool | None = None,
         render: Callable[[], Any] | None = None,
         render_mode: str | None = None,
     ) -> spaces.Box:
@@ -116,14 +117,24 @@ class LatentWrapperMixin:
 
         ``observation_space`` / ``action_space`` are ONE env's; ``render`` (with
         ``render_mode``) is the single env's ``render``, None for a vector of envs (whose
-        frames must then be in the observations).
+        frames must then be in the observations). ``resize=None``: resize (and crop) when
+        the model was trained on ``collect --env`` frames (its config records ``data.crop``),
+        as they were resized; else frames must have the model's size.
         """
         model = resolve_model(run, device)
         head = resolve_reward_head(reward_head, model, task)
         self.world_model = model
         size = model.config.model.image_size
+        rendered = "crop" in model.config.data  # trained on frames from env.render()
+        crop = FrameCrop.from_json(model.config.data.get("crop")) if rendered else None
         self._frames = FrameSource(
-            observation_space, render, size, frame_source, resize, render_mode
+            observation_space,
+            render,
+            size,
+            frame_source,
+            rendered if resize is None else resize,
+            render_mode,
+            crop,
         )
         self._actions = ActionAdapter(action_space, model.action_size)
         self.filter = LatentFilter(model, num_envs, features, head, sample_latent, feed_observed)

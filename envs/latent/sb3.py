@@ -49,7 +49,8 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         task: which head to pick from a directory of heads.
         device: torch device of the model (default CPU).
         sample_latent: sample the posterior instead of using its mean.
-        resize: resize frames of another size to the model's.
+        resize: resize frames of another size to the model's (None: when the model
+            was trained on ``collect --env`` frames, cropped and resized as they were).
 
     Observations: float32 ``[n_envs, D]``; each info gains ``"keypoints"`` ``[K, 3]`` (and
     ``"predicted_reward"`` with a head), of the frame the step produced; for an ended
@@ -67,7 +68,7 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
         task: str | None = None,
         device: str | torch.device | None = None,
         sample_latent: bool = False,
-        resize: bool = False,
+        resize: bool | None = None,
     ) -> None:
         if not isinstance(venv, VecEnv):
             raise TypeError(

@@ -59,7 +59,7 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
         task: str | None = None,
         device: str | torch.device | None = None,
         sample_latent: bool = False,
-        resize: bool = False,
+        resize: bool | None = None,
     ) -> None:
         if not isinstance(env, VectorEnv):
             raise TypeError(

@@ -11,7 +11,11 @@ new frame, posterior update after advancing the GRU with the action just taken (
     env = gymnasium.make("KeypointWM/cheetah-run-latent-v0", run="runs/dmcs")  # your run
     obs, info = env.reset(seed=0)        # obs: float32 [K * 3 + rnn_units]
     info["keypoints"].shape              # (K, 3): x, y in [-1, 1] (y up), scale in [0, 1]
-    env = LatentObservation(gymnasium.make("CarRacing-v3"), run="runs/car", resize=True)
+    env = LatentObservation(gymnasium.make("Reacher-v5", render_mode="rgb_array"), run="runs/own")
+
+The last line wraps an environment of your own: its frames come from ``env.render()``,
+cropped and area-resized as ``keypoint-wm collect --env`` stored the run's training frames
+(docs/your-own-environment.md).
 
 ``gymnasium.make("KeypointWM/<domain>-<task>-latent-v0", run=PATH)`` is registered for every
 pixel task (:func:`make_latent_env`); without ``run`` it uses the shipped default model.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, SupportsFloat
 
@@ -30,6 +35,7 @@ import torch
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import manifest_action_repeat, positive_int_or_none
+from keypoint_wm.envs.gym_pixels import render_frame, restart_renderer
 from keypoint_wm.envs.latent.base import LatentWrapperMixin
 from keypoint_wm.envs.latent.online import resolve_model
 
@@ -71,7 +77,9 @@ def _env_task(env: gymnasium.Env) -> str | None:
     return f"{domain}-{task}" if isinstance(domain, str) and isinstance(task, str) else None
 
 
-class LatentObservation(LatentWrapperMixin, gymnasium.ObservationWrapper):
+class LatentObservation(
+    LatentWrapperMixin, gymnasium.ObservationWrapper, gymnasium.utils.RecordConstructorArgs
+):
     """A pixel environment seen through a trained world model's latent state.
 
     Args:
@@ -92,7 +100,8 @@ class LatentObservation(LatentWrapperMixin, gymnasium.ObservationWrapper):
         feed_observed: feed the detected keypoints to the GRU instead of the decoded
             posterior sample.
         frame_source: ``"auto"``, ``"observation"``, ``"pixels"`` or ``"render"``.
-        resize: resize frames of another size to the model's.
+        resize: resize frames of another size to the model's (None: when the model
+            was trained on ``collect --env`` frames, cropped and resized as they were).
         render_scale: ``render()`` upscales the frame by this integer factor.
 
     Spaces:
@@ -117,12 +126,28 @@ class LatentObservation(LatentWrapperMixin, gymnasium.ObservationWrapper):
         sample_latent: bool = False,
         feed_observed: bool = False,
         frame_source: str = "auto",
-        resize: bool = False,
+        resize: bool | None = None,
         render_scale: int = 4,
     ) -> None:
         if not isinstance(env, gymnasium.Env):
             raise TypeError(f"env must be a gymnasium.Env, got {type(env).__name__}")
-        super().__init__(env)
+        # recorded, so that the env's spec (and gymnasium.make of it) rebuilds the wrapper; a
+        # loaded model by its folder, so that two wrappers of one run have equal specs
+        folder = run.run_dir if isinstance(run, WorldModel) else None
+        gymnasium.utils.RecordConstructorArgs.__init__(
+            self,
+            run=str(folder) if folder is not None else run,
+            features=features,
+            reward_head=reward_head,
+            task=task,
+            device=device,
+            sample_latent=sample_latent,
+            feed_observed=feed_observed,
+            frame_source=frame_source,
+            resize=resize,
+            render_scale=render_scale,
+        )
+        gymnasium.ObservationWrapper.__init__(self, env)
         if not isinstance(render_scale, int) or render_scale < 1:
             raise ValueError(f"render_scale must be a positive int, got {render_scale!r}")
         self.task = task or _env_task(env)
@@ -139,17 +164,21 @@ class LatentObservation(LatentWrapperMixin, gymnasium.ObservationWrapper):
             feed_observed=feed_observed,
             frame_source=frame_source,
             resize=resize,
-            render=env.render,
+            render=partial(render_frame, env),
             render_mode=env.render_mode,
         )
         self.render_scale = render_scale
         self._frame: np.ndarray | None = None
+        if self._frames.source == "render":  # the frames ARE render(): no other mode works
+            self.metadata = {**env.metadata, "render_modes": ["rgb_array"]}
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the env and the model state; the first frame is observed with h = 0."""
         observation, info = self.env.reset(seed=seed, options=options)
+        if self._frames.source == "render":  # frames as a new env renders them (collect --env)
+            restart_renderer(self.env)
         self.filter.seed(seed)
         self._frame = self._frames(observation)
         self.filter.reset(self._frame[None])

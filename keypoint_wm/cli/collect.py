@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,38 @@ def _defaults() -> dict[str, Any]:
     return values
 
 
+def _env_kwargs(text: str | None) -> dict[str, Any]:
+    """``--env-kwargs`` parsed: a JSON object (``{}`` when not given)."""
+    from keypoint_wm.collect.config import CollectError
+
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CollectError(f"--env-kwargs must be a JSON object, got {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise CollectError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return value
+
+
 def run_collect(args: argparse.Namespace) -> int:
     """Collect the episodes of ``--shard`` that are not on disk yet; print a summary."""
-    from keypoint_wm.collect.config import CollectConfig, Shard, resolve_tasks
+    from keypoint_wm.collect.config import CollectConfig, CollectError, Shard, resolve_tasks
     from keypoint_wm.collect.runner import collect_dataset
     from keypoint_wm.envs import PAPER_TASKS, TASK_NAMES, RenderBackendError
 
+    envs = tuple(args.env or ())
+    domains = args.domains if args.domains is not None else ("" if envs else "all")
+    if args.env_kwargs is not None and not envs:
+        raise CollectError("--env-kwargs applies to --env environments; give --env ID")
+    if args.crop is not None and not envs:
+        raise CollectError("--crop applies to the frames of --env environments; give --env ID")
     config = CollectConfig(
-        tasks=resolve_tasks(args.domains, TASK_NAMES, PAPER_TASKS),
+        tasks=resolve_tasks(domains, TASK_NAMES, PAPER_TASKS) if domains else (),
+        envs=envs,
+        env_kwargs=_env_kwargs(args.env_kwargs),
+        crop=args.crop,
         episodes=args.episodes,
         steps=args.steps,
         action_repeat=args.action_repeat,
@@ -48,10 +73,12 @@ def run_collect(args: argparse.Namespace) -> int:
     )
     shard = Shard.parse(args.shard)
     print(
-        f"collecting {', '.join(config.tasks)}: {config.episodes} episodes x "
-        f"{config.steps + 1} frames per task, {config.size}x{config.size}, action repeat "
-        f"{config.action_repeat}, seed {config.seed}, shard {shard}, {args.workers} worker(s) "
-        f"-> {config.out}"
+        f"collecting {', '.join(config.tasks + config.envs)}: {config.episodes} episodes x "
+        f"{config.steps + 1} frames per task"
+        + (" (--env episodes: up to)" if config.envs else "")
+        + f", {config.size}x{config.size}, "
+        + (f"action repeat {config.action_repeat}, " if config.tasks else "")
+        + f"seed {config.seed}, shard {shard}, {args.workers} worker(s) -> {config.out}"
     )
     try:
         summary = collect_dataset(config, shard, workers=args.workers, progress=not args.quiet)
@@ -66,15 +93,38 @@ def register(commands: argparse._SubParsersAction) -> None:
     defaults = _defaults()
     p = commands.add_parser(
         "collect",
-        help="gather random-action DeepMind Control Suite rollouts",
+        help="gather random-action rollouts of DMCS tasks or any Gymnasium pixel environment",
         description="Collect uniform-random-action rollouts of DeepMind Control Suite tasks "
-        "as one .npz per episode (resumable: re-run the same command to finish a killed run).",
+        "and/or Gymnasium environments (--env) as one .npz per episode (resumable: re-run "
+        "the same command to finish a killed run).",
     )
     p.add_argument(
         "--domains",
-        default="all",
+        default=None,
         help="'all' (the paper's six tasks) or comma-separated tasks/domains, "
-        "e.g. cheetah-run,walker-walk (default: all)",
+        "e.g. cheetah-run,walker-walk (default: all, or none when --env is given)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        metavar="ID",
+        help="a Gymnasium id (repeatable), made with render_mode='rgb_array'; 'module:ID' "
+        "imports module first. Frames come from render(), area-resized to --size; Box "
+        "actions uniform in [-1, 1] (mapped onto the bounds), Discrete stored one-hot; "
+        "stepped once per action (--action-repeat is for DMCS tasks); episodes may end early",
+    )
+    p.add_argument(
+        "--env-kwargs",
+        default=None,
+        metavar="JSON",
+        help="keyword arguments for every --env, a JSON object, e.g. "
+        '\'{"width": 64, "height": 64}\'',
+    )
+    p.add_argument(
+        "--crop",
+        default=None,
+        help="crop --env frames before resizing: 'center' (the central square) or "
+        "TOP,BOTTOM,LEFT,RIGHT pixels (letterbox bars)",
     )
     p.add_argument(
         "--episodes",

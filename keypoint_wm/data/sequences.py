@@ -110,7 +110,8 @@ class EpisodeIndex:
         split: ``"train"``, ``"validation"``, ``"test"`` or ``"all"``.
         test_fraction: fraction of files (per task, by path hash) held out as ``"test"``;
             unused for metadata splits.
-        min_frames: drop files shorter than this (a window must fit).
+        min_frames: drop files shorter than this (a window must fit; episodes that ended
+            early); ``short_files`` counts them, :meth:`describe_skipped` says so.
         validation_fraction: fraction of the non-test files held out as ``"validation"``.
             0 (the default) keeps them all in ``"train"``: what evaluation fits its readouts
             on (every file outside the test split). Training passes ``train.validation_fraction``.
@@ -160,10 +161,12 @@ class EpisodeIndex:
             self._splits(reports, test_fraction, validation_fraction) if split != "all" else None
         )
         records = []
+        self.short_files = 0
         for number, report in enumerate(reports):
             if splits is not None and splits[number] != split:
                 continue
-            if report.frames < min_frames:
+            if report.frames < min_frames:  # an episode that ended early (collect --env)
+                self.short_files += 1
                 continue
             records.append(
                 EpisodeRecord(
@@ -179,11 +182,23 @@ class EpisodeIndex:
             hint = f" ({len(reports)} files in all)" if split != "all" and reports else ""
             if split == "validation" and reports and validation_fraction == 0:
                 hint = f" ({len(reports)} files in all; validation_fraction is 0)"
+            if self.short_files:
+                hint += f" ({self.short_files} shorter ones skipped)"
             raise NoEpisodesError(
                 f"no {split} episode files with at least {min_frames} frames under "
                 f"{self.root}{hint}"
             )
         self.records = records
+        self.min_frames = min_frames
+
+    def describe_skipped(self) -> str | None:
+        """One line on the files of the split too short for ``min_frames`` (None: none)."""
+        if not self.short_files:
+            return None
+        return (
+            f"{self.root}: {self.short_files} {self.split} episode files shorter than "
+            f"{self.min_frames} frames skipped ({len(self.records)} used)"
+        )
 
     def _splits(
         self, reports: list[EpisodeFileReport], test_fraction: float, validation_fraction: float

@@ -59,6 +59,24 @@ def r2_per_object(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return 1.0 - sse / np.maximum(sst, 1e-12)
 
 
+_NO_POSITIONS = (
+    "has no true object positions (true_object_pos) to track; "
+    "`keypoint-wm evaluate state-probe` scores a model on the stored state instead"
+)
+
+
+def no_positions(*indexes: EpisodeIndex) -> None:
+    """Raise one DataError line when some task of ``indexes`` has no ``true_object_pos``
+    (data from ``collect --env``), pointing to ``evaluate state-probe``."""
+    missing = sorted({r.task for index in indexes for r in index.records if not r.num_objects})
+    if not missing:
+        return
+    root = indexes[0].root
+    if len(missing) == len({r.task for index in indexes for r in index.records}):
+        raise DataError(f"{root}: the dataset {_NO_POSITIONS}")
+    raise DataError(f"{root}: task(s) {', '.join(missing)} {_NO_POSITIONS}")
+
+
 @dataclass
 class _Split:
     """Keypoint features and positions collected over a split of one task."""
@@ -88,7 +106,7 @@ def _collect(
     )
     for batch in tqdm(batches, desc=desc, unit="batch", leave=False, disable=not progress):
         if batch.positions.shape[2] == 0:
-            raise DataError(f"{index.root}: task {batch.task} has no true_object_pos to track")
+            raise DataError(f"{index.root}: task {batch.task} {_NO_POSITIONS}")
         split = splits.setdefault(batch.task, _Split())
         actions = batch.actions if cfg.action_size else None
         detected = model.observe(batch.frames, actions).keypoints.numpy()
@@ -212,6 +230,7 @@ def evaluate_tracking(
     ``progress`` shows a progress bar per split."""
     train_index = EpisodeIndex(data_dir, "train", test_fraction)
     test_index = EpisodeIndex(data_dir, "test", test_fraction)
+    no_positions(train_index, test_index)
     if best_per_object is None:
         best_per_object = _is_basketball(test_index)
     train = _collect(

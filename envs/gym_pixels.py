@@ -1,0 +1,184 @@
+"""Any Gymnasium environment that renders RGB frames, as a source of training episodes.
+
+``keypoint-wm collect --env ID`` makes ``gymnasium.make(ID, render_mode="rgb_array",
+**kwargs)`` (``module:ID`` imports ``module`` first, for an id registered on import), reads
+each step's frame from ``env.render()`` (cropped and area-resized by
+:func:`keypoint_wm.data.frames.fit_frames`, as the latent wrappers do) and acts with
+:class:`RandomActions`, uniform over the action space:
+
+- a 1-D ``Box``: uniform in [-1, 1] per dimension, stored so, and mapped linearly onto the
+  space's bounds for the env (dimensions without finite bounds get the value as it is);
+  the latent wrappers' :class:`~keypoint_wm.envs.latent.adapters.ActionAdapter` maps an
+  agent's actions back onto [-1, 1] the same way;
+- ``Discrete(n)``: a uniform choice, stored one-hot (``[n]``), as the wrappers feed it;
+- anything else is refused (:class:`UnsupportedActionSpace`).
+
+The ``state`` stored beside the frames is the env's own observation when that is a flat
+(1-D) ``Box`` (Gymnasium MuJoCo: joint positions then velocities), else nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from keypoint_wm.data.frames import FrameCrop, fit_frames
+
+__all__ = [
+    "ActionUnits",
+    "RandomActions",
+    "RenderedFrames",
+    "UnsupportedActionSpace",
+    "flat_state_size",
+    "make_render_env",
+    "render_frame",
+    "restart_renderer",
+]
+
+
+class UnsupportedActionSpace(ValueError):
+    """An action space that is neither a 1-D ``Box`` nor ``Discrete``."""
+
+
+def make_render_env(name: str, kwargs: dict[str, Any] | None = None) -> gymnasium.Env:
+    """``gymnasium.make(name, render_mode="rgb_array", **kwargs)``.
+
+    Raises:
+        ValueError: the id is unknown or its module cannot be imported, or making it fails;
+            the message is Gymnasium's (or Python's) in one line.
+    """
+    try:
+        return gymnasium.make(name, render_mode="rgb_array", **(kwargs or {}))
+    except (gymnasium.error.Error, ImportError, TypeError, ValueError) as error:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot make {name!r}: {text}") from None
+
+
+def flat_state_size(space: spaces.Space) -> int | None:
+    """D when observations are a flat ``Box`` ``(D,)`` of numbers (stored as ``state``)."""
+    if isinstance(space, spaces.Box) and len(space.shape) == 1 and space.dtype.kind in "fiu":
+        return int(space.shape[0])
+    return None
+
+
+def render_frame(env: gymnasium.Env) -> Any:
+    """``env.render()``, first making a Gymnasium MuJoCo env's GL context current again.
+
+    Gymnasium's offscreen MuJoCo viewer makes its context current only when it is created;
+    another renderer of the process (a DMCS task's, another MuJoCo env's) may have made its
+    own current since, and the frame would come from that one."""
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    viewer = getattr(renderer, "viewer", None)
+    if viewer is not None and hasattr(viewer, "make_context_current"):
+        viewer.make_context_current()
+    return env.render()
+
+
+def restart_renderer(env: gymnasium.Env) -> None:
+    """Drop a Gymnasium MuJoCo env's offscreen viewers; the next ``render()`` makes new ones.
+
+    Its viewer is not reset with the env: the camera is placed when the viewer is made (at
+    the first render, from the state then) and a tracking camera then follows the body with
+    a lag, so frames would depend on the episodes rendered before. ``collect --env`` makes
+    a new env per episode; the latent wrappers call this on ``reset`` so that an episode's
+    frames are those a new env renders, as in the training data. Other envs: nothing."""
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    viewers = getattr(renderer, "_viewers", None)
+    if renderer is None or not isinstance(viewers, dict) or not viewers:
+        return
+    renderer.close()
+    viewers.clear()
+    renderer.viewer = None
+
+
+class RenderedFrames:
+    """The current frame of an env made with ``render_mode="rgb_array"``, uint8 ``[S, S, 3]``."""
+
+    def __init__(self, env: gymnasium.Env, size: int, crop: FrameCrop | None = None) -> None:
+        if env.render_mode != "rgb_array":
+            raise ValueError(
+                f"frames come from env.render(): make the environment with "
+                f"render_mode='rgb_array' (it has render_mode={env.render_mode!r})"
+            )
+        self.env, self.size, self.crop = env, size, crop
+
+    def __call__(self, observation: Any = None) -> np.ndarray:
+        frame = render_frame(self.env)
+        if not isinstance(frame, np.ndarray):
+            raise ValueError(f"env.render() returned {type(frame).__name__}, not an RGB array")
+        return fit_frames(frame[None], self.size, self.crop)[0]
+
+
+@dataclass(frozen=True)
+class ActionUnits:
+    """How a 1-D ``Box`` or ``Discrete`` action space maps to the stored/model units: a
+    ``Box`` linearly between ``[low, high]`` and [-1, 1] per ``bounded`` dimension (the
+    others pass as they are), a ``Discrete`` as a one-hot vector of ``size``. THE mapping of
+    ``collect --env`` (:class:`RandomActions`) and of the latent wrappers' ``ActionAdapter``.
+
+    Raises (:meth:`of`):
+        UnsupportedActionSpace: any other space (the message names it).
+    """
+
+    size: int
+    discrete: bool
+    low: np.ndarray  # float64 [A] (-1 where unbounded)
+    high: np.ndarray  # float64 [A] (1 where unbounded)
+    bounded: np.ndarray  # bool [A]
+
+    @classmethod
+    def of(cls, space: spaces.Space) -> ActionUnits:
+        if isinstance(space, spaces.Discrete):
+            none = np.zeros(0)
+            return cls(int(space.n), True, none, none, none.astype(bool))
+        if isinstance(space, spaces.Box) and len(space.shape) == 1:
+            low = np.asarray(space.low, np.float64)
+            high = np.asarray(space.high, np.float64)
+            bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
+            return cls(
+                int(space.shape[0]),
+                False,
+                np.where(bounded, low, -1.0),
+                np.where(bounded, high, 1.0),
+                bounded,
+            )
+        raise UnsupportedActionSpace(
+            f"action space {space} is not supported: expected a 1-D Box or Discrete(n)"
+        )
+
+
+class RandomActions:
+    """Uniform random actions of an action space: what is stored and what the env gets.
+
+    Args:
+        space: a 1-D ``Box`` or a ``Discrete`` space.
+        rng: the generator the actions are drawn from.
+
+    Raises:
+        UnsupportedActionSpace: any other space (the message names it).
+    """
+
+    def __init__(self, space: spaces.Space, rng: np.random.Generator) -> None:
+        self.space, self.rng = space, rng
+        self.units = ActionUnits.of(space)
+        self.size = self.units.size
+        self._identity = bool(np.all(self.units.low == -1) and np.all(self.units.high == 1))
+
+    def sample(self) -> tuple[np.ndarray, Any]:
+        """``(stored, for_env)``: float32 ``[A]`` (in [-1, 1], or one-hot) and the env's action."""
+        if isinstance(self.space, spaces.Discrete):
+            choice = int(self.rng.integers(self.size))
+            stored = np.zeros(self.size, np.float32)
+            stored[choice] = 1.0
+            return stored, np.int64(int(self.space.start) + choice)
+        stored = self.rng.uniform(-1.0, 1.0, size=self.size).astype(np.float32)
+        if self._identity:  # DMCS' [-1, 1] spaces get the stored values bit for bit
+            return stored, stored
+        low, high = self.units.low, self.units.high
+        scaled = low + (stored.astype(np.float64) + 1.0) * 0.5 * (high - low)
+        action = np.where(self.units.bounded, scaled, stored)
+        return stored, action.astype(self.space.dtype)
