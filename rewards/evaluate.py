@@ -26,6 +26,7 @@ from keypoint_wm.errors import DataError, UsageError
 from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant, seed_runs
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.reward_inputs import inputs_mismatch
+from keypoint_wm.rewards.fit import RewardTrainConfig, normalized_mse, predict
 from keypoint_wm.rewards.head import RewardHead, find_reward_head, load_reward_head
 from keypoint_wm.rewards.report import (
     RewardEvaluation,
@@ -40,12 +41,7 @@ from keypoint_wm.rewards.sequences import (
     collect_reward_sequences,
     split_sequences,
 )
-from keypoint_wm.rewards.train import (
-    RewardTrainConfig,
-    normalized_mse,
-    predict,
-    train_reward_heads,
-)
+from keypoint_wm.rewards.train import train_reward_heads
 
 __all__ = [
     "RewardEvaluation",
