@@ -17,12 +17,8 @@ from keypoint_wm.latent_features import FEATURE_CHOICES
 
 def run_state_probe(args: argparse.Namespace) -> int:
     """Ridge probe from the filtered latent to the physics state; table, plot, JSON."""
-    from keypoint_wm.evaluation.state_probe import (
-        StateProbeConfig,
-        evaluate_state_probe,
-        format_state_probe,
-        plot_state_probe,
-    )
+    from keypoint_wm.evaluation.state_probe import StateProbeConfig, evaluate_state_probe
+    from keypoint_wm.evaluation.state_probe_report import format_state_probe, plot_state_probe
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
     config = StateProbeConfig(
