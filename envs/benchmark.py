@@ -102,69 +102,12 @@ def run_wrapper_benchmark(
             picks on this CPU; ``"channels_last"`` on a native-bf16 CPU times the numbers
             an AVX2-only CPU runs).
     """
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from keypoint_wm.envs.latent.sb3 import LatentVecEnv
-    from keypoint_wm.envs.latent.wrapper import LatentObservation
-    from keypoint_wm.envs.registration import make_env
-
     if steps < 1 or num_envs < 1 or block < 1:
         raise ValueError("--steps, --envs and the block size must be positive")
     model, precision = _model(preset, num_keypoints, size, 6, seed, precision)
-
-    def pixel_env() -> Any:
-        return make_env(task, size=size, action_repeat=action_repeat)
-
-    bare, wrapped = pixel_env(), LatentObservation(pixel_env(), model)
-    action_size = int(bare.action_space.shape[0])
-    actions = np.random.default_rng(seed).uniform(-1, 1, (4096, num_envs, action_size))
-    actions = actions.astype(np.float32)
-    counter = {"i": 0}
-
-    def single(env: Any) -> Callable[[int], float]:
-        env.reset(seed=seed)
-
-        def run(n: int) -> float:
-            total = 0.0
-            for _ in range(n):
-                action = actions[counter["i"] % len(actions), 0]
-                counter["i"] += 1
-                start = time.perf_counter()
-                _, _, terminated, truncated, _ = env.step(action)
-                total += time.perf_counter() - start
-                if terminated or truncated:
-                    env.reset()
-            return total
-
-        return run
-
-    def vector(venv: Any) -> Callable[[int], float]:
-        venv.seed(seed)
-        venv.reset()
-
-        def run(n: int) -> float:
-            start = time.perf_counter()
-            for _ in range(n):
-                venv.step(actions[counter["i"] % len(actions)])
-                counter["i"] += 1
-            return time.perf_counter() - start
-
-        return run
-
-    bare_vec = DummyVecEnv([pixel_env] * num_envs)
-    wrapped_vec = LatentVecEnv(DummyVecEnv([pixel_env] * num_envs), model)
-    total = 2 * (steps + warmup) * 2
-    try:
-        with tqdm(total=total, desc="bench wrapper", unit="step", disable=not progress) as bar:
-            one = {"bare": single(bare), "wrapped": single(wrapped)}
-            many = {"bare": vector(bare_vec), "wrapped": vector(wrapped_vec)}
-            _timed_blocks(one, warmup, warmup, bar)
-            _timed_blocks(many, warmup, warmup, bar)
-            t1 = _timed_blocks(one, steps, block, bar)
-            tn = _timed_blocks(many, steps, block, bar)
-    finally:
-        for env in (bare, wrapped, bare_vec, wrapped_vec):
-            env.close()
+    t1, tn = _time_bare_and_wrapped(
+        model, task, size, action_repeat, num_envs, steps, block, warmup, seed, progress
+    )
     ms = lambda seconds: round(seconds * 1000.0, 3)  # noqa: E731
     return {
         "task": task,
@@ -194,6 +137,97 @@ def run_wrapper_benchmark(
             f"bare_vs_wrapped_{num_envs}env": round(tn["bare"] / tn["wrapped"], 4),
         },
     }
+
+
+def _time_bare_and_wrapped(
+    model: Any,
+    task: str,
+    size: int,
+    action_repeat: int,
+    num_envs: int,
+    steps: int,
+    block: int,
+    warmup: int,
+    seed: int,
+    progress: bool,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per step, bare and wrapped, of 1 env and of ``num_envs`` envs (after
+    ``warmup`` untimed steps each), with the same fixed random actions."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from keypoint_wm.envs.latent.sb3 import LatentVecEnv
+    from keypoint_wm.envs.latent.wrapper import LatentObservation
+    from keypoint_wm.envs.registration import make_env
+
+    def pixel_env() -> Any:
+        return make_env(task, size=size, action_repeat=action_repeat)
+
+    bare, wrapped = pixel_env(), LatentObservation(pixel_env(), model)
+    action_size = int(bare.action_space.shape[0])
+    actions = np.random.default_rng(seed).uniform(-1, 1, (4096, num_envs, action_size))
+    actions = actions.astype(np.float32)
+    counter = {"i": 0}
+    bare_vec = DummyVecEnv([pixel_env] * num_envs)
+    wrapped_vec = LatentVecEnv(DummyVecEnv([pixel_env] * num_envs), model)
+    total = 2 * (steps + warmup) * 2
+    try:
+        with tqdm(total=total, desc="bench wrapper", unit="step", disable=not progress) as bar:
+            one = {
+                "bare": _single_runner(bare, actions, counter, seed),
+                "wrapped": _single_runner(wrapped, actions, counter, seed),
+            }
+            many = {
+                "bare": _vector_runner(bare_vec, actions, counter, seed),
+                "wrapped": _vector_runner(wrapped_vec, actions, counter, seed),
+            }
+            _timed_blocks(one, warmup, warmup, bar)
+            _timed_blocks(many, warmup, warmup, bar)
+            t1 = _timed_blocks(one, steps, block, bar)
+            tn = _timed_blocks(many, steps, block, bar)
+    finally:
+        for env in (bare, wrapped, bare_vec, wrapped_vec):
+            env.close()
+    return t1, tn
+
+
+def _single_runner(
+    env: Any, actions: np.ndarray, counter: dict[str, int], seed: int
+) -> Callable[[int], float]:
+    """Reset ``env``; the runner steps it ``n`` times and returns the seconds its steps took
+    (resets untimed). ``counter`` walks the actions shared by every runner."""
+    env.reset(seed=seed)
+
+    def run(n: int) -> float:
+        total = 0.0
+        for _ in range(n):
+            action = actions[counter["i"] % len(actions), 0]
+            counter["i"] += 1
+            start = time.perf_counter()
+            _, _, terminated, truncated, _ = env.step(action)
+            total += time.perf_counter() - start
+            if terminated or truncated:
+                env.reset()
+        return total
+
+    return run
+
+
+def _vector_runner(
+    venv: Any, actions: np.ndarray, counter: dict[str, int], seed: int
+) -> Callable[[int], float]:
+    """Seed and reset the vectorised ``venv``; the runner steps it ``n`` times and returns
+    the seconds taken. ``counter`` walks the actions shared by every runner."""
+    venv.seed(seed)
+    venv.reset()
+
+    def run(n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            venv.step(actions[counter["i"] % len(actions)])
+            counter["i"] += 1
+        return time.perf_counter() - start
+
+    return run
 
 
 def format_wrapper_benchmark(result: dict[str, Any]) -> str:

@@ -20,15 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from keypoint_wm.checkpoint import (
-    checkpoint_dirs,
-    latest_checkpoint,
-    read_run_config,
-    resume_checkpoint,
-    resume_differences,
-    save_checkpoint,
-    write_config,
-)
+from keypoint_wm.checkpoint import latest_checkpoint, write_config
 from keypoint_wm.choices import DATA_PLACEMENTS, GRAPH_MODES
 from keypoint_wm.claims import claim
 from keypoint_wm.config import RunConfig
@@ -40,7 +32,7 @@ from keypoint_wm.data.episodes import (
     positive_int_or_none,
 )
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
-from keypoint_wm.errors import DataError, RunError, Stopped, UsageError, storage_cause
+from keypoint_wm.errors import DataError, RunError, Stopped, UsageError
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
 from keypoint_wm.host_memory import keep_freed_memory
 from keypoint_wm.model.device import resolve_device
@@ -48,6 +40,12 @@ from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import LossSchedule, StructVRNN
 from keypoint_wm.stop_signals import StopRequest, stop_requests
 from keypoint_wm.summaries import RunLogger
+from keypoint_wm.train_resume import (
+    ConfigMismatchError,
+    check_resume,
+    restore_rng_state,
+    save_training_checkpoint,
+)
 from keypoint_wm.train_step import NonFiniteLossError, StepRunner, train_step
 
 __all__ = [
@@ -59,11 +57,6 @@ __all__ = [
     "train",
     "train_step",
 ]
-
-
-class ConfigMismatchError(RunError):
-    """``--resume`` with a config that differs in more than ``train.steps``, or ``--out``
-    holding another run (exit code 1)."""
 
 
 @dataclass
@@ -231,7 +224,57 @@ def _train(
     if device.type == "cuda":
         torch.cuda.set_device(device)
 
-    # --- Data and config --------------------------------------------------------------
+    config, dataset, start_step, checkpoint = _data_and_config(
+        config, data_dir, run_dir, resume, dist_info
+    )
+    torch.manual_seed(config.seed + dist_info.rank)
+    precision = resolve_precision(config.train.precision, device)
+    model, runner = _model_and_optimiser(config, device, dist_info, precision, cuda_graph)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint.model_state)
+        runner.load_optimizer_state(checkpoint.training_state["optimizer"])
+        restore_rng_state(checkpoint.training_state, dist_info.rank, device,
+                          config.seed + dist_info.rank + start_step)  # fmt: skip
+    on_device = data_placement == "device" or (
+        data_placement == "auto" and fits_on_device(dataset, device)
+    )
+    windows, batches = _batch_source(dataset, config, device, dist_info, on_device, start_step,
+                                     progress)  # fmt: skip
+    logger = RunLogger(run_dir, config, enabled=dist_info.is_main)
+    probe = None
+    if config.train.probe_every and dist_info.is_main:
+        probe = ProbeData.from_dataset(
+            data_dir, config.train.test_fraction, config.train.validation_fraction
+        )
+    train_seconds = checkpoint.info.get("train_seconds", 0.0) if checkpoint is not None else 0.0
+    loop = _Loop(run_dir, device, dist_info, model, runner, dataset, windows, batches, logger,
+                 probe)  # fmt: skip
+
+    bar = tqdm(
+        total=config.train.steps, initial=start_step, unit="step", desc=progress_label,
+        position=progress_position, disable=not (progress and dist_info.is_main),
+        dynamic_ncols=True,
+    )  # fmt: skip
+    try:
+        step, last_terms = _run_loop(config, loop, bar, start_step, train_seconds)
+    finally:
+        bar.close()
+        logger.close()
+    return {
+        "step": step,
+        "losses": last_terms,
+        "run_dir": str(run_dir),
+        "precision": precision,
+        "data_on_device": on_device,
+        "cuda_graph": runner.use_graph,
+    }
+
+
+def _data_and_config(
+    config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, dist_info: Distributed
+) -> tuple[RunConfig, WindowDataset, int, Any]:
+    """The run's config filled in from the data (and written), its windows, and the step and
+    checkpoint it starts from (0 and None for a new run)."""
     window = config.model.num_steps
     index = EpisodeIndex(data_dir, "train", config.train.test_fraction, min_frames=window,
                          validation_fraction=config.train.validation_fraction)  # fmt: skip
@@ -240,7 +283,7 @@ def _train(
     config = prepare_run_config(config, data_dir, index)
     start_step, checkpoint = 0, None
     if resume and (run_dir / "config.json").exists():  # --resume of a new run starts it
-        start_step, checkpoint = _check_resume(run_dir, config)
+        start_step, checkpoint = check_resume(run_dir, config)
     elif (run_dir / "config.json").exists() and latest_checkpoint(run_dir) is not None:
         raise ConfigMismatchError(
             f"--out {run_dir} already holds a run; pass --resume to continue it or choose "
@@ -255,10 +298,14 @@ def _train(
         action_size=config.model.action_size or 0,
         reference=config.train.reference_frame,
     )
+    return config, dataset, start_step, checkpoint
 
-    # --- Model and optimiser ----------------------------------------------------------
-    torch.manual_seed(config.seed + dist_info.rank)
-    precision = resolve_precision(config.train.precision, device)
+
+def _model_and_optimiser(
+    config: RunConfig, device: torch.device, dist_info: Distributed, precision: str, cuda_graph: str
+) -> tuple[StructVRNN, StepRunner]:
+    """The model on ``device`` (wrapped in DistributedDataParallel under torchrun) and the
+    step runner that holds its optimiser and, when used, its CUDA graph."""
     model = StructVRNN(config.model).to(device)
     model.set_precision(precision)
     trained: torch.nn.Module = model
@@ -273,111 +320,131 @@ def _train(
         raise UsageError("--cuda-graph on needs one CUDA device (not torchrun)")
     runner = StepRunner(model, config.train.learning_rate, config.train.grad_clip_norm,
                         use_graph=use_graph, trained=trained)  # fmt: skip
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint.model_state)
-        runner.load_optimizer_state(checkpoint.training_state["optimizer"])
-        restore_rng_state(checkpoint.training_state, dist_info.rank, device,
-                          config.seed + dist_info.rank + start_step)  # fmt: skip
-    on_device = data_placement == "device" or (
-        data_placement == "auto" and fits_on_device(dataset, device)
-    )
-    windows = None
-    batches = None
-    if on_device:
-        windows = DeviceWindows(dataset, device, progress=progress and dist_info.is_main)
-    else:
-        loader = make_loader(
-            dataset,
-            config.train.batch_size,
-            first_batch=start_step,
-            workers=config.train.data_workers,
-            rank=dist_info.rank,
-            world_size=dist_info.world_size,
-            pin_memory=device.type == "cuda",
-        )
-        batches = iter(loader)
-    logger = RunLogger(run_dir, config, enabled=dist_info.is_main)
-    probe = None
-    if config.train.probe_every and dist_info.is_main:
-        probe = ProbeData.from_dataset(
-            data_dir, config.train.test_fraction, config.train.validation_fraction
-        )
-    train_seconds = checkpoint.info.get("train_seconds", 0.0) if checkpoint is not None else 0.0
+    return model, runner
 
-    # --- Loop -------------------------------------------------------------------------
+
+def _batch_source(
+    dataset: WindowDataset,
+    config: RunConfig,
+    device: torch.device,
+    dist_info: Distributed,
+    on_device: bool,
+    start_step: int,
+    progress: bool,
+) -> tuple[DeviceWindows | None, Iterator[dict[str, torch.Tensor]] | None]:
+    """Where the batches come from, from ``start_step`` on: every window on the device, or a
+    loader's iterator (exactly one of the two is not None)."""
+    if on_device:
+        return DeviceWindows(dataset, device, progress=progress and dist_info.is_main), None
+    loader = make_loader(
+        dataset,
+        config.train.batch_size,
+        first_batch=start_step,
+        workers=config.train.data_workers,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+        pin_memory=device.type == "cuda",
+    )
+    return None, iter(loader)
+
+
+@dataclass
+class _Loop:
+    """What the training loop works with, set up before its first step."""
+
+    run_dir: Path
+    device: torch.device
+    dist_info: Distributed
+    model: StructVRNN
+    runner: StepRunner
+    dataset: WindowDataset
+    windows: DeviceWindows | None
+    batches: Iterator[dict[str, torch.Tensor]] | None
+    logger: RunLogger
+    probe: ProbeData | None
+
+
+def _run_loop(
+    config: RunConfig, loop: _Loop, bar: tqdm, start_step: int, train_seconds: float
+) -> tuple[int, dict[str, float]]:
+    """Train from ``start_step`` to ``train.steps``, logging, probing and saving checkpoints
+    on their schedules; returns the last step and the last logged losses."""
+    run_dir, dist_info, model, runner = loop.run_dir, loop.dist_info, loop.model, loop.runner
+    windows, batches, logger, probe = loop.windows, loop.batches, loop.logger, loop.probe
     total = config.train.steps
     batch_size = config.train.batch_size
     use_actions = config.model.action_size > 0
-    bar = tqdm(
-        total=total, initial=start_step, unit="step", desc=progress_label,
-        position=progress_position, disable=not (progress and dist_info.is_main),
-        dynamic_ncols=True,
-    )  # fmt: skip
     last_terms: dict[str, float] = {}
     step = start_step
     window_start, window_steps = time.perf_counter(), 0
     clock = time.perf_counter()
     stops = stop_requests() if dist_info.world_size == 1 else nullcontext(StopRequest())
-    try:
-        with stops as stop:
-            while step < total:
-                if windows is not None:
-                    batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
-                                          dist_info.world_size, out=runner.static_inputs())  # fmt: skip
-                else:
-                    assert batches is not None
-                    batch = next(batches)
-                lr = config.train.learning_rate_at(step)
-                schedule = schedule_at(config, step)
-                runner.step(batch["image"], batch["action"] if use_actions else None,
-                            batch.get("reference"), schedule, lr)  # fmt: skip
-                step += 1
-                window_steps += 1
-                bar.update(1)
+    with stops as stop:
+        while step < total:
+            if windows is not None:
+                batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
+                                      dist_info.world_size, out=runner.static_inputs())  # fmt: skip
+            else:
+                assert batches is not None
+                batch = next(batches)
+            lr = config.train.learning_rate_at(step)
+            schedule = schedule_at(config, step)
+            runner.step(batch["image"], batch["action"] if use_actions else None,
+                        batch.get("reference"), schedule, lr)  # fmt: skip
+            step += 1
+            window_steps += 1
+            bar.update(1)
 
-                if step % config.train.log_every == 0 or step == total:
-                    runner.raise_if_nonfinite(step)
-                    elapsed = time.perf_counter() - window_start
-                    last_terms = runner.read_terms()
-                    grad_norm = last_terms.pop("grad_norm")
-                    rate = window_steps / elapsed if elapsed > 0 else 0.0
-                    logger.scalars(step, last_terms, lr=lr, steps_per_second=rate,
-                                   schedule=schedule, grad_norm=grad_norm)  # fmt: skip
-                    bar.set_postfix(loss=f"{last_terms['total']:.4g}", refresh=False)
-                    window_start, window_steps = time.perf_counter(), 0
-                if step % config.train.image_every == 0 or step == total:
-                    images, actions, _ = to_model_inputs(batch, device, use_actions)
-                    logger.media(step, model, images, actions, batch)
-                if probe is not None and (step % config.train.probe_every == 0 or step == total):
-                    train_seconds += time.perf_counter() - clock
-                    r2 = run_probe(model, probe)
-                    logger.probe(step, r2)
-                    ProbeLog(run_dir).append(step, train_seconds, r2)
-                    clock = time.perf_counter()
-                stopping = stop.signum is not None  # a stop saves the step it ends
-                if step % config.train.checkpoint_every == 0 or step == total or stopping:
-                    runner.raise_if_nonfinite(step)
-                    train_seconds += time.perf_counter() - clock
-                    clock = time.perf_counter()
-                    _save(run_dir, step, model, runner, dist_info, dataset, train_seconds)
-                if stop.signum is not None and step < total:
-                    raise Stopped(
-                        f"stopped by {stop.name} at step {step} of {total}, its checkpoint "
-                        f"saved; continue it with the same command and --resume (--out "
-                        f"{run_dir})",
-                        stop.signum,
-                    )
-    finally:
-        bar.close()
-        logger.close()
-    return {
-        "step": step,
-        "losses": last_terms,
-        "run_dir": str(run_dir),
-        "precision": precision,
-        "data_on_device": on_device,
-        "cuda_graph": runner.use_graph,
-    }
+            if step % config.train.log_every == 0 or step == total:
+                last_terms = _log_losses(step, loop, bar, lr, schedule, window_start, window_steps)
+                window_start, window_steps = time.perf_counter(), 0
+            if step % config.train.image_every == 0 or step == total:
+                images, actions, _ = to_model_inputs(batch, loop.device, use_actions)
+                logger.media(step, model, images, actions, batch)
+            if probe is not None and (step % config.train.probe_every == 0 or step == total):
+                train_seconds += time.perf_counter() - clock
+                r2 = run_probe(model, probe)
+                logger.probe(step, r2)
+                ProbeLog(run_dir).append(step, train_seconds, r2)
+                clock = time.perf_counter()
+            stopping = stop.signum is not None  # a stop saves the step it ends
+            if step % config.train.checkpoint_every == 0 or step == total or stopping:
+                runner.raise_if_nonfinite(step)
+                train_seconds += time.perf_counter() - clock
+                clock = time.perf_counter()
+                save_training_checkpoint(
+                    run_dir,
+                    step,
+                    model,
+                    runner,
+                    dist_info.rank,
+                    dist_info.world_size,
+                    loop.dataset,
+                    train_seconds,
+                )
+            if stop.signum is not None and step < total:
+                raise Stopped(
+                    f"stopped by {stop.name} at step {step} of {total}, its checkpoint "
+                    f"saved; continue it with the same command and --resume (--out {run_dir})",
+                    stop.signum,
+                )
+    return step, last_terms
+
+
+def _log_losses(
+    step: int, loop: _Loop, bar: tqdm, lr, schedule: LossSchedule, start: float, steps: int
+) -> dict[str, float]:
+    """Log the losses of ``step`` and the steps per second since the last log; returns the
+    losses (without the gradient norm, logged apart)."""
+    loop.runner.raise_if_nonfinite(step)
+    elapsed = time.perf_counter() - start
+    terms = loop.runner.read_terms()
+    grad_norm = terms.pop("grad_norm")
+    rate = steps / elapsed if elapsed > 0 else 0.0
+    loop.logger.scalars(step, terms, lr=lr, steps_per_second=rate, schedule=schedule,
+                        grad_norm=grad_norm)  # fmt: skip
+    bar.set_postfix(loss=f"{terms['total']:.4g}", refresh=False)
+    return terms
 
 
 def schedule_at(config: RunConfig, step: int) -> LossSchedule:
@@ -390,74 +457,3 @@ def schedule_at(config: RunConfig, step: int) -> LossSchedule:
         keypoint_width=config.train.keypoint_width_at(step, config.model.keypoint_width),
         motion_scale=config.train.motion_prior_scale_at(step),
     )
-
-
-def _save(run_dir, step, model, runner: StepRunner, dist_info: Distributed, dataset,
-          train_seconds) -> None:  # fmt: skip
-    rng = torch.get_rng_state()
-    if dist_info.world_size > 1:
-        import torch.distributed as dist
-
-        gathered = [torch.empty_like(rng) for _ in range(dist_info.world_size)]
-        dist.all_gather(gathered, rng)
-    else:
-        gathered = [rng]
-    if dist_info.is_main:
-        state: dict[str, Any] = {"optimizer": runner.optimizer_state(), "rng": gathered}
-        if runner.device.type == "cuda" and dist_info.world_size == 1:
-            state["cuda_rng"] = torch.cuda.get_rng_state(runner.device)
-        info = {
-            "world_size": dist_info.world_size,
-            "data_seed": dataset.seed,
-            "train_seconds": round(train_seconds, 1),
-        }
-        try:
-            save_checkpoint(run_dir, step, model.state_dict(), state, info)
-        except OSError as error:
-            cause = storage_cause(error)
-            if cause is None:
-                raise
-            raise RunError(_unsaved(run_dir, step, cause)) from None
-
-
-def _unsaved(run_dir: Path, step: int, cause: str) -> str:
-    """One line for a checkpoint that could not be written: the cause and what is intact."""
-    saved = checkpoint_dirs(run_dir)
-    kept = (
-        f"its checkpoint of step {int(saved[-1].name.removeprefix('step_'))} is intact"
-        if saved
-        else "no checkpoint of it was saved yet"
-    )
-    return (
-        f"{run_dir}: cannot save the checkpoint of step {step} ({cause}); {kept}: once there "
-        f"is room, continue with the same command and --resume"
-    )
-
-
-def restore_rng_state(
-    training_state: dict[str, Any], rank: int, device: torch.device, fallback_seed: int
-) -> None:
-    """The random generators as a checkpoint saved them (CPU per rank; CUDA when saved from
-    one CUDA device), so that the resumed run draws what the uninterrupted run would."""
-    rng_states = training_state["rng"]
-    if rank < len(rng_states):
-        torch.set_rng_state(rng_states[rank])
-    else:  # resumed on more processes than it was saved from
-        torch.manual_seed(fallback_seed)
-    if device.type == "cuda" and "cuda_rng" in training_state:
-        torch.cuda.set_rng_state(training_state["cuda_rng"].cpu(), device)
-
-
-def _check_resume(run_dir: Path, config: RunConfig):
-    """The step and checkpoint to resume from; refuses a changed config (except steps, and
-    a moved data directory with the same fingerprint) and a run already past its steps."""
-    differing = resume_differences(read_run_config(run_dir).to_dict(), config.to_dict())
-    if differing:
-        raise ConfigMismatchError(
-            f"--resume: the config differs from {run_dir / 'config.json'} in: "
-            f"{', '.join(differing)}; only --steps may change when resuming"
-        )
-    checkpoint = resume_checkpoint(run_dir, config.train.steps)
-    if checkpoint is None:
-        return 0, None
-    return checkpoint.step, checkpoint

@@ -13,6 +13,7 @@ Train and score them from the command line::
 Imports only the core (torch, numpy; TensorBoard and matplotlib where used).
 """
 
+from keypoint_wm.rewards.fit import RewardTrainConfig, fit_reward_head, normalized_mse
 from keypoint_wm.rewards.head import (
     RewardHead,
     RewardHeadConfig,
@@ -28,12 +29,7 @@ from keypoint_wm.rewards.sequences import (
     split_sequences,
     split_windows,
 )
-from keypoint_wm.rewards.train import (
-    RewardTrainConfig,
-    fit_reward_head,
-    normalized_mse,
-    train_reward_heads,
-)
+from keypoint_wm.rewards.train import train_reward_heads
 
 __all__ = [
     "ImaginedRewards",

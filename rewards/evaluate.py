@@ -8,7 +8,8 @@ mean training reward (paper Figure 8), per time step with a 95 % confidence inte
 windows, and overall. Runs sharing a label are training seeds of one variant (as are the
 ``seed_<s>/`` runs of a ``train --seeds N`` folder): each variant reports the mean over its
 seeds and the 95 % interval over them (:mod:`keypoint_wm.evaluation.seeds`). Output: a table
-(tasks x variants), a JSON object and a plot like Figure 8.
+(tasks x variants), a JSON object and a plot like Figure 8 (:mod:`keypoint_wm.rewards.report`,
+its names importable from here too).
 """
 
 from __future__ import annotations
@@ -22,22 +23,25 @@ import numpy as np
 import torch
 
 from keypoint_wm.errors import DataError, UsageError
-from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant, plus_minus, seed_runs
+from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant, seed_runs
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.reward_inputs import inputs_mismatch
-from keypoint_wm.rewards.head import find_reward_head, load_reward_head
+from keypoint_wm.rewards.fit import RewardTrainConfig, normalized_mse, predict
+from keypoint_wm.rewards.head import RewardHead, find_reward_head, load_reward_head
+from keypoint_wm.rewards.report import (
+    RewardEvaluation,
+    RunRewardScores,
+    TaskRewardScore,
+    format_reward_table,
+    plot_reward_prediction,
+)
 from keypoint_wm.rewards.sequences import (
     RewardSequences,
     check_held_out,
     collect_reward_sequences,
     split_sequences,
 )
-from keypoint_wm.rewards.train import (
-    RewardTrainConfig,
-    normalized_mse,
-    predict,
-    train_reward_heads,
-)
+from keypoint_wm.rewards.train import train_reward_heads
 
 __all__ = [
     "RewardEvaluation",
@@ -47,122 +51,6 @@ __all__ = [
     "format_reward_table",
     "plot_reward_prediction",
 ]
-
-METRIC = (
-    "MSE / MSE of a null model predicting the mean training reward (lower is better, 1 = no "
-    "better than the null model)"
-)
-NOTE = (
-    "normalized_mse is null for a task whose test rewards all equal the training mean "
-    "(constant_rewards): the null model is exact there"
-)
-
-
-@dataclass(frozen=True)
-class TaskRewardScore:
-    """One head's error on its held-out windows (normalised MSE: >= 0, 1 = the null model).
-
-    ``normalized_mse``, ``per_step`` (one value per frame of a window) and ``ci95`` (the
-    half-width of each step's 95% interval over windows) are None for constant rewards.
-    """
-
-    normalized_mse: float | None
-    per_step: list[float] | None
-    ci95: list[float] | None
-    constant_rewards: bool
-    test_windows: int
-    split: str
-    mean_train_reward: float
-    inputs: str = "hidden"
-    """What the head reads (:data:`~keypoint_wm.reward_inputs.INPUTS`; old heads:
-    ``"hidden"``)."""
-    validation_normalized_mse: float | None = None
-    """The head's score on its own validation windows (from its training episodes): the
-    figure that settings are chosen on; None for heads trained without validation."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "normalized_mse": self.normalized_mse,
-            "per_step": self.per_step,
-            "ci95": self.ci95,
-            "constant_rewards": self.constant_rewards,
-            "test_windows": self.test_windows,
-            "split": self.split,
-            "mean_train_reward": self.mean_train_reward,
-            "inputs": self.inputs,
-            "validation_normalized_mse": self.validation_normalized_mse,
-        }
-
-
-@dataclass(frozen=True)
-class RunRewardScores:
-    """The scores of one run's heads, per task."""
-
-    label: str
-    """The variant's name (``--label``, else the run directory and model kind)."""
-    run: str
-    checkpoint_step: int
-    representation: str
-    dynamics: str
-    tasks: dict[str, TaskRewardScore]
-
-    @property
-    def mean_normalized_mse(self) -> float | None:
-        """The mean over tasks with a score (None when none has one)."""
-        scores = [t.normalized_mse for t in self.tasks.values() if t.normalized_mse is not None]
-        return float(np.mean(scores)) if scores else None
-
-    @property
-    def mean_validation_normalized_mse(self) -> float | None:
-        """The heads' validation scores, mean over tasks with one (None when none has one):
-        what to compare when choosing a setting, e.g. the head's ``inputs``."""
-        scores = [
-            t.validation_normalized_mse
-            for t in self.tasks.values()
-            if t.validation_normalized_mse is not None
-        ]
-        return float(np.mean(scores)) if scores else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "run": self.run,
-            "checkpoint_step": self.checkpoint_step,
-            "representation": self.representation,
-            "dynamics": self.dynamics,
-            "tasks": {task: score.to_json() for task, score in self.tasks.items()},
-            "mean_normalized_mse": self.mean_normalized_mse,
-            "mean_validation_normalized_mse": self.mean_validation_normalized_mse,
-        }
-
-
-@dataclass(frozen=True)
-class RewardEvaluation:
-    """What :func:`evaluate_reward_prediction` measured: one entry per variant, each over
-    its runs (seeds)."""
-
-    data: str
-    variants: list[OverSeeds[RunRewardScores]]
-
-    @property
-    def tasks(self) -> list[str]:
-        """Every task some run has a head for, sorted."""
-        return sorted({t for v in self.variants for r in v.results for t in r.tasks})
-
-    def to_json(self) -> dict[str, Any]:
-        """Today's keys (``"runs"``: one entry per variant, its mean over seeds), plus
-        ``"seed_ci95"`` (``{"runs": [half-widths per variant, or None for one run]}``, null
-        when every variant is one run) and ``"per_run"`` (every run's own entry)."""
-        several = any(v.count > 1 for v in self.variants)
-        return {
-            "data": self.data,
-            "metric": METRIC,
-            "tasks": self.tasks,
-            "note": NOTE,
-            "runs": [v.mean for v in self.variants],
-            "seed_ci95": {"runs": [v.ci for v in self.variants]} if several else None,
-            "per_run": [entry for v in self.variants for entry in v.per_run],
-        }
 
 
 def _run_label(run: Path, config: Any) -> str:
@@ -202,6 +90,26 @@ def _variants(
             variants[key] = _Variant(labels[i] if labels else None, Path(given), [])
         variants[key].runs.extend(pairs)
     return list(variants.values())
+
+
+def _check_per_run(
+    runs: list[str | Path],
+    labels: list[str] | None,
+    heads: list[str | Path] | None,
+    inputs: list[str] | None,
+) -> None:
+    """At least one run, and one label, head directory and inputs per run where given."""
+    if not runs:
+        raise UsageError("--run: give at least one run directory")
+    if labels and len(labels) != len(runs):
+        raise UsageError(f"--label: give one label per --run ({len(runs)}), got {len(labels)}")
+    if heads and len(heads) != len(runs):
+        raise UsageError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
+    if inputs and len(inputs) != len(runs):
+        raise UsageError(
+            f"--inputs: give it once for every run or once per --run ({len(runs)}), "
+            f"got {len(inputs)}"
+        )
 
 
 def evaluate_reward_prediction(
@@ -251,17 +159,7 @@ def evaluate_reward_prediction(
     """
     import keypoint_wm
 
-    if not runs:
-        raise UsageError("--run: give at least one run directory")
-    if labels and len(labels) != len(runs):
-        raise UsageError(f"--label: give one label per --run ({len(runs)}), got {len(labels)}")
-    if heads and len(heads) != len(runs):
-        raise UsageError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
-    if inputs and len(inputs) != len(runs):
-        raise UsageError(
-            f"--inputs: give it once for every run or once per --run ({len(runs)}), "
-            f"got {len(inputs)}"
-        )
+    _check_per_run(runs, labels, heads, inputs)
     planned = _variants(runs, labels, heads, inputs)
     # Windows observed by each run, kept while a later entry still reads the same run.
     uses: dict[Path, int] = {}
@@ -326,33 +224,11 @@ def _score_run(
                 f"`keypoint-wm rewards train --run {run} --data {data_dir}` or pass "
                 "--train-missing"
             )
-        key = (config.window, config.stride, config.max_windows, config.seed)
-        if tasks is None or not set(tasks) <= set(collected.get(key, {})):
-            collected[key] = _collect(model, data_dir, key, tasks, progress, held_out)
-        # Only the heads that are missing: a run killed part-way keeps the ones it finished.
-        missing = [t for t in (tasks or collected[key]) if t not in wanted]
-        chosen = {t: collected[key][t] for t in missing}
-        train_reward_heads(
-            model, data_dir, head_root, config, missing, progress, chosen, held_out=held_out
-        )
+        _train_missing_heads(model, head_root, wanted, data_dir, tasks, config, progress,
+                             collected, held_out)  # fmt: skip
         wanted = _tasks_with_heads(head_root, tasks)
     loaded = {task: load_reward_head(head_root, task, model.device) for task in wanted}
-    representation = model.config.model.representation
-    for task, head in loaded.items():
-        why = inputs_mismatch(head.config.inputs, representation)
-        if why is not None:
-            raise UsageError(
-                f"--heads: the head {head_root / task} reads {head.config.inputs}, but {why}"
-            )
-    given = [str(Path(p).resolve()) for p in held_out]
-    for task, head in loaded.items():
-        recorded = head.config.metadata.get("held_out_data") or []
-        if recorded != given:
-            raise UsageError(
-                f"--held-out-data: the head {head_root / task} was trained with held-out data "
-                f"{recorded or 'none'}, not {given or 'none'}; its test episodes are drawn from "
-                "that pool, so score it with the same --held-out-data"
-            )
+    _check_heads_fit(loaded, head_root, model.config.model.representation, held_out)
     # Heads trained together share the window settings: collect once per setting.
     groups: dict[tuple, list[str]] = {}
     for task, head in loaded.items():
@@ -368,7 +244,6 @@ def _score_run(
             max_windows or defaults.max_windows,
             defaults.seed if seed is None else seed,
         )
-        seed = key[3]
         sequences = collected.get(key, {})
         if not set(group) <= set(sequences):
             sequences = collected[key] = {
@@ -376,25 +251,7 @@ def _score_run(
                 **_collect(model, data_dir, key, group, progress, held_out),
             }
         for task in group:
-            head = loaded[task]
-            fraction = head.config.metadata.get("train_fraction", defaults.train_fraction)
-            split = head.config.metadata.get("split", "windows")
-            _, test = split_sequences(sequences[task], fraction, seed, split)
-            overall, per_step, ci95 = normalized_mse(
-                predict(head, test.hidden, test.keypoints), test.reward, head.config.reward_mean
-            )
-            constant = bool(np.isnan(overall))
-            scores[task] = TaskRewardScore(
-                normalized_mse=None if constant else overall,
-                per_step=None if constant else per_step.tolist(),
-                ci95=None if constant else ci95.tolist(),
-                constant_rewards=constant,
-                test_windows=len(test),
-                split=split,
-                mean_train_reward=head.config.reward_mean,
-                inputs=head.config.inputs,
-                validation_normalized_mse=head.config.metadata.get("validation_normalized_mse"),
-            )
+            scores[task] = _score_head(loaded[task], sequences[task], key[3])
     return RunRewardScores(
         label=label,
         run=str(run),
@@ -402,6 +259,75 @@ def _score_run(
         representation=model.config.model.representation,
         dynamics=model.config.model.dynamics,
         tasks=scores,
+    )
+
+
+def _train_missing_heads(
+    model: Any,
+    head_root: Path,
+    wanted: list[str],
+    data_dir: str | Path,
+    tasks: list[str] | None,
+    config: RewardTrainConfig,
+    progress: bool,
+    collected: dict[tuple, dict[str, RewardSequences]],
+    held_out: tuple[Path, ...],
+) -> None:
+    """Train the heads of ``tasks`` (every task of the data when None) not in ``wanted``,
+    on the run's windows of ``config``'s setting (collected here unless they are already)."""
+    key = (config.window, config.stride, config.max_windows, config.seed)
+    if tasks is None or not set(tasks) <= set(collected.get(key, {})):
+        collected[key] = _collect(model, data_dir, key, tasks, progress, held_out)
+    # Only the heads that are missing: a run killed part-way keeps the ones it finished.
+    missing = [t for t in (tasks or collected[key]) if t not in wanted]
+    chosen = {t: collected[key][t] for t in missing}
+    train_reward_heads(
+        model, data_dir, head_root, config, missing, progress, chosen, held_out=held_out
+    )
+
+
+def _check_heads_fit(
+    loaded: dict[str, RewardHead], head_root: Path, representation: str, held_out: tuple[Path, ...]
+) -> None:
+    """Refuse a head that reads a per-frame representation the model lacks, or that was
+    trained with other held-out data (its test episodes come from that pool)."""
+    for task, head in loaded.items():
+        why = inputs_mismatch(head.config.inputs, representation)
+        if why is not None:
+            raise UsageError(
+                f"--heads: the head {head_root / task} reads {head.config.inputs}, but {why}"
+            )
+    given = [str(Path(p).resolve()) for p in held_out]
+    for task, head in loaded.items():
+        recorded = head.config.metadata.get("held_out_data") or []
+        if recorded != given:
+            raise UsageError(
+                f"--held-out-data: the head {head_root / task} was trained with held-out data "
+                f"{recorded or 'none'}, not {given or 'none'}; its test episodes are drawn from "
+                "that pool, so score it with the same --held-out-data"
+            )
+
+
+def _score_head(head: RewardHead, sequences: RewardSequences, seed: int) -> TaskRewardScore:
+    """The head's normalised MSE on the test windows of its own split of ``sequences``."""
+    defaults = RewardTrainConfig()
+    fraction = head.config.metadata.get("train_fraction", defaults.train_fraction)
+    split = head.config.metadata.get("split", "windows")
+    _, test = split_sequences(sequences, fraction, seed, split)
+    overall, per_step, ci95 = normalized_mse(
+        predict(head, test.hidden, test.keypoints), test.reward, head.config.reward_mean
+    )
+    constant = bool(np.isnan(overall))
+    return TaskRewardScore(
+        normalized_mse=None if constant else overall,
+        per_step=None if constant else per_step.tolist(),
+        ci95=None if constant else ci95.tolist(),
+        constant_rewards=constant,
+        test_windows=len(test),
+        split=split,
+        mean_train_reward=head.config.reward_mean,
+        inputs=head.config.inputs,
+        validation_normalized_mse=head.config.metadata.get("validation_normalized_mse"),
     )
 
 
@@ -432,81 +358,3 @@ def _tasks_with_heads(root: Path, tasks: list[str] | None) -> list[str]:
         return []
     found = sorted(p.name for p in root.iterdir() if (p / "head.json").exists())
     return [t for t in found if not tasks or t in tasks]
-
-
-def format_reward_table(result: RewardEvaluation) -> str:
-    """Tasks x variants table of the overall normalised MSE (mean ± the half-width of its
-    95% interval over seeds where a variant has several runs)."""
-    labels = [v.mean["label"] for v in result.variants]
-    several = any(v.count > 1 for v in result.variants)
-    width = max([12, *(len(label) + 2 for label in labels), *([17] if several else [])])
-    title = "normalized reward MSE (MSE / null model's MSE; < 1 beats predicting the mean)"
-    if several:
-        counts = ", ".join(str(v.count) for v in result.variants)
-        title += f"; mean ± 95% CI over seeds ({counts} runs)"
-    lines = [title, f"{'task':<20}" + "".join(f"{label:>{width}}" for label in labels)]
-    for task in result.tasks:
-        row = f"{task:<20}"
-        for variant in result.variants:
-            if task in variant.mean["tasks"]:
-                text = plus_minus(*variant.at("tasks", task, "normalized_mse"), ".3f")
-            else:
-                text = "-"
-            row += f"{text:>{width}}"
-        lines.append(row)
-    row = f"{'mean':<20}"
-    for variant in result.variants:
-        row += f"{plus_minus(*variant.at('mean_normalized_mse'), '.3f'):>{width}}"
-    lines.append(row)
-    if any(v.mean["mean_validation_normalized_mse"] is not None for v in result.variants):
-        # The heads' own validation windows: what settings are chosen on.
-        row = f"{'mean (validation)':<20}"
-        for variant in result.variants:
-            text = plus_minus(*variant.at("mean_validation_normalized_mse"), ".3f")
-            row += f"{text:>{width}}"
-        lines.append(row)
-    return "\n".join(lines)
-
-
-def plot_reward_prediction(result: RewardEvaluation, path: str | Path) -> Path:
-    """Figure 8 style: one panel per task, normalised MSE over time, one line per variant
-    (its mean over seeds; band: the 95% interval over seeds, or over windows for one run)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = result.tasks
-    columns = min(3, max(1, len(tasks)))
-    rows = (len(tasks) + columns - 1) // columns
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False, sharex=True
-    )
-    for ax, task in zip(axes.flat, tasks, strict=False):
-        for variant in result.variants:
-            if task not in variant.mean["tasks"]:
-                continue
-            scores, seed_half = variant.at("tasks", task)
-            if scores["per_step"] is None:
-                continue
-            band = scores["ci95"] if seed_half is None else seed_half["per_step"]
-            mean = np.array(scores["per_step"], dtype=float)
-            ci = np.array([np.nan if v is None else v for v in band], dtype=float)
-            steps = np.arange(len(mean))
-            (line,) = ax.plot(steps, mean, label=variant.mean["label"])
-            ax.fill_between(steps, mean - ci, mean + ci, alpha=0.25, color=line.get_color())
-        ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
-        ax.set_title(task)
-        ax.set_xlabel("time step")
-        ax.set_ylabel("normalized MSE")
-    for ax in list(axes.flat)[len(tasks) :]:
-        ax.axis("off")
-    handles, names = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, names, loc="lower center", ncol=len(names))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

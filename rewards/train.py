@@ -1,22 +1,11 @@
-"""Training reward heads: one per task, on 80 % of the test split's hidden-state windows.
-
-Paper S2.2: Adam, learning rate 1e-3 "successively reduced" to 1e-4 -- here an exponential
-decay over the run. Each head is trained on standardised rewards (mean and standard
-deviation of its training windows, stored with the head) with the mean squared error.
-
-Early stopping (not in the paper, which had up to 10,000 windows per task): whole episodes
-holding ``validation_fraction`` of the head's training windows are set aside, and the head
-keeps the weights of the evaluation step where their normalised MSE was lowest. With the
-few hundred windows a CPU-sized dataset gives, the last step's head had fitted the noise of
-its training windows (measured: held-out normalised MSE 1.9 on cheetah-run, worse than the
-null model).
-
-TensorBoard (``OUT/tensorboard/<task>``): ``reward/train_mse``, ``reward/learning_rate`` and,
-every ``eval_every`` steps, ``reward/validation_normalized_mse`` and
-``reward/test_normalized_mse`` on the held-out 20 %.
+"""Training a run's reward heads: one per task, on 80 % of the test split's hidden-state
+windows (each head fitted by :func:`~keypoint_wm.rewards.fit.fit_reward_head`; its
+configuration, :class:`RewardTrainConfig`, and the scoring helpers are importable from here
+too).
 
 :func:`train_reward_heads` returns a :class:`RewardTrainSummary`; its ``to_json()`` is
-``OUT/train_summary.json``, and each task's :class:`HeadFacts` is that head's metadata.
+``OUT/train_summary.json``, and each task's :class:`HeadFacts` is that head's metadata. A
+re-run into the same folder keeps the heads an earlier call finished (:func:`finished_heads`).
 """
 
 from __future__ import annotations
@@ -27,21 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.data.sequences import EpisodeIndex
 from keypoint_wm.errors import UsageError
-from keypoint_wm.reward_inputs import INPUTS, check_inputs
-from keypoint_wm.rewards.head import RewardHead, RewardHeadConfig, save_reward_head
+from keypoint_wm.reward_inputs import check_inputs
+from keypoint_wm.rewards.fit import (
+    RewardTrainConfig,
+    fit_reward_head,
+    head_pairs,
+    normalized_mse,
+    predict,
+    split_validation,
+)
+from keypoint_wm.rewards.head import RewardHeadConfig, save_reward_head
 from keypoint_wm.rewards.sequences import (
-    SPLITS,
     RewardSequences,
     check_held_out,
     collect_reward_sequences,
-    hold_out_episodes,
     split_sequences,
 )
 
@@ -54,246 +47,10 @@ __all__ = [
     "head_pairs",
     "model_weights_hash",
     "normalized_mse",
+    "predict",
     "split_validation",
     "train_reward_heads",
 ]
-
-
-@dataclass(frozen=True)
-class RewardTrainConfig:
-    """How reward heads are trained (defaults: the paper's S2.2 where it says).
-
-    Attributes:
-        window: frames per sequence (paper: 20).
-        stride: frames between window starts in an episode.
-        max_windows: windows per task at most (paper: 10,000).
-        train_fraction: share of the windows the head trains on (paper: 0.8).
-        split: how the head's train and test parts are drawn: ``"episodes"`` (whole
-            episodes: no test frame was seen in training; the default) or ``"windows"`` (a
-            random 80/20 of the windows, one reading of the paper's S2.2; neighbouring
-            windows share up to ``window - stride`` frames, so test windows leak).
-        steps: optimiser steps per head.
-        batch_size: windows per step.
-        learning_rate, final_learning_rate: exponential decay from one to the other (paper:
-            1e-3 to 1e-4).
-        units: dense and GRU width (paper: 128).
-        eval_every: log the held-out normalised MSE every this many steps.
-        validation_fraction: share of the training windows (whole episodes) used to pick
-            the step whose weights the head keeps (early stopping); 0 keeps the last step.
-        seed: window split, initialisation, batches and posterior noise.
-        inputs: what the head reads (:data:`~keypoint_wm.reward_inputs.INPUTS`):
-            ``"hidden"`` (h_{t-1}, the paper's), ``"hidden+keypoints"`` (h_{t-1} and the
-            keypoints detected in frame t; Struct-VRNN runs) or ``"hidden+features"``
-            (h_{t-1} and the encoder's features of frame t; CNN-VRNN runs).
-    """
-
-    window: int = 20
-    stride: int = 10
-    max_windows: int = 10_000
-    train_fraction: float = 0.8
-    split: str = "episodes"
-    steps: int = 2_000
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    final_learning_rate: float = 1e-4
-    units: int = 128
-    eval_every: int = 100
-    validation_fraction: float = 0.2
-    seed: int = 0
-    inputs: str = "hidden"
-
-    def __post_init__(self) -> None:
-        for name in ("window", "stride", "max_windows", "steps", "batch_size", "units"):
-            if getattr(self, name) < 1:
-                flag = name.replace("_", "-")
-                raise UsageError(f"--{flag} must be a positive integer, got {getattr(self, name)}")
-        if not 0 <= self.validation_fraction < 1:
-            raise UsageError(
-                f"--validation-fraction must be in [0, 1), got {self.validation_fraction}"
-            )
-        if self.split not in SPLITS:
-            raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
-        if self.inputs not in INPUTS:
-            raise UsageError(f"--inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
-        if not 0 < self.train_fraction < 1:
-            raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
-        if not 0 < self.final_learning_rate <= self.learning_rate:
-            raise ValueError("need 0 < final_learning_rate <= learning_rate")
-
-    def learning_rate_at(self, step: int) -> float:
-        ratio = self.final_learning_rate / self.learning_rate
-        return self.learning_rate * ratio ** (step / max(1, self.steps - 1))
-
-
-def normalized_mse(
-    predicted: np.ndarray, reward: np.ndarray, null_value: float
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """MSE relative to a null model predicting ``null_value`` everywhere.
-
-    Args:
-        predicted, reward: ``[N, T]``.
-        null_value: the mean training reward.
-
-    Returns:
-        ``(overall, per_step [T], ci95 [T])``: squared errors divided by the null model's
-        MSE over all of ``reward`` (a scalar, so per-step curves share one unit); ``ci95``
-        is 1.96 standard errors of the per-step mean over the N windows. All NaN when the
-        null model is exact (constant rewards equal to the training mean: nothing to learn).
-    """
-    squared = (np.asarray(predicted, np.float64) - reward) ** 2
-    null = float(np.mean((null_value - np.asarray(reward, np.float64)) ** 2))
-    if null <= 0:
-        nan = np.full(squared.shape[1], np.nan)
-        return float("nan"), nan, nan
-    per_step = squared.mean(axis=0) / null
-    ci95 = 1.96 * squared.std(axis=0) / np.sqrt(max(1, squared.shape[0])) / null
-    return float(squared.mean() / null), per_step, ci95
-
-
-@torch.no_grad()
-def predict(
-    head: RewardHead,
-    hidden: np.ndarray,
-    keypoints: np.ndarray | None = None,
-    batch_size: int = 256,
-) -> np.ndarray:
-    """Head predictions ``[N, T]`` for hidden states ``[N, T, H]`` (and the frames'
-    keypoints or features ``[N, T, K, 3]`` for a head that reads them)."""
-    head.eval()
-    device = next(head.parameters()).device
-    out = []
-    for begin in range(0, len(hidden), batch_size):
-        chunk = torch.as_tensor(hidden[begin : begin + batch_size], device=device)
-        points = None
-        if keypoints is not None and head.config.reads_frame:
-            points = torch.as_tensor(keypoints[begin : begin + batch_size], device=device)
-        out.append(head(chunk, keypoints=points)[0].cpu().numpy())
-    return np.concatenate(out).astype(np.float32)
-
-
-def head_pairs(
-    sequences: RewardSequences, inputs: str = "hidden"
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """The head's training pairs of ``sequences``: ``(hidden [N, T, H], keypoints
-    [N, T, K, 3] or None, reward [N, T])``; step t of a window reads h_{t-1} (and frame t's
-    keypoints with ``inputs="hidden+keypoints"``, its CNN features with
-    ``"hidden+features"``: both are the windows' ``keypoints``) and learns ``reward[t]``.
-
-    Raises:
-        UsageError: the head reads a per-frame input but ``sequences`` has none.
-    """
-    if inputs == "hidden":
-        return sequences.hidden, None, sequences.reward
-    if sequences.keypoints is None:
-        raise UsageError(
-            f"--inputs {inputs}: the windows of {sequences.task!r} hold no keypoints "
-            "(collect them with collect_reward_sequences)"
-        )
-    return sequences.hidden, sequences.keypoints, sequences.reward
-
-
-def split_validation(
-    train: RewardSequences, fraction: float, seed: int
-) -> tuple[RewardSequences, RewardSequences | None]:
-    """Set aside whole episodes holding about ``fraction`` of the windows: ``(fit, val)``.
-
-    Windows of one episode overlap, so a validation window must not share an episode with
-    a fitted one. None when ``fraction`` is 0 or there is only one episode.
-    """
-    is_val = hold_out_episodes(train.episode, fraction, seed)
-    if not is_val.any():
-        return train, None
-    return train.subset(np.flatnonzero(~is_val)), train.subset(np.flatnonzero(is_val))
-
-
-def fit_reward_head(
-    train: RewardSequences,
-    test: RewardSequences | None,
-    config: RewardTrainConfig,
-    writer: Any = None,
-    progress: bool = True,
-    device: str | torch.device = "cpu",
-) -> RewardHead:
-    """Train one head on ``train`` (and log its held-out error on ``test``).
-
-    The head's metadata records ``best_step``, the step whose weights it keeps (see the
-    module doc on early stopping), ``validation_windows`` and ``validation_normalized_mse``
-    (the kept weights' score on them: the figure to choose settings on; None without
-    validation windows or with constant rewards).
-    """
-    # The null model (and the standardisation) use all of the head's training windows.
-    mean = float(train.reward.mean())
-    std = float(train.reward.std())
-    train, validation = split_validation(train, config.validation_fraction, config.seed)
-    hidden_np, keypoints_np, reward_np = head_pairs(train, config.inputs)
-    head_config = RewardHeadConfig(
-        input_size=int(hidden_np.shape[-1]),
-        units=config.units,
-        task=train.task,
-        reward_mean=mean,
-        reward_std=std if std > 1e-6 else 1.0,
-        inputs=config.inputs,
-        num_keypoints=0 if keypoints_np is None else int(keypoints_np.shape[2]),
-    )
-    torch.manual_seed(config.seed)
-    head = RewardHead(head_config).to(device)
-    optimizer = torch.optim.Adam(head.parameters(), lr=config.learning_rate)
-    hidden = torch.as_tensor(hidden_np, device=device)
-    keypoints = None if keypoints_np is None else torch.as_tensor(keypoints_np, device=device)
-    target = torch.as_tensor((reward_np - mean) / head_config.reward_std, device=device)
-    rng = np.random.default_rng(config.seed)
-    bar = tqdm(range(config.steps), desc=f"reward head {train.task}", disable=not progress)
-    best_state: dict[str, torch.Tensor] | None = None
-    best_score, best_step = float("inf"), config.steps
-    for step in bar:
-        lr = config.learning_rate_at(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = torch.as_tensor(rng.integers(0, len(train), config.batch_size), device=device)
-        head.train()
-        raw, _ = head.forward_normalized(
-            hidden[batch], keypoints=None if keypoints is None else keypoints[batch]
-        )
-        loss = torch.mean((raw - target[batch]) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        last = step == config.steps - 1
-        if writer is not None:
-            writer.add_scalar("reward/train_mse", loss.item() * head_config.reward_std**2, step)
-            writer.add_scalar("reward/learning_rate", lr, step)
-        if not (last or (step + 1) % config.eval_every == 0):
-            continue
-        postfix = {}
-        if validation is not None:
-            predicted = predict(head, validation.hidden, validation.keypoints)
-            score = normalized_mse(predicted, validation.reward, mean)[0]
-            postfix["val_nmse"] = f"{score:.3f}"
-            if writer is not None:
-                writer.add_scalar("reward/validation_normalized_mse", score, step)
-            if score < best_score:  # NaN (constant rewards) never wins: the last step stays
-                best_score, best_step = score, step + 1
-                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-        if test is not None:
-            score = normalized_mse(predict(head, test.hidden, test.keypoints), test.reward, mean)[0]
-            postfix["test_nmse"] = f"{score:.3f}"
-            if writer is not None:
-                writer.add_scalar("reward/test_normalized_mse", score, step)
-        bar.set_postfix(postfix)
-    if best_state is not None:
-        head.load_state_dict(best_state)
-    head.config = RewardHeadConfig(
-        **{
-            **asdict(head.config),
-            "metadata": {
-                **head.config.metadata,
-                "best_step": best_step,
-                "validation_windows": 0 if validation is None else len(validation),
-                "validation_normalized_mse": None if best_state is None else float(best_score),
-            },
-        }
-    )
-    return head.eval()
 
 
 @dataclass(frozen=True)
@@ -411,8 +168,6 @@ def train_reward_heads(
             (``hidden+keypoints`` on a CNN-VRNN run, ``hidden+features`` on a Struct-VRNN
             one), before any window is collected.
     """
-    from torch.utils.tensorboard import SummaryWriter
-
     config = config or RewardTrainConfig()
     check_inputs(config.inputs, model.config.model.representation)
     held_out = tuple(Path(p) for p in held_out)
@@ -433,13 +188,7 @@ def train_reward_heads(
     if tasks:
         kept = {t: f for t, f in kept.items() if t in tasks}
     if kept:
-        every = (
-            tasks
-            or EpisodeIndex(
-                data_dir, "test", model.config.train.test_fraction, min_frames=config.window
-            ).tasks
-        )
-        tasks = [t for t in every if t not in kept]
+        tasks = _tasks_not_kept(model, data_dir, config, tasks, kept)
     if sequences is None and kept and not tasks:
         sequences = {}
     if sequences is None:
@@ -456,35 +205,67 @@ def train_reward_heads(
         )
     summary = RewardTrainSummary(str(out), config, dict(kept), tuple(sorted(kept)))
     for task, seqs in sequences.items():
-        train, test = split_sequences(seqs, config.train_fraction, config.seed, config.split)
-        writer = SummaryWriter(str(out / "tensorboard" / task))
-        try:
-            head = fit_reward_head(train, test, config, writer, progress, model.device)
-        finally:
-            writer.close()
-        predicted = predict(head, test.hidden, test.keypoints)
-        score = normalized_mse(predicted, test.reward, head.config.reward_mean)[0]
-        facts = HeadFacts(
-            **same,
-            train_windows=len(train),
-            test_windows=len(test),
-            test_normalized_mse=None if np.isnan(score) else score,
-            window=config.window,
-            stride=config.stride,
-            max_windows=config.max_windows,
-            seed=config.seed,
-            train_fraction=config.train_fraction,
-            split=config.split,
-            best_step=head.config.metadata["best_step"],
-            validation_windows=head.config.metadata["validation_windows"],
-            inputs=config.inputs,
-            validation_normalized_mse=head.config.metadata["validation_normalized_mse"],
-        )
-        head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
-        save_reward_head(head, out / task)
-        summary.tasks[task] = facts
+        summary.tasks[task] = _train_head(model, seqs, out / task, config, same, progress)
         _write_summary(summary, out / "train_summary.json")
     return summary
+
+
+def _tasks_not_kept(
+    model: WorldModel,
+    data_dir: str | Path,
+    config: RewardTrainConfig,
+    tasks: list[str] | None,
+    kept: dict[str, HeadFacts],
+) -> list[str]:
+    """``tasks`` (default: every task of the data's test split) less those ``kept``."""
+    every = (
+        tasks
+        or EpisodeIndex(
+            data_dir, "test", model.config.train.test_fraction, min_frames=config.window
+        ).tasks
+    )
+    return [t for t in every if t not in kept]
+
+
+def _train_head(
+    model: WorldModel,
+    seqs: RewardSequences,
+    folder: Path,
+    config: RewardTrainConfig,
+    same: dict[str, Any],
+    progress: bool,
+) -> HeadFacts:
+    """Fit one task's head on its split of ``seqs``, score it on the test part and save it
+    in ``folder`` with its facts as metadata; TensorBoard beside it (``../tensorboard``)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    train, test = split_sequences(seqs, config.train_fraction, config.seed, config.split)
+    writer = SummaryWriter(str(folder.parent / "tensorboard" / folder.name))
+    try:
+        head = fit_reward_head(train, test, config, writer, progress, model.device)
+    finally:
+        writer.close()
+    predicted = predict(head, test.hidden, test.keypoints)
+    score = normalized_mse(predicted, test.reward, head.config.reward_mean)[0]
+    facts = HeadFacts(
+        **same,
+        train_windows=len(train),
+        test_windows=len(test),
+        test_normalized_mse=None if np.isnan(score) else score,
+        window=config.window,
+        stride=config.stride,
+        max_windows=config.max_windows,
+        seed=config.seed,
+        train_fraction=config.train_fraction,
+        split=config.split,
+        best_step=head.config.metadata["best_step"],
+        validation_windows=head.config.metadata["validation_windows"],
+        inputs=config.inputs,
+        validation_normalized_mse=head.config.metadata["validation_normalized_mse"],
+    )
+    head.config = RewardHeadConfig(**{**asdict(head.config), "metadata": facts.to_json()})
+    save_reward_head(head, folder)
+    return facts
 
 
 def _write_summary(summary: RewardTrainSummary, path: Path) -> None:

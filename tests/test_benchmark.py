@@ -1,5 +1,5 @@
-"""``keypoint-wm bench train``: both configurations timed in one run, with the JSON keys the
-speed issue names, as a user runs it (a subprocess: the fast path's host-memory setting is
+"""``keypoint-wm bench train``: both configurations timed in one run, with the JSON keys that
+compare them, as a user runs it (a subprocess: the fast path's host-memory setting is
 process-wide)."""
 
 from __future__ import annotations

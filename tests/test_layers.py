@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("data",),
     ("checkpoint", "summaries", "viz", "api", "bundled", "presets"),
     ("evaluation", "rewards"),
-    ("train", "train_step", "replicas", "benchmark"),
+    ("train", "train_step", "train_resume", "replicas", "benchmark"),
     ("collect", "envs"),
     # envs/benchmark.py times the latent wrapper against the bare env: it sits with the wrapper,
     # and so does envs/agents/ (agents on the latent state and in the dream env).

@@ -141,6 +141,31 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_agents(p)
+    _add_outputs(p)
+    _add_variants_and_evaluation(p)
+    _add_dream(p)
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=duration("--checkpoint-minutes", "minutes", zero_ok=True),
+        help="wall time between two checkpoints of an agent while it trains, in "
+        "OUT/units/<task>/<variant>-seed<s>.partial/; a re-run resumes a killed unit from its "
+        "newest, exactly as if never killed (default 10; 0: after every round of updates). "
+        "SIGINT or SIGTERM saves one at the next round of updates and stops (exit 130, 143)",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the table, JSON and plot of the units finished in --out "
+        "so far (the same flags select them)",
+    )
+    add_device(p)
+    add_quiet(p, "no progress bars")
+    p.set_defaults(handler=run_agents_command)
+
+
+def _add_agents(p: argparse.ArgumentParser) -> None:
+    """The run, its tasks, the algorithm, its budget and the agent seeds."""
     p.add_argument("--run", required=True, help="run directory written by `keypoint-wm train`")
     p.add_argument(
         "--tasks",
@@ -168,6 +193,10 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         help="run agent seed N alone (one unit per task and variant, e.g. one seed per "
         "process or machine; its result is the one --seeds would make); not with --seeds",
     )
+
+
+def _add_outputs(p: argparse.ArgumentParser) -> None:
+    """The per-unit results folder, the report and the plot."""
     p.add_argument(
         "--out",
         required=True,
@@ -176,6 +205,10 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", metavar="PATH", help="the report (default OUT/agents.json)")
     p.add_argument("--plot", metavar="PATH", help="learning curves PNG (default OUT/agents.png)")
+
+
+def _add_variants_and_evaluation(p: argparse.ArgumentParser) -> None:
+    """Which variants train, and how each agent is evaluated on the real task."""
     p.add_argument(
         "--variants",
         default=",".join(VARIANT_NAMES),
@@ -202,6 +235,11 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         type=duration("--time-limit", "seconds"),
         help="simulated seconds per real episode (default: the task's own; for quick checks)",
     )
+
+
+def _add_dream(p: argparse.ArgumentParser) -> None:
+    """The latent observation and the dream: its budget, episodes, start frames, reward heads
+    and data."""
     p.add_argument(
         "--dream-steps",
         type=positive_int("--dream-steps"),
@@ -244,20 +282,3 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
         help="the run's dataset, for the dream's start frames and missing reward heads "
         "(default: the folder the run was trained on)",
     )
-    p.add_argument(
-        "--checkpoint-minutes",
-        type=duration("--checkpoint-minutes", "minutes", zero_ok=True),
-        help="wall time between two checkpoints of an agent while it trains, in "
-        "OUT/units/<task>/<variant>-seed<s>.partial/; a re-run resumes a killed unit from its "
-        "newest, exactly as if never killed (default 10; 0: after every round of updates). "
-        "SIGINT or SIGTERM saves one at the next round of updates and stops (exit 130, 143)",
-    )
-    p.add_argument(
-        "--report-only",
-        action="store_true",
-        help="train nothing: write the table, JSON and plot of the units finished in --out "
-        "so far (the same flags select them)",
-    )
-    add_device(p)
-    add_quiet(p, "no progress bars")
-    p.set_defaults(handler=run_agents_command)

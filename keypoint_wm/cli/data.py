@@ -28,7 +28,7 @@ FIGURE_JOINTS = ("17", "eval12")
 H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 H36M_TEST_SUBJECTS = ("S9", "S11")
 """The standard protocol's subjects: the defaults of ``keypoint_wm.data.human36m``, repeated
-here because that module imports torch (tests/cli/test_cli_imports.py asserts they agree)."""
+here because that module imports torch (tests/cli/test_imports.py asserts they agree)."""
 
 
 # ------------------------------------------------------------------------------ handlers

@@ -1,5 +1,6 @@
-"""``keypoint-wm evaluate tracking | video | actions | diversity | state-probe | compare``
-(and, registered from their own modules, ``state-reference``, ``agents``, ``dream-fidelity``).
+"""``keypoint-wm evaluate tracking | video | actions | diversity | compare`` (and, registered
+from their own modules, ``state-probe``, ``state-reference``, ``agents``, ``dream-fidelity``;
+the flags and the seed loop they share are in :mod:`keypoint_wm.cli.evaluate_common`).
 
 Every command takes ``--run RUN``, ``--data DIR``, ``--json PATH``, ``--device``,
 ``--precision``, ``--test-fraction`` and ``--quiet``, prints a table and writes PNG plots
@@ -16,114 +17,29 @@ the table shows mean ± that interval. ``compare`` groups its runs into variants
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from keypoint_wm.cli.common import (
-    RUN_HELP,
-    add_device,
-    add_json,
-    add_precision,
-    add_quiet,
     add_seed,
     check_json_path,
     device_of,
     existing_dir,
-    fraction,
     hidden_alias,
     positive_int,
     seed_run_args,
     write_extra,
     write_json,
 )
-from keypoint_wm.data.state_layout import ANGLE_TARGETS
+from keypoint_wm.cli.evaluate_common import (
+    add_common,
+    add_max_windows,
+    over_seeds,
+    plot_path,
+    write_plot,
+)
 from keypoint_wm.errors import UsageError
-from keypoint_wm.latent_features import FEATURE_CHOICES
-
-
-def _plot_path(args: argparse.Namespace, name: str) -> Path:
-    if args.plot:
-        return Path(args.plot)
-    if args.json:
-        return Path(args.json).with_suffix(".png")
-    return Path(args.run[0]) / f"{name}.png"
-
-
-def _write_plot(args: argparse.Namespace, name: str, plot: Callable[[Path], Path]) -> None:
-    """The plot after the JSON: a default path that cannot be written only warns."""
-    write_extra(plot, _plot_path(args, name), "--plot", given=bool(args.plot))
-
-
-def _over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any:
-    """Check ``--run`` (each a run or a folder of seed runs), ``--data``, ``--json`` and
-    ``--device``; then load and ``evaluate`` each run in turn, as seeds of one variant.
-
-    Returns an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` whose per-run objects add
-    ``"run"`` and ``"data"``.
-    """
-    runs = seed_run_args(args.run)
-    existing_dir(args.data)
-    check_json_path(args.json)
-    device = device_of(args)
-    import keypoint_wm
-    from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant
-
-    results, configs = [], []
-    for number, run in enumerate(runs, 1):
-        if len(runs) > 1 and not args.quiet:
-            print(f"run {number}/{len(runs)}: {run}", flush=True)
-        model = keypoint_wm.load(run, device=device, precision=args.precision)
-        configs.append(model.config.model.to_dict())
-        check_one_variant(runs[:number], configs, " (seeds of one variant share their model)")
-        results.append(evaluate(model))
-        del model
-    return OverSeeds(tuple(runs), tuple(results), {"data": str(args.data)})
-
-
-def _common(p: argparse.ArgumentParser, precision: str, several: bool = False) -> None:
-    if several:
-        p.add_argument(
-            "runs",
-            nargs="*",
-            metavar="RUN",
-            help="run directories to compare (a folder of seed_<s>/ runs written by "
-            "`keypoint-wm train --seeds N` counts as one variant with all of its seeds)",
-        )
-        p.add_argument(
-            "--run",
-            action="append",
-            dest="more_runs",
-            metavar="RUN",
-            help="a run to compare (repeatable; same as listing it after the positional ones)",
-        )
-        p.add_argument(
-            "--label",
-            action="append",
-            metavar="NAME",
-            help="a name per run, in order (positional runs first, then --run); runs sharing "
-            "a label are the seeds of one variant (mean and 95%% CI over them). Default: "
-            "each run its own variant, named by its directory",
-        )
-    else:
-        p.add_argument("--run", required=True, action="append", metavar="RUN", help=RUN_HELP)
-    p.add_argument("--data", required=True, help="dataset directory")
-    add_json(p)
-    add_device(p)
-    add_precision(p, default=precision)
-    p.add_argument(
-        "--test-fraction",
-        type=fraction("--test-fraction"),
-        default=0.2,
-        help="held-out fraction by path hash, for data without a split in their metadata "
-        "(default 0.2, as in training)",
-    )
-    add_quiet(p)
-
-
-def _max_windows(p: argparse.ArgumentParser, default: int | None, what: str) -> None:
-    p.add_argument("--max-windows", type=positive_int("--max-windows"), default=default, help=what)
 
 
 # ------------------------------------------------------------------------------ tracking
@@ -131,7 +47,7 @@ def run_tracking(args: argparse.Namespace) -> int:
     """Linear regression from keypoints to object positions; table, plot, JSON."""
     from keypoint_wm.evaluation.tracking import evaluate_tracking, format_tracking, plot_tracking
 
-    summary = _over_seeds(
+    summary = over_seeds(
         args,
         lambda model: evaluate_tracking(
             model,
@@ -145,7 +61,7 @@ def run_tracking(args: argparse.Namespace) -> int:
     )
     print(format_tracking(summary))
     write_json(args.json, summary.to_json())
-    _write_plot(args, "tracking", lambda path: plot_tracking(summary, path))
+    write_plot(args, "tracking", lambda path: plot_tracking(summary, path))
     return 0
 
 
@@ -154,7 +70,7 @@ def _add_tracking(sub: argparse._SubParsersAction) -> None:
         "tracking",
         help="linear regression from keypoints to ground-truth object positions (paper Fig. 4)",
     )
-    _common(t, precision="auto")
+    add_common(t, precision="auto")
     t.add_argument(
         "--samples",
         type=positive_int("--samples"),
@@ -167,7 +83,7 @@ def _add_tracking(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="choose the best sample per object (Basketball, auto) or over all objects",
     )
-    _max_windows(t, 1000, "at most this many windows per task and split (default 1000)")
+    add_max_windows(t, 1000, "at most this many windows per task and split (default 1000)")
     t.add_argument(
         "--plot",
         help="PNG of error per time step (default: beside --json, or RUN/tracking.png)",
@@ -194,12 +110,12 @@ def run_video(args: argparse.Namespace) -> int:
     from keypoint_wm.evaluation.video import evaluate_video, format_video, plot_video
 
     config = _video_config(args)
-    summary = _over_seeds(
+    summary = over_seeds(
         args, lambda model: evaluate_video(model, args.data, config, progress=not args.quiet)
     )
     print(format_video(summary))
     write_json(args.json, summary.to_json())
-    _write_plot(args, "video", lambda path: plot_video(summary, path))
+    write_plot(args, "video", lambda path: plot_video(summary, path))
     return 0
 
 
@@ -227,9 +143,9 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
         "video",
         help="PSNR/SSIM of the closest and furthest of N sampled futures (paper Fig. 3, S10)",
     )
-    _common(v, precision="fp32")
+    add_common(v, precision="fp32")
     _video_flags(v)
-    _max_windows(v, 100, "at most this many test windows per task (default 100)")
+    add_max_windows(v, 100, "at most this many test windows per task (default 100)")
     v.add_argument(
         "--plot", help="PNG of the metrics per step (default: beside --json, or RUN/video.png)"
     )
@@ -255,12 +171,12 @@ def run_actions(args: argparse.Namespace) -> int:
     from keypoint_wm.evaluation.actions import evaluate_actions, format_actions, plot_actions
 
     config = _action_config(args, args.max_windows)
-    summary = _over_seeds(
+    summary = over_seeds(
         args, lambda model: evaluate_actions(model, args.data, config, progress=not args.quiet)
     )
     print(format_actions(summary))
     write_json(args.json, summary.to_json())
-    _write_plot(args, "actions", lambda path: plot_actions(summary, path))
+    write_plot(args, "actions", lambda path: plot_actions(summary, path))
     return 0
 
 
@@ -285,9 +201,9 @@ def _add_actions(sub: argparse._SubParsersAction) -> None:
         "actions",
         help="action recognition from the model's keypoint sequences (paper Fig. 7, S2.1)",
     )
-    _common(a, precision="fp32")
+    add_common(a, precision="fp32")
     _action_flags(a)
-    _max_windows(a, 5000, "at most this many sequences per split and task (default 5000)")
+    add_max_windows(a, 5000, "at most this many sequences per split and task (default 5000)")
     hidden_alias(a, "--max-sequences", "max_windows", type=positive_int("--max-sequences"))
     a.add_argument(
         "--plot",
@@ -318,12 +234,12 @@ def run_diversity(args: argparse.Namespace) -> int:
         max_objects=args.max_objects,
         test_fraction=args.test_fraction,
     )
-    summary = _over_seeds(args, lambda model: evaluate_diversity(model, args.data, config))
+    summary = over_seeds(args, lambda model: evaluate_diversity(model, args.data, config))
     print(format_diversity(summary))
     write_json(args.json, summary.to_json())
-    plot = _plot_path(args, "diversity")
+    plot = plot_path(args, "diversity")
     if summary.count == 1:
-        _write_plot(args, "diversity", lambda path: plot_diversity(summary.results[0], path))
+        write_plot(args, "diversity", lambda path: plot_diversity(summary.results[0], path))
     else:  # sampled paths of several runs do not average: one figure per run
         names = [Path(run).name for run in summary.runs]
         if len(set(names)) < len(names):
@@ -339,7 +255,7 @@ def _add_diversity(sub: argparse._SubParsersAction) -> None:
         "diversity",
         help="N sampled future trajectories over the true ones for chosen windows (paper Fig. S12)",
     )
-    _common(d, precision="fp32")
+    add_common(d, precision="fp32")
     d.add_argument(
         "--sequences",
         default="0,1,2",
@@ -360,85 +276,6 @@ def _add_diversity(sub: argparse._SubParsersAction) -> None:
         "named PLOT_<run>.png",
     )
     d.set_defaults(handler=run_diversity)
-
-
-# -------------------------------------------------------------------------- state probe
-def run_state_probe(args: argparse.Namespace) -> int:
-    """Ridge probe from the filtered latent to the physics state; table, plot, JSON."""
-    from keypoint_wm.evaluation.state_probe import (
-        StateProbeConfig,
-        evaluate_state_probe,
-        format_state_probe,
-        plot_state_probe,
-    )
-
-    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
-    config = StateProbeConfig(
-        features=args.features,
-        test_fraction=args.test_fraction,
-        max_episodes=args.max_episodes,
-        burn_in=args.burn_in,
-        tasks=tasks,
-        untrained=not args.no_untrained_baseline,
-        angles=args.angles,
-    )
-    summary = _over_seeds(
-        args, lambda model: evaluate_state_probe(model, args.data, config, not args.quiet)
-    )
-    print(format_state_probe(summary))
-    write_json(args.json, summary.to_json())
-    _write_plot(args, "state_probe", lambda path: plot_state_probe(summary, path))
-    return 0
-
-
-def _add_state_probe(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser(
-        "state-probe",
-        help="ridge probe from the filtered latent to the physics state: what the latent knows",
-        description="Fit a ridge regression from the model's filtered latent at frame t (the "
-        "keypoints of frame t, the GRU state h_{t-1}, or both) to the data's physics state at "
-        "frame t on training-split episodes, choose its strength on validation episodes, and "
-        "report test R^2 per task and observation key, positions and velocities apart, beside "
-        "the same probe on an untrained model of the same config.",
-    )
-    _common(s, precision="fp32")
-    s.add_argument(
-        "--features",
-        choices=FEATURE_CHOICES,
-        default="both",
-        help="what the probe reads: keypoints (CNN-VRNN: its per-frame features), hidden "
-        "(the GRU state) or both (default, what the latent wrappers observe)",
-    )
-    s.add_argument("--tasks", help="comma-separated tasks (default: every task with a state)")
-    s.add_argument(
-        "--max-episodes",
-        type=positive_int("--max-episodes"),
-        default=40,
-        help="at most this many episodes per task and split (default 40)",
-    )
-    s.add_argument(
-        "--burn-in",
-        type=int,
-        default=1,
-        help="frames left out at each episode's start (default 1: frame 0 shows no motion)",
-    )
-    s.add_argument(
-        "--angles",
-        choices=ANGLE_TARGETS,
-        default="sincos",
-        help="raw hinge angles in the state (reacher's position) are scored through their "
-        "cosines and sines (sincos, default; an image shows theta and theta + 2 pi alike) or "
-        "as stored (raw)",
-    )
-    s.add_argument(
-        "--no-untrained-baseline",
-        action="store_true",
-        help="skip the floor: the same probe on an untrained model of the same config",
-    )
-    s.add_argument(
-        "--plot", help="PNG of R^2 per task (default: beside --json, or RUN/state_probe.png)"
-    )
-    s.set_defaults(handler=run_state_probe)
 
 
 # ------------------------------------------------------------------------------ compare
@@ -504,10 +341,10 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "compare",
         help="the metrics of several runs side by side (Markdown + JSON table, one figure per metric)",
     )
-    _common(c, precision="fp32", several=True)
+    add_common(c, precision="fp32", several=True)
     _video_flags(c)
     _action_flags(c)
-    _max_windows(
+    add_max_windows(
         c,
         None,
         "at most this many windows per task and split in every evaluation (default: each "
@@ -551,9 +388,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_video(sub)
     _add_actions(sub)
     _add_diversity(sub)
-    _add_state_probe(sub)
-    from keypoint_wm.cli import agents, fidelity, state_reference
+    from keypoint_wm.cli import agents, fidelity, state_probe, state_reference
 
+    state_probe.register(sub)
     state_reference.register(sub)
     _add_compare(sub)
 

@@ -31,7 +31,7 @@ from keypoint_wm.reward_inputs import INPUTS, inputs_help
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    from keypoint_wm.rewards.train import RewardTrainConfig
+    from keypoint_wm.rewards.fit import RewardTrainConfig
 
     return RewardTrainConfig(
         window=args.window,
@@ -89,11 +89,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Normalised reward MSE per task and time step, runs side by side; table, plot, JSON."""
     from keypoint_wm.evaluation.seeds import seed_runs
-    from keypoint_wm.rewards.evaluate import (
-        evaluate_reward_prediction,
-        format_reward_table,
-        plot_reward_prediction,
-    )
+    from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
+    from keypoint_wm.rewards.report import format_reward_table, plot_reward_prediction
 
     for run in args.run:
         seed_runs(run)  # a run, or a folder of seed_<s>/ runs

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -203,90 +203,135 @@ def reproduce(
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
-    finished: set[str] = set()
-    running: dict[str, _Running] = {}
-    elsewhere: dict[str, str] = {}
+    session = _Session(
+        protocol, results_root, out, results, summary, say, commit,
+        began=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        host=machine(),
+        commit_id=git_commit(results_root if results_root.exists() else "."),
+        ship=ship_root(results_root, out),
+    )  # fmt: skip
     failure: str | None = None
-    began = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    host = machine()
-    commit_id = git_commit(results_root if results_root.exists() else ".")
-    cores = os.cpu_count() or 1
-    ship = ship_root(results_root, out)
     with _sigterm_as_interrupt():
         try:
-            while (len(finished) < len(todo) and failure is None) or running:
-                ready = [
-                    u
-                    for u in todo
-                    if u.name not in finished
-                    and u.name not in running
-                    and all(n in finished or n not in {t.name for t in todo} for n in u.needs)
-                ]
+            while (len(session.finished) < len(todo) and failure is None) or session.running:
                 if failure is None:
-                    for unit in ready:
-                        if len(running) >= jobs or any(j.unit.exclusive for j in running.values()):
-                            break
-                        if unit.exclusive and running:
-                            continue  # a timing waits until it has the machine to itself
-                        if _made_elsewhere(protocol, folder, unit, began, unit.name in elsewhere):
-                            finished.add(unit.name)
-                            summary.skipped.append(unit.name)
-                            continue
-                        share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
-                        share = threads if threads and not unit.exclusive else share
-                        share = cores if unit.exclusive else share
-                        started = _start(unit, out, share, ship)
-                        if isinstance(started, str):
-                            if elsewhere.get(unit.name) != started:
-                                say(f"  {unit.name}: claimed by {started}; waiting for it")
-                            elsewhere[unit.name] = started
-                            continue
-                        running[unit.name] = started
-                        say(f"  {unit.name}: started ({share} thread(s)); log {started.log.name}")
-                time.sleep(POLL_SECONDS if not running else 0.5)
-                for name, job in list(running.items()):
-                    code = job.process.poll()
-                    if code is None:
-                        continue
-                    del running[name]
-                    job.log.close()
-                    seconds = time.time() - job.started
-                    if code != 0:
-                        job.release.close()
-                        failure = f"{name} failed (exit {code}); see {job.log.name}"
-                        say(f"  {failure}")
-                        continue
-                    written = _record(
-                        protocol, job.unit, out, folder, results, host, commit_id, seconds
-                    )
-                    job.release.close()
-                    finished.add(name)
-                    summary.ran.append(name)
-                    page = write_page(protocol, results_root)
-                    say(f"  {name}: done in {seconds / 60:.1f} min -> {written}")
-                    if commit:
-                        readme = readme_of(results_root)
-                        _commit(
-                            results_root,
-                            [written, page, *_pictures(results_root, protocol)]
-                            + ([readme] if readme is not None else [])
-                            + [Path(p.replace(SHIP, str(ship))) for p in job.unit.ships],
-                            f"results: {protocol.name} {name}",
-                        )
+                    _start_ready(session, todo, jobs, threads)
+                time.sleep(POLL_SECONDS if not session.running else 0.5)
+                failure = _collect_finished(session) or failure
         except KeyboardInterrupt:
-            for job in running.values():
-                job.process.terminate()
-            for job in running.values():
-                try:
-                    job.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    job.process.kill()
-                job.release.close()
+            _stop(session.running)
             raise
     summary.page = write_page(protocol, results_root)
     if failure is not None:
         raise UnitFailed(f"reproduce {protocol.name}: {failure}")
     return summary
+
+
+@dataclass
+class _Session:
+    """One :func:`reproduce` call: what its records need, and its units as they run."""
+
+    protocol: Protocol
+    results_root: Path
+    out: Path
+    results: dict[str, UnitResult]
+    summary: ReproduceSummary
+    say: Callable[[str], None]
+    commit: bool
+    began: str  # ISO time
+    host: dict[str, Any]
+    commit_id: str
+    ship: Path
+    finished: set[str] = field(default_factory=set)
+    running: dict[str, _Running] = field(default_factory=dict)
+    elsewhere: dict[str, str] = field(default_factory=dict)  # unit -> who claimed it
+
+    @property
+    def folder(self) -> Path:
+        return self.results_root / self.protocol.name
+
+
+def _start_ready(session: _Session, todo: list[Unit], jobs: int, threads: int | None) -> None:
+    """Start the units whose needs are met, up to ``jobs`` running (a timing alone), each
+    with its share of the cores; a unit recorded or claimed elsewhere is not started."""
+    running, finished = session.running, session.finished
+    cores = os.cpu_count() or 1
+    ready = [
+        u
+        for u in todo
+        if u.name not in finished
+        and u.name not in running
+        and all(n in finished or n not in {t.name for t in todo} for n in u.needs)
+    ]
+    for unit in ready:
+        if len(running) >= jobs or any(j.unit.exclusive for j in running.values()):
+            break
+        if unit.exclusive and running:
+            continue  # a timing waits until it has the machine to itself
+        waited = unit.name in session.elsewhere
+        if _made_elsewhere(session.protocol, session.folder, unit, session.began, waited):
+            finished.add(unit.name)
+            session.summary.skipped.append(unit.name)
+            continue
+        share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
+        share = threads if threads and not unit.exclusive else share
+        share = cores if unit.exclusive else share
+        started = _start(unit, session.out, share, session.ship)
+        if isinstance(started, str):
+            if session.elsewhere.get(unit.name) != started:
+                session.say(f"  {unit.name}: claimed by {started}; waiting for it")
+            session.elsewhere[unit.name] = started
+            continue
+        running[unit.name] = started
+        session.say(f"  {unit.name}: started ({share} thread(s)); log {started.log.name}")
+
+
+def _collect_finished(session: _Session) -> str | None:
+    """Record every unit whose command has ended, regenerate the page (and commit both with
+    ``commit``); returns the last failure among them, None if none failed."""
+    failure = None
+    for name, job in list(session.running.items()):
+        code = job.process.poll()
+        if code is None:
+            continue
+        del session.running[name]
+        job.log.close()
+        seconds = time.time() - job.started
+        if code != 0:
+            job.release.close()
+            failure = f"{name} failed (exit {code}); see {job.log.name}"
+            session.say(f"  {failure}")
+            continue
+        protocol, results_root = session.protocol, session.results_root
+        written = _record(protocol, job.unit, session.out, session.folder, session.results,
+                          session.host, session.commit_id, seconds)  # fmt: skip
+        job.release.close()
+        session.finished.add(name)
+        session.summary.ran.append(name)
+        page = write_page(protocol, results_root)
+        session.say(f"  {name}: done in {seconds / 60:.1f} min -> {written}")
+        if session.commit:
+            readme = readme_of(results_root)
+            _commit(
+                results_root,
+                [written, page, *_pictures(results_root, protocol)]
+                + ([readme] if readme is not None else [])
+                + [Path(p.replace(SHIP, str(session.ship))) for p in job.unit.ships],
+                f"results: {protocol.name} {name}",
+            )
+    return failure
+
+
+def _stop(running: dict[str, _Running]) -> None:
+    """Terminate the units' commands, kill any still alive after 30 s, release their claims."""
+    for job in running.values():
+        job.process.terminate()
+    for job in running.values():
+        try:
+            job.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            job.process.kill()
+        job.release.close()
 
 
 def _made_elsewhere(protocol: Protocol, folder: Path, unit: Unit, began: str, waited: bool) -> bool:

@@ -151,7 +151,7 @@ def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
 
 
 def _page(settings: DmcsSettings, results: dict[str, UnitResult], root: Path) -> str:
-    from keypoint_wm.evaluation.state_probe import format_state_probe, plot_state_probe
+    from keypoint_wm.evaluation.state_probe_report import format_state_probe, plot_state_probe
 
     lines = header(
         "state-probe",

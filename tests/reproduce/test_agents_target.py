@@ -150,7 +150,7 @@ def test_the_page_pools_the_seeds_and_marks_the_published_rows(tmp_path):
     assert f"weights `{WEIGHTS['weights']}` at step 100" in page
     assert "100,000 environment steps per task at action repeat 2" in page
     assert (tmp_path / "agents-curves.png").read_bytes()[:4] == b"\x89PNG"
-    # The bars of the issue, met by these returns.
+    # The protocol's bars, met by these returns.
     assert re.search(r"- `state` at least 70% .*reacher-easy 810.0 \(bar 522\).*: met\.", page)
     assert re.search(r"- `latent` above random .*reached on reacher-easy, walker-walk, "
                      r"cheetah-run\): met\.", page)  # fmt: skip

@@ -1,7 +1,7 @@
-"""Doors 1 and 5-13 of issue 12: bad settings, data, checkpoints and resumes end in one line
-naming the flag or file and what was expected, the right exit code, no traceback, and nothing
-on disk changed (or, where the door opens onto a sensible fallback, a warning that says so).
-Each runs the real command in a subprocess."""
+"""Bad settings, data, checkpoints and resumes end in one line naming the flag or file and
+what was expected, the right exit code, no traceback, and nothing on disk changed (or, where
+there is a sensible fallback, a warning that says so). Each runs the real command in a
+subprocess."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def copy_run(trained: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     return data, tmp_path / "run"
 
 
-# ------------------------------------------------------------------------------ door 1
+# --------------------------------------------------------------- --set values of the wrong type
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
@@ -102,7 +102,7 @@ def copy_run(trained: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
         ("train.learning_rate=fast", "expected a number"),
     ],
 )
-def test_door1_set_value_of_the_wrong_type_names_key_value_and_type(tmp_path, item, expected):
+def test_set_value_of_the_wrong_type_names_key_value_and_type(tmp_path, item, expected):
     data = write_dataset(tmp_path / "data")
     before = tree_digest(data)
     result = train(data, tmp_path / "run", "--set", item)
@@ -110,8 +110,8 @@ def test_door1_set_value_of_the_wrong_type_names_key_value_and_type(tmp_path, it
     assert not (tmp_path / "run").exists() and tree_digest(data) == before
 
 
-# ------------------------------------------------------------------------------ door 5
-def test_door5_action_free_preset_on_data_with_actions_trains_without_them(tmp_path):
+# --------------------------------------------------- an action-free preset on data with actions
+def test_action_free_preset_on_data_with_actions_trains_without_them(tmp_path):
     data = write_dataset(tmp_path / "data", actions=2)
     before = tree_digest(data)
     result = train(data, tmp_path / "run", "--steps", "2")
@@ -121,8 +121,8 @@ def test_door5_action_free_preset_on_data_with_actions_trains_without_them(tmp_p
     assert tree_digest(data) == before
 
 
-# ------------------------------------------------------------------------------ door 6
-def test_door6_resume_skips_a_damaged_newest_checkpoint_naming_it(trained, tmp_path):
+# -------------------------------------------------------------------------- damaged checkpoints
+def test_resume_skips_a_damaged_newest_checkpoint_naming_it(trained, tmp_path):
     data, run = copy_run(trained, tmp_path)
     damaged = run / "checkpoints" / "step_00000004"
     weights = damaged / "model.safetensors"
@@ -133,7 +133,7 @@ def test_door6_resume_skips_a_damaged_newest_checkpoint_naming_it(trained, tmp_p
     assert state["step"] == 4  # retrained from step 2 and saved again, whole
 
 
-def test_door6_no_valid_checkpoint_is_one_line_naming_the_run(trained, tmp_path):
+def test_no_valid_checkpoint_is_one_line_naming_the_run(trained, tmp_path):
     data, run = copy_run(trained, tmp_path)
     for checkpoint in (run / "checkpoints").iterdir():
         (checkpoint / "model.safetensors").write_bytes(b"not safetensors")
@@ -143,7 +143,7 @@ def test_door6_no_valid_checkpoint_is_one_line_naming_the_run(trained, tmp_path)
     assert tree_digest(run, data) == before
 
 
-# ------------------------------------------------------------------------------ door 7
+# ---------------------------------------------------------------------------- bad episode files
 def _npy_bytes(array: np.ndarray) -> bytes:
     import io
 
@@ -172,7 +172,7 @@ def _bad_file(path: Path, case: str) -> None:
     np.savez(path, **arrays)
 
 
-DOOR7 = {
+BAD_EPISODE_FILES = {
     "float image": "'image' must be uint8 [T,H,W,3], got float32",
     "metadata not an object": "'metadata' must be a JSON object, got a JSON str",
     "1-D action": "'action' must be float32 [12,A], got float32 [12]",
@@ -185,33 +185,33 @@ DOOR7 = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(DOOR7))
-def test_door7_train_names_the_bad_file_and_the_reason(tmp_path, case):
+@pytest.mark.parametrize("case", sorted(BAD_EPISODE_FILES))
+def test_train_names_the_bad_file_and_the_reason(tmp_path, case):
     data = write_dataset(tmp_path / "data")
     bad = data / "t" / "z_bad.npz"
     _bad_file(bad, case)
     before = tree_digest(data)
     result = train(data, tmp_path / "run", "--steps", "2")
-    assert_one_line_error(result, 1, f"{bad}: ", DOOR7[case])
+    assert_one_line_error(result, 1, f"{bad}: ", BAD_EPISODE_FILES[case])
     assert not (tmp_path / "run").exists() and tree_digest(data) == before
 
 
-def test_door7_data_check_names_every_case_train_names(tmp_path):
+def test_data_check_names_every_case_train_names(tmp_path):
     data = write_dataset(tmp_path / "data")
-    for number, case in enumerate(sorted(DOOR7)):
+    for number, case in enumerate(sorted(BAD_EPISODE_FILES)):
         _bad_file(data / "t" / f"z{number}.npz", case)
     before = tree_digest(data)
     result = cli("data", "check", data)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    for number, case in enumerate(sorted(DOOR7)):
+    for number, case in enumerate(sorted(BAD_EPISODE_FILES)):
         line = next(x for x in result.stdout.splitlines() if f"z{number}.npz:" in x)
-        assert line.startswith("BAD ") and DOOR7[case] in line, (case, line)
-    assert f"4 of {4 + len(DOOR7)} episode files valid" in result.stdout
+        assert line.startswith("BAD ") and BAD_EPISODE_FILES[case] in line, (case, line)
+    assert f"4 of {4 + len(BAD_EPISODE_FILES)} episode files valid" in result.stdout
     assert tree_digest(data) == before
 
 
-# ------------------------------------------------------------------------------ door 8
-def test_door8_data_info_on_a_1d_action_names_the_file(tmp_path):
+# ------------------------------------------------------------------------------------ data info
+def test_data_info_on_a_1d_action_names_the_file(tmp_path):
     data = write_dataset(tmp_path / "data")
     np.savez(data / "t" / "z.npz", image=np.zeros((12, 32, 32, 3), np.uint8),
              action=np.zeros(12, np.float32))  # fmt: skip
@@ -221,7 +221,7 @@ def test_door8_data_info_on_a_1d_action_names_the_file(tmp_path):
     assert tree_digest(data) == before
 
 
-def test_door8_data_info_on_a_pickle_named_npz_never_unpickles_it(tmp_path):
+def test_data_info_on_a_pickle_named_npz_never_unpickles_it(tmp_path):
     data = write_dataset(tmp_path / "data")
     marker = tmp_path / "unpickled"
     (data / "t" / "z.npz").write_bytes(pickle.dumps(_Touch(str(marker))))
@@ -241,7 +241,7 @@ class _Touch:
         return (Path.touch, (Path(self.path),))
 
 
-def test_door8_data_info_json_at_a_directory_is_refused(tmp_path):
+def test_data_info_json_at_a_directory_is_refused(tmp_path):
     data = write_dataset(tmp_path / "data")
     (tmp_path / "out").mkdir()
     before = tree_digest(data)
@@ -250,8 +250,8 @@ def test_door8_data_info_json_at_a_directory_is_refused(tmp_path):
     assert tree_digest(data) == before and not any((tmp_path / "out").iterdir())
 
 
-# ------------------------------------------------------------------------------ door 9
-def test_door9_resume_with_fewer_steps_than_reached_is_refused(trained, tmp_path):
+# --------------------------------------------------------------------------------------- resume
+def test_resume_with_fewer_steps_than_reached_is_refused(trained, tmp_path):
     data, run = copy_run(trained, tmp_path)
     before = tree_digest(run, data)
     result = train(data, run, "--steps", "2", "--resume")
@@ -260,7 +260,7 @@ def test_door9_resume_with_fewer_steps_than_reached_is_refused(trained, tmp_path
     assert json.loads((run / "config.json").read_text())["train"]["steps"] == 4
 
 
-def test_door9_resume_accepts_the_same_data_moved_elsewhere(trained, tmp_path):
+def test_resume_accepts_the_same_data_moved_elsewhere(trained, tmp_path):
     data, run = copy_run(trained, tmp_path)
     moved = tmp_path / "moved"
     shutil.copytree(data, moved)
@@ -271,8 +271,8 @@ def test_door9_resume_accepts_the_same_data_moved_elsewhere(trained, tmp_path):
     assert (run / "checkpoints" / "step_00000006").is_dir()
 
 
-# ------------------------------------------------------------------------------ door 10
-def test_door10_the_next_start_removes_a_killed_writers_temp_dir_only(trained, tmp_path):
+# ------------------------------------------------------------ a killed writer's temporary files
+def test_the_next_start_removes_a_killed_writers_temp_dir_only(trained, tmp_path):
     data, run = copy_run(trained, tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
@@ -291,8 +291,8 @@ def test_door10_the_next_start_removes_a_killed_writers_temp_dir_only(trained, t
         live.wait()
 
 
-# ------------------------------------------------------------------------------ door 11
-def test_door11_an_unreadable_episode_is_bad_data_exit_1_not_usage(tmp_path):
+# -------------------------------------------------------------------------- unreadable episodes
+def test_an_unreadable_episode_is_bad_data_exit_1_not_usage(tmp_path):
     data = write_dataset(tmp_path / "data")
     truncated = data / "t" / "b.npz"
     truncated.write_bytes(truncated.read_bytes()[:200])
@@ -302,8 +302,8 @@ def test_door11_an_unreadable_episode_is_bad_data_exit_1_not_usage(tmp_path):
     assert tree_digest(data) == before
 
 
-# ------------------------------------------------------------------------------ door 12
-def test_door12_data_check_refuses_what_train_refuses(tmp_path):
+# -------------------------------------------------------- data check refuses what train refuses
+def test_data_check_refuses_what_train_refuses(tmp_path):
     data = write_dataset(tmp_path / "data")
     write_dataset(tmp_path / "small", names=("s",))
     small = tmp_path / "small" / "t" / "s.npz"
@@ -327,8 +327,8 @@ def test_door12_data_check_refuses_what_train_refuses(tmp_path):
     assert tree_digest(data) == before
 
 
-# ------------------------------------------------------------------------------ door 13
-def test_door13_no_validation_episode_for_the_probe_trains_without_it_and_says_so(tmp_path):
+# -------------------------------------------------------- the probe without validation episodes
+def test_no_validation_episode_for_the_probe_trains_without_it_and_says_so(tmp_path):
     names = [f"e{i}" for i in range(40) if not is_test_file(f"t/e{i}.npz", 0.2)
              and not is_validation_file(f"t/e{i}.npz", 0.1)][:3]  # fmt: skip
     data = write_dataset(tmp_path / "data", names=names)

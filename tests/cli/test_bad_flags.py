@@ -1,5 +1,6 @@
-"""Doors 2, 3 and 4 of issue 12: bad flags end in one line naming the flag, the right exit
-code, no traceback, and nothing on disk changed. Each runs the real command in a subprocess."""
+"""Bad flags (``--seed`` against ``--set seed``, ``--out``, ``--device``) end in one line
+naming the flag, the right exit code, no traceback, and nothing on disk changed. Each runs the
+real command in a subprocess."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *words
         assert word in lines[0], (word, lines[0])
 
 
-# ------------------------------------------------------------------------------ door 2
-def test_door2_set_seed_is_not_overwritten_by_the_seed_default(basketball_dir, tmp_path):
+# ------------------------------------------------------------------------ --seed and --set seed
+def test_set_seed_is_not_overwritten_by_the_seed_default(basketball_dir, tmp_path):
     run = tmp_path / "run"
     result = cli("train", "--data", str(basketball_dir), "--preset", "basketball-cpu",
                  "--out", str(run), "--steps", "2", "--device", "cpu", "--quiet",
@@ -54,7 +55,7 @@ def test_door2_set_seed_is_not_overwritten_by_the_seed_default(basketball_dir, t
     assert json.loads((run / "config.json").read_text())["seed"] == 7
 
 
-def test_door2_seed_and_set_seed_that_disagree_are_refused(basketball_dir, tmp_path):
+def test_seed_and_set_seed_that_disagree_are_refused(basketball_dir, tmp_path):
     run = tmp_path / "run"
     before = tree_digest(basketball_dir)
     result = cli("train", "--data", str(basketball_dir), "--preset", "basketball-cpu",
@@ -63,8 +64,8 @@ def test_door2_seed_and_set_seed_that_disagree_are_refused(basketball_dir, tmp_p
     assert not run.exists() and tree_digest(basketball_dir) == before
 
 
-# ------------------------------------------------------------------------------ door 3
-def test_door3_train_out_pointing_at_a_file_is_refused(basketball_dir, tmp_path):
+# ---------------------------------------------------------------------------------------- --out
+def test_train_out_pointing_at_a_file_is_refused(basketball_dir, tmp_path):
     target = tmp_path / "notes.txt"
     target.write_text("my notes")
     before = tree_digest(basketball_dir)
@@ -74,8 +75,8 @@ def test_door3_train_out_pointing_at_a_file_is_refused(basketball_dir, tmp_path)
     assert target.read_text() == "my notes" and tree_digest(basketball_dir) == before
 
 
-# ------------------------------------------------------------------------------ door 4
-def test_door4_device_banana_is_a_usage_error(tiny_run, basketball_dir, tmp_path):
+# ------------------------------------------------------------------------------------- --device
+def test_device_banana_is_a_usage_error(tiny_run, basketball_dir, tmp_path):
     run = tmp_path / "run"
     before = {**tree_digest(tiny_run), **tree_digest(basketball_dir)}
     result = cli("train", "--data", str(basketball_dir), "--preset", "basketball-cpu",
@@ -90,7 +91,7 @@ def test_door4_device_banana_is_a_usage_error(tiny_run, basketball_dir, tmp_path
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_door4_cuda_where_there_is_none_is_a_usage_error(tiny_run, basketball_dir, tmp_path):
+def test_cuda_where_there_is_none_is_a_usage_error(tiny_run, basketball_dir, tmp_path):
     before = {**tree_digest(tiny_run), **tree_digest(basketball_dir)}
     result = cli("evaluate", "tracking", "--run", str(tiny_run), "--data", str(basketball_dir),
                  "--device", "cuda", "--plot", str(tmp_path / "t.png"))  # fmt: skip
