@@ -279,7 +279,7 @@ def _data_and_config(
     index = EpisodeIndex(data_dir, "train", config.train.test_fraction, min_frames=window,
                          validation_fraction=config.train.validation_fraction)  # fmt: skip
     if (skipped := index.describe_skipped()) is not None and dist_info.is_main:
-        warnings.warn(skipped, stacklevel=2)
+        warnings.warn(skipped, stacklevel=3)  # the caller of train()
     config = prepare_run_config(config, data_dir, index)
     start_step, checkpoint = 0, None
     if resume and (run_dir / "config.json").exists():  # --resume of a new run starts it
