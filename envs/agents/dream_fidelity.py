@@ -37,36 +37,42 @@ With a trained run and its reward heads (``keypoint-wm rewards train``)::
         keypoint_wm.load("runs/dmcs"), FidelityConfig(tasks=("cartpole-balance",))
     )
     result.to_json()["tasks"]["cartpole-balance"]["horizons"]["4"]["correlation"]
+
+This module holds the settings, the cached units and the evaluation; the rollouts and the
+model's passes are :mod:`~keypoint_wm.envs.agents.fidelity_rollouts`, the figures
+:mod:`~keypoint_wm.envs.agents.fidelity_scores`, the table and plot
+:mod:`~keypoint_wm.envs.agents.fidelity_report`; every name is importable from here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.choices import DREAM_POLICIES as POLICIES
-from keypoint_wm.data.episodes import atomic_write_bytes, atomic_write_json
+from keypoint_wm.data.episodes import atomic_write_json
+from keypoint_wm.envs.agents.fidelity_report import format_fidelity, plot_fidelity
+from keypoint_wm.envs.agents.fidelity_rollouts import (
+    Rollouts,
+    model_returns,
+    real_rollouts,
+    scripted_policies,
+    task_seed,
+)
+from keypoint_wm.envs.agents.fidelity_scores import COLUMNS, DreamFidelity, summarise
 from keypoint_wm.envs.agents.runner import check_tasks
-from keypoint_wm.envs.dmc import DMCPixelEnv
-from keypoint_wm.envs.latent.online import LatentFilter
 from keypoint_wm.envs.latent.wrapper import training_action_repeat
-from keypoint_wm.envs.registration import parse_task_name
 from keypoint_wm.errors import DataError, UsageError
-from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.reward_inputs import inputs_mismatch
-from keypoint_wm.rewards.head import HEAD_CONFIG, HEAD_WEIGHTS, RewardHead, load_reward_head
+from keypoint_wm.rewards.head import HEAD_CONFIG, HEAD_WEIGHTS, load_reward_head
 
 __all__ = [
     "COLUMNS",
@@ -85,60 +91,8 @@ __all__ = [
 
 CARTPOLE_ONLY = ("pd", "pd-flipped")
 
-COLUMNS = ("real", "filtered", "imagined_mean", "imagined_sampled")
-"""The return columns: the real task's, then the reward head's on the filtered real frames,
-on the prior-mean future and on the sampled future."""
-
-IMAGINED = ("imagined_mean", "imagined_sampled")
-
 FORMAT = 1
 """Version of the cached unit files' layout (part of their settings)."""
-
-Policy = Callable[[DMCPixelEnv, int, np.random.Generator], np.ndarray]
-"""``(env, t, rng) -> action`` float32 ``[A]`` in the env's [-1, 1] units, for agent step t."""
-
-
-def scripted_policies(task: str, size: int) -> dict[str, Policy]:
-    """The :data:`POLICIES` defined for ``task`` (``size``: its action dimensions A).
-
-    >>> list(scripted_policies("reacher-easy", 2))
-    ['zero', 'plus', 'minus', 'random', 'sine']
-    >>> scripted_policies("cartpole-balance", 1)["sine"](None, 2, None)
-    array([0.47942555], dtype=float32)
-    """
-
-    def const(value: float) -> Policy:
-        return lambda env, t, rng: np.full(size, value, np.float32)
-
-    policies: dict[str, Policy] = {
-        "zero": const(0.0),
-        "plus": const(1.0),
-        "minus": const(-1.0),
-        "random": lambda env, t, rng: rng.uniform(-1, 1, size).astype(np.float32),
-        "sine": lambda env, t, rng: np.full(size, np.sin(t / 4.0), np.float32),
-    }
-    if task.startswith("cartpole-"):
-
-        def pd(sign: float) -> Policy:
-            def act(env: DMCPixelEnv, t: int, rng: np.random.Generator) -> np.ndarray:
-                q, v = env.physics.named.data.qpos, env.physics.named.data.qvel
-                u = 8.0 * q["hinge_1"][0] + 1.5 * v["hinge_1"][0]
-                u += 0.5 * q["slider"][0] + 1.0 * v["slider"][0]
-                return np.clip(np.full(size, sign * u, np.float32), -1, 1)
-
-            return act
-
-        policies.update({"pd": pd(1.0), "pd-flipped": pd(-1.0)})
-    return policies
-
-
-def task_seed(seed: int, episode: int) -> int:
-    """The task seed (``reset(seed=...)``) of initial state ``episode`` under ``--seed``.
-
-    >>> task_seed(0, 0), task_seed(0, 5), task_seed(1, 0)
-    (1000, 1005, 2000)
-    """
-    return 1000 * (seed + 1) + episode
 
 
 @dataclass(frozen=True)
@@ -204,138 +158,6 @@ class FidelityConfig:
         )
 
 
-@dataclass
-class Rollouts:
-    """R real rollouts of T frames: ``P`` policies x ``episodes`` initial states, policy-major.
-
-    Attributes:
-        frames: uint8 ``[R, T, S, S, 3]``; frame 0 is the task's initial state.
-        actions: float32 ``[R, T, A]``; ``actions[:, t]`` led to frame t (row 0 is zeros).
-        rewards: float32 ``[R, T]``; ``rewards[:, t]`` came with frame t (0 at t = 0).
-        policies: the policy of each rollout, ``[R]``.
-        task_seeds: the task seed of each rollout, ``[R]``.
-    """
-
-    frames: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    policies: list[str]
-    task_seeds: list[int]
-
-
-def real_rollouts(
-    task: str,
-    policies: tuple[str, ...],
-    episodes: int,
-    steps: int,
-    *,
-    image_size: int,
-    action_repeat: int,
-    seed: int = 0,
-    progress: bool = False,
-    desc: str | None = None,
-) -> Rollouts:
-    """Roll each of ``policies`` on the real ``task`` for ``steps`` agent steps after its
-    initial frame, from ``episodes`` initial states (task seeds :func:`task_seed`).
-
-    One :class:`~keypoint_wm.envs.dmc.DMCPixelEnv` serves every rollout (a seeded reset
-    starts the same episode as a fresh env). The random policy of episode i draws from
-    ``numpy.random.default_rng([seed, i])``.
-
-    Raises:
-        UsageError: naming ``--long-horizon``/``--horizon``, when the task's episodes end
-            before ``steps`` agent steps.
-    """
-    domain, name = parse_task_name(task)
-    env = DMCPixelEnv(domain, name, size=image_size, action_repeat=action_repeat)
-    try:
-        limit = env.max_episode_steps
-        if limit is not None and steps > limit:
-            raise UsageError(
-                f"--long-horizon/--horizon: {task}'s episodes end after {limit} agent steps at "
-                f"action repeat {action_repeat}; the observed frames and the horizon need {steps}"
-            )
-        size = env.action_size
-        available = scripted_policies(task, size)
-        frames, actions, rewards, names, seeds = [], [], [], [], []
-        bar = tqdm(
-            total=len(policies) * episodes * steps,
-            desc=desc or task,
-            unit="step",
-            leave=False,
-            disable=not progress,
-            dynamic_ncols=True,
-        )
-        with bar:
-            for policy_name in policies:
-                policy = available[policy_name]
-                for episode in range(episodes):
-                    rng = np.random.default_rng([seed, episode])
-                    bar.set_postfix_str(policy_name)
-                    frame, _ = env.reset(seed=task_seed(seed, episode))
-                    seq_frames, seq_actions = [frame], [np.zeros(size, np.float32)]
-                    seq_rewards = [0.0]
-                    for t in range(steps):
-                        action = np.asarray(policy(env, t, rng), np.float32)
-                        frame, reward, _, _, _ = env.step(action)
-                        seq_frames.append(frame)
-                        seq_actions.append(action)
-                        seq_rewards.append(float(reward))
-                        bar.update()
-                    frames.append(np.stack(seq_frames))
-                    actions.append(np.stack(seq_actions))
-                    rewards.append(np.asarray(seq_rewards, np.float32))
-                    names.append(policy_name)
-                    seeds.append(task_seed(seed, episode))
-    finally:
-        env.close()
-    return Rollouts(np.stack(frames), np.stack(actions), np.stack(rewards), names, seeds)
-
-
-def model_returns(
-    model: WorldModel,
-    head: RewardHead,
-    rollouts: Rollouts,
-    context: int,
-    *,
-    imagine: bool,
-    sample: bool,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The reward head's rewards and the model's keypoints for the frames after ``context``.
-
-    The first ``context`` frames are filtered (posterior); each later frame is filtered too,
-    or, with ``imagine``, imagined from the prior with the rollout's actions. ``sample``
-    samples the posterior and the prior (noise seeded ``seed``) instead of taking their means.
-
-    Returns:
-        ``(rewards float32 [R, T - context], keypoints float32 [R, T - context, K, 3])``: the
-        predicted reward and the keypoints (detected, or decoded from the prior: x, y in
-        [-1, 1], scale in [0, 1]; a CNN-VRNN run's features) of frames ``context .. T - 1``.
-        A head reading frame t's keypoints (or features) reads these.
-    """
-    frames, actions = rollouts.frames, rollouts.actions
-    count, steps = frames.shape[:2]
-    filt = LatentFilter(model, count, "both", head, sample_latent=sample, seed=seed)
-    try:
-        filt.reset(frames[:, 0])
-        for t in range(1, context):
-            filt.step(actions[:, t], frames[:, t])
-        rewards, keypoints = [], []
-        for t in range(context, steps):
-            if imagine:
-                filt.imagine(actions[:, t], sample=sample)
-            else:
-                filt.step(actions[:, t], frames[:, t])
-            predicted = filt.rewards_numpy()
-            assert predicted is not None  # the filter has a head
-            rewards.append(predicted)
-            keypoints.append(filt.keypoints_numpy())
-    finally:
-        filt.close()
-    return np.stack(rewards, 1), np.stack(keypoints, 1)
-
-
 # ---------------------------------------------------------------------------------- units
 def _head_digest(directory: Path) -> str:
     digest = hashlib.sha1()
@@ -387,61 +209,6 @@ def _read_unit(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     return unit if unit.get("settings") == settings else None
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Pearson correlation of two ``[R]`` vectors; None when one is constant or R < 2."""
-    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
-        return None
-    value = float(np.corrcoef(a, b)[0, 1])
-    return value if math.isfinite(value) else None
-
-
-def _summarise(
-    rollouts: Rollouts,
-    rewards: dict[str, np.ndarray],
-    keypoints: dict[str, np.ndarray],
-    context: int,
-    horizons: tuple[int, ...],
-    policies: tuple[str, ...],
-) -> dict[str, Any]:
-    """The per-task figures (module doc) from ``[R, H_max]`` rewards per column and
-    ``[R, H_max, K, 3]`` keypoints per model pass."""
-    names = np.asarray(rollouts.policies)
-    # [R, H_max]: distance of imagined to filtered keypoints, mean over the K keypoints.
-    errors = {
-        c: np.linalg.norm(keypoints[c][..., :2] - keypoints["filtered"][..., :2], axis=-1).mean(-1)
-        for c in IMAGINED
-    }
-    per_horizon: dict[str, Any] = {}
-    per_rollout: dict[str, Any] = {}
-    for h in horizons:
-        totals = {c: rewards[c][:, :h].sum(1).astype(np.float64) for c in COLUMNS}
-        per_horizon[str(h)] = {
-            "correlation": {c: _pearson(totals[c], totals["real"]) for c in COLUMNS if c != "real"},
-            "returns": {
-                p: {c: float(totals[c][names == p].mean()) for c in COLUMNS} for p in policies
-            },
-            "keypoint_error": {
-                p: {c: float(errors[c][names == p, :h].mean()) for c in IMAGINED} for p in policies
-            },
-        }
-        per_rollout[str(h)] = {c: [float(v) for v in totals[c]] for c in COLUMNS}
-    return {
-        "policies": list(policies),
-        "rollouts": len(names),
-        "context": context,
-        "horizons": per_horizon,
-        "keypoint_error_per_step": {
-            p: {c: [float(v) for v in errors[c][names == p].mean(0)] for c in IMAGINED}
-            for p in policies
-        },
-        "per_rollout": {
-            "policy": list(rollouts.policies),
-            "task_seed": list(rollouts.task_seeds),
-            "returns": per_rollout,
-        },
-    }
-
-
 def evaluate_task(
     model: WorldModel,
     config: FidelityConfig,
@@ -479,7 +246,7 @@ def evaluate_task(
         rewards[column], keypoints[column] = model_returns(
             model, head, rollouts, context, imagine=imagine, sample=sample, seed=config.seed
         )
-    figures = _summarise(rollouts, rewards, keypoints, context, horizons, policies)
+    figures = summarise(rollouts, rewards, keypoints, context, horizons, policies)
     figures["head"] = str(head_dir)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     return figures, rollouts
@@ -550,18 +317,6 @@ def task_head(model: WorldModel, folder: Path, task: str) -> Path:
     return directory
 
 
-@dataclass(frozen=True)
-class DreamFidelity:
-    """One run's figures: ``to_json()`` is the layout of :func:`evaluate_dream_fidelity`."""
-
-    meta: dict[str, Any]
-    tasks: dict[str, dict[str, Any]]
-    cached: tuple[str, ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.meta, "tasks": self.tasks}
-
-
 def evaluate_dream_fidelity(
     model: WorldModel,
     config: FidelityConfig,
@@ -620,155 +375,64 @@ def evaluate_dream_fidelity(
     folder = heads_folder(model, heads, several)
     head_dirs = {task: task_head(model, folder, task) for task in tasks}
     out = Path(cache) if cache is not None else Path(model.run_dir) / "dream_fidelity"
-    horizons = config.horizons(model)
-    meta = {
+    meta = _meta(model, config, folder, out)
+    results, cached = {}, []
+    for task in tasks:
+        if not config.task_policies(task):
+            continue
+        unit, reused = _task_unit(model, config, task, head_dirs[task], out, progress, memo)
+        if reused:
+            cached.append(task)
+        results[task] = unit["figures"]
+    return DreamFidelity(meta, results, tuple(cached))
+
+
+def _meta(model: WorldModel, config: FidelityConfig, folder: Path, out: Path) -> dict[str, Any]:
+    """The result's settings (the JSON's top-level entries but ``"tasks"``)."""
+    return {
         "checkpoint_step": model.step,
         "action_repeat": training_action_repeat(model),
         "image_size": model.config.model.image_size,
         "context": config.observed(model),
         "horizon": config.horizon or model.config.model.num_predicted_steps,
         "long_horizon": config.long_horizon,
-        "horizons": list(horizons),
+        "horizons": list(config.horizons(model)),
         "episodes": config.episodes,
         "seed": config.seed,
         "heads": str(folder),
         "cache": str(out),
     }
-    results, cached = {}, []
-    for task in tasks:
-        if not config.task_policies(task):
-            continue
-        settings = unit_settings(model, config, task, head_dirs[task])
-        path = unit_path(out, settings)
-        unit = _read_unit(path, settings)
-        if unit is not None:
-            cached.append(task)
-            if progress:
-                tqdm.write(f"{task}: reusing {path}")
-        else:
-            real = ("task", "policies", "episodes", "seed", "action_repeat", "image_size")
-            steps = settings["context"] - 1 + max(horizons)
-            key = (*(json.dumps(settings[k]) for k in real), steps)
-            known = None if memo is None else memo.get(key)
-            figures, rollouts = evaluate_task(
-                model, config, task, head_dirs[task], progress=progress, rollouts=known
-            )
-            if memo is not None:
-                memo[key] = rollouts
-            unit = {"settings": settings, "figures": figures}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, unit)
-        results[task] = unit["figures"]
-    return DreamFidelity(meta, results, tuple(cached))
 
 
-# ------------------------------------------------------------------------- table and plot
-_SHORT = {"real": "real", "filtered": "filtered", "imagined_mean": "imag mean"}
-_SHORT["imagined_sampled"] = "imag sampled"
-
-
-def format_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity]) -> str:
-    """The printed table: per task and horizon, each policy's mean return per column and
-    keypoint error of the imagined futures, then the correlations with the real returns;
-    over several runs (seeds) each figure is the mean ± the half-width of its 95% interval."""
-    summary = as_seeds(result)
-    mean = summary.mean
-    over = f"; mean ± 95% CI over {summary.count} runs" if summary.count > 1 else ""
-    lines = [
-        f"dream fidelity: returns over H agent steps after {mean['context']} observed frames, "
-        f"mean over {mean['episodes']} initial states per policy (action repeat "
-        f"{mean['action_repeat']}){over}",
-        "kp err: mean distance of the imagined keypoints to the filtered ones (keypoint "
-        "units; the image spans [-1, 1])",
-    ]
-    names = [
-        "policy",
-        *(_SHORT[c] for c in COLUMNS),
-        *(f"kp err {_SHORT[c][5:]}" for c in IMAGINED),
-    ]
-    for task, entry in mean["tasks"].items():
-        for h in entry["horizons"]:
-            at = ("tasks", task, "horizons", h)
-            rows = [names]
-            for policy in entry["policies"]:
-                cells = [plus_minus(*summary.at(*at, "returns", policy, c), ".2f") for c in COLUMNS]
-                cells += [
-                    plus_minus(*summary.at(*at, "keypoint_error", policy, c), ".3f")
-                    for c in IMAGINED
-                ]
-                rows.append([policy, *cells])
-            widths = [max(len(row[i]) for row in rows) for i in range(len(names))]
-            lines += ["", f"{task}, H = {h} agent steps"]
-            for row in rows:
-                first, *rest = row
-                lines.append(
-                    f"{first:<{widths[0]}}"
-                    + "".join(f"  {c:>{w}}" for c, w in zip(rest, widths[1:], strict=True))
-                )
-            corr = [
-                _SHORT[c] + " " + plus_minus(*summary.at(*at, "correlation", c), ".2f")
-                for c in COLUMNS[1:]
-            ]
-            lines.append(
-                f"correlation with the real returns over {entry['rollouts']} rollouts: "
-                + ", ".join(corr)
-            )
-    return "\n".join(lines)
-
-
-def plot_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity], path: str | Path) -> Path:
-    """Imagined (prior mean) against real returns, one point per rollout (and run), coloured
-    by policy; one panel per task (columns) and horizon (rows), with the y = x line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    summary = as_seeds(result)
-    tasks = list(summary.mean["tasks"])
-    horizons = [str(h) for h in summary.mean["horizons"]]
-    fig, axes = plt.subplots(
-        len(horizons),
-        max(1, len(tasks)),
-        figsize=(4.2 * max(1, len(tasks)), 3.8 * len(horizons)),
-        squeeze=False,
+def _task_unit(
+    model: WorldModel,
+    config: FidelityConfig,
+    task: str,
+    head_dir: Path,
+    out: Path,
+    progress: bool,
+    memo: dict[tuple[Any, ...], Rollouts] | None,
+) -> tuple[dict[str, Any], bool]:
+    """The task's cached unit (settings and figures) when ``out`` holds one of the same
+    settings, else a fresh one, evaluated (on ``memo``'s rollouts when it holds them) and
+    written; and whether it was cached."""
+    settings = unit_settings(model, config, task, head_dir)
+    path = unit_path(out, settings)
+    unit = _read_unit(path, settings)
+    if unit is not None:
+        if progress:
+            tqdm.write(f"{task}: reusing {path}")
+        return unit, True
+    real = ("task", "policies", "episodes", "seed", "action_repeat", "image_size")
+    steps = settings["context"] - 1 + max(config.horizons(model))
+    key = (*(json.dumps(settings[k]) for k in real), steps)
+    known = None if memo is None else memo.get(key)
+    figures, rollouts = evaluate_task(
+        model, config, task, head_dir, progress=progress, rollouts=known
     )
-    colours = {p: plt.get_cmap("tab10")(i) for i, p in enumerate(POLICIES)}
-    for col, task in enumerate(tasks):
-        for row, h in enumerate(horizons):
-            ax = axes[row][col]
-            values: list[float] = []
-            for number, (_, run_result) in enumerate(summary):
-                entry = run_result.tasks[task]
-                returns = entry["per_rollout"]["returns"][h]
-                real = np.asarray(returns["real"])
-                imagined = np.asarray(returns["imagined_mean"])
-                values += [*real, *imagined]
-                policies = np.asarray(entry["per_rollout"]["policy"])
-                for policy in entry["policies"]:
-                    rows = policies == policy
-                    ax.scatter(
-                        real[rows],
-                        imagined[rows],
-                        s=18,
-                        color=colours[policy],
-                        label=policy if number == 0 else None,
-                        alpha=0.8,
-                    )
-            low, high = (min(values), max(values)) if values else (0.0, 1.0)
-            pad = 0.05 * (high - low or 1.0)
-            ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
-            r = plus_minus(*summary.at("tasks", task, "horizons", h, "correlation",
-                                       "imagined_mean"), ".2f")  # fmt: skip
-            ax.set_title(f"{task}, {h} steps: r = {r}", fontsize=10)
-            ax.set_xlabel("real return")
-            ax.set_ylabel("imagined return (prior mean)")
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    path = Path(path)
+    if memo is not None:
+        memo[key] = rollouts
+    unit = {"settings": settings, "figures": figures}
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    atomic_write_json(path, unit)
+    return unit, False

@@ -287,16 +287,21 @@ def _train(
     finally:
         bar.close()
         venv.close()
+    _record_curve(result, dream, agent.num_timesteps, curve)
+    return returns, before
+
+
+def _record_curve(
+    result: dict[str, Any], dream: bool, steps: int, curve: list[list[float]]
+) -> None:
+    """Enter the steps trained and the learning curve: a dream agent's steps are imagined,
+    and its real-return curve is over imagined steps (its env curve is the final point)."""
     if dream:
         result.update(
-            env_steps=0,
-            imagined_steps=agent.num_timesteps,
-            curve=[[0, curve[-1][1]]],
-            imagined_curve=curve,
+            env_steps=0, imagined_steps=steps, curve=[[0, curve[-1][1]]], imagined_curve=curve
         )
     else:
-        result.update(env_steps=agent.num_timesteps, curve=curve)
-    return returns, before
+        result.update(env_steps=steps, curve=curve)
 
 
 def _read_unit(unit: Unit, out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -358,13 +363,53 @@ def run_agents(
     Returns:
         The report (:func:`~keypoint_wm.envs.agents.report.build_report`).
     """
-    if model.run_dir is None:
-        raise UsageError("--run: the world model must be loaded from its run directory")
-    model_config = model.config.model
-    config = replace(config, tasks=check_tasks(config.tasks, model))
     out = Path(out)
     json_path = Path(json_path) if json_path else out / "agents.json"
     plot_path = Path(plot_path) if plot_path else out / "agents.png"
+    setup = _agent_setup(model, config, out, data, device, heads, progress, checkpoint_seconds)
+    config = setup.config
+    run = _run_record(setup)
+    meta = _report_meta(setup, run["path"], out)
+    units = config.units()
+    settings = {v: config.unit_settings(v, run) for v in config.variants}
+    done = _skip_finished(units, out, settings)
+    todo = [unit for unit in units if (unit.task, unit.variant, unit.seed) not in done]
+    overall = tqdm(
+        total=len(units),
+        initial=len(done),
+        desc="agents",
+        unit="unit",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    if report_only:
+        todo = []
+    try:
+        _run_units(todo, units, setup, settings, out, json_path, meta, overall)
+    finally:
+        overall.close()
+    report = build_report(_finished_units(units, out, settings), meta, config)
+    print(format_report(report))
+    _write(json_path, report)
+    print(f"wrote {json_path}")
+    print(f"wrote {plot_report(report, plot_path)}")
+    return report
+
+
+def _agent_setup(
+    model: WorldModel,
+    config: AgentEvalConfig,
+    out: Path,
+    data: str | Path | None,
+    device: str | torch.device | None,
+    heads: str | Path | None,
+    progress: bool,
+    checkpoint_seconds: float,
+) -> AgentSetup:
+    """What every unit shares, checked: the run, its tasks, the dream's data and heads."""
+    if model.run_dir is None:
+        raise UsageError("--run: the world model must be loaded from its run directory")
+    config = replace(config, tasks=check_tasks(config.tasks, model))
     root = data if data is not None else model.config.data.get("root")
     data_dir = Path(root) if root else None
     if "dream" in config.variants and (data_dir is None or not data_dir.is_dir()):
@@ -372,8 +417,7 @@ def run_agents(
             f"--data {data_dir}: the dream variant starts its episodes from the run's data, "
             "and that folder is missing; pass --data DIR (the dataset the run was trained on)"
         )
-    run_dir = Path(model.run_dir)
-    heads_dir = Path(heads) if heads is not None else run_dir / "rewards"
+    heads_dir = Path(heads) if heads is not None else Path(model.run_dir) / "rewards"
     if heads is not None and not heads_dir.is_dir():
         raise UsageError(f"--heads {heads}: no such folder; expected one <task>/ head each")
     setup = AgentSetup(
@@ -387,18 +431,29 @@ def run_agents(
         checkpoint_seconds=checkpoint_seconds,
     )
     check_variants(setup)
-    run = {
-        "path": str(run_dir.resolve()),
+    return setup
+
+
+def _run_record(setup: AgentSetup) -> dict[str, Any]:
+    """The world model behind the units, as every unit's settings record it."""
+    model = setup.model
+    return {
+        "path": str(Path(model.run_dir or "").resolve()),
         "checkpoint_step": model.step,
         "action_repeat": setup.action_repeat,
         "image_size": setup.image_size,
-        "observed_steps": model_config.num_observed_steps,
+        "observed_steps": model.config.model.num_observed_steps,
         "dream_horizon": setup.dream_horizon,
-        "heads": str(heads_dir.resolve()),
+        "heads": str(setup.heads[0].resolve()),
     }
+
+
+def _report_meta(setup: AgentSetup, run_path: str, out: Path) -> dict[str, Any]:
+    """The report's description of the comparison (its settings, not its results)."""
+    config = setup.config
     meta: dict[str, Any] = {
-        "run": run["path"],
-        "checkpoint_step": model.step,
+        "run": run_path,
+        "checkpoint_step": setup.model.step,
         "algo": config.algo,
         "steps": config.steps,
         "seeds": len(config.agent_seeds),
@@ -414,61 +469,65 @@ def run_agents(
     if "dream" in config.variants:
         meta.update(
             dream_steps=config.imagined_steps,
-            dream_context=model_config.num_observed_steps,
+            dream_context=setup.model.config.model.num_observed_steps,
             dream_horizon=setup.dream_horizon,
             dream_starts=config.dream_starts,
         )
+    return meta
 
-    units = config.units()
-    settings = {v: config.unit_settings(v, run) for v in config.variants}
 
-    def finished_units() -> list[dict[str, Any]]:  # in OUT now, whichever process ran them
-        found = (_read_unit(unit, out, settings[unit.variant]) for unit in units)
-        return [result for result in found if result is not None]
+def _finished_units(
+    units: list[Unit], out: Path, settings: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The results of ``units`` in ``out`` now, whichever process ran them."""
+    found = (_read_unit(unit, out, settings[unit.variant]) for unit in units)
+    return [result for result in found if result is not None]
 
-    done = {(r["task"], r["variant"], r["seed"]) for r in finished_units()}
-    todo = [unit for unit in units if (unit.task, unit.variant, unit.seed) not in done]
-    for unit in units:  # a process killed between writing a result and removing its checkpoints
+
+def _skip_finished(
+    units: list[Unit], out: Path, settings: dict[str, dict[str, Any]]
+) -> set[tuple[str, str, int]]:
+    """The (task, variant, seed) of the units finished in ``out``, their leftover checkpoints
+    removed (a process killed between writing a result and removing its checkpoints)."""
+    done = {(r["task"], r["variant"], r["seed"]) for r in _finished_units(units, out, settings)}
+    for unit in units:
         if (unit.task, unit.variant, unit.seed) in done and partial_dir(unit, out).exists():
             discard(partial_dir(unit, out))
     if done:
         tqdm.write(f"{len(done)} of {len(units)} units already finished in {out}: skipped")
-    overall = tqdm(
-        total=len(units),
-        initial=len(done),
-        desc="agents",
-        unit="unit",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    if report_only:
-        todo = []
-    try:
-        with stop_requests() as stop:
-            for number, unit in enumerate(todo, 1):
-                overall.set_postfix_str(str(unit))
-                with claimed(unit, out) as holder:
-                    if holder is not None:
-                        tqdm.write(f"{unit}: being trained by {holder}: skipped")
-                    elif _read_unit(unit, out, settings[unit.variant]) is None:
-                        result = run_unit(unit, setup, settings[unit.variant], out, stop)
-                        _write(unit.path(out), result)
-                        discard(partial_dir(unit, out))
-                        tqdm.write(f"{unit}: final return {result['final_return']:.1f}")
-                        _write(json_path, build_report(finished_units(), meta, config))
-                overall.update()
-                if stop.signum is not None and number < len(todo):
-                    raise Stopped(
-                        f"stopped by {stop.name} after {unit} ({number} of {len(todo)} units "
-                        f"to run; the finished ones are in {out / 'units'}); run the same "
-                        "command again to run the rest",
-                        stop.signum,
-                    )
-    finally:
-        overall.close()
-    report = build_report(finished_units(), meta, config)
-    print(format_report(report))
-    _write(json_path, report)
-    print(f"wrote {json_path}")
-    print(f"wrote {plot_report(report, plot_path)}")
-    return report
+    return done
+
+
+def _run_units(
+    todo: list[Unit],
+    units: list[Unit],
+    setup: AgentSetup,
+    settings: dict[str, dict[str, Any]],
+    out: Path,
+    json_path: Path,
+    meta: dict[str, Any],
+    overall: Any,
+) -> None:
+    """Run each unit of ``todo`` that no other process holds or has finished, rewriting the
+    report after each; stops between units on a signal."""
+    with stop_requests() as stop:
+        for number, unit in enumerate(todo, 1):
+            overall.set_postfix_str(str(unit))
+            with claimed(unit, out) as holder:
+                if holder is not None:
+                    tqdm.write(f"{unit}: being trained by {holder}: skipped")
+                elif _read_unit(unit, out, settings[unit.variant]) is None:
+                    result = run_unit(unit, setup, settings[unit.variant], out, stop)
+                    _write(unit.path(out), result)
+                    discard(partial_dir(unit, out))
+                    tqdm.write(f"{unit}: final return {result['final_return']:.1f}")
+                    report = build_report(_finished_units(units, out, settings), meta, setup.config)
+                    _write(json_path, report)
+            overall.update()
+            if stop.signum is not None and number < len(todo):
+                raise Stopped(
+                    f"stopped by {stop.name} after {unit} ({number} of {len(todo)} units "
+                    f"to run; the finished ones are in {out / 'units'}); run the same "
+                    "command again to run the rest",
+                    stop.signum,
+                )

@@ -1,0 +1,128 @@
+"""The table and the plot of ``keypoint-wm evaluate dream-fidelity``: one run's figures
+(:class:`~keypoint_wm.envs.agents.fidelity_scores.DreamFidelity`) or several runs' (seeds of
+one variant, :class:`~keypoint_wm.evaluation.seeds.OverSeeds`).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from keypoint_wm.choices import DREAM_POLICIES as POLICIES
+from keypoint_wm.data.episodes import atomic_write_bytes
+from keypoint_wm.envs.agents.fidelity_scores import COLUMNS, IMAGINED, DreamFidelity
+from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
+
+__all__ = ["format_fidelity", "plot_fidelity"]
+
+_SHORT = {"real": "real", "filtered": "filtered", "imagined_mean": "imag mean"}
+_SHORT["imagined_sampled"] = "imag sampled"
+
+
+def format_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity]) -> str:
+    """The printed table: per task and horizon, each policy's mean return per column and
+    keypoint error of the imagined futures, then the correlations with the real returns;
+    over several runs (seeds) each figure is the mean ± the half-width of its 95% interval."""
+    summary = as_seeds(result)
+    mean = summary.mean
+    over = f"; mean ± 95% CI over {summary.count} runs" if summary.count > 1 else ""
+    lines = [
+        f"dream fidelity: returns over H agent steps after {mean['context']} observed frames, "
+        f"mean over {mean['episodes']} initial states per policy (action repeat "
+        f"{mean['action_repeat']}){over}",
+        "kp err: mean distance of the imagined keypoints to the filtered ones (keypoint "
+        "units; the image spans [-1, 1])",
+    ]
+    names = [
+        "policy",
+        *(_SHORT[c] for c in COLUMNS),
+        *(f"kp err {_SHORT[c][5:]}" for c in IMAGINED),
+    ]
+    for task, entry in mean["tasks"].items():
+        for h in entry["horizons"]:
+            at = ("tasks", task, "horizons", h)
+            rows = [names]
+            for policy in entry["policies"]:
+                cells = [plus_minus(*summary.at(*at, "returns", policy, c), ".2f") for c in COLUMNS]
+                cells += [
+                    plus_minus(*summary.at(*at, "keypoint_error", policy, c), ".3f")
+                    for c in IMAGINED
+                ]
+                rows.append([policy, *cells])
+            widths = [max(len(row[i]) for row in rows) for i in range(len(names))]
+            lines += ["", f"{task}, H = {h} agent steps"]
+            for row in rows:
+                first, *rest = row
+                lines.append(
+                    f"{first:<{widths[0]}}"
+                    + "".join(f"  {c:>{w}}" for c, w in zip(rest, widths[1:], strict=True))
+                )
+            corr = [
+                _SHORT[c] + " " + plus_minus(*summary.at(*at, "correlation", c), ".2f")
+                for c in COLUMNS[1:]
+            ]
+            lines.append(
+                f"correlation with the real returns over {entry['rollouts']} rollouts: "
+                + ", ".join(corr)
+            )
+    return "\n".join(lines)
+
+
+def plot_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity], path: str | Path) -> Path:
+    """Imagined (prior mean) against real returns, one point per rollout (and run), coloured
+    by policy; one panel per task (columns) and horizon (rows), with the y = x line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = as_seeds(result)
+    tasks = list(summary.mean["tasks"])
+    horizons = [str(h) for h in summary.mean["horizons"]]
+    fig, axes = plt.subplots(
+        len(horizons),
+        max(1, len(tasks)),
+        figsize=(4.2 * max(1, len(tasks)), 3.8 * len(horizons)),
+        squeeze=False,
+    )
+    colours = {p: plt.get_cmap("tab10")(i) for i, p in enumerate(POLICIES)}
+    for col, task in enumerate(tasks):
+        for row, h in enumerate(horizons):
+            ax = axes[row][col]
+            values: list[float] = []
+            for number, (_, run_result) in enumerate(summary):
+                entry = run_result.tasks[task]
+                returns = entry["per_rollout"]["returns"][h]
+                real = np.asarray(returns["real"])
+                imagined = np.asarray(returns["imagined_mean"])
+                values += [*real, *imagined]
+                policies = np.asarray(entry["per_rollout"]["policy"])
+                for policy in entry["policies"]:
+                    rows = policies == policy
+                    ax.scatter(
+                        real[rows],
+                        imagined[rows],
+                        s=18,
+                        color=colours[policy],
+                        label=policy if number == 0 else None,
+                        alpha=0.8,
+                    )
+            low, high = (min(values), max(values)) if values else (0.0, 1.0)
+            pad = 0.05 * (high - low or 1.0)
+            ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
+            r = plus_minus(*summary.at("tasks", task, "horizons", h, "correlation",
+                                       "imagined_mean"), ".2f")  # fmt: skip
+            ax.set_title(f"{task}, {h} steps: r = {r}", fontsize=10)
+            ax.set_xlabel("real return")
+            ax.set_ylabel("imagined return (prior mean)")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
