@@ -112,10 +112,12 @@ class LatentFilter:
         seed: seed of the latent noise (only used with ``sample_latent``).
         num_threads: torch threads for the model's work, set for the duration of each call
             and restored after it (None: leave torch's setting). ``"auto"``: 1 for a single
-            env whose detector runs in bf16 (native bf16 kernels take about 1.5 ms on one
-            frame; waking a second thread after the renderer ran cost more than it saved),
-            else None: a float32 detector on one frame (several ms on an AVX2 CPU) gains
-            from every core (docs/measurements.md, "the latent wrapper on an AVX2 CPU").
+            env, else None. One frame's work is small: with bf16 kernels a second thread
+            costs more than it saves, and a float32 detector on an idle AVX2 CPU gains only
+            about 8 % from it, while on cores shared with other work every extra thread
+            waits for the slowest (a single env's step took 102-132 ms with two threads
+            against 13 ms with one; docs/measurements.md, "the latent wrapper on an AVX2
+            CPU").
 
     The detector is a snapshot (:class:`~keypoint_wm.model.InferenceDetector`) of the
     model's weights when the filter is built. Frames are uint8 ``[N, S, S, 3]``; actions
@@ -138,8 +140,7 @@ class LatentFilter:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         self.detector = InferenceDetector(model.model)
         if num_threads == "auto":
-            bf16 = self.detector.dtype == torch.bfloat16
-            num_threads = 1 if num_envs == 1 and bf16 else None
+            num_threads = 1 if num_envs == 1 else None
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(
                 f"num_threads must be 'auto', None or a positive int, got {num_threads!r}"
