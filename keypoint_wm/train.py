@@ -9,6 +9,7 @@ step, so a run killed at any moment resumes from its last checkpoint exactly.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from keypoint_wm.checkpoint import latest_checkpoint, write_config
+from keypoint_wm.checkpoint import checkpoint_dirs, latest_checkpoint, write_config
 from keypoint_wm.choices import DATA_PLACEMENTS, GRAPH_MODES
 from keypoint_wm.claims import claim
 from keypoint_wm.config import RunConfig
@@ -180,10 +181,28 @@ def train(
     """
     run_dir = Path(run_dir)
     with _one_writer(run_dir):
-        return _train(
-            config, data_dir, run_dir, resume, device_name, progress,
-            data_placement, cuda_graph, progress_label, progress_position,
-        )  # fmt: skip
+        new = not run_dir.exists()
+        try:
+            return _train(
+                config, data_dir, run_dir, resume, device_name, progress,
+                data_placement, cuda_graph, progress_label, progress_position,
+            )  # fmt: skip
+        except (MemoryError, RuntimeError) as error:
+            if not _out_of_memory(error):
+                raise
+            if new and not checkpoint_dirs(run_dir) and os.environ.get("RANK", "0") == "0":
+                shutil.rmtree(run_dir, ignore_errors=True)  # made by this call, nothing saved
+            raise RunError(
+                f"the model does not fit in memory ({str(error).splitlines()[0][:160]}); "
+                f"choose a smaller model or batch with --set (model.num_keypoints "
+                f"{config.model.num_keypoints}, train.batch_size {config.train.batch_size})"
+            ) from None
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed (host or device memory)."""
+    text = str(error)
+    return isinstance(error, MemoryError) or "out of memory" in text or "can't allocate" in text
 
 
 @contextmanager

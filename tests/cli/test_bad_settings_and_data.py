@@ -367,3 +367,10 @@ def test_data_check_on_an_unfinished_collection_says_how_many_are_missing(tmp_pa
     assert result.returncode == 1
     assert "4 of 4 episode files valid" in result.stdout
     assert "lists 6 episodes, 2 of them missing" in result.stdout
+
+
+def test_a_model_too_large_for_memory_is_one_line_and_leaves_no_run_folder(tmp_path):
+    data = write_dataset(tmp_path / "data", actions=0)
+    result = train(data, tmp_path / "run", "--steps", "2", "--set", "model.num_keypoints=100000")
+    assert_one_line_error(result, 1, "does not fit in memory", "model.num_keypoints 100000")
+    assert not (tmp_path / "run").exists()
