@@ -115,5 +115,5 @@ def tiny_env_run(base: Path) -> Path:
             preset="dmcs-cpu",
             **{"model.num_observed_steps": 2, "model.num_predicted_steps": 2},
         )
-        train(config, data, run, progress=False, action_conditioned=True)
+        train(config, data, run, progress=False)  # dmcs-cpu is action-conditioned
     return run
