@@ -7,6 +7,7 @@ keypoint frame (x, y in [-1, 1], y up; scale in [0, 1]).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,4 +119,23 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(path, image, extension=".png")
+    return path
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as a PNG so that a reader never sees a partial file
+    (rendered in memory, then :func:`keypoint_wm.data.atomic.atomic_write_bytes`), and
+    close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from keypoint_wm.data.atomic import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
     return path

@@ -5,15 +5,14 @@ one variant, :class:`~keypoint_wm.evaluation.seeds.OverSeeds`).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
 from keypoint_wm.choices import DREAM_POLICIES as POLICIES
-from keypoint_wm.data.episodes import atomic_write_bytes
 from keypoint_wm.envs.agents.fidelity_scores import COLUMNS, IMAGINED, DreamFidelity
 from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
+from keypoint_wm.viz import save_figure
 
 __all__ = ["format_fidelity", "plot_fidelity"]
 
@@ -119,10 +118,4 @@ def plot_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity], path: str | 
             ax.set_ylabel("imagined return (prior mean)")
             ax.legend(fontsize=7)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_figure(fig, path, dpi=100)

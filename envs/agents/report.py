@@ -19,16 +19,15 @@ that mean, Student t with n - 1 degrees of freedom (None for a single seed).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keypoint_wm.data.episodes import atomic_write_bytes
 from keypoint_wm.envs.agents.config import AgentEvalConfig
 from keypoint_wm.evaluation.metrics import mean_ci
+from keypoint_wm.viz import save_figure
 
 __all__ = ["build_report", "format_report", "plot_report", "t_interval"]
 
@@ -193,10 +192,4 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
         fontsize=10,
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_figure(fig, path, dpi=100)

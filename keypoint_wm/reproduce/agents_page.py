@@ -288,15 +288,13 @@ def _speed_section(settings: AgentSettings, done: Done) -> list[str]:
 def _plot(settings: AgentSettings, done: Done, path: Path) -> None:
     """Return against environment steps per task: state and latent mean curves with their
     95% bands, random and dream as lines, the published pixel SAC and CURL at the budget."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from keypoint_wm.data.episodes import atomic_write_bytes
     from keypoint_wm.evaluation.metrics import mean_ci
+    from keypoint_wm.viz import save_figure
 
     colours = {"state": "tab:green", "latent": "tab:blue", "random": "grey", "dream": "tab:purple"}
     tasks = settings.tasks
@@ -333,8 +331,4 @@ def _plot(settings: AgentSettings, done: Done, path: Path) -> None:
             ax.legend(fontsize=7)
     fig.suptitle(f"{settings.algo.upper()}, mean ± 95% CI over agent seeds", fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path, dpi=90)
