@@ -115,9 +115,8 @@ class LatentFilter:
             env, else None. One frame's work is small: with bf16 kernels a second thread
             costs more than it saves, and a float32 detector on an idle AVX2 CPU gains only
             about 8 % from it, while on cores shared with other work every extra thread
-            waits for the slowest (a single env's step took 102-132 ms with two threads
-            against 13 ms with one; docs/measurements.md, "the latent wrapper on an AVX2
-            CPU").
+            waits for the slowest (docs/measurements.md, "the latent wrapper on an AVX2
+            CPU", has both figures and their machines).
 
     The detector is a snapshot (:class:`~keypoint_wm.model.InferenceDetector`) of the
     model's weights when the filter is built. Frames are uint8 ``[N, S, S, 3]``; actions

@@ -23,7 +23,7 @@ from keypoint_wm.cli.common import (
     write_extra,
 )
 
-__all__ = ["add_common", "add_max_windows", "over_seeds", "plot_path", "write_plot"]
+__all__ = ["add_common", "add_max_windows", "each_seed", "over_seeds", "plot_path", "write_plot"]
 
 
 def plot_path(args: argparse.Namespace, name: str) -> Path:
@@ -51,8 +51,19 @@ def over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any:
     existing_dir(args.data)
     check_json_path(args.json)
     device = device_of(args)
+    from keypoint_wm.evaluation.seeds import OverSeeds
+
+    results = each_seed(runs, args, device, evaluate)
+    return OverSeeds(tuple(runs), tuple(results), {"data": str(args.data)})
+
+
+def each_seed(
+    runs: list[str], args: argparse.Namespace, device: Any, evaluate: Callable[[Any], Any]
+) -> list[Any]:
+    """Load each of ``runs`` in turn (``args.precision``, on ``device``) and ``evaluate`` it;
+    runs whose model configs differ are refused (seeds of one variant share their model)."""
     import keypoint_wm
-    from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant
+    from keypoint_wm.evaluation.seeds import check_one_variant
 
     results, configs = [], []
     for number, run in enumerate(runs, 1):
@@ -63,7 +74,7 @@ def over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any:
         check_one_variant(runs[:number], configs, " (seeds of one variant share their model)")
         results.append(evaluate(model))
         del model
-    return OverSeeds(tuple(runs), tuple(results), {"data": str(args.data)})
+    return results
 
 
 def add_common(p: argparse.ArgumentParser, precision: str, several: bool = False) -> None:

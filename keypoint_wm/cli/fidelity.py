@@ -25,9 +25,9 @@ from keypoint_wm.cli.common import (
     device_of,
     positive_int,
     seed_run_args,
-    write_extra,
     write_json,
 )
+from keypoint_wm.cli.evaluate_common import each_seed, write_plot
 from keypoint_wm.errors import UsageError
 
 DESCRIPTION = """\
@@ -70,14 +70,6 @@ def non_negative_int(flag: str) -> Any:
     return parse
 
 
-def _plot_path(args: argparse.Namespace) -> Path:
-    if args.plot:
-        return Path(args.plot)
-    if args.json:
-        return Path(args.json).with_suffix(".png")
-    return Path(args.run[0]) / "dream_fidelity.png"
-
-
 def run_dream_fidelity(args: argparse.Namespace) -> int:
     """Roll, filter and imagine every task for every run; table, plot, JSON."""
     runs = seed_run_args(args.run)
@@ -99,14 +91,13 @@ def run_dream_fidelity(args: argparse.Namespace) -> int:
         )
     tasks = tuple(comma_list(args.tasks) or ())
     device = device_of(args)
-    import keypoint_wm
     from keypoint_wm.envs.agents.dream_fidelity import (
         FidelityConfig,
         evaluate_dream_fidelity,
         format_fidelity,
         plot_fidelity,
     )
-    from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant
+    from keypoint_wm.evaluation.seeds import OverSeeds
 
     config = FidelityConfig(
         tasks=tasks,
@@ -117,32 +108,25 @@ def run_dream_fidelity(args: argparse.Namespace) -> int:
         context=args.context,
         seed=args.seed,
     )
-    results, configs = [], []
     memo: dict[Any, Any] = {}
-    for number, run in enumerate(runs, 1):
-        if len(runs) > 1 and not args.quiet:
-            print(f"run {number}/{len(runs)}: {run}", flush=True)
-        model = keypoint_wm.load(run, device=device, precision=args.precision)
-        configs.append(model.config.model.to_dict())
-        check_one_variant(runs[:number], configs, " (seeds of one variant share their model)")
-        results.append(
-            evaluate_dream_fidelity(
-                model,
-                config,
-                heads=args.heads,
-                cache=args.cache,
-                progress=not args.quiet,
-                several=len(runs) > 1,
-                memo=memo,
-            )
-        )
-        del model
+    results = each_seed(
+        runs,
+        args,
+        device,
+        lambda model: evaluate_dream_fidelity(
+            model,
+            config,
+            heads=args.heads,
+            cache=args.cache,
+            progress=not args.quiet,
+            several=len(runs) > 1,
+            memo=memo,
+        ),
+    )
     summary = OverSeeds(tuple(runs), tuple(results))
     print(format_fidelity(summary))
     write_json(args.json, summary.to_json())
-    write_extra(
-        lambda path: plot_fidelity(summary, path), _plot_path(args), "--plot", bool(args.plot)
-    )
+    write_plot(args, "dream_fidelity", lambda path: plot_fidelity(summary, path))
     return 0
 
 
