@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from keypoint_wm.errors import UsageError
 from keypoint_wm.reward_inputs import INPUTS
 from keypoint_wm.rewards.head import RewardHead, RewardHeadConfig
+from keypoint_wm.rewards.head_checkpoints import HeadCheckpoints, HeadProgress
 from keypoint_wm.rewards.sequences import SPLITS, RewardSequences, hold_out_episodes
 
 __all__ = [
@@ -194,8 +195,13 @@ def fit_reward_head(
     writer: Any = None,
     progress: bool = True,
     device: str | torch.device = "cpu",
+    checkpoints: HeadCheckpoints | None = None,
 ) -> RewardHead:
     """Train one head on ``train`` (and log its held-out error on ``test``).
+
+    With ``checkpoints``, the fit resumes from the newest checkpoint of its settings, saves
+    one at every evaluation step and, after SIGINT or SIGTERM, saves and raises
+    :class:`~keypoint_wm.errors.Stopped` (:mod:`~keypoint_wm.rewards.head_checkpoints`).
 
     The head's metadata records ``best_step``, the step whose weights it keeps (see the
     module doc on early stopping), ``validation_windows`` and ``validation_normalized_mse``
@@ -223,9 +229,15 @@ def fit_reward_head(
     keypoints = None if keypoints_np is None else torch.as_tensor(keypoints_np, device=device)
     target = torch.as_tensor((reward_np - mean) / head_config.reward_std, device=device)
     rng = np.random.default_rng(config.seed)
-    bar = tqdm(range(config.steps), desc=f"reward head {train.task}", disable=not progress)
-    best_state: dict[str, torch.Tensor] | None = None
-    best_score, best_step = float("inf"), config.steps
+    resumed = None if checkpoints is None else checkpoints.resume(head, optimizer, rng)
+    at = resumed or HeadProgress(best_step=config.steps)
+    bar = tqdm(
+        range(at.step, config.steps),
+        desc=f"reward head {train.task}",
+        disable=not progress,
+        initial=at.step,
+        total=config.steps,
+    )
     for step in bar:
         lr = config.learning_rate_at(step)
         for group in optimizer.param_groups:
@@ -239,28 +251,16 @@ def fit_reward_head(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        last = step == config.steps - 1
+        at.step = step + 1
+        evaluating = at.step == config.steps or at.step % config.eval_every == 0
         if writer is not None:
             writer.add_scalar("reward/train_mse", loss.item() * head_config.reward_std**2, step)
             writer.add_scalar("reward/learning_rate", lr, step)
-        if not (last or (step + 1) % config.eval_every == 0):
-            continue
-        postfix = {}
-        if validation is not None:
-            predicted = predict(head, validation.hidden, validation.keypoints)
-            score = normalized_mse(predicted, validation.reward, mean)[0]
-            postfix["val_nmse"] = f"{score:.3f}"
-            if writer is not None:
-                writer.add_scalar("reward/validation_normalized_mse", score, step)
-            if score < best_score:  # NaN (constant rewards) never wins: the last step stays
-                best_score, best_step = score, step + 1
-                best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-        if test is not None:
-            score = normalized_mse(predict(head, test.hidden, test.keypoints), test.reward, mean)[0]
-            postfix["test_nmse"] = f"{score:.3f}"
-            if writer is not None:
-                writer.add_scalar("reward/test_normalized_mse", score, step)
-        bar.set_postfix(postfix)
+        if evaluating:
+            bar.set_postfix(_evaluate(head, validation, test, mean, at, writer, step))
+        if checkpoints is not None:
+            checkpoints.boundary(at, head, optimizer, rng, evaluating, config.steps)
+    best_state, best_step, best_score = at.best_state, at.best_step, at.best_score
     if best_state is not None:
         head.load_state_dict(best_state)
     head.config = RewardHeadConfig(
@@ -275,3 +275,32 @@ def fit_reward_head(
         }
     )
     return head.eval()
+
+
+def _evaluate(
+    head: RewardHead,
+    validation: RewardSequences | None,
+    test: RewardSequences | None,
+    mean: float,
+    at: HeadProgress,
+    writer: Any,
+    step: int,
+) -> dict[str, str]:
+    """Score the head on its validation windows (keeping its weights in ``at`` when they are
+    the best so far) and on the test windows; log both; returns the progress bar's postfix."""
+    postfix = {}
+    if validation is not None:
+        predicted = predict(head, validation.hidden, validation.keypoints)
+        score = normalized_mse(predicted, validation.reward, mean)[0]
+        postfix["val_nmse"] = f"{score:.3f}"
+        if writer is not None:
+            writer.add_scalar("reward/validation_normalized_mse", score, step)
+        if score < at.best_score:  # NaN (constant rewards) never wins: the last step stays
+            at.best_score, at.best_step = score, step + 1
+            at.best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    if test is not None:
+        score = normalized_mse(predict(head, test.hidden, test.keypoints), test.reward, mean)[0]
+        postfix["test_nmse"] = f"{score:.3f}"
+        if writer is not None:
+            writer.add_scalar("reward/test_normalized_mse", score, step)
+    return postfix

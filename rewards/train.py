@@ -5,7 +5,10 @@ too).
 
 :func:`train_reward_heads` returns a :class:`RewardTrainSummary`; its ``to_json()`` is
 ``OUT/train_summary.json``, and each task's :class:`HeadFacts` is that head's metadata. A
-re-run into the same folder keeps the heads an earlier call finished (:func:`finished_heads`).
+re-run into the same folder keeps the heads an earlier call finished (:func:`finished_heads`)
+and continues a stopped or killed head from its checkpoint
+(:mod:`~keypoint_wm.rewards.head_checkpoints`); SIGINT or SIGTERM saves the head in progress
+and stops.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from keypoint_wm.rewards.fit import (
     split_validation,
 )
 from keypoint_wm.rewards.head import RewardHeadConfig, save_reward_head
+from keypoint_wm.rewards.head_checkpoints import HeadCheckpoints
 from keypoint_wm.rewards.sequences import (
     RewardSequences,
     check_held_out,
     collect_reward_sequences,
     split_sequences,
 )
+from keypoint_wm.stop_signals import stop_requests
 
 __all__ = [
     "HeadFacts",
@@ -132,6 +137,8 @@ class RewardTrainSummary:
     tasks: dict[str, HeadFacts]
     kept: tuple[str, ...] = ()
     """Tasks whose heads an earlier call had finished (:func:`finished_heads`), not retrained."""
+    resumed: dict[str, int] = field(default_factory=dict)
+    """Tasks whose heads continued from a stopped call's checkpoint, and its step."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -204,9 +211,19 @@ def train_reward_heads(
             held_out=held_out,
         )
     summary = RewardTrainSummary(str(out), config, dict(kept), tuple(sorted(kept)))
-    for task, seqs in sequences.items():
-        summary.tasks[task] = _train_head(model, seqs, out / task, config, same, progress)
-        _write_summary(summary, out / "train_summary.json")
+    with stop_requests() as stop:
+        for task, seqs in sequences.items():
+            finished = sorted(summary.tasks)
+            done = f"; the heads of {', '.join(finished)} finished" if finished else ""
+            settings = {"config": asdict(config), "task": task, **same}
+            saves = HeadCheckpoints(out / task, settings, stop, done)
+            summary.tasks[task] = _train_head(
+                model, seqs, out / task, config, same, saves, progress
+            )
+            if saves.resumed is not None:
+                summary.resumed[task] = saves.resumed
+            _write_summary(summary, out / "train_summary.json")
+            saves.discard()
     return summary
 
 
@@ -233,16 +250,19 @@ def _train_head(
     folder: Path,
     config: RewardTrainConfig,
     same: dict[str, Any],
+    saves: HeadCheckpoints,
     progress: bool,
 ) -> HeadFacts:
-    """Fit one task's head on its split of ``seqs``, score it on the test part and save it
-    in ``folder`` with its facts as metadata; TensorBoard beside it (``../tensorboard``)."""
+    """Fit one task's head on its split of ``seqs`` (resuming and saving through ``saves``),
+    score it on the test part and save it in ``folder`` with its facts as metadata;
+    TensorBoard beside it (``../tensorboard``, cut where a resumed head continues)."""
     from torch.utils.tensorboard import SummaryWriter
 
     train, test = split_sequences(seqs, config.train_fraction, config.seed, config.split)
-    writer = SummaryWriter(str(folder.parent / "tensorboard" / folder.name))
+    tensorboard = str(folder.parent / "tensorboard" / folder.name)
+    writer = SummaryWriter(tensorboard, purge_step=saves.newest_step())
     try:
-        head = fit_reward_head(train, test, config, writer, progress, model.device)
+        head = fit_reward_head(train, test, config, writer, progress, model.device, saves)
     finally:
         writer.close()
     predicted = predict(head, test.hidden, test.keypoints)

@@ -75,6 +75,8 @@ def run_train(args: argparse.Namespace) -> int:
             f"kept the heads of {', '.join(summary.kept)}: an earlier call trained them with "
             "the same settings on the same world model and data"
         )
+    for task, step in summary.resumed.items():
+        print(f"continued the head of {task} from its checkpoint at step {step}")
     for task, facts in summary.tasks.items():
         score = facts.test_normalized_mse
         text = "n/a (constant rewards)" if score is None else f"{score:.3f}"
