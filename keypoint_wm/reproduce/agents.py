@@ -132,7 +132,7 @@ def protocol(smoke: bool = False) -> Protocol:
     """The protocol; ``smoke``: every variant end to end on a minutes-long setting."""
     dmcs, settings = DmcsSettings(), AgentSettings()
     if smoke:
-        dmcs, settings = dmcs.smoke_setting(), AgentSettings.smoke_setting()
+        dmcs, settings = dmcs.smoke_setting(chosen=True), AgentSettings.smoke_setting()
     model = world_model(dmcs)
     units = [data_unit(dmcs), train_unit(dmcs, model, 0), heads_unit(dmcs, model, 0)]
     for seed in settings.seeds:  # seed 0 of every (task, variant) first: the table fills

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from keypoint_wm.reproduce.dmcs import DmcsSettings, Variant
+from keypoint_wm.reproduce.dmcs import DmcsSettings, Variant, chosen_variant
 
 __all__ = [
     "ACTION_REPEAT",
@@ -129,8 +129,9 @@ class AgentSettings:
 
 
 def world_model(dmcs: DmcsSettings) -> Variant:
-    """The world model the latent and dream agents read: Struct-VRNN, seed 0."""
-    return next(v for v in dmcs.variants if v.name == "struct")
+    """The world model the latent and dream agents read: the chosen Struct-VRNN
+    (:data:`~keypoint_wm.reproduce.dmcs.CHOSEN`), seed 0."""
+    return chosen_variant(dmcs)
 
 
 def unit_name(task: str, variant: str, seed: int) -> str:

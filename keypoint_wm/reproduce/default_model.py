@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from keypoint_wm.reproduce.dmcs import (
+    CHOSEN,
     DmcsSettings,
     Variant,
+    chosen_variant,
     data_path,
     data_unit,
     run_dir,
@@ -37,11 +39,7 @@ from keypoint_wm.reproduce.protocol import (
 )
 from keypoint_wm.reproduce.state_probe import MAX_EPISODES
 
-__all__ = ["CHOSEN", "protocol"]
-
-CHOSEN = "struct"
-"""The variant of :class:`~keypoint_wm.reproduce.dmcs.DmcsSettings` that ships, chosen on
-the validation split (the state-probe page's choice table); seed 0 of it."""
+__all__ = ["protocol"]
 
 EXPORT = f"{OUT}/export/default"
 
@@ -67,7 +65,7 @@ def _export_unit(settings: DmcsSettings, to: str, name: str, ships: bool) -> Uni
 
 
 def _variant(settings: DmcsSettings) -> Variant:
-    return next(v for v in settings.variants if v.name == CHOSEN)
+    return chosen_variant(settings)
 
 
 def _export_uses(out: Path) -> dict[str, Any]:
@@ -135,7 +133,7 @@ def protocol(smoke: bool = False) -> Protocol:
     """The protocol; ``smoke``: the same units on a seconds-long setting."""
     settings = DmcsSettings()
     if smoke:
-        settings = settings.smoke_setting()
+        settings = settings.smoke_setting(chosen=True)
     variant = _variant(settings)
     units = [
         data_unit(settings),

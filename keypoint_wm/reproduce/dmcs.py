@@ -17,7 +17,16 @@ from keypoint_wm.presets import SMOKE_OVERRIDES
 from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
 from keypoint_wm.reproduce.protocol import OUT, Unit, UnitResult, fill
 
-__all__ = ["DmcsSettings", "Variant", "data_unit", "run_dir", "seed_results", "train_unit"]
+__all__ = [
+    "CHOSEN",
+    "DmcsSettings",
+    "Variant",
+    "chosen_variant",
+    "data_unit",
+    "run_dir",
+    "seed_results",
+    "train_unit",
+]
 
 PAPER_TASKS = (
     "acrobot-swingup",
@@ -27,6 +36,12 @@ PAPER_TASKS = (
     "walker-stand",
     "walker-walk",
 )
+
+CHOSEN = "struct"
+"""The Struct-VRNN variant chosen on the validation split (the state-probe and dream-fidelity
+pages): the world model that ships (``reproduce default-model``), that the agents read
+(``reproduce agents``) and that the reward table compares with CNN-VRNN (``reproduce
+rewards``)."""
 
 
 @dataclass(frozen=True)
@@ -81,17 +96,18 @@ class DmcsSettings:
     smoke: bool = False
 
     def smoke_setting(
-        self, seeds: tuple[int, ...] = (0,), variants: int | None = 1
+        self, seeds: tuple[int, ...] = (0,), variants: int | None = 1, chosen: bool = False
     ) -> DmcsSettings:
         """The same protocol on cartpole-balance, 16 episodes of 12 steps, ``seeds`` and the
-        first ``variants`` variants (None: all)."""
+        first ``variants`` variants (None: all), or with ``chosen`` the :data:`CHOSEN` one."""
+        kept = self.variants if variants is None else self.variants[:variants]
         return replace(
             self,
             tasks=("cartpole-balance",),
             episodes=16,
             steps=12,
             seeds=seeds,
-            variants=self.variants if variants is None else self.variants[:variants],
+            variants=(chosen_variant(self),) if chosen else kept,
             smoke=True,
         )
 
@@ -109,6 +125,11 @@ class DmcsSettings:
             "variants": {v.name: v.to_json() for v in self.variants},
             "smoke": self.smoke,
         }
+
+
+def chosen_variant(settings: DmcsSettings) -> Variant:
+    """The :data:`CHOSEN` variant of ``settings``."""
+    return next(v for v in settings.variants if v.name == CHOSEN)
 
 
 def data_path(settings: DmcsSettings) -> str:

@@ -22,6 +22,7 @@ import pytest
 from keypoint_wm.reproduce import agents, dream_fidelity, state_probe
 from keypoint_wm.reproduce.agents import AgentSettings, agent_figures, unit_name
 from keypoint_wm.reproduce.agents_page import BOOTSTRAP_REPS
+from keypoint_wm.reproduce.dmcs import CHOSEN
 from keypoint_wm.reproduce.pages import mean_ci_cell
 from keypoint_wm.reproduce.protocol import Protocol, UnitResult
 
@@ -36,11 +37,11 @@ def test_units_share_the_dmcs_world_model_and_count_100k_environment_steps():
     # The same data, world model and heads units as the other DMCS targets: one --out makes
     # each once.
     for other in (state_probe.protocol(), dream_fidelity.protocol()):
-        for name in ("data", "train-struct-seed0"):
+        for name in ("data", f"train-{CHOSEN}-seed0"):
             assert protocol.unit(name).digest == other.unit(name).digest
     assert (
-        protocol.unit("heads-struct-seed0").digest
-        == dream_fidelity.protocol().unit("heads-struct-seed0").digest
+        protocol.unit(f"heads-{CHOSEN}-seed0").digest
+        == dream_fidelity.protocol().unit(f"heads-{CHOSEN}-seed0").digest
     )
     runs = [u for u in protocol.units if u.name.startswith("agent-")]
     assert len(runs) == 4 * 4 * 3  # tasks x (random, state, latent, dream) x agent seeds
@@ -60,10 +61,10 @@ def test_units_share_the_dmcs_world_model_and_count_100k_environment_steps():
         assert flag["--variants"] != "pixels"  # the published row stands in on the CPU
         outs.add(flag["--out"])
         if flag["--variants"] == "dream":
-            assert unit.needs == ("heads-struct-seed0",)
-            assert flag["--heads"] == "{out}/runs/struct/seed_0/rewards_hidden+keypoints"
+            assert unit.needs == (f"heads-{CHOSEN}-seed0",)
+            assert flag["--heads"] == f"{{out}}/runs/{CHOSEN}/seed_0/rewards_hidden+keypoints"
         else:
-            assert unit.needs == ("train-struct-seed0",)
+            assert unit.needs == (f"train-{CHOSEN}-seed0",)
     assert len(outs) == len(runs)  # each resumes from its own checkpoint
 
 
@@ -106,7 +107,7 @@ def _records(protocol: Protocol, returns: Callable[[str, str, int], float]) -> d
         return UnitResult(protocol.name, name, unit.kind, unit.digest, unit.shown(), figures,
                           uses, "c0ffee", {"cpu": "test"}, 60.0, "")  # fmt: skip
 
-    records = {"train-struct-seed0": record("train-struct-seed0", {})}
+    records = {f"train-{CHOSEN}-seed0": record(f"train-{CHOSEN}-seed0", {})}
     settings = AgentSettings()
     for task in settings.tasks:
         for variant in settings.variants:

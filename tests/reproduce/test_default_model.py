@@ -16,6 +16,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 @pytest.mark.integration
 def test_default_model_smoke_exports_measures_and_ships(tmp_path):
     import keypoint_wm
+    from keypoint_wm.reproduce.dmcs import CHOSEN
 
     out = tmp_path / "out"
     command = [sys.executable, "-m", "keypoint_wm.cli", "reproduce", "default-model", "--out",
@@ -36,7 +37,9 @@ def test_default_model_smoke_exports_measures_and_ships(tmp_path):
     # The shipped weights are the measured export's, bit for bit.
     exported = out / "export" / "default" / "model.safetensors"
     assert (shipped / "model.safetensors").read_bytes() == exported.read_bytes()
-    assert records["ship"]["command"].startswith("keypoint-wm export --run OUT/runs/struct/")
+    # The chosen variant ships (keypoint_wm.reproduce.dmcs.CHOSEN).
+    ship = records["ship"]["command"]
+    assert ship.startswith(f"keypoint-wm export --run OUT/runs/{CHOSEN}/seed_0 ")
     assert "--out keypoint_wm/bundled/default" in records["ship"]["command"]
     assert (
         records["probe-export"]["uses"]["world_model"] == records["export"]["uses"]["world_model"]
