@@ -22,7 +22,8 @@ each the half-width; null for one run) and ``"per_run"`` (each run's own object)
 ``ci95`` inside a result keep their meaning (an interval over test windows of one run).
 
 A folder written by ``keypoint-wm train --seeds N --out OUT`` holds one run per seed in
-``OUT/seed_<s>/`` (:func:`keypoint_wm.replicas.replica_dir`); :func:`seed_runs` expands it.
+``OUT/seed_<s>/`` (:func:`keypoint_wm.replicas.replica_dir`); :func:`seed_runs` expands it
+(:mod:`keypoint_wm.run_groups`, which also groups runs into labelled variants).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 from keypoint_wm.differences import config_differences
 from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.metrics import mean_ci
+from keypoint_wm.run_groups import seed_runs  # its home; importable from here as before
 
 __all__ = [
     "OverSeeds",
@@ -225,30 +227,6 @@ class OverSeeds(Generic[R]):
 def as_seeds(result: R | OverSeeds[R]) -> OverSeeds[R]:
     """``result`` as an :class:`OverSeeds` (a single result becomes one run)."""
     return result if isinstance(result, OverSeeds) else OverSeeds.single(result)
-
-
-def seed_runs(path: str | Path, flag: str = "--run") -> list[Path]:
-    """The runs behind ``path``: itself when it is a run directory (``config.json``), else
-    its ``seed_<s>/`` runs (``train --seeds N --out OUT``) in seed order.
-
-    Raises:
-        UsageError: ``path`` is neither (the message names ``flag``).
-    """
-    path = Path(path)
-    if (path / "config.json").is_file():
-        return [path]
-    seeds = []
-    if path.is_dir():
-        for child in path.glob("seed_*"):
-            number = child.name.removeprefix("seed_")
-            if (child / "config.json").is_file() and number.lstrip("-").isdigit():
-                seeds.append((int(number), child))
-    if not seeds:
-        raise UsageError(
-            f"{flag} {path} is not a run directory written by `keypoint-wm train` (no "
-            "config.json) nor a folder of seed_<s>/ runs written by `keypoint-wm train --seeds N`"
-        )
-    return [child for _, child in sorted(seeds)]
 
 
 def check_one_variant(
