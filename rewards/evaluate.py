@@ -86,7 +86,6 @@ def _plan(
         UsageError: what :func:`~keypoint_wm.run_groups.group_runs` refuses; not one head
             directory or inputs per run where given; ``--heads`` for a folder of seed runs.
     """
-    variants = group_runs(runs, labels)
     if heads and len(heads) != len(runs):
         raise UsageError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
     if inputs and len(inputs) != len(runs):
@@ -94,6 +93,7 @@ def _plan(
             f"--inputs: give it once for every run or once per --run ({len(runs)}), "
             f"got {len(inputs)}"
         )
+    variants = group_runs(runs, labels)
     planned = []
     for variant in variants:
         members = []
