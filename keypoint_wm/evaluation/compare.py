@@ -6,10 +6,11 @@ the data hold ``true_object_pos``) and action recognition (when episodes carry a
 ``action`` label). A variant is one run, or several runs that are its training seeds: runs
 sharing a label, or the ``seed_<s>/`` runs of a ``train --seeds N`` folder
 (:func:`keypoint_wm.run_groups.group_runs`). Without labels, variants are named by their
-directories. The JSON holds every variant's full figures under ``"runs"`` (means over its
-seeds) and a summary ``"table"`` (``{metric: {variant: value}}``), also written as one
-Markdown table (mean ± 95% interval over seeds where a variant has several);
-:func:`plot_compare` draws one figure per metric.
+directories. The JSON holds every variant under ``"variants"`` in the layout of a
+one-variant ``evaluate`` command (its mean figures, ``"seed_ci95"`` and ``"per_run"``;
+:func:`keypoint_wm.evaluation.seeds.variants_json`) and a summary ``"table"``
+(``{metric: {variant: value}}``), also written as one Markdown table (mean ± 95% interval
+over seeds where a variant has several); :func:`plot_compare` draws one figure per metric.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from keypoint_wm.evaluation.seeds import (
     aggregate,
     check_one_variant,
     plus_minus,
+    variants_json,
 )
 from keypoint_wm.evaluation.tracking import TrackingResult
 from keypoint_wm.evaluation.video import VideoEvalConfig, VideoResult
@@ -143,7 +145,9 @@ class CompareResult:
     variants: dict[str, OverSeeds[RunEvaluation]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """Today's keys (``"runs"``: each variant's mean figures), plus ``"seed_ci95"``
+        """``"variants"``: ``{variant: its mean figures, "seed_ci95" and "per_run"}`` (the
+        layout of every ``evaluate`` command over seeds). Kept beside it for the scripts
+        that read them: ``"runs"`` (each variant's mean figures), ``"seed_ci95"``
         (``{"table": ..., "runs": {variant: half-widths or None}}``, null when every variant
         is one run) and ``"per_run"`` (``{variant: [each run's figures]}``)."""
         return {
@@ -160,6 +164,7 @@ class CompareResult:
                 "runs": {label: v.ci for label, v in self.variants.items()},
             },
             "per_run": {label: v.per_run for label, v in self.variants.items()},
+            "variants": variants_json(self.variants.items()),
         }
 
 

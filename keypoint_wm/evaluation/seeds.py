@@ -24,12 +24,15 @@ each the half-width; null for one run) and ``"per_run"`` (each run's own object)
 A folder written by ``keypoint-wm train --seeds N --out OUT`` holds one run per seed in
 ``OUT/seed_<s>/`` (:func:`keypoint_wm.replicas.replica_dir`); :func:`seed_runs` expands it
 (:mod:`keypoint_wm.run_groups`, which also groups runs into labelled variants).
+
+Commands that put several variants side by side (``evaluate compare``, ``rewards evaluate``)
+write each variant as this same object, under ``"variants"`` (:func:`variants_json`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -50,6 +53,7 @@ __all__ = [
     "check_one_variant",
     "plus_minus",
     "seed_runs",
+    "variants_json",
 ]
 
 
@@ -222,6 +226,22 @@ class OverSeeds(Generic[R]):
 
     def __iter__(self) -> Iterator[tuple[str, R]]:
         return iter(zip(self.runs, self.results, strict=True))
+
+
+def variants_json(variants: Iterable[tuple[str, OverSeeds[Any]]]) -> dict[str, Any]:
+    """``{variant name: its OverSeeds.to_json()}``: each variant of a side-by-side command in
+    the layout of a one-variant ``evaluate`` command (its mean object, ``"seed_ci95"`` and
+    ``"per_run"``), in the order given.
+
+    Raises:
+        ValueError: two variants share a name.
+    """
+    out: dict[str, Any] = {}
+    for name, variant in variants:
+        if name in out:
+            raise ValueError(f"two variants named {name!r}")
+        out[name] = variant.to_json()
+    return out
 
 
 def as_seeds(result: R | OverSeeds[R]) -> OverSeeds[R]:
