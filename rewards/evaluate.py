@@ -6,10 +6,11 @@ windows (the same windows and split as in training: window, stride, seed, fracti
 are read from each head). The error is the MSE divided by that of a null model predicting the
 mean training reward (paper Figure 8), per time step with a 95 % confidence interval over
 windows, and overall. Runs sharing a label are training seeds of one variant (as are the
-``seed_<s>/`` runs of a ``train --seeds N`` folder): each variant reports the mean over its
-seeds and the 95 % interval over them (:mod:`keypoint_wm.evaluation.seeds`). Output: a table
-(tasks x variants), a JSON object and a plot like Figure 8 (:mod:`keypoint_wm.rewards.report`,
-its names importable from here too).
+``seed_<s>/`` runs of a ``train --seeds N`` folder; :func:`keypoint_wm.run_groups.group_runs`,
+as in ``evaluate compare``): each variant reports the mean over its seeds and the 95 %
+interval over them (:mod:`keypoint_wm.evaluation.seeds`). Output: a table (tasks x
+variants), a JSON object and a plot like Figure 8 (:mod:`keypoint_wm.rewards.report`, its
+names importable from here too).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from keypoint_wm.errors import DataError, UsageError
-from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant, seed_runs
+from keypoint_wm.evaluation.seeds import OverSeeds, check_one_variant
 from keypoint_wm.model.device import resolve_device
 from keypoint_wm.reward_inputs import inputs_mismatch
 from keypoint_wm.rewards.fit import RewardTrainConfig, normalized_mse, predict
@@ -42,6 +43,7 @@ from keypoint_wm.rewards.sequences import (
     split_sequences,
 )
 from keypoint_wm.rewards.train import train_reward_heads
+from keypoint_wm.run_groups import Variant, group_runs
 
 __all__ = [
     "RewardEvaluation",
@@ -53,56 +55,37 @@ __all__ = [
 ]
 
 
-def _run_label(run: Path, config: Any) -> str:
+def _label(variant: Variant, config: Any) -> str:
+    """``--label``, else the variant's directory name and its model kind."""
+    if variant.labelled:
+        return variant.name
     names = {"keypoints": "Struct", "cnn": "CNN"}
     model = config.model
     kind = f"{names.get(model.representation, model.representation)}-{model.dynamics.upper()}"
-    return f"{run.name} ({kind})"
+    return f"{variant.name} ({kind})"
 
 
 @dataclass(frozen=True)
-class _Variant:
-    label: str | None  # None: named after ``given`` and its model
-    given: Path
+class _Planned:
+    """A variant of :func:`~keypoint_wm.run_groups.group_runs`, each seed with its heads."""
+
+    variant: Variant
     runs: list[tuple[Path, Path, str | None]]  # (run, its head directory, inputs of new heads)
 
 
-def _variants(
-    runs: list[str | Path],
-    labels: list[str] | None,
-    heads: list[str | Path] | None,
-    inputs: list[str] | None = None,
-) -> list[_Variant]:
-    """Runs grouped by label (each run its own variant without labels), seed folders
-    expanded (each seed with its own ``seed_<s>/rewards``)."""
-    variants: dict[str, _Variant] = {}
-    for i, given in enumerate(runs):
-        members = seed_runs(given, flag="--run")
-        if heads and members != [Path(given)]:
-            raise UsageError(
-                f"--heads {heads[i]}: --run {given} is a folder of seed runs; each seed's heads "
-                "are read from its own seed_<s>/rewards (leave --heads out)"
-            )
-        what = inputs[i] if inputs else None
-        pairs = [(m, Path(heads[i]) if heads else m / "rewards", what) for m in members]
-        key = labels[i] if labels else f"#{i}"
-        if key not in variants:
-            variants[key] = _Variant(labels[i] if labels else None, Path(given), [])
-        variants[key].runs.extend(pairs)
-    return list(variants.values())
-
-
-def _check_per_run(
+def _plan(
     runs: list[str | Path],
     labels: list[str] | None,
     heads: list[str | Path] | None,
     inputs: list[str] | None,
-) -> None:
-    """At least one run, and one label, head directory and inputs per run where given."""
-    if not runs:
-        raise UsageError("--run: give at least one run directory")
-    if labels and len(labels) != len(runs):
-        raise UsageError(f"--label: give one label per --run ({len(runs)}), got {len(labels)}")
+) -> list[_Planned]:
+    """The runs grouped into variants, each seed given the ``--heads`` and ``--inputs`` of
+    the ``--run`` it came from (a seed folder's seeds: each its own ``seed_<s>/rewards``).
+
+    Raises:
+        UsageError: what :func:`~keypoint_wm.run_groups.group_runs` refuses; not one head
+            directory or inputs per run where given; ``--heads`` for a folder of seed runs.
+    """
     if heads and len(heads) != len(runs):
         raise UsageError(f"--heads: give one directory per --run ({len(runs)}), got {len(heads)}")
     if inputs and len(inputs) != len(runs):
@@ -110,6 +93,20 @@ def _check_per_run(
             f"--inputs: give it once for every run or once per --run ({len(runs)}), "
             f"got {len(inputs)}"
         )
+    variants = group_runs(runs, labels)
+    planned = []
+    for variant in variants:
+        members = []
+        for seed in variant.seeds:
+            if heads and seed.run != seed.given:
+                raise UsageError(
+                    f"--heads {heads[seed.index]}: --run {seed.given} is a folder of seed runs; "
+                    "each seed's heads are read from its own seed_<s>/rewards (leave --heads out)"
+                )
+            head_root = Path(heads[seed.index]) if heads else seed.run / "rewards"
+            members.append((seed.run, head_root, inputs[seed.index] if inputs else None))
+        planned.append(_Planned(variant, members))
+    return planned
 
 
 def evaluate_reward_prediction(
@@ -144,23 +141,23 @@ def evaluate_reward_prediction(
         inputs: what the heads trained here read, one per run (overrides
             ``train_config.inputs``), e.g. Struct-VRNN's ``"hidden+keypoints"`` beside
             CNN-VRNN's ``"hidden+features"`` (each model's own representation of frame t).
-            A run given more than once (with other head directories) is observed once: its
-            windows are kept until its last use.
+            A run given in several variants (labelled apart, with other head directories) is
+            observed once: its windows are kept until its last use.
         held_out: datasets the world models never saw, whose every episode joins the test
             split's (:func:`~keypoint_wm.rewards.sequences.check_held_out`); heads are
             scored only with the held-out data they were trained with.
 
     Raises:
         DataError: a run has no heads (the message says how to train them).
-        UsageError: ``labels`` or ``heads`` do not match ``runs``; runs sharing a label
+        UsageError: ``labels``, ``heads`` or ``inputs`` do not match ``runs``; a run given
+            twice in one variant, or (without labels) twice at all; runs sharing a label
             have different model configs; a head reads another model's per-frame
             representation (``hidden+keypoints`` of a CNN-VRNN run, ``hidden+features`` of a
             Struct-VRNN one).
     """
     import keypoint_wm
 
-    _check_per_run(runs, labels, heads, inputs)
-    planned = _variants(runs, labels, heads, inputs)
+    planned = _plan(runs, labels, heads, inputs)
     # Windows observed by each run, kept while a later entry still reads the same run.
     uses: dict[Path, int] = {}
     for variant in planned:
@@ -172,14 +169,9 @@ def evaluate_reward_prediction(
     for variant in planned:
         scores: list[RunRewardScores] = []
         configs: list[dict[str, Any]] = []
-        hint = (
-            f" (both labelled {variant.label!r}; label them apart to compare them)"
-            if variant.label
-            else f" (seed runs of {variant.given})"
-        )
         for run, head_root, what in variant.runs:
             model = keypoint_wm.load(run, device=resolve_device(device), precision=precision)
-            label = variant.label or _run_label(variant.given, model.config)
+            label = _label(variant.variant, model.config)
             run_config = config if what is None else dataclasses.replace(config, inputs=what)
             same_run = run.resolve()
             collected = windows.setdefault(same_run, {})
@@ -190,7 +182,8 @@ def evaluate_reward_prediction(
             if not uses[same_run]:
                 del windows[same_run]
             configs.append(model.config.model.to_dict())
-            check_one_variant([r for r, _, _ in variant.runs[: len(configs)]], configs, hint)
+            seeds = [r for r, _, _ in variant.runs[: len(configs)]]
+            check_one_variant(seeds, configs, variant.variant.seed_hint)
         variants.append(OverSeeds(tuple(str(r) for r, _, _ in variant.runs), tuple(scores)))
     return RewardEvaluation(str(data_dir), variants)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from keypoint_wm.evaluation.seeds import OverSeeds, plus_minus
+from keypoint_wm.evaluation.seeds import OverSeeds, plus_minus, variants_json
 
 __all__ = [
     "METRIC",
@@ -122,10 +122,18 @@ class RewardEvaluation:
         """Every task some run has a head for, sorted."""
         return sorted({t for v in self.variants for r in v.results for t in r.tasks})
 
+    @property
+    def labels(self) -> list[str]:
+        """The variants' names (``--label``, else run directory and model kind), in order."""
+        return [v.results[0].label for v in self.variants]
+
     def to_json(self) -> dict[str, Any]:
-        """Today's keys (``"runs"``: one entry per variant, its mean over seeds), plus
-        ``"seed_ci95"`` (``{"runs": [half-widths per variant, or None for one run]}``, null
-        when every variant is one run) and ``"per_run"`` (every run's own entry)."""
+        """``"labels"`` and ``"variants"``: ``{label: its mean entry, "seed_ci95" and
+        "per_run"}`` (the layout of every ``evaluate`` command over seeds, as in
+        ``evaluate compare``). Kept beside them for the scripts that read them: ``"runs"``
+        (one entry per variant, its mean over seeds), ``"seed_ci95"`` (``{"runs":
+        [half-widths per variant, or None for one run]}``, null when every variant is one
+        run) and ``"per_run"`` (every run's own entry, all variants in one list)."""
         several = any(v.count > 1 for v in self.variants)
         return {
             "data": self.data,
@@ -135,13 +143,15 @@ class RewardEvaluation:
             "runs": [v.mean for v in self.variants],
             "seed_ci95": {"runs": [v.ci for v in self.variants]} if several else None,
             "per_run": [entry for v in self.variants for entry in v.per_run],
+            "labels": self.labels,
+            "variants": variants_json(zip(self.labels, self.variants, strict=True)),
         }
 
 
 def format_reward_table(result: RewardEvaluation) -> str:
     """Tasks x variants table of the overall normalised MSE (mean ± the half-width of its
     95% interval over seeds where a variant has several runs)."""
-    labels = [v.mean["label"] for v in result.variants]
+    labels = result.labels
     several = any(v.count > 1 for v in result.variants)
     width = max([12, *(len(label) + 2 for label in labels), *([17] if several else [])])
     title = "normalized reward MSE (MSE / null model's MSE; < 1 beats predicting the mean)"

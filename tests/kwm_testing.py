@@ -28,3 +28,25 @@ def key_paths(value: Any, prefix: str = "") -> set[str]:
         for item in value:
             paths |= key_paths(item, f"{prefix}[]")
     return paths
+
+
+SEED_SUMMARY = ("seed_ci95", "per_run")
+"""What a result over seeds adds to its mean object (keypoint_wm/evaluation/seeds.py)."""
+
+
+def variant_over_seeds(report: dict[str, Any], label: str, seeds: int) -> dict[str, Any]:
+    """The variant ``label`` of a side-by-side report (``evaluate compare``, ``rewards
+    evaluate``), asserted to be written as a one-variant ``evaluate`` command over seeds
+    writes its result: the mean object, ``"seed_ci95"`` (its keys, each a half-width over
+    seeds; null for one run) and ``"per_run"`` (one object of the same keys per seed run)."""
+    variant = report["variants"][label]
+    mean = {k: v for k, v in variant.items() if k not in SEED_SUMMARY}
+    assert set(variant) == set(mean) | set(SEED_SUMMARY)
+    assert len(variant["per_run"]) == seeds
+    assert all(set(run) == set(mean) for run in variant["per_run"])
+    if seeds == 1:  # one run: its own object, no interval
+        assert variant["seed_ci95"] is None and variant["per_run"] == [mean]
+    else:
+        assert set(variant["seed_ci95"]) == set(mean)
+        assert mean["run"] == [run["run"] for run in variant["per_run"]]
+    return variant

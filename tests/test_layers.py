@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
         "model",
     ),
     ("data",),
-    ("checkpoint", "summaries", "viz", "api", "bundled", "presets"),
+    ("checkpoint", "run_groups", "summaries", "viz", "api", "bundled", "presets"),
     ("evaluation", "rewards"),
     ("train", "train_step", "train_resume", "replicas", "benchmark"),
     ("collect", "envs"),

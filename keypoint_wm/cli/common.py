@@ -220,7 +220,7 @@ def seed_run_args(given: list[str], flag: str = "--run") -> list[str]:
     """Every run behind ``--run`` values ``given`` (seed folders expanded), each named as
     given where it is a run itself; a run given twice is refused (the message names
     ``flag``)."""
-    from keypoint_wm.evaluation.seeds import seed_runs
+    from keypoint_wm.run_groups import seed_runs
 
     runs = []
     for path in given:

@@ -90,9 +90,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Normalised reward MSE per task and time step, runs side by side; table, plot, JSON."""
-    from keypoint_wm.evaluation.seeds import seed_runs
     from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
     from keypoint_wm.rewards.report import format_reward_table, plot_reward_prediction
+    from keypoint_wm.run_groups import seed_runs
 
     for run in args.run:
         seed_runs(run)  # a run, or a folder of seed_<s>/ runs

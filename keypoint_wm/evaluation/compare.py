@@ -5,11 +5,12 @@ evaluated on the same data with the same settings: video metrics (always), track
 the data hold ``true_object_pos``) and action recognition (when episodes carry an
 ``action`` label). A variant is one run, or several runs that are its training seeds: runs
 sharing a label, or the ``seed_<s>/`` runs of a ``train --seeds N`` folder
-(:mod:`keypoint_wm.evaluation.seeds`). Without labels, variants are named by their
-directories. The JSON holds every variant's full figures under ``"runs"`` (means over its
-seeds) and a summary ``"table"`` (``{metric: {variant: value}}``), also written as one
-Markdown table (mean ± 95% interval over seeds where a variant has several);
-:func:`plot_compare` draws one figure per metric.
+(:func:`keypoint_wm.run_groups.group_runs`). Without labels, variants are named by their
+directories. The JSON holds every variant under ``"variants"`` in the layout of a
+one-variant ``evaluate`` command (its mean figures, ``"seed_ci95"`` and ``"per_run"``;
+:func:`keypoint_wm.evaluation.seeds.variants_json`) and a summary ``"table"``
+(``{metric: {variant: value}}``), also written as one Markdown table (mean ± 95% interval
+over seeds where a variant has several); :func:`plot_compare` draws one figure per metric.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from keypoint_wm.evaluation.seeds import (
     aggregate,
     check_one_variant,
     plus_minus,
-    seed_runs,
+    variants_json,
 )
 from keypoint_wm.evaluation.tracking import TrackingResult
 from keypoint_wm.evaluation.video import VideoEvalConfig, VideoResult
+from keypoint_wm.run_groups import group_runs
 
 METRICS = ("video", "tracking", "actions")
 # (table row, section, key, higher is better, description)
@@ -143,7 +145,9 @@ class CompareResult:
     variants: dict[str, OverSeeds[RunEvaluation]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """Today's keys (``"runs"``: each variant's mean figures), plus ``"seed_ci95"``
+        """``"variants"``: ``{variant: its mean figures, "seed_ci95" and "per_run"}`` (the
+        layout of every ``evaluate`` command over seeds). Kept beside it for the scripts
+        that read them: ``"runs"`` (each variant's mean figures), ``"seed_ci95"``
         (``{"table": ..., "runs": {variant: half-widths or None}}``, null when every variant
         is one run) and ``"per_run"`` (``{variant: [each run's figures]}``)."""
         return {
@@ -160,40 +164,8 @@ class CompareResult:
                 "runs": {label: v.ci for label, v in self.variants.items()},
             },
             "per_run": {label: v.per_run for label, v in self.variants.items()},
+            "variants": variants_json(self.variants.items()),
         }
-
-
-def run_labels(runs: list[str | Path]) -> list[str]:
-    """Directory names, made unique with their parent's name where two runs share one."""
-    names = [Path(r).resolve().name for r in runs]
-    labels = []
-    for run, name in zip(runs, names, strict=True):
-        labels.append(
-            f"{Path(run).resolve().parent.name}/{name}" if names.count(name) > 1 else name
-        )
-    if len(set(labels)) != len(labels):
-        raise UsageError(f"runs must be distinct directories, got {[str(r) for r in runs]}")
-    return labels
-
-
-def group_runs(runs: list[str | Path], labels: list[str] | None = None) -> dict[str, list[Path]]:
-    """``{variant label: its runs}``: runs sharing a label are seeds of one variant;
-    without labels each given run is its own variant, named by its directory. A folder of
-    ``seed_<s>/`` runs stands for all of them.
-
-    Raises:
-        UsageError: not one label per run, or a path that is not a run (nor seed folder).
-    """
-    if labels is not None and len(labels) != len(runs):
-        raise UsageError(f"--label: give one label per run ({len(runs)}), got {len(labels)}")
-    names = labels if labels is not None else run_labels(runs)
-    groups: dict[str, list[Path]] = {}
-    for name, run in zip(names, runs, strict=True):
-        groups.setdefault(name, []).extend(seed_runs(run, flag="--run"))
-    for name, members in groups.items():
-        if len({p.resolve() for p in members}) != len(members):
-            raise UsageError(f"--label {name}: a run is given twice: {[str(p) for p in members]}")
-    return groups
 
 
 def applicable_metrics(data_dir: str | Path, wanted: tuple[str, ...]) -> dict[str, str | None]:
@@ -276,7 +248,8 @@ def compare_runs(
     progress: bool = True,
     labels: list[str] | None = None,
 ) -> CompareResult:
-    """Evaluate every run on ``data_dir``, grouped into variants by :func:`group_runs`.
+    """Evaluate every run on ``data_dir``, grouped into variants by
+    :func:`keypoint_wm.run_groups.group_runs`.
 
     Each run is loaded on ``device`` in ``precision`` (see :func:`keypoint_wm.load`).
 
@@ -284,25 +257,18 @@ def compare_runs(
         UsageError: no runs, bad labels, or runs of one variant with different model configs.
     """
     config = config or CompareConfig()
-    if len(runs) < 1:
-        raise UsageError("compare needs at least one run")
     groups = group_runs(runs, labels)
     reasons = applicable_metrics(data_dir, config.metrics)
     variants: dict[str, OverSeeds[RunEvaluation]] = {}
-    for label, members in groups.items():
+    for group in groups:
+        members = group.runs
         results: list[RunEvaluation] = []
         for run in members:
             results.append(
                 _evaluate_run(run, data_dir, config, reasons, device, precision, progress)
             )
-            check_one_variant(
-                members[: len(results)],
-                [r.config for r in results],
-                hint=f" (both labelled {label!r}; label them apart to compare them)"
-                if labels
-                else f" (seed runs of the same --run, {label})",
-            )
-        variants[label] = OverSeeds(tuple(str(r) for r in members), tuple(results))
+            check_one_variant(members[: len(results)], [r.config for r in results], group.seed_hint)
+        variants[group.name] = OverSeeds(tuple(str(r) for r in members), tuple(results))
     table: dict[str, dict[str, float | None]] = {}
     table_ci: dict[str, dict[str, float | None]] = {}
     rows = []

@@ -22,13 +22,17 @@ each the half-width; null for one run) and ``"per_run"`` (each run's own object)
 ``ci95`` inside a result keep their meaning (an interval over test windows of one run).
 
 A folder written by ``keypoint-wm train --seeds N --out OUT`` holds one run per seed in
-``OUT/seed_<s>/`` (:func:`keypoint_wm.replicas.replica_dir`); :func:`seed_runs` expands it.
+``OUT/seed_<s>/`` (:func:`keypoint_wm.replicas.replica_dir`); :func:`seed_runs` expands it
+(:mod:`keypoint_wm.run_groups`, which also groups runs into labelled variants).
+
+Commands that put several variants side by side (``evaluate compare``, ``rewards evaluate``)
+write each variant as this same object, under ``"variants"`` (:func:`variants_json`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +43,7 @@ import numpy as np
 from keypoint_wm.differences import config_differences
 from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.metrics import mean_ci
+from keypoint_wm.run_groups import seed_runs  # its home; importable from here as before
 
 __all__ = [
     "OverSeeds",
@@ -48,6 +53,7 @@ __all__ = [
     "check_one_variant",
     "plus_minus",
     "seed_runs",
+    "variants_json",
 ]
 
 
@@ -222,33 +228,25 @@ class OverSeeds(Generic[R]):
         return iter(zip(self.runs, self.results, strict=True))
 
 
+def variants_json(variants: Iterable[tuple[str, OverSeeds[Any]]]) -> dict[str, Any]:
+    """``{variant name: its OverSeeds.to_json()}``: each variant of a side-by-side command in
+    the layout of a one-variant ``evaluate`` command (its mean object, ``"seed_ci95"`` and
+    ``"per_run"``), in the order given.
+
+    Raises:
+        ValueError: two variants share a name.
+    """
+    out: dict[str, Any] = {}
+    for name, variant in variants:
+        if name in out:
+            raise ValueError(f"two variants named {name!r}")
+        out[name] = variant.to_json()
+    return out
+
+
 def as_seeds(result: R | OverSeeds[R]) -> OverSeeds[R]:
     """``result`` as an :class:`OverSeeds` (a single result becomes one run)."""
     return result if isinstance(result, OverSeeds) else OverSeeds.single(result)
-
-
-def seed_runs(path: str | Path, flag: str = "--run") -> list[Path]:
-    """The runs behind ``path``: itself when it is a run directory (``config.json``), else
-    its ``seed_<s>/`` runs (``train --seeds N --out OUT``) in seed order.
-
-    Raises:
-        UsageError: ``path`` is neither (the message names ``flag``).
-    """
-    path = Path(path)
-    if (path / "config.json").is_file():
-        return [path]
-    seeds = []
-    if path.is_dir():
-        for child in path.glob("seed_*"):
-            number = child.name.removeprefix("seed_")
-            if (child / "config.json").is_file() and number.lstrip("-").isdigit():
-                seeds.append((int(number), child))
-    if not seeds:
-        raise UsageError(
-            f"{flag} {path} is not a run directory written by `keypoint-wm train` (no "
-            "config.json) nor a folder of seed_<s>/ runs written by `keypoint-wm train --seeds N`"
-        )
-    return [child for _, child in sorted(seeds)]
 
 
 def check_one_variant(

@@ -176,18 +176,24 @@ COMPARE |= under("rows", {"[].metric", "[].higher_is_better", "[].description"})
 
 
 def compare_with_seeds(keys: set[str], labels: tuple[str, ...]) -> set[str]:
-    """Over seeds: ``seed_ci95`` (null: one run per variant) and ``per_run.<label>[]``
-    holding each run's keys (those under ``runs.<label>``)."""
-    out = keys | {"seed_ci95", "per_run"}
+    """Over seeds: ``seed_ci95`` (null: one run per variant), ``per_run.<label>[]`` holding
+    each run's keys (those under ``runs.<label>``), and ``variants.<label>``: those keys in
+    the layout of a one-variant command over seeds (:func:`with_seeds`)."""
+    out = keys | {"seed_ci95", "per_run", "variants"}
     for label in labels:
         inner = {k.removeprefix(f"runs.{label}.") for k in keys if k.startswith(f"runs.{label}.")}
         out |= under(f"per_run.{label}", {f"[].{k}" for k in inner})
+        out |= under(f"variants.{label}", with_seeds(inner))
     return out
 
 
 def assert_one_run_per_variant(report: dict[str, Any]) -> None:
     assert report["seed_ci95"] is None
     assert report["per_run"] == {label: [entry] for label, entry in report["runs"].items()}
+    assert report["variants"] == {
+        label: {**entry, "seed_ci95": None, "per_run": [entry]}
+        for label, entry in report["runs"].items()
+    }
 
 
 def test_compare_layout_two_runs_on_basketball(tiny_run, rnn_run, basketball_dir, tmp_path):

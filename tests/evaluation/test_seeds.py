@@ -16,7 +16,7 @@ from keypoint_wm.evaluation.seeds import (
     aggregate,
     check_one_variant,
     plus_minus,
-    seed_runs,
+    variants_json,
 )
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182}  # Student's t, 97.5% quantile, by degrees of freedom
@@ -123,22 +123,15 @@ def test_plus_minus_shows_the_interval_only_where_there_is_one():
     assert plus_minus(None, 0.5) == "-"
 
 
-def test_a_seed_folder_stands_for_its_runs_in_seed_order(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text("{}")
-    assert seed_runs(run) == [run]
-    out = tmp_path / "out"
-    for seed in (10, 9, 11):
-        (out / f"seed_{seed}").mkdir(parents=True)
-        (out / f"seed_{seed}" / "config.json").write_text("{}")
-    (out / "seed_x").mkdir()  # not a replica: ignored
-    (out / "seed_12").mkdir()  # no config.json (not trained yet): ignored
-    assert seed_runs(out) == [out / "seed_9", out / "seed_10", out / "seed_11"]
-    with pytest.raises(UsageError, match="--run .* nor a folder of seed_<s>/ runs"):
-        seed_runs(tmp_path / "missing")
-    with pytest.raises(UsageError, match="^RUN "):
-        seed_runs(out / "seed_x", flag="RUN")
+def test_side_by_side_variants_are_each_written_as_one_variant_is():
+    two = OverSeeds(("out/seed_0", "out/seed_1"), (_Figures(1.0, 8), _Figures(2.0, 8)))
+    one = OverSeeds(("runs/rnn",), (_Figures(0.3, 8),))
+    payload = variants_json([("vrnn", two), ("rnn", one)])
+    assert list(payload) == ["vrnn", "rnn"]
+    assert payload == {"vrnn": two.to_json(), "rnn": one.to_json()}
+    assert payload["rnn"]["seed_ci95"] is None and len(payload["vrnn"]["per_run"]) == 2
+    with pytest.raises(ValueError, match="two variants named 'rnn'"):
+        variants_json([("rnn", two), ("rnn", one)])
 
 
 def test_runs_with_different_models_are_refused_as_seeds_of_one_variant():

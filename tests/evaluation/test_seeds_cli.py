@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kwm_testing import SEED_SUMMARY, variant_over_seeds
 
 pytestmark = pytest.mark.integration
 
@@ -148,6 +149,17 @@ def test_compare_groups_runs_by_label(seeds_out, rnn_run, basketball_dir, tmp_pa
     report = figures_of(out)
     assert report["labels"] == ["vrnn", "rnn"]
     assert [len(report["per_run"][label]) for label in ("vrnn", "rnn")] == [2, 1]
+    # Each variant as a one-variant command writes itself (as `rewards evaluate` does too),
+    # beside the keys kept from before: the same mean, half-widths and runs.
+    vrnn = variant_over_seeds(report, "vrnn", 2)
+    assert vrnn["run"] == [str(seeds_out / "seed_3"), str(seeds_out / "seed_4")]
+    assert {k: v for k, v in vrnn.items() if k not in SEED_SUMMARY} == report["runs"]["vrnn"]
+    assert vrnn["seed_ci95"] == report["seed_ci95"]["runs"]["vrnn"]
+    assert vrnn["per_run"] == report["per_run"]["vrnn"]
+    assert vrnn["seed_ci95"]["video"]["psnr_closest"] == pytest.approx(
+        report["seed_ci95"]["table"]["psnr_closest"]["vrnn"]
+    )
+    assert variant_over_seeds(report, "rnn", 1)["per_run"] == report["per_run"]["rnn"]
     seeds = [r["video"]["psnr_closest"] for r in report["per_run"]["vrnn"]]
     assert report["table"]["psnr_closest"]["vrnn"] == pytest.approx(np.mean(seeds), rel=1e-12)
     assert report["seed_ci95"]["table"]["psnr_closest"]["vrnn"] == pytest.approx(

@@ -73,5 +73,14 @@ def test_evaluate_layout(heads, tmp_path):
     expected = {"data", "metric", "tasks", "note", "runs"} | {f"runs[].{k}" for k in entry}
     # Over seeds: seed_ci95 (null: each run its own variant) and each run's entry.
     expected |= {"seed_ci95", "per_run"} | {f"per_run[].{k}" for k in entry}
+    # The variants by label, each in the layout of a one-variant command over seeds (as in
+    # `evaluate compare`): an unlabelled run is named by its directory and model kind.
+    (label,) = report["labels"]
+    assert label == f"{run.name} (Struct-VRNN)"
+    over_seeds = entry | {"seed_ci95"} | {"per_run"} | {f"per_run[].{k}" for k in entry}
+    expected |= {"labels", "variants", f"variants.{label}"}
+    expected |= {f"variants.{label}.{k}" for k in over_seeds}
     assert key_paths(report) == expected
     assert report["seed_ci95"] is None and report["per_run"] == report["runs"]
+    (one,) = report["runs"]
+    assert report["variants"] == {label: {**one, "seed_ci95": None, "per_run": [one]}}

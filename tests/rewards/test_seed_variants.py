@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from kwm_testing import SEED_SUMMARY, variant_over_seeds
 from latent_testing import tiny_dmc_data, tiny_dmc_run
 
 pytestmark = pytest.mark.integration
@@ -46,6 +47,12 @@ def test_runs_sharing_a_label_are_averaged_with_their_interval(two_seeds, tmp_pa
     variant, half = report["runs"][0], report["seed_ci95"]["runs"][0]
     assert variant["label"] == "struct" and variant["run"] == [str(run), str(other)]
     assert [r["label"] for r in report["per_run"]] == ["struct", "struct"]
+    # The variant as a one-variant command writes itself (as `evaluate compare` does too),
+    # beside the keys kept from before: the same mean, half-widths and runs.
+    assert report["labels"] == ["struct"]
+    seeds = variant_over_seeds(report, "struct", 2)
+    assert {k: v for k, v in seeds.items() if k not in SEED_SUMMARY} == variant
+    assert seeds["seed_ci95"] == half and seeds["per_run"] == report["per_run"]
     scored = 0
     for task in ("cartpole-balance", "reacher-easy"):
         values = [r["tasks"][task]["normalized_mse"] for r in report["per_run"]]
