@@ -179,7 +179,7 @@ def _page(results: dict[str, UnitResult]) -> str:
         "default-model",
         "The shipped default model",
         f"The `dmcs-cpu` variant `{CHOSEN}` (chosen on the validation split of the "
-        "state-probe page), seed 0, trained on all six tasks of the DMCS protocol, exported "
+        "state-probe page and on the dream-fidelity page), seed 0, trained on all six tasks of the DMCS protocol, exported "
         "in float16 with its reward heads (`rewards_hidden+keypoints`) into "
         "`keypoint_wm/bundled/default`: what `keypoint_wm.load()`, the `-latent-v0` env ids "
         "and `LatentObservation(env)` use when given no run.",

@@ -37,7 +37,7 @@ PAPER_TASKS = (
     "walker-walk",
 )
 
-CHOSEN = "struct"
+CHOSEN = "struct-hm32"
 """The Struct-VRNN variant chosen on the validation split (the state-probe and dream-fidelity
 pages): the world model that ships (``reproduce default-model``), that the agents read
 (``reproduce agents``) and that the reward table compares with CNN-VRNN (``reproduce
