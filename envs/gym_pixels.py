@@ -19,6 +19,7 @@ The ``state`` stored beside the frames is the env's own observation when that is
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,11 +52,21 @@ def make_render_env(name: str, kwargs: dict[str, Any] | None = None) -> gymnasiu
         ValueError: the id is unknown or its module cannot be imported, or making it fails;
             the message is Gymnasium's (or Python's) in one line.
     """
+    _headless_sdl()
     try:
         return gymnasium.make(name, render_mode="rgb_array", **(kwargs or {}))
     except (gymnasium.error.Error, ImportError, TypeError, ValueError) as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot make {name!r}: {text}") from None
+
+
+def _headless_sdl() -> None:
+    """Without a display, SDL's dummy video driver for pygame (classic control's renderer):
+    an ``rgb_array`` frame needs no window, and SDL's probe of the window systems prints an
+    error line per env made ("XDG_RUNTIME_DIR is invalid") otherwise. A driver the user
+    chose (``SDL_VIDEODRIVER``) is left alone."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def flat_state_size(space: spaces.Space) -> int | None:
