@@ -21,6 +21,7 @@ time step of the frame; for any other env its own observation when that is a fla
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +40,11 @@ __all__ = [
     "EnvState",
     "RandomActions",
     "RenderedFrames",
+    "RenderedPixels",
     "UnsupportedActionSpace",
     "flat_state_size",
+    "is_registered",
+    "make_gym_env",
     "make_render_env",
     "render_frame",
     "restart_renderer",
@@ -79,14 +83,43 @@ def make_render_env(name: str, kwargs: dict[str, Any] | None = None) -> gymnasiu
         ValueError: the id is unknown or its module cannot be imported, or making it fails;
             the message is Gymnasium's (or Python's) in one line.
     """
+    return make_gym_env(name, kwargs, render_mode="rgb_array")
+
+
+def make_gym_env(
+    name: str, kwargs: dict[str, Any] | None = None, *, render_mode: str | None = None
+) -> gymnasium.Env:
+    """``gymnasium.make(name, render_mode=render_mode, **kwargs)``, registering ale-py's
+    games first for an ``ALE/...`` id (``render_mode=None``: an env that renders nothing,
+    e.g. the state agent's of ``evaluate agents``).
+
+    Raises:
+        ValueError: as :func:`make_render_env`.
+    """
     _headless_sdl()
     try:
         if name.rpartition(":")[2].startswith(ALE_PREFIX):
             _register_ale()
-        return gymnasium.make(name, render_mode="rgb_array", **(kwargs or {}))
+        return gymnasium.make(name, render_mode=render_mode, **(kwargs or {}))
     except (gymnasium.error.Error, ImportError, TypeError, ValueError) as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot make {name!r}: {text}") from None
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a Gymnasium id that :func:`make_render_env` can make: registered
+    (``module:ID``: once ``module`` is imported; ``ALE/...``: once ale-py registered its
+    games). Imports that module (or ale-py) as a side effect."""
+    module, _, env_id = name.rpartition(":")
+    try:
+        if module:
+            importlib.import_module(module)
+        if env_id.startswith(ALE_PREFIX):
+            _register_ale()
+        gymnasium.spec(env_id)
+    except (ImportError, gymnasium.error.Error):
+        return False
+    return True
 
 
 def _register_ale() -> None:
@@ -212,6 +245,32 @@ class RenderedFrames:
         if not isinstance(frame, np.ndarray):
             raise ValueError(f"env.render() returned {type(frame).__name__}, not an RGB array")
         return fit_frames(frame[None], self.size, self.crop)[0]
+
+
+class RenderedPixels(gymnasium.ObservationWrapper):
+    """An env made with ``render_mode="rgb_array"`` whose observations are its rendered
+    frames, as ``collect --env`` stored them: uint8 ``[size, size, 3]``
+    (:class:`RenderedFrames`: ``render()`` cropped by ``crop`` and area-resized).
+
+    Every ``reset`` restarts a MuJoCo env's renderer (:func:`restart_renderer`), so that an
+    episode's frames are those of a new env, as in the collected data. What
+    ``evaluate agents`` trains its pixel and latent agents on for a Gymnasium id.
+    """
+
+    def __init__(self, env: gymnasium.Env, size: int, crop: FrameCrop | None = None) -> None:
+        super().__init__(env)
+        self._frames = RenderedFrames(env, size, crop)
+        self.observation_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        restart_renderer(self.env)
+        return self.observation(observation), info
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return self._frames()
 
 
 @dataclass(frozen=True)
