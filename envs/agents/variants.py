@@ -246,6 +246,13 @@ def _dream_data(task: str, setup: AgentSetup) -> Path:
     return setup.data / task
 
 
+def _latent(venv: VecEnv, task: str, setup: AgentSetup) -> LatentVecEnv:
+    """The latent wrapper of the task's pixel envs: a Gymnasium id's frames come already
+    cropped and resized as collected (:class:`RenderedPixels`), a DMCS task's at the
+    model's size: neither is resized again."""
+    return LatentVecEnv(venv, setup.model, features=setup.config.features, resize=False)
+
+
 def train_env(
     variant: str, task: str, setup: AgentSetup, seed: int, head: RewardHead | None = None
 ) -> VecEnv:
@@ -262,7 +269,7 @@ def train_env(
         return VecTransposeImage(_vec(_pixel_env(task, setup, replayable=True), n, base))
     if variant == "latent":
         venv = _vec(_pixel_env(task, setup, replayable=True), n, base)
-        return LatentVecEnv(venv, setup.model, features=setup.config.features)
+        return _latent(venv, task, setup)
     if variant == "dream":
         if head is None:
             head, _ = reward_head_for(task, setup)
@@ -296,7 +303,7 @@ def eval_env(variant: str, task: str, setup: AgentSetup) -> VecEnv:
         return VecTransposeImage(_vec(_pixel_env(task, setup), n))
     if variant in ("latent", "dream"):
         venv = _vec(_pixel_env(task, setup), n)
-        return LatentVecEnv(venv, setup.model, features=setup.config.features)
+        return _latent(venv, task, setup)
     raise ValueError(f"unknown variant {variant!r}")
 
 

@@ -160,3 +160,37 @@ def test_killed_units_of_a_gymnasium_id_resume_bitwise_as_never_stopped(run, tmp
             checkpoint = partial / "checkpoints" / f"step_{int(step):08d}"
             assert f"resuming from {checkpoint} ({step} steps)" in output, (plan, output)
     assert results_and_digests(out) == results_and_digests(never)
+
+
+def test_the_latent_variant_sees_what_latent_observation_sees(run):
+    """The latent agent's env (LatentVecEnv over RenderedPixels) gives the observations
+    LatentObservation gives on the user's own env, for the same seed and actions."""
+    import gymnasium
+
+    import keypoint_wm
+    from keypoint_wm.envs import LatentObservation
+    from keypoint_wm.envs.agents.variants import AgentEvalConfig, AgentSetup, eval_env
+
+    model = keypoint_wm.load(run, device="cpu")
+    kwargs = {"width": 40, "height": 40}
+    config = AgentEvalConfig(tasks=(MUJOCO_ENV,), eval_episodes=1)
+    setup = AgentSetup(
+        model, config, 1, model.device, None, (),
+        gym_ids={MUJOCO_ENV: MUJOCO_ENV}, env_kwargs=kwargs,
+    )  # fmt: skip
+    venv = eval_env("latent", MUJOCO_ENV, setup)  # what the latent agent is scored on
+    own = LatentObservation(gymnasium.make(MUJOCO_ENV, render_mode="rgb_array", **kwargs), model)
+    venv.seed(5)
+    vec_obs = venv.reset()
+    obs, _ = own.reset(seed=5)
+    np.testing.assert_allclose(vec_obs[0], obs, atol=1e-6)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        action = rng.uniform(-3, 3, (1,)).astype(np.float32)
+        vec_obs, _, dones, _ = venv.step(action[None])
+        obs, _, terminated, truncated, _ = own.step(action)
+        if dones[0] or terminated or truncated:
+            break
+        np.testing.assert_allclose(vec_obs[0], obs, atol=1e-6)
+    venv.close()
+    own.close()
