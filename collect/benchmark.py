@@ -31,10 +31,9 @@ EPISODE_STEPS = 99  # 100 frames per episode file
 def raw_suite_fps(tasks: list[str], frames: int, size: int = 64, seed: int = 0) -> float:
     """Frames/s of a plain dm_control loop over ``tasks`` (``frames`` in all, split evenly)."""
     from keypoint_wm.envs import parse_task_name
-    from keypoint_wm.envs.gl import ensure_gl_backend
+    from keypoint_wm.envs.gl import dm_control_suite
 
-    ensure_gl_backend()
-    from dm_control import suite
+    suite = dm_control_suite()
 
     rng = np.random.default_rng(seed)
     per_task = math.ceil(frames / len(tasks))

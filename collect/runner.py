@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -50,6 +50,9 @@ from keypoint_wm.data.episodes import (
 )
 from keypoint_wm.errors import Stopped
 from keypoint_wm.stop_signals import stop_requests
+
+if TYPE_CHECKING:
+    from keypoint_wm.envs.gym_pixels import EnvState
 
 MANIFEST_FORMAT = "keypoint-wm/episodes-v1"
 WRITER_SUFFIX = ".writer"
@@ -155,7 +158,7 @@ def _close_cached_envs() -> None:
         _ENVS.popitem()[1].close()
 
 
-def _gym_metadata(name: str, env: Any, config: CollectConfig, state_size: int | None) -> dict:
+def _gym_metadata(name: str, env: Any, config: CollectConfig, state: EnvState | None) -> dict:
     """What an ``--env`` episode's metadata (and the manifest's task entry) says of it."""
     from keypoint_wm.data.state_layout import layout_from_sizes
 
@@ -173,8 +176,9 @@ def _gym_metadata(name: str, env: Any, config: CollectConfig, state_size: int | 
         "fps": None if fps is None else float(fps),
         "object_names": [],
         "state_keys": []
-        if state_size is None
-        else [part.to_json() for part in layout_from_sizes([("observation", state_size)])],
+        if state is None
+        else [part.to_json() for part in layout_from_sizes(state.parts)],
+        **({} if state is None else state.metadata),
     }
 
 
@@ -209,30 +213,26 @@ def _collect_gym_episode(name: str, job: EpisodeJob, config: CollectConfig) -> t
     across ``reset`` (a MuJoCo env's tracking camera moves on from where the last episode
     left it), and an episode's bytes must depend on its seed alone, not on which episodes
     the worker collected before."""
-    from keypoint_wm.envs.gym_pixels import RenderedFrames, flat_state_size
+    from keypoint_wm.envs.gym_pixels import RenderedFrames, state_source
 
     env = _make_gym_env(name, config)
     try:
-        state_size = flat_state_size(env.observation_space)
-        metadata = {**_gym_metadata(name, env, config, state_size), "index": job.index}
+        state = state_source(env)
+        metadata = {**_gym_metadata(name, env, config, state), "index": job.index}
         episode = random_rollout(
             env,
             config.steps,
             job.seed,
             metadata,
             frame=RenderedFrames(env, config.size, config.frame_crop()),
-            state=None if state_size is None else _observation_state,
+            state=None if state is None else state.read,
             may_end=True,
-            versions=("gymnasium",),
+            versions=("gymnasium", "ale-py") if hasattr(env.unwrapped, "ale") else ("gymnasium",),
         )
     finally:
         _close_gym_env(env)
     path = save_episode(config.out / job.relative_path(), episode)
     return episode.num_frames, path.stat().st_size
-
-
-def _observation_state(observation: Any, info: dict[str, Any]) -> Any:
-    return np.asarray(observation, np.float32).reshape(-1)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -315,7 +315,7 @@ def _gym_task_info(name: str, config: CollectConfig) -> dict[str, Any]:
         RandomActions,
         RenderedFrames,
         UnsupportedActionSpace,
-        flat_state_size,
+        state_source,
     )
 
     env = _make_gym_env(name, config)
@@ -330,8 +330,7 @@ def _gym_task_info(name: str, config: CollectConfig) -> dict[str, Any]:
             RenderedFrames(env, config.size, config.frame_crop())()
         except ValueError as error:
             raise CollectError(f"--env {name}: {error}") from None
-        state_size = flat_state_size(env.observation_space)
-        metadata = _gym_metadata(name, env, config, state_size)
+        metadata = _gym_metadata(name, env, config, state_source(env))
         limit = env.spec.max_episode_steps if env.spec is not None else None
         return {
             "action_size": actions.size,

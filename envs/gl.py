@@ -8,6 +8,13 @@ import; the environments in this package call it right before their lazy dm_cont
 and needs no extra packages, so it is the default here. ``MUJOCO_GL=osmesa`` needs Debian's
 ``libosmesa6``; ``MUJOCO_GL=glfw`` needs a display.
 
+:func:`dm_control_suite` is also where the package keeps a dependency's deprecation out of
+the user's log: the suite's own ``cheetah.xml`` sets ``<compiler settotalmass=...>``, which
+MuJoCo 3.x's compiler deprecates; dm_control logs MuJoCo's warning through absl ("WARNING:absl:
+compiler attribute 'settotalmass' is deprecated ...") every time a cheetah model is compiled.
+Nothing a user can change causes it, so that one message is dropped (:class:`_SuiteDeprecations`,
+a filter on absl's logger, installed once); every other absl or MuJoCo warning still shows.
+
 Failures surface in different places and with different exception types (a ``RuntimeError``
 from dm_control for an unknown backend name, an ``AttributeError`` from PyOpenGL when
 ``libOSMesa`` is missing, a ``mujoco.FatalError`` when no context can be made, ...).
@@ -18,6 +25,7 @@ from dm_control for an unknown backend name, an ``AttributeError`` from PyOpenGL
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -104,7 +112,25 @@ def dm_control_suite() -> ModuleType:
         raise _backend_error("Could not load the OpenGL backend", error) from error
     except Exception as error:  # unknown MUJOCO_GL value, missing libOSMesa, ...
         raise _backend_error("Could not load the OpenGL backend", error) from error
+    _quiet_suite_deprecations()
     return suite
+
+
+class _SuiteDeprecations(logging.Filter):
+    """Drops the deprecation warnings MuJoCo's compiler gives for the suite's own model files
+    (module doc): those whose message starts with one of :attr:`PREFIXES`."""
+
+    PREFIXES = ("compiler attribute 'settotalmass' is deprecated",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.PREFIXES)
+
+
+def _quiet_suite_deprecations() -> None:
+    """Put a :class:`_SuiteDeprecations` on absl's logger (dm_control's), once per process."""
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, _SuiteDeprecations) for f in logger.filters):
+        logger.addFilter(_SuiteDeprecations())
 
 
 @contextlib.contextmanager

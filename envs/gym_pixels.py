@@ -13,13 +13,18 @@ each step's frame from ``env.render()`` (cropped and area-resized by
 - ``Discrete(n)``: a uniform choice, stored one-hot (``[n]``), as the wrappers feed it;
 - anything else is refused (:class:`UnsupportedActionSpace`).
 
-The ``state`` stored beside the frames is the env's own observation when that is a flat
-(1-D) ``Box`` (Gymnasium MuJoCo: joint positions then velocities), else nothing.
+The ``state`` stored beside the frames (:func:`state_source`) is, for an Atari game of
+``ale-py`` (``ALE/...`` ids, registered when one is asked for), its 128 bytes of RAM at the
+time step of the frame; for any other env its own observation when that is a flat (1-D)
+``Box`` (Gymnasium MuJoCo: joint positions then velocities; classic control), else nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium
@@ -29,15 +34,42 @@ from gymnasium import spaces
 from keypoint_wm.data.frames import FrameCrop, fit_frames
 
 __all__ = [
+    "ALE_PREFIX",
+    "ATARI_RAM_BYTES",
     "ActionUnits",
+    "EnvState",
     "RandomActions",
     "RenderedFrames",
+    "RenderedPixels",
     "UnsupportedActionSpace",
     "flat_state_size",
+    "is_registered",
+    "make_gym_env",
     "make_render_env",
     "render_frame",
     "restart_renderer",
+    "state_source",
 ]
+
+ALE_PREFIX = "ALE/"
+"""The namespace of ale-py's Atari games (``ALE/Pong-v5``): registered on first use."""
+
+ATARI_RAM_BYTES: dict[str, dict[str, int]] = {
+    "pong": {
+        "player_y": 51,
+        "player_x": 46,
+        "enemy_y": 50,
+        "enemy_x": 45,
+        "ball_x": 49,
+        "ball_y": 54,
+        "enemy_score": 13,
+        "player_score": 14,
+    },
+}
+"""Per ale-py game, the RAM bytes known to hold named quantities (the index into ``state``),
+as annotated by AtariARI (Anand et al., 2019, "Unsupervised State Representation Learning
+in Atari"); stored in an episode's metadata as ``"ram_bytes"``. Pong's ball and player
+bytes are checked against its frames in tests/collect/test_env_families.py."""
 
 
 class UnsupportedActionSpace(ValueError):
@@ -51,11 +83,64 @@ def make_render_env(name: str, kwargs: dict[str, Any] | None = None) -> gymnasiu
         ValueError: the id is unknown or its module cannot be imported, or making it fails;
             the message is Gymnasium's (or Python's) in one line.
     """
+    return make_gym_env(name, kwargs, render_mode="rgb_array")
+
+
+def make_gym_env(
+    name: str, kwargs: dict[str, Any] | None = None, *, render_mode: str | None = None
+) -> gymnasium.Env:
+    """``gymnasium.make(name, render_mode=render_mode, **kwargs)``, registering ale-py's
+    games first for an ``ALE/...`` id (``render_mode=None``: an env that renders nothing,
+    e.g. the state agent's of ``evaluate agents``).
+
+    Raises:
+        ValueError: as :func:`make_render_env`.
+    """
+    _headless_sdl()
     try:
-        return gymnasium.make(name, render_mode="rgb_array", **(kwargs or {}))
+        if name.rpartition(":")[2].startswith(ALE_PREFIX):
+            _register_ale()
+        return gymnasium.make(name, render_mode=render_mode, **(kwargs or {}))
     except (gymnasium.error.Error, ImportError, TypeError, ValueError) as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot make {name!r}: {text}") from None
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a Gymnasium id that :func:`make_render_env` can make: registered
+    (``module:ID``: once ``module`` is imported; ``ALE/...``: once ale-py registered its
+    games). Imports that module (or ale-py) as a side effect."""
+    module, _, env_id = name.rpartition(":")
+    try:
+        if module:
+            importlib.import_module(module)
+        if env_id.startswith(ALE_PREFIX):
+            _register_ale()
+        gymnasium.spec(env_id)
+    except (ImportError, gymnasium.error.Error):
+        return False
+    return True
+
+
+def _register_ale() -> None:
+    """Register ale-py's ``ALE/...`` games with Gymnasium (once) and quiet its banner.
+
+    Raises:
+        ImportError: ale-py is not installed.
+    """
+    import ale_py  # registers the games on import
+
+    gymnasium.register_envs(ale_py)  # (says so: a no-op that uses the import)
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
+
+
+def _headless_sdl() -> None:
+    """Without a display, SDL's dummy video driver for pygame (classic control's renderer):
+    an ``rgb_array`` frame needs no window, and SDL's probe of the window systems prints an
+    error line per env made ("XDG_RUNTIME_DIR is invalid") otherwise. A driver the user
+    chose (``SDL_VIDEODRIVER``) is left alone."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def flat_state_size(space: spaces.Space) -> int | None:
@@ -63,6 +148,55 @@ def flat_state_size(space: spaces.Space) -> int | None:
     if isinstance(space, spaces.Box) and len(space.shape) == 1 and space.dtype.kind in "fiu":
         return int(space.shape[0])
     return None
+
+
+@dataclass(frozen=True)
+class EnvState:
+    """What an env's episodes store as ``state``: float32 ``[D]`` per frame.
+
+    ``parts`` names its slices in storage order (``(name, size)``, the metadata's
+    ``"state_keys"`` through :func:`keypoint_wm.data.state_layout.layout_from_sizes`);
+    ``read(observation, info)`` gives the vector of the time step just reset to or stepped
+    to; ``metadata`` is more for the episode's metadata (``"ram_bytes"`` of a known game)."""
+
+    parts: tuple[tuple[str, int], ...]
+    read: Callable[[Any, dict[str, Any]], np.ndarray]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.parts)
+
+
+def state_source(env: gymnasium.Env) -> EnvState | None:
+    """The ``state`` of an env's episodes (module doc), or None when it has none.
+
+    - an ale-py Atari env: its RAM, 128 bytes as float32 in [0, 255], one part ``ram``, read
+      from the emulator beside the frame (``ale.getRAM()`` after ``reset``/``step``: the RAM
+      of the time step the rendered frame shows, whatever ``obs_type``); ``"ram_bytes"``
+      names bytes of the games of :data:`ATARI_RAM_BYTES`;
+    - an env whose observation space is a flat ``Box``: the observation, one part
+      ``observation``.
+    """
+    ale = getattr(env.unwrapped, "ale", None)
+    if ale is not None and hasattr(ale, "getRAM"):
+
+        def ram(observation: Any, info: dict[str, Any]) -> np.ndarray:
+            return np.asarray(ale.getRAM(), np.float32)
+
+        game = getattr(env.unwrapped, "_game", None)
+        known = ATARI_RAM_BYTES.get(str(game))
+        return EnvState(
+            (("ram", len(ale.getRAM())),), ram, {} if known is None else {"ram_bytes": known}
+        )
+    size = flat_state_size(env.observation_space)
+    if size is not None:
+        return EnvState((("observation", size),), _observation_state)
+    return None
+
+
+def _observation_state(observation: Any, info: dict[str, Any]) -> np.ndarray:
+    return np.asarray(observation, np.float32).reshape(-1)
 
 
 def render_frame(env: gymnasium.Env) -> Any:
@@ -111,6 +245,32 @@ class RenderedFrames:
         if not isinstance(frame, np.ndarray):
             raise ValueError(f"env.render() returned {type(frame).__name__}, not an RGB array")
         return fit_frames(frame[None], self.size, self.crop)[0]
+
+
+class RenderedPixels(gymnasium.ObservationWrapper):
+    """An env made with ``render_mode="rgb_array"`` whose observations are its rendered
+    frames, as ``collect --env`` stored them: uint8 ``[size, size, 3]``
+    (:class:`RenderedFrames`: ``render()`` cropped by ``crop`` and area-resized).
+
+    Every ``reset`` restarts a MuJoCo env's renderer (:func:`restart_renderer`), so that an
+    episode's frames are those of a new env, as in the collected data. What
+    ``evaluate agents`` trains its pixel and latent agents on for a Gymnasium id.
+    """
+
+    def __init__(self, env: gymnasium.Env, size: int, crop: FrameCrop | None = None) -> None:
+        super().__init__(env)
+        self._frames = RenderedFrames(env, size, crop)
+        self.observation_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        restart_renderer(self.env)
+        return self.observation(observation), info
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return self._frames()
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ class AgentEvalConfig:
     """The settings of one comparison (each field is the flag of the same name).
 
     Attributes:
-        tasks: ``"domain-task"`` names, among those the world model was trained on.
+        tasks: ``"domain-task"`` names or Gymnasium ids, among those the world model was
+            trained on.
         variants: a subset of :data:`VARIANTS`, run in that order.
         algo: ``"ppo"`` or ``"sac"``: the same algorithm for every variant.
         steps: real env steps each trained agent gets (the dream agent gets
@@ -164,8 +165,9 @@ class AgentEvalConfig:
 
         ``run`` describes the world model (path, checkpoint step, action repeat, image
         size, observed steps of its training windows, the dream's horizon, the folder of
-        the dream's reward heads); the random and state variants do not
-        use the model but are scored at its action repeat.
+        the dream's reward heads) and, when Gymnasium ids are among the tasks, the
+        keyword arguments their envs are made with (``env_kwargs``); the random and state
+        variants do not use the model but are scored at its action repeat.
         """
         settings: dict[str, Any] = {
             "algo": self.algo,
@@ -174,6 +176,8 @@ class AgentEvalConfig:
             "time_limit": self.time_limit,
             "action_repeat": run["action_repeat"],
         }
+        if run.get("env_kwargs") is not None:
+            settings["env_kwargs"] = run["env_kwargs"]
         if variant == "random":
             del settings["algo"], settings["eval_every"]
             return settings

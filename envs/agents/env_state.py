@@ -17,6 +17,11 @@ that the next step is the one the killed process would have taken:
   ``physics.get_state()`` would not. Frames are rendered again on the way. The physics'
   integration state and the task's random state after the replay are checked against the
   saved ones (a mismatch is warned about: the resume is then not bitwise);
+- a Gymnasium env of ``--tasks ID`` behind :class:`ReplayableGymEpisode`: its episode is
+  replayed too, from its generator (``np_random``) before the episode's reset, that reset's
+  seed and every action since: exact for an env whose episodes follow from those alone
+  (Gymnasium MuJoCo, classic control); the observation the replay ends on is checked
+  against a digest of the saved one (a mismatch is warned about);
 - :class:`~keypoint_wm.envs.LatentVecEnv` (``latent``): its filter's tensors and noise
   generator and the current frames; the pixel envs under it as above;
 - :class:`~keypoint_wm.envs.DreamEnv` (``dream``): its filter, imagined step count and start
@@ -30,6 +35,7 @@ An env of any other kind is refused (``TypeError``) rather than saved inexactly.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from typing import Any
 
@@ -43,6 +49,7 @@ from keypoint_wm.envs.latent.sb3 import LatentVecEnv
 
 __all__ = [
     "ReplayableEpisode",
+    "ReplayableGymEpisode",
     "env_state",
     "generator_state",
     "integration_state",
@@ -163,6 +170,82 @@ class ReplayableEpisode(gymnasium.Wrapper):
             )
 
 
+class ReplayableGymEpisode(gymnasium.Wrapper):
+    """Records a Gymnasium env's episode in progress so that a checkpoint restores it.
+
+    The counterpart of :class:`ReplayableEpisode` for an env of a Gymnasium id (any action
+    space of :class:`~keypoint_wm.envs.gym_pixels.ActionUnits`): ``reset`` notes the env's
+    ``np_random`` state and the seed, ``step`` each action (float64 ``[A]``: a ``Box``'s
+    values, a ``Discrete``'s index). :meth:`restore_episode` replays them on a fresh env and
+    checks the observation it ends on. Observations, rewards and episode ends pass through.
+    """
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        super().__init__(env)
+        self._start: dict[str, Any] | None = None
+        self._actions: list[np.ndarray] = []
+        self._digest = ""
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        if options:
+            raise ValueError("a ReplayableGymEpisode's env takes no reset options")
+        random = generator_state(self.env.unwrapped._np_random)
+        self._start = {"seed": None if seed is None else int(seed), "random": random}
+        self._actions = []
+        observation, info = self.env.reset(seed=seed)
+        self._digest = _digest(observation)
+        return observation, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        self._actions.append(np.array(action, dtype=np.float64).reshape(-1))
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self._digest = _digest(observation)
+        return observation, reward, terminated, truncated, info
+
+    def episode_state(self) -> dict[str, Any]:
+        """``start`` (the reset's ``seed`` and the ``np_random`` state before it; None before
+        the first reset), ``actions`` (float64 ``[T, A]``, the episode's so far) and
+        ``observation`` (a digest of the current one, to check a replay by)."""
+        size = int(np.prod(self.action_space.shape or (1,)))
+        actions = np.stack(self._actions) if self._actions else np.zeros((0, size))
+        return {"start": self._start, "actions": actions, "observation": self._digest}
+
+    def restore_episode(self, state: dict[str, Any]) -> None:
+        """Replay the episode of an :meth:`episode_state` on this (fresh) env; warns when it
+        ends on another observation than the saved one."""
+        start = state["start"]
+        if start is None:
+            return
+        base = self.env.unwrapped
+        if start["random"] is not None:
+            base._np_random = restore_generator(base._np_random, start["random"])
+        self.reset(seed=start["seed"])
+        space = self.action_space
+        for values in np.asarray(state["actions"], dtype=np.float64):
+            if isinstance(space, gymnasium.spaces.Discrete):
+                self.step(np.int64(values[0]))
+            else:
+                self.step(values.reshape(space.shape).astype(space.dtype))
+        if self._digest != state["observation"]:
+            warnings.warn(
+                f"{self.env}: the replayed episode ({len(state['actions'])} steps) ended on "
+                "another observation than when its checkpoint was written (an env whose "
+                "episodes depend on more than its seed and np_random?); the resumed unit is "
+                "not bitwise the one never stopped",
+                stacklevel=2,
+            )
+
+
+def _digest(observation: Any) -> str:
+    """A SHA-256 of an observation's bytes (hex)."""
+    return hashlib.sha256(np.ascontiguousarray(observation).tobytes()).hexdigest()
+
+
+REPLAYABLE = (ReplayableEpisode, ReplayableGymEpisode)
+
+
 def env_state(venv: VecEnv) -> dict[str, Any]:
     """The state of an agent's ``VecEnv`` between two steps (module doc); plain values.
 
@@ -218,7 +301,7 @@ def _gym_env_state(env: gymnasium.Env) -> dict[str, Any]:
     while True:
         if isinstance(layer, Monitor):
             layers.append({"monitor": {name: getattr(layer, name) for name in MONITOR_FIELDS}})
-        elif isinstance(layer, ReplayableEpisode):
+        elif isinstance(layer, REPLAYABLE):
             layers.append({"replay": layer.episode_state()})
             break
         elif isinstance(layer, DreamEnv):
@@ -241,7 +324,7 @@ def _load_gym_env_state(env: gymnasium.Env, state: dict[str, Any]) -> None:
             for name in MONITOR_FIELDS:
                 value = saved["monitor"][name]
                 setattr(layer, name, list(value) if isinstance(value, list) else value)
-        elif isinstance(layer, ReplayableEpisode) and "replay" in saved:
+        elif isinstance(layer, REPLAYABLE) and "replay" in saved:
             layer.restore_episode(saved["replay"])
         elif isinstance(layer, DreamEnv) and "dream" in saved:
             layer.restore_episode(saved["dream"])

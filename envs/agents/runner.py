@@ -48,6 +48,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.collect.config import env_folder
 from keypoint_wm.data.episodes import atomic_write_json
 from keypoint_wm.envs.agents.checkpoints import (
     CHECKPOINT_SECONDS,
@@ -77,15 +78,28 @@ from keypoint_wm.stop_signals import StopRequest, stop_requests
 __all__ = ["check_tasks", "episode_returns", "run_agents", "run_unit"]
 
 
-def check_tasks(tasks: tuple[str, ...], model: WorldModel) -> tuple[str, ...]:
+def check_tasks(
+    tasks: tuple[str, ...], model: WorldModel, *, gym: dict[str, str] | None = None
+) -> tuple[str, ...]:
     """``tasks`` as ``"domain-task"`` names, each one the run was trained on.
 
+    With ``gym`` (a dict this fills), a task that is no suite task but a registered
+    Gymnasium id (``InvertedPendulum-v5``, ``ALE/Pong-v5``, ``module:ID``) is taken too, as
+    the dataset folder ``collect --env`` wrote it to (``ALE-Pong-v5``), and
+    ``gym[folder] = id``.
+
     Raises:
-        UsageError: naming ``--tasks``, for a name that is no suite task or one the world
-            model's data did not hold.
+        UsageError: naming ``--tasks``, for a name that is no suite task (nor Gymnasium id)
+            or one the world model's data did not hold.
     """
     names = []
     for task in tasks:
+        gym_id = _gym_id(task) if gym is not None else None
+        if gym is not None and gym_id is not None:
+            folder = env_folder(gym_id)
+            gym[folder] = gym_id
+            names.append(folder)
+            continue
         try:
             domain, name = parse_task_name(task)
         except ValueError as error:
@@ -106,6 +120,30 @@ def check_tasks(tasks: tuple[str, ...], model: WorldModel) -> tuple[str, ...]:
             f"its tasks are {', '.join(trained)}"
         )
     return tuple(names)
+
+
+def _gym_id(task: str) -> str | None:
+    """``task`` when it is no suite task (``"domain-task"`` of the known ones) but a
+    registered Gymnasium id, else None."""
+    from keypoint_wm.envs.gym_pixels import is_registered
+    from keypoint_wm.envs.registration import ALL_TASKS
+
+    try:
+        if parse_task_name(task) in ALL_TASKS:
+            return None
+    except ValueError:
+        pass
+    return task if is_registered(task) else None
+
+
+def data_env_kwargs(data: Path | None) -> dict[str, Any]:
+    """The ``--env-kwargs`` a dataset was collected with (its manifest's), ``{}`` when it
+    records none or there is no dataset."""
+    from keypoint_wm.data.episodes import read_manifest
+
+    manifest = read_manifest(data) if data is not None and data.is_dir() else None
+    kwargs = ((manifest or {}).get("spec") or {}).get("env_kwargs")
+    return dict(kwargs) if isinstance(kwargs, dict) else {}
 
 
 def episode_returns(policy: Any, venv: VecEnv, episodes: int, seed: int) -> list[float]:
@@ -342,6 +380,7 @@ def run_agents(
     progress: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     report_only: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every unit of ``config`` not yet finished in ``out``; write and return the report.
 
@@ -359,6 +398,8 @@ def run_agents(
             re-run resumes (:mod:`~keypoint_wm.envs.agents.checkpoints`).
         report_only: train nothing: write the report and plot of the units finished in
             ``out`` so far (while other processes train the rest, say).
+        env_kwargs: keyword arguments of the envs of the tasks that are Gymnasium ids, on
+            top of (and overriding) the ``--env-kwargs`` the run's data was collected with.
 
     Returns:
         The report (:func:`~keypoint_wm.envs.agents.report.build_report`).
@@ -366,7 +407,9 @@ def run_agents(
     out = Path(out)
     json_path = Path(json_path) if json_path else out / "agents.json"
     plot_path = Path(plot_path) if plot_path else out / "agents.png"
-    setup = _agent_setup(model, config, out, data, device, heads, progress, checkpoint_seconds)
+    setup = _agent_setup(
+        model, config, out, data, device, heads, progress, checkpoint_seconds, env_kwargs
+    )
     config = setup.config
     run = _run_record(setup)
     meta = _report_meta(setup, run["path"], out)
@@ -405,11 +448,14 @@ def _agent_setup(
     heads: str | Path | None,
     progress: bool,
     checkpoint_seconds: float,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> AgentSetup:
-    """What every unit shares, checked: the run, its tasks, the dream's data and heads."""
+    """What every unit shares, checked: the run, its tasks (Gymnasium ids among them, made
+    with the data's ``--env-kwargs`` updated by ``env_kwargs``), the dream's data and heads."""
     if model.run_dir is None:
         raise UsageError("--run: the world model must be loaded from its run directory")
-    config = replace(config, tasks=check_tasks(config.tasks, model))
+    gym_ids: dict[str, str] = {}
+    config = replace(config, tasks=check_tasks(config.tasks, model, gym=gym_ids))
     root = data if data is not None else model.config.data.get("root")
     data_dir = Path(root) if root else None
     if "dream" in config.variants and (data_dir is None or not data_dir.is_dir()):
@@ -429,6 +475,8 @@ def _agent_setup(
         heads=(heads_dir, out / "reward_heads"),
         progress=progress,
         checkpoint_seconds=checkpoint_seconds,
+        gym_ids=gym_ids,
+        env_kwargs={**data_env_kwargs(data_dir), **(env_kwargs or {})},
     )
     check_variants(setup)
     return setup
@@ -445,6 +493,7 @@ def _run_record(setup: AgentSetup) -> dict[str, Any]:
         "observed_steps": model.config.model.num_observed_steps,
         "dream_horizon": setup.dream_horizon,
         "heads": str(setup.heads[0].resolve()),
+        "env_kwargs": setup.env_kwargs if setup.gym_ids else None,
     }
 
 

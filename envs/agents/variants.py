@@ -17,6 +17,14 @@ they differ in what the agent sees and where it learns:
 
 The SB3 hyperparameters are SB3's defaults except where the budget needs otherwise
 (:func:`make_agent`), and the same for every variant.
+
+A task may also be a Gymnasium id the run was trained on (``collect --env`` data;
+``AgentSetup.gym_ids``). Its envs are made with the data's ``--env-kwargs`` and step once
+per action, in the env's own action space: ``state`` sees the env's own flat ``Box``
+observation (an Atari game's RAM: ``obs_type="ram"``, the ``state`` its data stores);
+``pixels`` and ``latent`` see its rendered frames as ``collect --env`` stored them
+(:class:`~keypoint_wm.envs.gym_pixels.RenderedPixels`, the data's crop, the model's size);
+``dream`` is for DMCS tasks only.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +47,19 @@ from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
+from keypoint_wm.data.frames import FrameCrop
 from keypoint_wm.envs.agents.checkpoints import CHECKPOINT_SECONDS
 from keypoint_wm.envs.agents.config import AgentEvalConfig
-from keypoint_wm.envs.agents.env_state import ReplayableEpisode
+from keypoint_wm.envs.agents.env_state import ReplayableEpisode, ReplayableGymEpisode
 from keypoint_wm.envs.agents.state import StateEnv
 from keypoint_wm.envs.dmc import DMCPixelEnv
+from keypoint_wm.envs.gym_pixels import (
+    ALE_PREFIX,
+    RenderedPixels,
+    flat_state_size,
+    make_gym_env,
+    make_render_env,
+)
 from keypoint_wm.envs.latent.dream import DreamEnv
 from keypoint_wm.envs.latent.sb3 import LatentVecEnv
 from keypoint_wm.envs.registration import parse_task_name
@@ -91,6 +107,10 @@ class AgentSetup:
         progress: show progress bars.
         checkpoint_seconds: wall time between two checkpoints of a training unit
             (:mod:`keypoint_wm.envs.agents.checkpoints`; 0: at every round of updates).
+        gym_ids: the tasks that are Gymnasium ids: dataset folder -> id
+            (``ALE-Pong-v5`` -> ``ALE/Pong-v5``).
+        env_kwargs: keyword arguments of every Gymnasium id's env (the data's
+            ``--env-kwargs``).
     """
 
     model: WorldModel
@@ -101,10 +121,17 @@ class AgentSetup:
     heads: tuple[Path, ...]
     progress: bool = True
     checkpoint_seconds: float = CHECKPOINT_SECONDS
+    gym_ids: dict[str, str] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def image_size(self) -> int:
         return int(self.model.config.model.image_size)
+
+    @property
+    def crop(self) -> FrameCrop | None:
+        """The crop of the run's ``collect --env`` frames (None: none, or DMCS data)."""
+        return FrameCrop.from_json(self.model.config.data.get("crop"))
 
     @property
     def dream_horizon(self) -> int:
@@ -125,6 +152,15 @@ def _state_env(
     :class:`~keypoint_wm.envs.agents.env_state.ReplayableEpisode` (a training env, which a
     checkpoint restores mid-episode)."""
 
+    gym_id = setup.gym_ids.get(task)
+    if gym_id is not None:
+
+        def build_gym() -> gymnasium.Env:
+            env = gym_state_env(gym_id, setup.env_kwargs)
+            return ReplayableGymEpisode(env) if replayable else env
+
+        return build_gym
+
     def build() -> gymnasium.Env:
         env = StateEnv(task, action_repeat=setup.action_repeat, time_limit=setup.config.time_limit)
         return ReplayableEpisode(env) if replayable else env
@@ -132,11 +168,34 @@ def _state_env(
     return build
 
 
+def gym_state_env(name: str, kwargs: dict[str, Any]) -> gymnasium.Env:
+    """The ``state`` (and ``random``) variant's env of a Gymnasium id: rendering nothing,
+    observing its own observation; an Atari game its RAM (``obs_type="ram"``).
+
+    Raises:
+        ValueError: the env cannot be made (the message names the id).
+    """
+    if name.rpartition(":")[2].startswith(ALE_PREFIX):
+        kwargs = {**kwargs, "obs_type": "ram"}
+    return make_gym_env(name, kwargs)
+
+
 def _pixel_env(
     task: str, setup: AgentSetup, replayable: bool = False
 ) -> Callable[[], gymnasium.Env]:
     """A builder of the task's :class:`~keypoint_wm.envs.DMCPixelEnv` at the run's image
-    size; ``replayable`` as in :func:`_state_env`."""
+    size; ``replayable`` as in :func:`_state_env`. A Gymnasium id: its rendered frames as
+    the run's data stored them (:class:`~keypoint_wm.envs.gym_pixels.RenderedPixels`)."""
+    gym_id = setup.gym_ids.get(task)
+    if gym_id is not None:
+
+        def build_gym() -> gymnasium.Env:
+            env = RenderedPixels(
+                make_render_env(gym_id, setup.env_kwargs), setup.image_size, setup.crop
+            )
+            return ReplayableGymEpisode(env) if replayable else env
+
+        return build_gym
     domain, name = parse_task_name(task)
 
     def build() -> gymnasium.Env:
@@ -187,6 +246,13 @@ def _dream_data(task: str, setup: AgentSetup) -> Path:
     return setup.data / task
 
 
+def _latent(venv: VecEnv, task: str, setup: AgentSetup) -> LatentVecEnv:
+    """The latent wrapper of the task's pixel envs: a Gymnasium id's frames come already
+    cropped and resized as collected (:class:`RenderedPixels`), a DMCS task's at the
+    model's size: neither is resized again."""
+    return LatentVecEnv(venv, setup.model, features=setup.config.features, resize=False)
+
+
 def train_env(
     variant: str, task: str, setup: AgentSetup, seed: int, head: RewardHead | None = None
 ) -> VecEnv:
@@ -203,7 +269,7 @@ def train_env(
         return VecTransposeImage(_vec(_pixel_env(task, setup, replayable=True), n, base))
     if variant == "latent":
         venv = _vec(_pixel_env(task, setup, replayable=True), n, base)
-        return LatentVecEnv(venv, setup.model, features=setup.config.features)
+        return _latent(venv, task, setup)
     if variant == "dream":
         if head is None:
             head, _ = reward_head_for(task, setup)
@@ -237,7 +303,7 @@ def eval_env(variant: str, task: str, setup: AgentSetup) -> VecEnv:
         return VecTransposeImage(_vec(_pixel_env(task, setup), n))
     if variant in ("latent", "dream"):
         venv = _vec(_pixel_env(task, setup), n)
-        return LatentVecEnv(venv, setup.model, features=setup.config.features)
+        return _latent(venv, task, setup)
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -248,13 +314,39 @@ def eval_seed(seed: int) -> int:
 
 def check_variants(setup: AgentSetup) -> None:
     """Refuse, before any work, a variant the run cannot serve (UsageError naming
-    ``--variants``)."""
+    ``--variants``), and a Gymnasium id whose env cannot be made or serve ``state``
+    (naming ``--tasks``) or that is given ``--time-limit``."""
     if "pixels" in setup.config.variants and setup.image_size < MIN_CNN_SIZE:
         raise UsageError(
             f"--variants: pixels needs frames of at least {MIN_CNN_SIZE}x{MIN_CNN_SIZE} for "
             f"SB3's CnnPolicy, but the run's are {setup.image_size}x{setup.image_size}; "
             "leave pixels out of --variants"
         )
+    if not setup.gym_ids:
+        return
+    names = ", ".join(setup.gym_ids.values())
+    if "dream" in setup.config.variants:
+        raise UsageError(
+            f"--variants: dream takes DMCS tasks only, not the Gymnasium ids {names}; "
+            "leave dream out of --variants"
+        )
+    if setup.config.time_limit is not None:
+        raise UsageError(
+            f"--time-limit is in simulated seconds of DMCS tasks; the Gymnasium ids {names} "
+            'end by their own limits (give one in --env-kwargs, e.g. {"max_episode_steps": 50})'
+        )
+    for gym_id in setup.gym_ids.values():
+        try:
+            env = gym_state_env(gym_id, setup.env_kwargs)
+        except ValueError as error:
+            raise UsageError(f"--tasks {gym_id}: {error}") from None
+        space = env.observation_space
+        env.close()
+        if "state" in setup.config.variants and flat_state_size(space) is None:
+            raise UsageError(
+                f"--variants: state needs a flat Box observation, but {gym_id}'s is {space}; "
+                "leave state out of --variants"
+            )
 
 
 def ppo_rollout(steps: int, envs: int) -> tuple[int, int]:

@@ -9,8 +9,10 @@ are checked (run, output paths, variants, budgets, device) before the model is l
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from keypoint_wm.choices import AGENT_VARIANTS as VARIANT_NAMES
 from keypoint_wm.choices import DREAM_STARTS
@@ -38,7 +40,10 @@ on each variant, and scores it on the real task:
   pixels  the raw frames at the run's image size (CnnPolicy)
   latent  the world model's latent state through LatentVecEnv (MlpPolicy)
   dream   trained only inside DreamEnv, the run's prior and reward heads (zero real env
-          steps; a missing head is trained first), scored through the latent wrapper"""
+          steps; a missing head is trained first), scored through the latent wrapper
+A Gymnasium id of the run's `collect --env` data steps once per action in its own action
+space; its state is its own flat observation (an Atari game's RAM), its frames those of
+env.render() as collected; dream takes DMCS tasks only."""
 
 EXAMPLE = """example:
   keypoint-wm evaluate agents --run runs/dmcs --tasks cartpole-balance,reacher-easy \\
@@ -84,11 +89,25 @@ def _check_seeds(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed expects an agent seed >= 0, got {args.seed}")
 
 
+def _env_kwargs(text: str | None) -> dict[str, Any] | None:
+    """``--env-kwargs`` parsed: a JSON object, None when not given."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"--env-kwargs must be a JSON object, got {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return value
+
+
 def run_agents_command(args: argparse.Namespace) -> int:
     """Train and score every (task, variant, seed) not yet in ``--out``; table, JSON, PNG."""
     from keypoint_wm.envs.agents.config import AgentEvalConfig
 
     _check_seeds(args)
+    env_kwargs = _env_kwargs(args.env_kwargs)
     run = existing_run(args.run)
     _check_paths(args)
     config = AgentEvalConfig(
@@ -126,6 +145,7 @@ def run_agents_command(args: argparse.Namespace) -> int:
         heads=args.heads,
         progress=not args.quiet,
         report_only=args.report_only,
+        env_kwargs=env_kwargs,
         **checkpoints,
     )
     return 0
@@ -170,7 +190,16 @@ def _add_agents(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tasks",
         required=True,
-        help="comma-separated tasks, among those the run was trained on (e.g. cartpole-balance)",
+        help="comma-separated tasks, among those the run was trained on: DMCS tasks (e.g. "
+        "cartpole-balance) or the Gymnasium ids of its `collect --env` data (e.g. "
+        "InvertedPendulum-v5; variants random, state, pixels, latent)",
+    )
+    p.add_argument(
+        "--env-kwargs",
+        metavar="JSON",
+        help="keyword arguments for the Gymnasium ids' envs, a JSON object, on top of (and "
+        "overriding) the --env-kwargs the run's data was collected with, e.g. "
+        "'{\"max_episode_steps\": 200}'",
     )
     p.add_argument(
         "--algo", choices=("ppo", "sac"), default="ppo", help="SB3 algorithm (default ppo)"

@@ -62,3 +62,32 @@ def test_gl_context_errors_wraps_failures(monkeypatch):
             raise OSError("no display")
     assert isinstance(caught.value.__cause__, OSError)
     assert isinstance(caught.value, RuntimeError)
+
+
+_CHEETAH = (
+    "import gymnasium\n"
+    "import keypoint_wm.envs\n"
+    "from absl import logging\n"
+    "from keypoint_wm.envs import make_env\n"
+    "for env in (make_env('cheetah-run', size=8), gymnasium.make('KeypointWM/cheetah-run-v0', size=8)):\n"
+    "    env.reset(seed=0)\n"
+    "    env.close()\n"
+    "logging.warning('another absl warning')\n"
+)
+
+
+@pytest.mark.integration
+def test_making_a_suite_env_prints_no_settotalmass_deprecation():
+    """The suite's cheetah.xml uses <compiler settotalmass>, deprecated by MuJoCo's compiler;
+    the package drops that one absl warning (envs/gl.py) and no other."""
+    result = subprocess.run(
+        [sys.executable, "-c", _CHEETAH],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "settotalmass" not in result.stderr
+    assert "another absl warning" in result.stderr
