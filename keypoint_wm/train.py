@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from keypoint_wm.checkpoint import checkpoint_dirs, latest_checkpoint, write_config
+from keypoint_wm.checkpoint import checkpoint_dirs, latest_checkpoint, load_weights, write_config
 from keypoint_wm.choices import DATA_PLACEMENTS, GRAPH_MODES
 from keypoint_wm.claims import claim
 from keypoint_wm.config import RunConfig
@@ -250,7 +250,7 @@ def _train(
     precision = resolve_precision(config.train.precision, device)
     model, runner = _model_and_optimiser(config, device, dist_info, precision, cuda_graph)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint.model_state)
+        load_weights(model, checkpoint.model_state, run_dir, checkpoint.path)
         runner.load_optimizer_state(checkpoint.training_state["optimizer"])
         restore_rng_state(checkpoint.training_state, dist_info.rank, device,
                           config.seed + dist_info.rank + start_step)  # fmt: skip

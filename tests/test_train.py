@@ -197,9 +197,14 @@ def test_a_second_writer_of_a_run_is_refused_while_the_first_runs(basketball_dir
     assert train(tiny_config(2), basketball_dir, run, progress=False)["step"] == 2
 
 
-def _cli_train(data: Path, run: Path, steps: int, *extra: str) -> list[str]:
-    sets = [f"{k}={v}" for k, v in TINY_OVERRIDES.items()]
-    sets += ["train.checkpoint_every=1000", "train.probe_every=0"]
+def _cli_train(
+    data: Path, run: Path, steps: int, *extra: str, schedule: dict | None = None
+) -> list[str]:
+    """``keypoint-wm train`` of the tiny config; ``schedule``: the settings beyond
+    :data:`TINY_OVERRIDES` (default: no probe and a checkpoint every 1000 steps)."""
+    if schedule is None:
+        schedule = {"train.checkpoint_every": 1000, "train.probe_every": 0}
+    sets = [f"{k}={v}" for k, v in {**TINY_OVERRIDES, **schedule}.items()]
     command = [sys.executable, "-m", "keypoint_wm.cli", "train", "--data", str(data),
                "--preset", "basketball-cpu", "--seed", "3", "--out", str(run),
                "--steps", str(steps), "--quiet", *extra]  # fmt: skip
@@ -238,3 +243,33 @@ def test_sigterm_saves_the_current_step_and_resume_continues_there(basketball_di
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert latest_checkpoint(run).name == f"step_{saved.step + 2:08d}"
+
+
+@pytest.mark.integration
+def test_resume_of_a_run_whose_config_was_edited_by_hand_is_one_line(
+    basketball_dir, tiny_run, tmp_path
+):
+    """config.json edited (4 keypoints -> 8) and --set saying the same: the config check
+    passes, the weights do not fit; the message names config.json and the checkpoint."""
+    import shutil
+
+    run = tmp_path / "edited"
+    shutil.copytree(tiny_run, run)
+    path = run / "config.json"
+    config = json.loads(path.read_text())
+    config["model"]["num_keypoints"] = 8
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        _cli_train(basketball_dir, run, 6, "--resume",
+                   schedule={"model.num_keypoints": 8}),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    checkpoint = run / "checkpoints" / "step_00000004"
+    assert lines[0].startswith(
+        f"keypoint-wm train: error: {run}: the weights in {checkpoint} do not fit {path} "
+        "(size mismatch for "
+    ), lines[0]
+    assert latest_checkpoint(run) == checkpoint  # nothing written over it
