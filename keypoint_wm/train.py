@@ -13,7 +13,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from keypoint_wm.data.episodes import (
     positive_int_or_none,
 )
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
-from keypoint_wm.errors import DataError, RunError, Stopped, UsageError
+from keypoint_wm.errors import DataError, RunError, Stopped, UsageError, storage_cause
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
 from keypoint_wm.host_memory import keep_freed_memory
 from keypoint_wm.model.device import resolve_device
@@ -211,7 +211,16 @@ def _one_writer(run_dir: Path) -> Iterator[None]:
     if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks follow rank 0
         yield
         return
-    with claim(run_dir.parent / f".{run_dir.name}.writer") as holder:
+    with ExitStack() as held:
+        try:
+            holder = held.enter_context(claim(run_dir.parent / f".{run_dir.name}.writer"))
+        except OSError as error:  # a read-only or full --out: name the folder, not the lock
+            cause = storage_cause(error)
+            if cause is None:
+                raise
+            raise RunError(
+                f"--out {run_dir}: {cause} (cannot create the run's writer lock)"
+            ) from None
         if holder is not None:
             raise RunError(
                 f"--out {run_dir}: another process is training this run ({holder}); wait for "
