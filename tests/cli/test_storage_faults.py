@@ -135,6 +135,25 @@ def test_train_whose_checkpoints_turn_read_only_says_so_not_that_the_disk_is_ful
     assert latest_checkpoint(run).name == "step_00000002"
 
 
+@pytest.mark.parametrize("flag", ["--json", "--plot"])
+def test_evaluate_refuses_an_output_it_cannot_write_before_evaluating(
+    tiny_run, basketball_dir, tmp_path, flag
+):
+    """``--json`` (or a given ``--plot``) in a read-only folder is refused up front: exit 2,
+    one line naming the flag and the folder, nothing evaluated, nothing written."""
+    with mounted(tmp_path / "ro", "ro", "size=1m") as ro:
+        outputs = {"--json": str(tmp_path / "t.json"), "--plot": str(tmp_path / "t.png")}
+        outputs[flag] = str(ro / "sub" / f"t{Path(outputs[flag]).suffix}")  # made if need be
+        done = cli("evaluate", "tracking", "--run", str(tiny_run), "--data", str(basketball_dir),
+                   "--samples", "2", "--quiet", *(x for item in outputs.items() for x in item))  # fmt: skip
+        line = one_line_error(done, code=2)
+        assert line.endswith(
+            f"error: {flag} {outputs[flag]}: cannot write in {ro} (the file system is read-only)"
+        ), line
+        assert done.stdout == ""  # no table: nothing was evaluated
+    assert list(tmp_path.iterdir()) == [tmp_path / "ro"]
+
+
 def test_collect_on_a_full_disk_is_one_line_naming_the_file(tmp_path):
     with mounted(tmp_path / "disk", "size=48k") as disk:
         done = cli("collect", "--domains", "cartpole-balance", "--episodes", "6", "--steps",
