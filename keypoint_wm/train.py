@@ -173,19 +173,22 @@ def train(
     One process writes a run (docs/design.md, "Run directories and checkpoints"): another
     ``train`` on the same ``run_dir`` is refused while this one runs. SIGINT or SIGTERM
     stops it at the end of the current step with a checkpoint of that step
-    (:class:`~keypoint_wm.errors.Stopped`; ``--resume`` continues exactly there).
+    (:class:`~keypoint_wm.errors.Stopped`; ``--resume`` continues exactly there); one that
+    arrives while the run is being set up stops it before its first step, with nothing lost.
 
     Raises:
         RunError: another process is writing ``run_dir``.
         Stopped: SIGINT or SIGTERM arrived (single-process runs; the checkpoint is saved).
     """
     run_dir = Path(run_dir)
-    with _one_writer(run_dir):
+    one_process = int(os.environ.get("WORLD_SIZE", "1")) <= 1  # torchrun: its own signals
+    stops = stop_requests() if one_process else nullcontext(StopRequest())
+    with stops as stop, _one_writer(run_dir):  # a stop during the set-up is kept for the loop
         new = not run_dir.exists()
         try:
             return _train(
                 config, data_dir, run_dir, resume, device_name, progress,
-                data_placement, cuda_graph, progress_label, progress_position,
+                data_placement, cuda_graph, progress_label, progress_position, stop,
             )  # fmt: skip
         except (MemoryError, RuntimeError) as error:
             if not _out_of_memory(error):
@@ -240,6 +243,7 @@ def _train(
     cuda_graph: str,
     progress_label: str,
     progress_position: int,
+    stop: StopRequest,
 ) -> dict[str, Any]:
     if data_placement not in DATA_PLACEMENTS:
         raise UsageError(f"data placement must be one of {DATA_PLACEMENTS}, got {data_placement!r}")
@@ -276,7 +280,7 @@ def _train(
         )
     train_seconds = checkpoint.info.get("train_seconds", 0.0) if checkpoint is not None else 0.0
     loop = _Loop(run_dir, device, dist_info, model, runner, dataset, windows, batches, logger,
-                 probe)  # fmt: skip
+                 probe, stop)  # fmt: skip
 
     bar = tqdm(
         total=config.train.steps, initial=start_step, unit="step", desc=progress_label,
@@ -390,6 +394,7 @@ class _Loop:
     batches: Iterator[dict[str, torch.Tensor]] | None
     logger: RunLogger
     probe: ProbeData | None
+    stop: StopRequest
 
 
 def _run_loop(
@@ -406,56 +411,62 @@ def _run_loop(
     step = start_step
     window_start, window_steps = time.perf_counter(), 0
     clock = time.perf_counter()
-    stops = stop_requests() if dist_info.world_size == 1 else nullcontext(StopRequest())
-    with stops as stop:
-        while step < total:
-            if windows is not None:
-                batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
-                                      dist_info.world_size, out=runner.static_inputs())  # fmt: skip
-            else:
-                assert batches is not None
-                batch = next(batches)
-            lr = config.train.learning_rate_at(step)
-            schedule = schedule_at(config, step)
-            runner.step(batch["image"], batch["action"] if use_actions else None,
-                        batch.get("reference"), schedule, lr)  # fmt: skip
-            step += 1
-            window_steps += 1
-            bar.update(1)
+    stop = loop.stop
+    if stop.signum is not None and step < total:  # arrived during the set-up: nothing to save
+        saved = f"its checkpoint of step {step} intact" if step else "nothing trained yet"
+        raise Stopped(
+            f"stopped by {stop.name} at step {step} of {total} before training further "
+            f"({saved}); continue it with the same command and --resume (--out {run_dir})",
+            stop.signum,
+        )
+    while step < total:
+        if windows is not None:
+            batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
+                                  dist_info.world_size, out=runner.static_inputs())  # fmt: skip
+        else:
+            assert batches is not None
+            batch = next(batches)
+        lr = config.train.learning_rate_at(step)
+        schedule = schedule_at(config, step)
+        runner.step(batch["image"], batch["action"] if use_actions else None,
+                    batch.get("reference"), schedule, lr)  # fmt: skip
+        step += 1
+        window_steps += 1
+        bar.update(1)
 
-            if step % config.train.log_every == 0 or step == total:
-                last_terms = _log_losses(step, loop, bar, lr, schedule, window_start, window_steps)
-                window_start, window_steps = time.perf_counter(), 0
-            if step % config.train.image_every == 0 or step == total:
-                images, actions, _ = to_model_inputs(batch, loop.device, use_actions)
-                logger.media(step, model, images, actions, batch)
-            if probe is not None and (step % config.train.probe_every == 0 or step == total):
-                train_seconds += time.perf_counter() - clock
-                r2 = run_probe(model, probe)
-                logger.probe(step, r2)
-                ProbeLog(run_dir).append(step, train_seconds, r2)
-                clock = time.perf_counter()
-            stopping = stop.signum is not None  # a stop saves the step it ends
-            if step % config.train.checkpoint_every == 0 or step == total or stopping:
-                runner.raise_if_nonfinite(step)
-                train_seconds += time.perf_counter() - clock
-                clock = time.perf_counter()
-                save_training_checkpoint(
-                    run_dir,
-                    step,
-                    model,
-                    runner,
-                    dist_info.rank,
-                    dist_info.world_size,
-                    loop.dataset,
-                    train_seconds,
-                )
-            if stop.signum is not None and step < total:
-                raise Stopped(
-                    f"stopped by {stop.name} at step {step} of {total}, its checkpoint "
-                    f"saved; continue it with the same command and --resume (--out {run_dir})",
-                    stop.signum,
-                )
+        if step % config.train.log_every == 0 or step == total:
+            last_terms = _log_losses(step, loop, bar, lr, schedule, window_start, window_steps)
+            window_start, window_steps = time.perf_counter(), 0
+        if step % config.train.image_every == 0 or step == total:
+            images, actions, _ = to_model_inputs(batch, loop.device, use_actions)
+            logger.media(step, model, images, actions, batch)
+        if probe is not None and (step % config.train.probe_every == 0 or step == total):
+            train_seconds += time.perf_counter() - clock
+            r2 = run_probe(model, probe)
+            logger.probe(step, r2)
+            ProbeLog(run_dir).append(step, train_seconds, r2)
+            clock = time.perf_counter()
+        stopping = stop.signum is not None  # a stop saves the step it ends
+        if step % config.train.checkpoint_every == 0 or step == total or stopping:
+            runner.raise_if_nonfinite(step)
+            train_seconds += time.perf_counter() - clock
+            clock = time.perf_counter()
+            save_training_checkpoint(
+                run_dir,
+                step,
+                model,
+                runner,
+                dist_info.rank,
+                dist_info.world_size,
+                loop.dataset,
+                train_seconds,
+            )
+        if stop.signum is not None and step < total:
+            raise Stopped(
+                f"stopped by {stop.name} at step {step} of {total}, its checkpoint "
+                f"saved; continue it with the same command and --resume (--out {run_dir})",
+                stop.signum,
+            )
     return step, last_terms
 
 

@@ -213,36 +213,71 @@ def _cli_train(
     return command
 
 
+def _wait_for(found, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Poll until ``found()`` holds, while ``process`` runs."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not found():
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 @pytest.mark.integration
-def test_sigterm_saves_the_current_step_and_resume_continues_there(basketball_dir, tmp_path):
-    """What a scheduler's stop does: the step in progress ends, a checkpoint of it is saved
-    (not the last multiple of checkpoint_every), the exit code is 143 with one line that
-    says how to continue, and --resume continues from that step."""
+@pytest.mark.parametrize("moment", ["setup", "mid-run"])
+def test_a_stop_signal_saves_the_current_step_and_resume_continues_there(
+    basketball_dir, tmp_path, moment
+):
+    """What a scheduler's stop (SIGTERM) or Ctrl-C (SIGINT) does: the step in progress ends,
+    a checkpoint of it is saved (not the last multiple of checkpoint_every), the exit code
+    is 128 + the signal with one line that says how to continue, and --resume continues
+    from that step. A signal while the run is set up (it holds the run, no step yet) stops
+    it before the first step, nothing trained and nothing lost. One run per signal, side
+    by side."""
+    import re
     import signal
     import time
 
-    run = tmp_path / "run"
-    process = subprocess.Popen(
-        _cli_train(basketball_dir, run, 5000), stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.time() + 120
-    while not list(run.glob("tensorboard/**/events.*")) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(2.0)  # some steps in, far from step 1000
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and "stopped by SIGTERM at step" in lines[0] and "--resume" in lines[0]
-    saved = load_checkpoint(latest_checkpoint(run), with_training_state=True)
-    assert 0 < saved.step < 1000 and f"at step {saved.step} of 5000" in lines[0]
-    assert saved.training_state["optimizer"]["state"]
-    resumed = subprocess.run(
-        _cli_train(basketball_dir, run, saved.step + 2, "--resume"),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    assert latest_checkpoint(run).name == f"step_{saved.step + 2:08d}"
+    runs = {sig: tmp_path / sig for sig in ("SIGTERM", "SIGINT")}
+    processes = {
+        sig: subprocess.Popen(_cli_train(basketball_dir, run, 5000), stderr=subprocess.PIPE,
+                              text=True)
+        for sig, run in runs.items()
+    }  # fmt: skip
+    for sig, process in processes.items():
+        run = runs[sig]
+        if moment == "setup":  # the run is claimed: the stop handlers are in place
+            _wait_for((tmp_path / f".{sig}.writer").exists, process)
+        else:
+            _wait_for(lambda run=run: bool(list(run.glob("tensorboard/**/events.*"))), process)
+            time.sleep(1.0)  # some steps in, far from step 1000
+        process.send_signal(getattr(signal, sig))
+    steps = {}
+    for sig, process in processes.items():
+        run = runs[sig]
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 128 + getattr(signal, sig), stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and f"stopped by {sig} at step" in lines[0], stderr
+        assert "--resume" in lines[0] and "Traceback" not in stderr
+        steps[sig] = step = int(re.search(r"at step (\d+) of 5000", lines[0]).group(1))
+        if moment == "setup":
+            assert step == 0 and "nothing trained yet" in lines[0], lines[0]
+            assert latest_checkpoint(run) is None
+        else:
+            assert 0 < step < 1000 and "its checkpoint saved" in lines[0], lines[0]
+            saved = load_checkpoint(latest_checkpoint(run), with_training_state=True)
+            assert saved.step == step and saved.training_state["optimizer"]["state"]
+    resumed = {
+        sig: subprocess.Popen(_cli_train(basketball_dir, run, steps[sig] + 1, "--resume"),
+                              stderr=subprocess.PIPE, text=True)
+        for sig, run in runs.items()
+    }  # fmt: skip
+    for sig, process in resumed.items():
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+        assert latest_checkpoint(runs[sig]).name == f"step_{steps[sig] + 1:08d}"
 
 
 @pytest.mark.integration
