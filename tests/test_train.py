@@ -281,6 +281,38 @@ def test_a_stop_signal_saves_the_current_step_and_resume_continues_there(
 
 
 @pytest.mark.integration
+def test_two_trains_of_one_run_started_together_leave_only_the_winners_run(
+    basketball_dir, tmp_path
+):
+    """Two real ``train --out R`` (seeds 3 and 4) started at once: one trains R, the other
+    exits 1 naming the holder, and R holds the winner's checkpoints and config alone."""
+    run = tmp_path / "run"
+    schedule = {"train.checkpoint_every": 10, "train.probe_every": 0}
+    commands = {seed: _cli_train(basketball_dir, run, 20, schedule=schedule) for seed in (3, 4)}
+    for seed, command in commands.items():
+        command[command.index("--seed") + 1] = str(seed)
+    processes = {
+        seed: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for seed, command in commands.items()
+    }
+    errors = {seed: p.communicate(timeout=300)[1] for seed, p in processes.items()}
+    codes = {seed: p.returncode for seed, p in processes.items()}
+    assert sorted(codes.values()) == [0, 1], errors
+    winner, loser = sorted(codes, key=codes.__getitem__)
+    refused = errors[loser]
+    lines = refused.strip().splitlines()
+    assert len(lines) == 1 and "another process is training this run" in lines[0], refused
+    assert f"pid {processes[winner].pid} on " in lines[0] and f"--out {run}:" in lines[0]
+    assert json.loads((run / "config.json").read_text())["seed"] == winner
+    saved = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert saved == ["step_00000010", "step_00000020"]
+    for name in saved:
+        info = load_checkpoint(run / "checkpoints" / name, with_training_state=False).info
+        assert info["data_seed"] == winner, (name, info)
+    assert len(list(run.glob("tensorboard/**/events.*"))) == 1
+
+
+@pytest.mark.integration
 def test_resume_of_a_run_whose_config_was_edited_by_hand_is_one_line(
     basketball_dir, tiny_run, tmp_path
 ):
