@@ -340,3 +340,17 @@ def test_resume_of_a_run_whose_config_was_edited_by_hand_is_one_line(
         "(size mismatch for "
     ), lines[0]
     assert latest_checkpoint(run) == checkpoint  # nothing written over it
+
+
+@pytest.mark.integration
+def test_a_bad_setting_is_one_line_and_leaves_no_run_folder(basketball_dir, tmp_path):
+    run = tmp_path / "run"
+    done = subprocess.run(
+        _cli_train(basketball_dir, run, 2, "--set", "train.learning_rate=-1"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "keypoint-wm train: error: --set/--config: train.learning_rate must be > 0, got -1.0"
+    ]
+    assert not run.exists() and list(tmp_path.iterdir()) == []
