@@ -102,7 +102,7 @@ def test_a_config_edited_by_hand_is_named_in_one_message(tiny_run, tmp_path, cas
 
     edit, message = HAND_EDITS[case]
     run = edited_copy(tiny_run, tmp_path / "run", edit)
-    with pytest.raises(CheckpointError, match=message.removesuffix("$")):
+    with pytest.raises(CheckpointError, match=message):
         keypoint_wm.load(run, device="cpu")
 
 
