@@ -41,9 +41,11 @@ import torch
 
 from keypoint_wm.bundled import is_exported, read_exported_weights, resolve_run
 from keypoint_wm.checkpoint import (
+    WEIGHTS,
     CheckpointError,
     load_checkpoint,
     load_latest_checkpoint,
+    load_weights,
     read_run_config,
 )
 from keypoint_wm.config import RunConfig
@@ -311,6 +313,7 @@ def load(
     target = resolve_device(device, flag="device")
     if is_exported(run_dir):
         weights, saved_step = read_exported_weights(run_dir)
+        source = run_dir / WEIGHTS
         if step is not None and step != saved_step:
             raise CheckpointError(f"{run_dir}: an exported model of step {saved_step}, not {step}")
     else:
@@ -324,19 +327,9 @@ def load(
             raise CheckpointError(
                 f"{run_dir}: no checkpoint{'' if step is None else f' for step {step}'}"
             )
-        weights, saved_step = checkpoint.model_state, checkpoint.step
+        weights, saved_step, source = checkpoint.model_state, checkpoint.step, checkpoint.path
     model = StructVRNN(config.model)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:  # weights of another config (config.json edited by hand)
-        lines = [line.strip() for line in str(error).splitlines()]
-        first = next(
-            (line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))),
-            lines[0],
-        )
-        raise CheckpointError(
-            f"{run_dir}: the weights do not fit {run_dir / 'config.json'} ({first})"
-        ) from None
+    load_weights(model, weights, run_dir, source)
     model.to(target)
     model.set_precision(resolve_precision(precision, target))
     return WorldModel(model, config, saved_step, run_dir)

@@ -121,6 +121,29 @@ def read_run_config(run_dir: Path) -> RunConfig:
         raise CheckpointError(f"{Path(run_dir) / CONFIG_NAME}: {error}") from None
 
 
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], run_dir: Path,
+                 source: Path) -> None:  # fmt: skip
+    """Load ``weights`` (read from ``source``: a checkpoint or an exported weights file)
+    into ``model``, built from ``run_dir``'s ``config.json``.
+
+    Raises:
+        CheckpointError: the weights do not fit the config (``config.json`` edited by hand,
+            say a changed ``model.num_keypoints``): one line naming ``config.json``,
+            ``source`` and the first tensor that differs, never torch's own report.
+    """
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines()]
+        first = next(
+            (line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))),
+            lines[0],
+        )
+        raise CheckpointError(
+            f"{run_dir}: the weights in {source} do not fit {Path(run_dir) / CONFIG_NAME} ({first})"
+        ) from None
+
+
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     root = Path(run_dir) / CHECKPOINTS

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,12 +38,17 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["claim"]
 
 
-def _holder(path: Path) -> str:
-    try:
-        holder = json.loads(path.read_text())
-        return f"pid {int(holder['pid'])} on {holder['host']} ({path})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"another process ({path})"
+def _holder(path: Path, tries: int = 20) -> str:
+    """Who holds the claim ``path``, from its note. A holder that has just taken the lock
+    writes its note a moment later (two processes started together): read again, briefly."""
+    for attempt in range(tries):
+        try:
+            holder = json.loads(path.read_text())
+            return f"pid {int(holder['pid'])} on {holder['host']} ({path})"
+        except (OSError, ValueError, KeyError, TypeError):
+            if attempt + 1 < tries:
+                time.sleep(0.01)
+    return f"another process ({path})"
 
 
 def _lock(path: Path) -> int | None:

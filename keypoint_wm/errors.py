@@ -37,6 +37,15 @@ STORAGE_CAUSES = {
 }
 """The storage faults a user can fix, by ``errno``, in the words the CLI prints."""
 
+STORAGE_REMEDIES = {
+    errno.ENOSPC: "once there is room",
+    errno.EDQUOT: "once there is room within the quota",
+    errno.EROFS: "once the file system is writable again",
+    errno.EACCES: "once you may write there",
+    errno.EPERM: "once you may write there",
+}
+"""When the work can go on after each storage fault of :data:`STORAGE_CAUSES`, in words."""
+
 
 class KeypointWMError(Exception):
     """A failure the user can fix; the message names the flag or file and what was expected."""
@@ -83,6 +92,20 @@ def storage_cause(error: BaseException) -> str | None:
     if isinstance(error, OSError):
         return STORAGE_CAUSES.get(error.errno or 0)
     return None
+
+
+def storage_remedy(error: BaseException) -> str:
+    """When the work that ``error`` stopped can go on, in words that fit its cause
+    (:data:`STORAGE_REMEDIES`; a generic one for other errors).
+
+    >>> storage_remedy(OSError(errno.EROFS, "Read-only file system", "run/ckpt"))
+    'once the file system is writable again'
+    >>> storage_remedy(OSError(errno.ENOSPC, "No space left on device"))
+    'once there is room'
+    """
+    if isinstance(error, OSError) and error.errno in STORAGE_REMEDIES:
+        return STORAGE_REMEDIES[error.errno]
+    return "once the cause is fixed"
 
 
 def not_found(path: str | os.PathLike[str]) -> str:

@@ -13,7 +13,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from keypoint_wm.checkpoint import checkpoint_dirs, latest_checkpoint, write_config
+from keypoint_wm.checkpoint import checkpoint_dirs, latest_checkpoint, load_weights, write_config
 from keypoint_wm.choices import DATA_PLACEMENTS, GRAPH_MODES
 from keypoint_wm.claims import claim
 from keypoint_wm.config import RunConfig
@@ -33,7 +33,7 @@ from keypoint_wm.data.episodes import (
     positive_int_or_none,
 )
 from keypoint_wm.data.sequences import EpisodeIndex, WindowDataset, dataset_fingerprint, make_loader
-from keypoint_wm.errors import DataError, RunError, Stopped, UsageError
+from keypoint_wm.errors import DataError, RunError, Stopped, UsageError, storage_cause
 from keypoint_wm.evaluation.probe import ProbeData, ProbeLog, run_probe
 from keypoint_wm.host_memory import keep_freed_memory
 from keypoint_wm.model.device import resolve_device
@@ -173,19 +173,22 @@ def train(
     One process writes a run (docs/design.md, "Run directories and checkpoints"): another
     ``train`` on the same ``run_dir`` is refused while this one runs. SIGINT or SIGTERM
     stops it at the end of the current step with a checkpoint of that step
-    (:class:`~keypoint_wm.errors.Stopped`; ``--resume`` continues exactly there).
+    (:class:`~keypoint_wm.errors.Stopped`; ``--resume`` continues exactly there); one that
+    arrives while the run is being set up stops it before its first step, with nothing lost.
 
     Raises:
         RunError: another process is writing ``run_dir``.
         Stopped: SIGINT or SIGTERM arrived (single-process runs; the checkpoint is saved).
     """
     run_dir = Path(run_dir)
-    with _one_writer(run_dir):
+    one_process = int(os.environ.get("WORLD_SIZE", "1")) <= 1  # torchrun: its own signals
+    stops = stop_requests() if one_process else nullcontext(StopRequest())
+    with stops as stop, _one_writer(run_dir):  # a stop during the set-up is kept for the loop
         new = not run_dir.exists()
         try:
             return _train(
                 config, data_dir, run_dir, resume, device_name, progress,
-                data_placement, cuda_graph, progress_label, progress_position,
+                data_placement, cuda_graph, progress_label, progress_position, stop,
             )  # fmt: skip
         except (MemoryError, RuntimeError) as error:
             if not _out_of_memory(error):
@@ -211,7 +214,16 @@ def _one_writer(run_dir: Path) -> Iterator[None]:
     if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks follow rank 0
         yield
         return
-    with claim(run_dir.parent / f".{run_dir.name}.writer") as holder:
+    with ExitStack() as held:
+        try:
+            holder = held.enter_context(claim(run_dir.parent / f".{run_dir.name}.writer"))
+        except OSError as error:  # a read-only or full --out: name the folder, not the lock
+            cause = storage_cause(error)
+            if cause is None:
+                raise
+            raise RunError(
+                f"--out {run_dir}: {cause} (cannot create the run's writer lock)"
+            ) from None
         if holder is not None:
             raise RunError(
                 f"--out {run_dir}: another process is training this run ({holder}); wait for "
@@ -231,6 +243,7 @@ def _train(
     cuda_graph: str,
     progress_label: str,
     progress_position: int,
+    stop: StopRequest,
 ) -> dict[str, Any]:
     if data_placement not in DATA_PLACEMENTS:
         raise UsageError(f"data placement must be one of {DATA_PLACEMENTS}, got {data_placement!r}")
@@ -250,7 +263,7 @@ def _train(
     precision = resolve_precision(config.train.precision, device)
     model, runner = _model_and_optimiser(config, device, dist_info, precision, cuda_graph)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint.model_state)
+        load_weights(model, checkpoint.model_state, run_dir, checkpoint.path)
         runner.load_optimizer_state(checkpoint.training_state["optimizer"])
         restore_rng_state(checkpoint.training_state, dist_info.rank, device,
                           config.seed + dist_info.rank + start_step)  # fmt: skip
@@ -267,7 +280,7 @@ def _train(
         )
     train_seconds = checkpoint.info.get("train_seconds", 0.0) if checkpoint is not None else 0.0
     loop = _Loop(run_dir, device, dist_info, model, runner, dataset, windows, batches, logger,
-                 probe)  # fmt: skip
+                 probe, stop)  # fmt: skip
 
     bar = tqdm(
         total=config.train.steps, initial=start_step, unit="step", desc=progress_label,
@@ -381,6 +394,7 @@ class _Loop:
     batches: Iterator[dict[str, torch.Tensor]] | None
     logger: RunLogger
     probe: ProbeData | None
+    stop: StopRequest
 
 
 def _run_loop(
@@ -397,56 +411,62 @@ def _run_loop(
     step = start_step
     window_start, window_steps = time.perf_counter(), 0
     clock = time.perf_counter()
-    stops = stop_requests() if dist_info.world_size == 1 else nullcontext(StopRequest())
-    with stops as stop:
-        while step < total:
-            if windows is not None:
-                batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
-                                      dist_info.world_size, out=runner.static_inputs())  # fmt: skip
-            else:
-                assert batches is not None
-                batch = next(batches)
-            lr = config.train.learning_rate_at(step)
-            schedule = schedule_at(config, step)
-            runner.step(batch["image"], batch["action"] if use_actions else None,
-                        batch.get("reference"), schedule, lr)  # fmt: skip
-            step += 1
-            window_steps += 1
-            bar.update(1)
+    stop = loop.stop
+    if stop.signum is not None and step < total:  # arrived during the set-up: nothing to save
+        saved = f"its checkpoint of step {step} intact" if step else "nothing trained yet"
+        raise Stopped(
+            f"stopped by {stop.name} at step {step} of {total} before training further "
+            f"({saved}); continue it with the same command and --resume (--out {run_dir})",
+            stop.signum,
+        )
+    while step < total:
+        if windows is not None:
+            batch = windows.batch(step * batch_size, batch_size, dist_info.rank,
+                                  dist_info.world_size, out=runner.static_inputs())  # fmt: skip
+        else:
+            assert batches is not None
+            batch = next(batches)
+        lr = config.train.learning_rate_at(step)
+        schedule = schedule_at(config, step)
+        runner.step(batch["image"], batch["action"] if use_actions else None,
+                    batch.get("reference"), schedule, lr)  # fmt: skip
+        step += 1
+        window_steps += 1
+        bar.update(1)
 
-            if step % config.train.log_every == 0 or step == total:
-                last_terms = _log_losses(step, loop, bar, lr, schedule, window_start, window_steps)
-                window_start, window_steps = time.perf_counter(), 0
-            if step % config.train.image_every == 0 or step == total:
-                images, actions, _ = to_model_inputs(batch, loop.device, use_actions)
-                logger.media(step, model, images, actions, batch)
-            if probe is not None and (step % config.train.probe_every == 0 or step == total):
-                train_seconds += time.perf_counter() - clock
-                r2 = run_probe(model, probe)
-                logger.probe(step, r2)
-                ProbeLog(run_dir).append(step, train_seconds, r2)
-                clock = time.perf_counter()
-            stopping = stop.signum is not None  # a stop saves the step it ends
-            if step % config.train.checkpoint_every == 0 or step == total or stopping:
-                runner.raise_if_nonfinite(step)
-                train_seconds += time.perf_counter() - clock
-                clock = time.perf_counter()
-                save_training_checkpoint(
-                    run_dir,
-                    step,
-                    model,
-                    runner,
-                    dist_info.rank,
-                    dist_info.world_size,
-                    loop.dataset,
-                    train_seconds,
-                )
-            if stop.signum is not None and step < total:
-                raise Stopped(
-                    f"stopped by {stop.name} at step {step} of {total}, its checkpoint "
-                    f"saved; continue it with the same command and --resume (--out {run_dir})",
-                    stop.signum,
-                )
+        if step % config.train.log_every == 0 or step == total:
+            last_terms = _log_losses(step, loop, bar, lr, schedule, window_start, window_steps)
+            window_start, window_steps = time.perf_counter(), 0
+        if step % config.train.image_every == 0 or step == total:
+            images, actions, _ = to_model_inputs(batch, loop.device, use_actions)
+            logger.media(step, model, images, actions, batch)
+        if probe is not None and (step % config.train.probe_every == 0 or step == total):
+            train_seconds += time.perf_counter() - clock
+            r2 = run_probe(model, probe)
+            logger.probe(step, r2)
+            ProbeLog(run_dir).append(step, train_seconds, r2)
+            clock = time.perf_counter()
+        stopping = stop.signum is not None  # a stop saves the step it ends
+        if step % config.train.checkpoint_every == 0 or step == total or stopping:
+            runner.raise_if_nonfinite(step)
+            train_seconds += time.perf_counter() - clock
+            clock = time.perf_counter()
+            save_training_checkpoint(
+                run_dir,
+                step,
+                model,
+                runner,
+                dist_info.rank,
+                dist_info.world_size,
+                loop.dataset,
+                train_seconds,
+            )
+        if stop.signum is not None and step < total:
+            raise Stopped(
+                f"stopped by {stop.name} at step {step} of {total}, its checkpoint "
+                f"saved; continue it with the same command and --resume (--out {run_dir})",
+                stop.signum,
+            )
     return step, last_terms
 
 

@@ -20,7 +20,7 @@ from keypoint_wm.checkpoint import (
     save_checkpoint,
 )
 from keypoint_wm.config import RunConfig
-from keypoint_wm.errors import RunError, storage_cause
+from keypoint_wm.errors import RunError, storage_cause, storage_remedy
 from keypoint_wm.train_step import StepRunner
 
 __all__ = ["ConfigMismatchError", "check_resume", "restore_rng_state", "save_training_checkpoint"]
@@ -59,11 +59,12 @@ def save_training_checkpoint(
             cause = storage_cause(error)
             if cause is None:
                 raise
-            raise RunError(_unsaved(run_dir, step, cause)) from None
+            raise RunError(_unsaved(run_dir, step, cause, storage_remedy(error))) from None
 
 
-def _unsaved(run_dir: Path, step: int, cause: str) -> str:
-    """One line for a checkpoint that could not be written: the cause and what is intact."""
+def _unsaved(run_dir: Path, step: int, cause: str, remedy: str) -> str:
+    """One line for a checkpoint that could not be written: the cause, what is intact, and
+    when ``--resume`` can continue (``remedy``, in words that fit the cause)."""
     saved = checkpoint_dirs(run_dir)
     kept = (
         f"its checkpoint of step {int(saved[-1].name.removeprefix('step_'))} is intact"
@@ -71,8 +72,8 @@ def _unsaved(run_dir: Path, step: int, cause: str) -> str:
         else "no checkpoint of it was saved yet"
     )
     return (
-        f"{run_dir}: cannot save the checkpoint of step {step} ({cause}); {kept}: once there "
-        f"is room, continue with the same command and --resume"
+        f"{run_dir}: cannot save the checkpoint of step {step} ({cause}); {kept}: {remedy}, "
+        f"continue with the same command and --resume"
     )
 
 

@@ -69,32 +69,63 @@ def test_import_is_cheap():
     assert out.stdout.split() == ["False", "False"]
 
 
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        (lambda c: {**c, "colour": 1}, r"config\.json: unknown run config key\(s\): colour"),
-        (
-            lambda c: {**c, "model": "oops"},
-            r"config\.json: 'model' must be an object of settings, got str",
-        ),
-        (
-            lambda c: {
-                **c,
-                "model": {**c["model"], "num_keypoints": c["model"]["num_keypoints"] + 1},
-            },
-            r"the weights do not fit .*config\.json \(size mismatch for ",
-        ),
-    ],
-)
-def test_a_config_edited_by_hand_is_named_in_one_message(tiny_run, tmp_path, edit, message):
+HAND_EDITS = {
+    "unknown-key": (
+        lambda c: {**c, "colour": 1},
+        r"config\.json: unknown run config key\(s\): colour$",
+    ),
+    "model-not-an-object": (
+        lambda c: {**c, "model": "oops"},
+        r"config\.json: 'model' must be an object of settings, got str 'oops'$",
+    ),
+    "keypoints-not-the-weights": (
+        lambda c: {**c, "model": {**c["model"], "num_keypoints": c["model"]["num_keypoints"] + 1}},
+        r": the weights in .*step_00000004 do not fit .*config\.json \(size mismatch for ",
+    ),
+}
+"""config.json edited by hand: the edit and the one-line message it must give."""
+
+
+def edited_copy(run, folder, edit):
     import json
     import shutil
 
+    shutil.copytree(run, folder)
+    path = folder / "config.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    return folder
+
+
+@pytest.mark.parametrize("case", HAND_EDITS)
+def test_a_config_edited_by_hand_is_named_in_one_message(tiny_run, tmp_path, case):
     from keypoint_wm.checkpoint import CheckpointError
 
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    path = run / "config.json"
-    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    edit, message = HAND_EDITS[case]
+    run = edited_copy(tiny_run, tmp_path / "run", edit)
     with pytest.raises(CheckpointError, match=message):
         keypoint_wm.load(run, device="cpu")
+
+
+@pytest.mark.parametrize("case", HAND_EDITS)
+def test_a_config_edited_by_hand_is_one_line_from_the_command_line(
+    tiny_run, basketball_dir, tmp_path, case
+):
+    """The same through a real command (``evaluate tracking --run RUN``): exit 1, one line
+    naming the file, nothing evaluated."""
+    import re
+    import subprocess
+    import sys
+
+    edit, message = HAND_EDITS[case]
+    run = edited_copy(tiny_run, tmp_path / "run", edit)
+    done = subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", "evaluate", "tracking", "--run", str(run),
+         "--data", str(basketball_dir), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith(f"keypoint-wm evaluate tracking: error: {run}"), lines[0]
+    assert re.search(message, lines[0]), lines[0]
+    assert done.stdout == ""

@@ -197,9 +197,14 @@ def test_a_second_writer_of_a_run_is_refused_while_the_first_runs(basketball_dir
     assert train(tiny_config(2), basketball_dir, run, progress=False)["step"] == 2
 
 
-def _cli_train(data: Path, run: Path, steps: int, *extra: str) -> list[str]:
-    sets = [f"{k}={v}" for k, v in TINY_OVERRIDES.items()]
-    sets += ["train.checkpoint_every=1000", "train.probe_every=0"]
+def _cli_train(
+    data: Path, run: Path, steps: int, *extra: str, schedule: dict | None = None
+) -> list[str]:
+    """``keypoint-wm train`` of the tiny config; ``schedule``: the settings beyond
+    :data:`TINY_OVERRIDES` (default: no probe and a checkpoint every 1000 steps)."""
+    if schedule is None:
+        schedule = {"train.checkpoint_every": 1000, "train.probe_every": 0}
+    sets = [f"{k}={v}" for k, v in {**TINY_OVERRIDES, **schedule}.items()]
     command = [sys.executable, "-m", "keypoint_wm.cli", "train", "--data", str(data),
                "--preset", "basketball-cpu", "--seed", "3", "--out", str(run),
                "--steps", str(steps), "--quiet", *extra]  # fmt: skip
@@ -208,33 +213,144 @@ def _cli_train(data: Path, run: Path, steps: int, *extra: str) -> list[str]:
     return command
 
 
+def _wait_for(found, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Poll until ``found()`` holds, while ``process`` runs."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not found():
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 @pytest.mark.integration
-def test_sigterm_saves_the_current_step_and_resume_continues_there(basketball_dir, tmp_path):
-    """What a scheduler's stop does: the step in progress ends, a checkpoint of it is saved
-    (not the last multiple of checkpoint_every), the exit code is 143 with one line that
-    says how to continue, and --resume continues from that step."""
+@pytest.mark.parametrize("moment", ["setup", "mid-run"])
+def test_a_stop_signal_saves_the_current_step_and_resume_continues_there(
+    basketball_dir, tmp_path, moment
+):
+    """What a scheduler's stop (SIGTERM) or Ctrl-C (SIGINT) does: the step in progress ends,
+    a checkpoint of it is saved (not the last multiple of checkpoint_every), the exit code
+    is 128 + the signal with one line that says how to continue, and --resume continues
+    from that step. A signal while the run is set up (it holds the run, no step yet) stops
+    it before the first step, nothing trained and nothing lost. One run per signal, side
+    by side."""
+    import re
     import signal
     import time
 
+    runs = {sig: tmp_path / sig for sig in ("SIGTERM", "SIGINT")}
+    processes = {
+        sig: subprocess.Popen(_cli_train(basketball_dir, run, 5000), stderr=subprocess.PIPE,
+                              text=True)
+        for sig, run in runs.items()
+    }  # fmt: skip
+    for sig, process in processes.items():
+        run = runs[sig]
+        if moment == "setup":  # the run is claimed: the stop handlers are in place
+            _wait_for((tmp_path / f".{sig}.writer").exists, process)
+        else:
+            _wait_for(lambda run=run: bool(list(run.glob("tensorboard/**/events.*"))), process)
+            time.sleep(1.0)  # some steps in, far from step 1000
+        process.send_signal(getattr(signal, sig))
+    steps = {}
+    for sig, process in processes.items():
+        run = runs[sig]
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 128 + getattr(signal, sig), stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and f"stopped by {sig} at step" in lines[0], stderr
+        assert "--resume" in lines[0] and "Traceback" not in stderr
+        steps[sig] = step = int(re.search(r"at step (\d+) of 5000", lines[0]).group(1))
+        if moment == "setup":
+            assert step == 0 and "nothing trained yet" in lines[0], lines[0]
+            assert latest_checkpoint(run) is None
+        else:
+            assert 0 < step < 1000 and "its checkpoint saved" in lines[0], lines[0]
+            saved = load_checkpoint(latest_checkpoint(run), with_training_state=True)
+            assert saved.step == step and saved.training_state["optimizer"]["state"]
+    resumed = {
+        sig: subprocess.Popen(_cli_train(basketball_dir, run, steps[sig] + 1, "--resume"),
+                              stderr=subprocess.PIPE, text=True)
+        for sig, run in runs.items()
+    }  # fmt: skip
+    for sig, process in resumed.items():
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+        assert latest_checkpoint(runs[sig]).name == f"step_{steps[sig] + 1:08d}"
+
+
+@pytest.mark.integration
+def test_two_trains_of_one_run_started_together_leave_only_the_winners_run(
+    basketball_dir, tmp_path
+):
+    """Two real ``train --out R`` (seeds 3 and 4) started at once: one trains R, the other
+    exits 1 naming the holder, and R holds the winner's checkpoints and config alone."""
     run = tmp_path / "run"
-    process = subprocess.Popen(
-        _cli_train(basketball_dir, run, 5000), stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.time() + 120
-    while not list(run.glob("tensorboard/**/events.*")) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(2.0)  # some steps in, far from step 1000
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and "stopped by SIGTERM at step" in lines[0] and "--resume" in lines[0]
-    saved = load_checkpoint(latest_checkpoint(run), with_training_state=True)
-    assert 0 < saved.step < 1000 and f"at step {saved.step} of 5000" in lines[0]
-    assert saved.training_state["optimizer"]["state"]
-    resumed = subprocess.run(
-        _cli_train(basketball_dir, run, saved.step + 2, "--resume"),
+    schedule = {"train.checkpoint_every": 10, "train.probe_every": 0}
+    commands = {seed: _cli_train(basketball_dir, run, 20, schedule=schedule) for seed in (3, 4)}
+    for seed, command in commands.items():
+        command[command.index("--seed") + 1] = str(seed)
+    processes = {
+        seed: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for seed, command in commands.items()
+    }
+    errors = {seed: p.communicate(timeout=300)[1] for seed, p in processes.items()}
+    codes = {seed: p.returncode for seed, p in processes.items()}
+    assert sorted(codes.values()) == [0, 1], errors
+    winner, loser = sorted(codes, key=codes.__getitem__)
+    refused = errors[loser]
+    lines = refused.strip().splitlines()
+    assert len(lines) == 1 and "another process is training this run" in lines[0], refused
+    assert f"pid {processes[winner].pid} on " in lines[0] and f"--out {run}:" in lines[0]
+    assert json.loads((run / "config.json").read_text())["seed"] == winner
+    saved = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert saved == ["step_00000010", "step_00000020"]
+    for name in saved:
+        info = load_checkpoint(run / "checkpoints" / name, with_training_state=False).info
+        assert info["data_seed"] == winner, (name, info)
+    assert len(list(run.glob("tensorboard/**/events.*"))) == 1
+
+
+@pytest.mark.integration
+def test_resume_of_a_run_whose_config_was_edited_by_hand_is_one_line(
+    basketball_dir, tiny_run, tmp_path
+):
+    """config.json edited (4 keypoints -> 8) and --set saying the same: the config check
+    passes, the weights do not fit; the message names config.json and the checkpoint."""
+    import shutil
+
+    run = tmp_path / "edited"
+    shutil.copytree(tiny_run, run)
+    path = run / "config.json"
+    config = json.loads(path.read_text())
+    config["model"]["num_keypoints"] = 8
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        _cli_train(basketball_dir, run, 6, "--resume",
+                   schedule={"model.num_keypoints": 8}),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    assert latest_checkpoint(run).name == f"step_{saved.step + 2:08d}"
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    checkpoint = run / "checkpoints" / "step_00000004"
+    assert lines[0].startswith(
+        f"keypoint-wm train: error: {run}: the weights in {checkpoint} do not fit {path} "
+        "(size mismatch for "
+    ), lines[0]
+    assert latest_checkpoint(run) == checkpoint  # nothing written over it
+
+
+@pytest.mark.integration
+def test_a_bad_setting_is_one_line_and_leaves_no_run_folder(basketball_dir, tmp_path):
+    run = tmp_path / "run"
+    done = subprocess.run(
+        _cli_train(basketball_dir, run, 2, "--set", "train.learning_rate=-1"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "keypoint-wm train: error: --set/--config: train.learning_rate must be > 0, got -1.0"
+    ]
+    assert not run.exists() and list(tmp_path.iterdir()) == []

@@ -10,12 +10,14 @@ stable_baselines3): it runs whenever the parser is built. What a check needs (to
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keypoint_wm.errors import UsageError, not_found
+from keypoint_wm.errors import UsageError, not_found, storage_cause
 
 if TYPE_CHECKING:
     import torch
@@ -162,9 +164,27 @@ def existing_dir(path: str | Path, flag: str = "--data") -> Path:
 
 
 def check_json_path(path: str | None, flag: str = "--json") -> None:
-    """Refuse a ``--json`` path that is a directory before any work starts."""
-    if path and Path(path).is_dir():
+    """Refuse, before any work starts, an output path (``--json``, a given ``--plot``) that
+    is a directory or that cannot be written: a file is created and removed in its folder
+    (or, where the folder is still to be made, in the nearest one that exists), since
+    permission bits say nothing of a read-only mount. The message names ``flag``, the
+    folder and the cause."""
+    if not path:
+        return
+    if Path(path).is_dir():
         raise UsageError(f"{flag} {path} is a directory; expected a file path")
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:  # made when written
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: {folder} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".probe", dir=folder)
+    except OSError as error:
+        cause = storage_cause(error) or error.strerror or str(error)
+        raise UsageError(f"{flag} {path}: cannot write in {folder} ({cause})") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def write_json(path: str | None, payload: dict[str, Any], flag: str = "--json") -> None:

@@ -296,6 +296,7 @@ def run_compare(args: argparse.Namespace) -> int:
     seed_run_args(runs, flag="RUN")  # each a run or a folder of seed runs, none given twice
     existing_dir(args.data)
     check_json_path(args.json)
+    check_json_path(args.markdown, flag="--markdown")
     device = device_of(args)
     # --max-windows caps every evaluation (default: each one's own); --max-sequences (the old
     # spelling of the actions cap) caps action recognition only.

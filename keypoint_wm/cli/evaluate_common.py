@@ -41,8 +41,9 @@ def write_plot(args: argparse.Namespace, name: str, plot: Callable[[Path], Path]
 
 
 def over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any:
-    """Check ``--run`` (each a run or a folder of seed runs), ``--data``, ``--json`` and
-    ``--device``; then load and ``evaluate`` each run in turn, as seeds of one variant.
+    """Check ``--run`` (each a run or a folder of seed runs), ``--data``, ``--json`` and a
+    given ``--plot`` (each writable) and ``--device``; then load and ``evaluate`` each run in
+    turn, as seeds of one variant.
 
     Returns an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` whose per-run objects add
     ``"run"`` and ``"data"``.
@@ -50,6 +51,7 @@ def over_seeds(args: argparse.Namespace, evaluate: Callable[[Any], Any]) -> Any:
     runs = seed_run_args(args.run)
     existing_dir(args.data)
     check_json_path(args.json)
+    check_json_path(getattr(args, "plot", None), flag="--plot")
     device = device_of(args)
     from keypoint_wm.evaluation.seeds import OverSeeds
 

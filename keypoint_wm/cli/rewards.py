@@ -100,6 +100,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     args.inputs = "hidden" if inputs is None else inputs[0]  # the one-for-all setting
     existing_dir(args.data)
     check_json_path(args.json)
+    check_json_path(args.plot, flag="--plot")
     device = device_of(args)
     result = evaluate_reward_prediction(
         args.run,

@@ -14,6 +14,8 @@ import pytest
 from kwm_testing import TINY_OVERRIDES
 from latent_testing import tiny_dmc_data, tiny_dmc_run
 
+from keypoint_wm.checkpoint import latest_checkpoint
+
 pytestmark = pytest.mark.integration
 
 
@@ -29,6 +31,23 @@ def mounted(folder: Path, *options: str) -> Iterator[Path]:
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
     try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` as it is, made read-only (bound onto itself, then remounted ``ro``)."""
+    done = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True,
+                          text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here ({done.stderr.strip()})")
+    try:
+        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True,
+                              text=True)  # fmt: skip
+        if done.returncode != 0:
+            pytest.skip(f"cannot remount read-only here ({done.stderr.strip()})")
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
@@ -60,9 +79,10 @@ def train(data: Path, run: Path, steps: int, *extra: str) -> subprocess.Complete
     return cli(*command)
 
 
-def one_line_error(done: subprocess.CompletedProcess, *words: str) -> str:
-    """The command failed with exit 1 and one error line holding ``words``; returns it."""
-    assert done.returncode == 1, done.stderr
+def one_line_error(done: subprocess.CompletedProcess, *words: str, code: int = 1) -> str:
+    """The command failed with exit ``code`` and one error line holding ``words``; returns
+    it."""
+    assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     errors = [line for line in done.stderr.splitlines() if ": error: " in line]
     assert len(errors) == 1, done.stderr
@@ -79,8 +99,8 @@ def test_train_on_a_full_disk_says_so_keeps_its_checkpoints_and_resumes_once_the
         assert train(basketball_dir, run, 4).returncode == 0
         filler = fill(disk, leave=32 * 1024)  # room for the config, not for a checkpoint
         done = train(basketball_dir, run, 8, "--resume")
-        one_line_error(done, "no space left on the device", str(run))
-        assert "checkpoint of step 4 is intact" in done.stderr
+        line = one_line_error(done, "no space left on the device", str(run))
+        assert "checkpoint of step 4 is intact: once there is room, continue" in line
         names = sorted(p.name for p in (run / "checkpoints").iterdir())
         assert names == ["step_00000002", "step_00000004"]  # no half-written step_6 left
         filler.unlink()
@@ -90,8 +110,48 @@ def test_train_on_a_full_disk_says_so_keeps_its_checkpoints_and_resumes_once_the
 
 
 def test_train_into_a_read_only_folder_is_one_line_naming_it(basketball_dir, tmp_path):
+    """The folder the user gave, not the hidden writer lock beside it."""
     with mounted(tmp_path / "ro", "ro", "size=1m") as ro:
-        one_line_error(train(basketball_dir, ro / "run", 2), str(ro), "read-only")
+        line = one_line_error(train(basketball_dir, ro / "run", 2))
+        assert line.endswith(
+            f"error: --out {ro / 'run'}: the file system is read-only (cannot create the run's "
+            "writer lock)"
+        ), line
+
+
+def test_train_whose_checkpoints_turn_read_only_says_so_not_that_the_disk_is_full(
+    basketball_dir, tmp_path
+):
+    run = tmp_path / "run"
+    assert train(basketball_dir, run, 2).returncode == 0
+    with read_only(run / "checkpoints"):
+        done = train(basketball_dir, run, 4, "--resume")
+        line = one_line_error(done, str(run), "cannot save the checkpoint of step 4")
+        assert (
+            "(the file system is read-only); its checkpoint of step 2 is intact: once the "
+            "file system is writable again, continue with the same command and --resume" in line
+        )
+        assert "room" not in line
+    assert latest_checkpoint(run).name == "step_00000002"
+
+
+@pytest.mark.parametrize("flag", ["--json", "--plot"])
+def test_evaluate_refuses_an_output_it_cannot_write_before_evaluating(
+    tiny_run, basketball_dir, tmp_path, flag
+):
+    """``--json`` (or a given ``--plot``) in a read-only folder is refused up front: exit 2,
+    one line naming the flag and the folder, nothing evaluated, nothing written."""
+    with mounted(tmp_path / "ro", "ro", "size=1m") as ro:
+        outputs = {"--json": str(tmp_path / "t.json"), "--plot": str(tmp_path / "t.png")}
+        outputs[flag] = str(ro / "sub" / f"t{Path(outputs[flag]).suffix}")  # made if need be
+        done = cli("evaluate", "tracking", "--run", str(tiny_run), "--data", str(basketball_dir),
+                   "--samples", "2", "--quiet", *(x for item in outputs.items() for x in item))  # fmt: skip
+        line = one_line_error(done, code=2)
+        assert line.endswith(
+            f"error: {flag} {outputs[flag]}: cannot write in {ro} (the file system is read-only)"
+        ), line
+        assert done.stdout == ""  # no table: nothing was evaluated
+    assert list(tmp_path.iterdir()) == [tmp_path / "ro"]
 
 
 def test_collect_on_a_full_disk_is_one_line_naming_the_file(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -238,28 +239,73 @@ def test_two_collections_of_different_datasets_started_together_never_mix(tmp_pa
     assert file_bytes(out) == file_bytes(tmp_path / "alone")  # the winner's, whole
 
 
-def test_sigterm_finishes_the_episodes_in_progress_and_leaves_no_worker(tmp_path):
-    import os
+def _stat(pid: int) -> list[str]:
+    """``/proc/PID/stat`` after the command name (state, ppid, pgrp, ...); [] when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return stat[stat.rindex(")") + 2 :].split()
 
+
+def process_group(pgid: int) -> dict[int, str]:
+    """Every process of group ``pgid``: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat(int(entry.name))[2:3] == [str(pgid)]:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+    return {pid: command.decode() for pid, command in found.items()}
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has ended; only its exit status is left)."""
+    return _stat(pid)[:1] not in ([], ["Z"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_finishes_the_episodes_in_progress_and_leaves_no_process(tmp_path, sig):
+    """SIGTERM (a scheduler) or SIGINT (Ctrl-C) to ``collect --workers 2``: exit 128 + the
+    signal in one line, every episode file whole, and no process of its group (the two
+    workers, multiprocessing's resource tracker) alive once it has exited."""
     out = tmp_path / "stopped"
     args = ["collect", "--domains", ",".join(TASKS), "--episodes", "20", "--steps", "40",
             "--size", "32", "--seed", "5", "--workers", "2", "--out", str(out),
             "--quiet"]  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "keypoint_wm.cli", *args], stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "keypoint_wm.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: every child it starts joins it
     )
+    seen: dict[int, str] = {}
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.rglob("*.npz"))) < 2:
+        seen.update(process_group(process.pid))
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    seen.update(process_group(process.pid))
+    commands = list(seen.values())
+    assert sum("spawn_main" in c for c in commands) == 2, commands  # the two workers
+    assert sum("resource_tracker" in c for c in commands) == 1, commands  # its queues' locks
+    process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    assert "stopped by SIGTERM after" in stderr and "run the same command again" in stderr
-    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
-    assert children.stdout.strip() == ""
-    time.sleep(0.5)
-    orphans = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True)
-    assert [p for p in orphans.stdout.split() if int(p) != os.getpid()] == []
+    name = signal.Signals(sig).name
+    assert process.returncode == 128 + sig, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and f"stopped by {name} after" in lines[0], stderr
+    assert "episodes, each written whole; run the same command again" in lines[0]
+
+    def alive() -> set[int]:
+        """Those seen in its group, and any in it now, that still run (a zombie has ended)."""
+        pids = {*seen, *process_group(process.pid)}
+        return {pid for pid in pids if running(pid)}
+
+    deadline = time.time() + 10  # the tracker ends on its own once its pipe closes
+    while alive() and time.time() < deadline:
+        time.sleep(0.1)
+    assert alive() == set(), {pid: seen.get(pid) for pid in alive()}
     count, bad = check_dataset(out)
     assert not bad and 0 < count < 40  # every file written whole
 
