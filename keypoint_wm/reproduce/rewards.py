@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from keypoint_wm.reproduce.dmcs import (
+    CHOSEN,
     DmcsSettings,
     Variant,
     chosen_variant,
@@ -249,13 +250,14 @@ def _bar(settings: DmcsSettings, done: dict[tuple[str, str], list[dict[str, Any]
         present = [v for v in values if v is not None]
         return sum(present) / len(present) if present else None
 
+    chosen = CHOSEN
     out = []
     for column in COLUMNS:
         wins = 0
         for task in settings.tasks:
-            struct, cnn = mean("struct", column, task), mean("cnn", column, task)
+            struct, cnn = mean(chosen, column, task), mean(CNN.name, column, task)
             wins += struct is not None and cnn is not None and struct <= cnn
-        above = [t for t in settings.tasks if (mean("struct", column, t) or 0.0) >= 1.0]
+        above = [t for t in settings.tasks if (mean(chosen, column, t) or 0.0) >= 1.0]
         verdict = "met" if wins >= 4 and not above else "not met"
         out.append(
             f"Bar ({column}): Struct-VRNN at or below CNN-VRNN on {wins} of "
