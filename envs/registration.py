@@ -17,6 +17,8 @@ from typing import Any
 import gymnasium
 from gymnasium.envs.registration import EnvSpec
 
+from keypoint_wm.choices import PAPER_TASKS
+
 __all__ = [
     "ALL_TASKS",
     "ENV_NAMESPACE",
@@ -90,16 +92,6 @@ order."""
 
 TASK_NAMES: tuple[str, ...] = tuple(f"{domain}-{task}" for domain, task in ALL_TASKS)
 """Every task of :data:`ALL_TASKS` as a ``"domain-task"`` name, e.g. ``"ball_in_cup-catch"``."""
-
-PAPER_TASKS: tuple[str, ...] = (
-    "acrobot-swingup",
-    "cartpole-balance",
-    "cheetah-run",
-    "reacher-easy",
-    "walker-stand",
-    "walker-walk",
-)
-"""The six tasks of the paper (Minderer et al. 2019), as ``"domain-task"`` names."""
 
 _KNOWN = frozenset(ALL_TASKS)
 

@@ -17,6 +17,7 @@ __all__ = [
     "DREAM_POLICIES",
     "DREAM_STARTS",
     "GRAPH_MODES",
+    "PAPER_TASKS",
     "PRECISIONS",
     "PRECISION_CHOICES",
 ]
@@ -51,3 +52,14 @@ DREAM_STARTS = ("any", "initial")
 
 DREAM_POLICIES = ("zero", "plus", "minus", "random", "sine", "pd", "pd-flipped")
 """The scripted policies of ``evaluate dream-fidelity`` (``pd`` ones: cartpole only)."""
+
+PAPER_TASKS: tuple[str, ...] = (
+    "acrobot-swingup",
+    "cartpole-balance",
+    "cheetah-run",
+    "reacher-easy",
+    "walker-stand",
+    "walker-walk",
+)
+"""The six DeepMind Control Suite tasks of the paper (Minderer et al. 2019), as
+``"domain-task"`` names (``envs.registration`` checks each against ``dm_control``)."""

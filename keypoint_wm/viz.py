@@ -122,6 +122,20 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
+def write_figure(fig: Any, path: str | Path, dpi: float | None = None) -> Path:
+    """Write a matplotlib figure in the format its path's suffix names (matplotlib's
+    ``savefig``, written in place; ``dpi`` None: matplotlib's default), making its folder,
+    and close it. For a PNG that a reader must never see half-written:
+    :func:`save_figure`."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
     """Write a matplotlib figure as a PNG so that a reader never sees a partial file
     (rendered in memory, then :func:`keypoint_wm.data.atomic.atomic_write_bytes`), and

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from keypoint_wm.evaluation.seeds import OverSeeds, plus_minus, variants_json
+from keypoint_wm.viz import write_figure
 
 __all__ = [
     "METRIC",
@@ -219,8 +220,4 @@ def plot_reward_prediction(result: RewardEvaluation, path: str | Path) -> Path:
     if handles:
         fig.legend(handles, names, loc="lower center", ncol=len(names))
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=100)

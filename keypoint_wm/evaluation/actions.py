@@ -36,6 +36,7 @@ from keypoint_wm.errors import DataError
 from keypoint_wm.evaluation.datasets import split_index, task_records
 from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.evaluation.windows import iter_windows
+from keypoint_wm.viz import write_figure
 
 
 @dataclass(frozen=True)
@@ -331,8 +332,4 @@ def plot_actions(result: ActionResult | OverSeeds[ActionResult], path: str | Pat
     matrix.set_xlabel("predicted")
     matrix.set_ylabel("true")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=110)

@@ -35,6 +35,7 @@ from keypoint_wm.evaluation.seeds import (
 from keypoint_wm.evaluation.tracking import TrackingResult
 from keypoint_wm.evaluation.video import VideoEvalConfig, VideoResult
 from keypoint_wm.run_groups import group_runs
+from keypoint_wm.viz import write_figure
 
 METRICS = ("video", "tracking", "actions")
 # (table row, section, key, higher is better, description)
@@ -367,9 +368,7 @@ def plot_compare(result: CompareResult, out_dir: str | Path) -> list[Path]:
         ax.set_title(name.upper() if name != "vgg_similarity" else "VGG cosine similarity")
         ax.legend(fontsize=6)
         fig.tight_layout()
-        paths.append(out_dir / f"compare_{name}.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(write_figure(fig, out_dir / f"compare_{name}.png", dpi=110))
     for row in result.rows:
         if row.metric.startswith(("psnr", "ssim")):
             continue
@@ -390,7 +389,5 @@ def plot_compare(result: CompareResult, out_dir: str | Path) -> list[Path]:
         )
         ax.tick_params(axis="x", labelrotation=20, labelsize=7)
         fig.tight_layout()
-        paths.append(out_dir / f"compare_{row.metric}.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(write_figure(fig, out_dir / f"compare_{row.metric}.png", dpi=110))
     return paths

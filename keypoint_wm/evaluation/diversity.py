@@ -31,6 +31,7 @@ from keypoint_wm.errors import UsageError
 from keypoint_wm.evaluation.datasets import split_index, task_records
 from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.evaluation.windows import iter_windows
+from keypoint_wm.viz import write_figure
 
 
 @dataclass(frozen=True)
@@ -298,8 +299,4 @@ def plot_diversity(result: DiversityResult, path: str | Path) -> Path:
             if c == 0:
                 ax.set_ylabel(f"window {seq.index}", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=110)

@@ -27,6 +27,7 @@ from keypoint_wm.data.sequences import EpisodeIndex, NoEpisodesError
 from keypoint_wm.evaluation.tracking import apply_linear, fit_linear, r2_per_object
 from keypoint_wm.evaluation.windows import iter_windows
 from keypoint_wm.model.struct_vrnn import StructVRNN
+from keypoint_wm.viz import write_figure
 
 
 @dataclass
@@ -170,5 +171,4 @@ def plot_probe_curve(csv_path: Path, png_path: Path) -> None:
     if r2.shape[1] <= 12:
         ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
+    write_figure(fig, png_path)

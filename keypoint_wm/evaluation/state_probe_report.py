@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from keypoint_wm.viz import write_figure
+
 __all__ = ["format_state_probe", "plot_state_probe"]
 
 
@@ -93,8 +95,4 @@ def plot_state_probe(summary: Any, path: str | Path) -> Path:
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"state probe: features {mean['features']}, {summary.count} run(s)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return write_figure(fig, path)

@@ -27,6 +27,7 @@ from keypoint_wm.data.sequences import EpisodeIndex
 from keypoint_wm.errors import DataError
 from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.evaluation.windows import iter_windows
+from keypoint_wm.viz import write_figure
 
 
 def fit_linear(features: np.ndarray, targets: np.ndarray, ridge: float = 1e-4) -> np.ndarray:
@@ -380,8 +381,4 @@ def plot_tracking(result: TrackingResult | OverSeeds[TrackingResult], path: str 
         ax.set_ylim(bottom=0)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=110)

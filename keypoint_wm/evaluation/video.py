@@ -37,6 +37,7 @@ from keypoint_wm.evaluation.datasets import split_index
 from keypoint_wm.evaluation.metrics import finite_or_none, frechet_distance, mean_ci, psnr, ssim
 from keypoint_wm.evaluation.seeds import OverSeeds, as_seeds, plus_minus
 from keypoint_wm.evaluation.windows import iter_windows
+from keypoint_wm.viz import write_figure
 
 WEIGHTS_MESSAGE = (
     "{name} needs network weights, which are never downloaded: pass {flag} PATH "
@@ -340,8 +341,4 @@ def plot_video(result: VideoResult | OverSeeds[VideoResult], path: str | Path) -
         ax.set_xlabel("time step")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=110)

@@ -181,9 +181,7 @@ class KeypointDynamics(nn.Module):
             :class:`StepOutput` with ``next_hidden`` = h_t ``[B, H]``.
         """
         step = self.posterior_step(hidden, observed, feed_observed)
-        with _fp32(hidden.device.type):
-            step.next_hidden = self.advance(hidden, step.feed, step.latent, action_next)
-        return step
+        return self._then_advance(step, hidden, action_next)
 
     def prior_step(
         self,
@@ -258,6 +256,13 @@ class KeypointDynamics(nn.Module):
         futures, repeat the batch (see :meth:`StructVRNN.rollout`).
         """
         step = self.prior_step(hidden, noise=noise, sample=sample)
+        return self._then_advance(step, hidden, action_next)
+
+    def _then_advance(
+        self, step: StepOutput, hidden: Tensor, action_next: Tensor | None
+    ) -> StepOutput:
+        """Set ``step.next_hidden``: :meth:`advance` from ``hidden`` with the step's feed and
+        latent (in fp32), the second half of :meth:`observe_step` and :meth:`imagine_step`."""
         with _fp32(hidden.device.type):
             step.next_hidden = self.advance(hidden, step.feed, step.latent, action_next)
         return step

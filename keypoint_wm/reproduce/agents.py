@@ -34,8 +34,8 @@ from keypoint_wm.reproduce.agents_settings import (
 )
 from keypoint_wm.reproduce.dmcs import DmcsSettings, data_path, data_unit, run_dir, train_unit
 from keypoint_wm.reproduce.dream_fidelity import HEADS, heads_unit
-from keypoint_wm.reproduce.identity import weights_hash
-from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, fill, read_json
+from keypoint_wm.reproduce.identity import model_uses
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, read_json
 
 __all__ = [
     "ACTION_REPEAT",
@@ -120,11 +120,12 @@ def _agent_unit(
     def figures(out: Path) -> dict[str, Any]:
         return agent_figures(read_json(result, out))
 
-    def uses(out: Path) -> dict[str, Any]:
-        return {"world_model": weights_hash(fill(run, out))}
-
     return Unit(
-        unit_name(task, variant, seed), tuple(argv), needs=needs, figures=figures, uses=uses
+        unit_name(task, variant, seed),
+        tuple(argv),
+        needs=needs,
+        figures=figures,
+        uses=model_uses(run),
     )
 
 

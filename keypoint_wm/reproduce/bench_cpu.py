@@ -18,49 +18,33 @@ from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, read
 
 __all__ = ["protocol"]
 
+
+def _train_bench(preset: str, *, steps: int, warmup: int) -> tuple[str, ...]:
+    """``bench train`` of ``preset`` on the CPU."""
+    return (
+        "bench",
+        "train",
+        "--device",
+        "cpu",
+        "--preset",
+        preset,
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+    )
+
+
 BENCHES: dict[str, tuple[str, ...]] = {
     "wrapper": ("bench", "wrapper", "--quiet"),
-    "train-basketball-cpu": (
-        "bench",
-        "train",
-        "--device",
-        "cpu",
-        "--preset",
-        "basketball-cpu",
-        "--steps",
-        "20",
-        "--warmup",
-        "3",
-    ),
-    "train-dmcs": (
-        "bench",
-        "train",
-        "--device",
-        "cpu",
-        "--preset",
-        "dmcs",
-        "--steps",
-        "2",
-        "--warmup",
-        "1",
-    ),
+    "train-basketball-cpu": _train_bench("basketball-cpu", steps=20, warmup=3),
+    "train-dmcs": _train_bench("dmcs", steps=2, warmup=1),
     "collect": ("bench", "collect"),
 }
 """The benchmarks, each a ``keypoint-wm`` command (``--json`` added per unit)."""
 
 SMOKE: dict[str, tuple[str, ...]] = {
-    "train-basketball-cpu": (
-        "bench",
-        "train",
-        "--device",
-        "cpu",
-        "--preset",
-        "basketball-cpu",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-    ),
+    "train-basketball-cpu": _train_bench("basketball-cpu", steps=1, warmup=0),
 }
 
 

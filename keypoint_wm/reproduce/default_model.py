@@ -26,7 +26,7 @@ from keypoint_wm.reproduce.dmcs import (
     train_unit,
 )
 from keypoint_wm.reproduce.dream_fidelity import HEADS, TASKS, heads_unit
-from keypoint_wm.reproduce.identity import weights_hash
+from keypoint_wm.reproduce.identity import model_uses
 from keypoint_wm.reproduce.pages import header, units_table
 from keypoint_wm.reproduce.protocol import (
     OUT,
@@ -84,11 +84,7 @@ def _probe_unit(settings: DmcsSettings, name: str, run: str, need: str) -> Unit:
         payload = read_json(json_path, out)
         return {"tasks": payload["tasks"], "mean": payload["mean"]}
 
-    def uses(out: Path) -> dict[str, Any]:
-        if run == EXPORT:
-            return _export_uses(out)
-        return {"world_model": weights_hash(fill(run, out))}
-
+    uses = _export_uses if run == EXPORT else model_uses(run)
     return Unit(name, tuple(argv), needs=(need,), figures=figures, uses=uses)
 
 

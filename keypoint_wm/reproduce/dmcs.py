@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.choices import PAPER_TASKS
 from keypoint_wm.presets import SMOKE_OVERRIDES
 from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
 from keypoint_wm.reproduce.protocol import OUT, Unit, UnitResult, fill
@@ -28,14 +29,6 @@ __all__ = [
     "train_unit",
 ]
 
-PAPER_TASKS = (
-    "acrobot-swingup",
-    "cartpole-balance",
-    "cheetah-run",
-    "reacher-easy",
-    "walker-stand",
-    "walker-walk",
-)
 
 CHOSEN = "struct-hm32"
 """The Struct-VRNN variant chosen on the validation split (the state-probe and dream-fidelity

@@ -22,9 +22,9 @@ from keypoint_wm.reproduce.dmcs import (
     seed_results,
     train_unit,
 )
-from keypoint_wm.reproduce.identity import weights_hash
+from keypoint_wm.reproduce.identity import model_uses
 from keypoint_wm.reproduce.pages import header, mean_ci_cell, units_table
-from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, fill, read_json
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, read_json
 
 __all__ = ["BAR", "TASKS", "heads_unit", "protocol"]
 
@@ -58,15 +58,12 @@ def heads_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
     if settings.smoke:
         argv += ["--steps", "5", "--window", "6", "--stride", "2"]
 
-    def uses(out: Path) -> dict[str, Any]:
-        return {"world_model": weights_hash(fill(run, out))}
-
     return Unit(
         f"heads-{variant.name}-seed{seed}",
         tuple(argv),
         kind="artifact",
         needs=(f"train-{variant.name}-seed{seed}",),
-        uses=uses,
+        uses=model_uses(run),
     )
 
 
@@ -99,15 +96,12 @@ def _fidelity_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
             for task, result in payload["tasks"].items()
         } | {"horizons": payload["horizons"]}
 
-    def uses(out: Path) -> dict[str, Any]:
-        return {"world_model": weights_hash(fill(run_dir(variant, seed), out))}
-
     return Unit(
         f"fidelity-{variant.name}-seed{seed}",
         tuple(argv),
         needs=(f"heads-{variant.name}-seed{seed}",),
         figures=figures,
-        uses=uses,
+        uses=model_uses(run_dir(variant, seed)),
     )
 
 

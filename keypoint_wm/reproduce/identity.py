@@ -12,13 +12,15 @@ import os
 import platform
 import subprocess
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from keypoint_wm.checkpoint import WEIGHTS, latest_checkpoint, weights_digest
 from keypoint_wm.data.episodes import iter_episode_files
+from keypoint_wm.reproduce.protocol import fill
 
-__all__ = ["dataset_fingerprint", "git_commit", "machine", "weights_hash"]
+__all__ = ["dataset_fingerprint", "git_commit", "machine", "model_uses", "weights_hash"]
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 """The CPU features that change this package's speed (docs/design.md, "Training speed")."""
@@ -96,3 +98,13 @@ def weights_hash(run_dir: str | Path) -> dict[str, Any]:
         return {"step": None, "weights": None}
     step = int(checkpoint.name.removeprefix("step_"))
     return {"step": step, "weights": weights_digest(checkpoint / WEIGHTS)}
+
+
+def model_uses(run: str) -> Callable[[Path], dict[str, Any]]:
+    """A unit's ``uses`` when it reads one trained run: ``{"world_model": weights_hash}`` of
+    ``run`` (a template, filled under the output folder)."""
+
+    def uses(out: Path) -> dict[str, Any]:
+        return {"world_model": weights_hash(fill(run, out))}
+
+    return uses

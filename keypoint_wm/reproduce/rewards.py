@@ -26,7 +26,7 @@ from keypoint_wm.reproduce.dmcs import (
     run_dir,
     train_unit,
 )
-from keypoint_wm.reproduce.identity import dataset_fingerprint, weights_hash
+from keypoint_wm.reproduce.identity import dataset_fingerprint, model_uses
 from keypoint_wm.reproduce.pages import header, mean_ci_cell, units_table
 from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, fill, read_json
 
@@ -123,15 +123,12 @@ def _score_unit(settings: DmcsSettings, variant: Variant, seed: int, column: str
             "mean_validation_normalized_mse": entry["mean_validation_normalized_mse"],
         }
 
-    def uses(out: Path) -> dict[str, Any]:
-        return {"world_model": weights_hash(fill(run, out))}
-
     return Unit(
         f"rewards-{variant.name}-seed{seed}-{column}",
         tuple(argv),
         needs=(f"train-{variant.name}-seed{seed}", "held-out-data"),
         figures=figures,
-        uses=uses,
+        uses=model_uses(run),
     )
 
 

@@ -22,9 +22,9 @@ from keypoint_wm.reproduce.dmcs import (
     seed_results,
     train_unit,
 )
-from keypoint_wm.reproduce.identity import weights_hash
+from keypoint_wm.reproduce.identity import model_uses
 from keypoint_wm.reproduce.pages import Figures, header, over_seeds, units_table
-from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, fill, read_json
+from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, read_json
 
 __all__ = ["BARS", "BAR_TASKS", "protocol"]
 
@@ -63,15 +63,12 @@ def _probe_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
         payload = read_json(json_path, out)
         return {k: v for k, v in payload.items() if k not in ("per_run", "seed_ci95", "run")}
 
-    def uses(out: Path) -> dict[str, Any]:
-        return {"world_model": weights_hash(fill(run_dir(variant, seed), out))}
-
     return Unit(
         f"probe-{variant.name}-seed{seed}",
         argv,
         needs=(f"train-{variant.name}-seed{seed}",),
         figures=figures,
-        uses=uses,
+        uses=model_uses(run_dir(variant, seed)),
     )
 
 
