@@ -25,21 +25,25 @@ if TYPE_CHECKING:
 from keypoint_wm.choices import DEVICE_HELP, PRECISION_CHOICES
 
 
-def positive_int(flag: str) -> Callable[[str], int]:
-    """An argparse ``type`` accepting integers >= 1; errors name ``flag``."""
+def int_at_least(flag: str, minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers >= ``minimum``; errors name ``flag``."""
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{flag} expects a positive integer, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} expects a positive integer, got {value}")
+            raise argparse.ArgumentTypeError(f"{flag} expects {expected}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{flag} expects {expected}, got {value}")
         return value
 
     return parse
+
+
+def positive_int(flag: str) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers >= 1; errors name ``flag``."""
+    return int_at_least(flag, 1)
 
 
 def fraction(flag: str, *, zero_ok: bool = False) -> Callable[[str], float]:

@@ -23,6 +23,7 @@ from keypoint_wm.cli.common import (
     check_json_path,
     comma_list,
     device_of,
+    int_at_least,
     positive_int,
     seed_run_args,
     write_json,
@@ -51,23 +52,6 @@ EXAMPLE = """example:
 Each (run, task) result is cached in RUN/dream_fidelity/ (or --cache DIR) as soon as it is
 done; the same command again reuses it. A folder of seed_<s>/ runs gives the mean and 95%
 interval over its seeds."""
-
-
-def non_negative_int(flag: str) -> Any:
-    """An argparse ``type`` accepting integers >= 0; errors name ``flag``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{flag} expects an integer >= 0, got {text!r}"
-            ) from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{flag} expects an integer >= 0, got {value}")
-        return value
-
-    return parse
 
 
 def run_dream_fidelity(args: argparse.Namespace) -> int:
@@ -154,7 +138,7 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--long-horizon",
-        type=non_negative_int("--long-horizon"),
+        type=int_at_least("--long-horizon", 0),
         default=30,
         help="a longer horizon reported too (default 30 agent steps; 0: none)",
     )
