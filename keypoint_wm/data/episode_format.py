@@ -105,12 +105,8 @@ def validate_arrays(arrays: dict[str, Any]) -> list[str]:
         problems.append("'image' holds no frames")
     action = arrays.get("action")
     if action is not None:
-        if action.dtype != np.float32 or action.ndim != 2 or action.shape[0] != num_frames:
-            problems.append(
-                f"'action' must be float32 [{num_frames},A], got {action.dtype} {list(action.shape)}"
-            )
-        elif not np.isfinite(action).all():
-            problems.append("'action' has non-finite values")
+        if problem := _per_frame_vectors_problem("action", action, num_frames, "A"):
+            problems.append(problem)
         elif action.shape[1] and num_frames and np.any(action[0] != 0):
             problems.append("'action[0]' must be zero (no action leads to the first frame)")
     reward = arrays.get("reward")
@@ -138,13 +134,10 @@ def validate_arrays(arrays: dict[str, Any]) -> list[str]:
         elif not np.isfinite(pos).all():
             problems.append("'true_object_pos' has non-finite values")
     state = arrays.get("state")
-    if state is not None:
-        if state.dtype != np.float32 or state.ndim != 2 or state.shape[0] != num_frames:
-            problems.append(
-                f"'state' must be float32 [{num_frames},D], got {state.dtype} {list(state.shape)}"
-            )
-        elif not np.isfinite(state).all():
-            problems.append("'state' has non-finite values")
+    if state is not None and (
+        problem := _per_frame_vectors_problem("state", state, num_frames, "D")
+    ):
+        problems.append(problem)
     if "metadata" in arrays and (problem := metadata_problem(arrays["metadata"])):
         problems.append(problem)
     return problems
@@ -259,3 +252,16 @@ def present_and_valid(path: str | os.PathLike) -> bool | None:
     if not path.exists():
         return None
     return not inspect_episode_file(path, read_images=False).problems
+
+
+def _per_frame_vectors_problem(
+    key: str, array: np.ndarray, num_frames: int, width: str
+) -> str | None:
+    """Why ``array`` is not a finite float32 ``[num_frames, width]`` (``action``, ``state``)."""
+    if array.dtype != np.float32 or array.ndim != 2 or array.shape[0] != num_frames:
+        return (
+            f"'{key}' must be float32 [{num_frames},{width}], got {array.dtype} {list(array.shape)}"
+        )
+    if not np.isfinite(array).all():
+        return f"'{key}' has non-finite values"
+    return None
