@@ -51,6 +51,7 @@ from keypoint_wm.checkpoint import (
     write_torch,
 )
 from keypoint_wm.errors import Stopped
+from keypoint_wm.rewards.head import RewardHead
 from keypoint_wm.stop_signals import StopRequest
 
 __all__ = ["HeadCheckpoints", "HeadProgress", "partial_dir"]
@@ -115,7 +116,7 @@ class HeadCheckpoints:
         return int(folders[-1].name.removeprefix("step_")) if folders else None
 
     def resume(
-        self, head: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator
+        self, head: RewardHead, optimizer: torch.optim.Optimizer, rng: np.random.Generator
     ) -> HeadProgress | None:
         """Load the newest checkpoint of these settings into ``head``, ``optimizer``, ``rng``
         and torch's generator and return its progress; None when there is none (a
@@ -156,7 +157,7 @@ class HeadCheckpoints:
     def boundary(
         self,
         progress: HeadProgress,
-        head: torch.nn.Module,
+        head: RewardHead,
         optimizer: torch.optim.Optimizer,
         rng: np.random.Generator,
         evaluated: bool,
@@ -173,7 +174,7 @@ class HeadCheckpoints:
         if stopping:
             assert self.stop.signum is not None
             raise Stopped(
-                f"stopped by {self.stop.name}{self.done}; the head of {head_task(head)} saved at "
+                f"stopped by {self.stop.name}{self.done}; the head of {head.config.task} saved at "
                 f"step {progress.step} of {total} ({saved}); the same command continues it",
                 self.stop.signum,
             )
@@ -181,7 +182,7 @@ class HeadCheckpoints:
     def save(
         self,
         progress: HeadProgress,
-        head: torch.nn.Module,
+        head: RewardHead,
         optimizer: torch.optim.Optimizer,
         rng: np.random.Generator,
     ) -> Path:
@@ -211,12 +212,6 @@ class HeadCheckpoints:
     def discard(self) -> None:
         """Remove the checkpoints (the head is saved, or they belong to other settings)."""
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def head_task(head: torch.nn.Module) -> str:
-    """The task a head predicts (its config's ``task``), for messages."""
-    config = getattr(head, "config", None)
-    return str(getattr(config, "task", "") or "this task")
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
