@@ -52,7 +52,7 @@ from keypoint_wm.errors import Stopped
 from keypoint_wm.stop_signals import stop_requests
 
 if TYPE_CHECKING:
-    from keypoint_wm.envs.gym_pixels import EnvState
+    from keypoint_wm.envs.gym_state import EnvState
 
 MANIFEST_FORMAT = "keypoint-wm/episodes-v1"
 WRITER_SUFFIX = ".writer"
@@ -160,8 +160,6 @@ def _close_cached_envs() -> None:
 
 def _gym_metadata(name: str, env: Any, config: CollectConfig, state: EnvState | None) -> dict:
     """What an ``--env`` episode's metadata (and the manifest's task entry) says of it."""
-    from keypoint_wm.data.state_layout import layout_from_sizes
-
     crop = config.frame_crop()
     fps = env.metadata.get("render_fps")
     return {
@@ -175,9 +173,7 @@ def _gym_metadata(name: str, env: Any, config: CollectConfig, state: EnvState | 
         "crop": None if crop is None else crop.to_json(),
         "fps": None if fps is None else float(fps),
         "object_names": [],
-        "state_keys": []
-        if state is None
-        else [part.to_json() for part in layout_from_sizes(state.parts)],
+        "state_keys": [] if state is None else [part.to_json() for part in state.parts],
         **({} if state is None else state.metadata),
     }
 
@@ -213,7 +209,8 @@ def _collect_gym_episode(name: str, job: EpisodeJob, config: CollectConfig) -> t
     across ``reset`` (a MuJoCo env's tracking camera moves on from where the last episode
     left it), and an episode's bytes must depend on its seed alone, not on which episodes
     the worker collected before."""
-    from keypoint_wm.envs.gym_pixels import RenderedFrames, state_source
+    from keypoint_wm.envs.gym_pixels import RenderedFrames
+    from keypoint_wm.envs.gym_state import state_source
 
     env = _make_gym_env(name, config)
     try:
@@ -315,8 +312,8 @@ def _gym_task_info(name: str, config: CollectConfig) -> dict[str, Any]:
         RandomActions,
         RenderedFrames,
         UnsupportedActionSpace,
-        state_source,
     )
+    from keypoint_wm.envs.gym_state import state_source
 
     env = _make_gym_env(name, config)
     try:

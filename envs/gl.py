@@ -14,6 +14,11 @@ MuJoCo 3.x's compiler deprecates; dm_control logs MuJoCo's warning through absl 
 compiler attribute 'settotalmass' is deprecated ...") every time a cheetah model is compiled.
 Nothing a user can change causes it, so that one message is dropped (:class:`_SuiteDeprecations`,
 a filter on absl's logger, installed once); every other absl or MuJoCo warning still shows.
+Gymnasium's MuJoCo models (``half_cheetah.xml``) set the same attribute, and without dm_control
+MuJoCo's own handler prints the warning to stderr and appends it to ``MUJOCO_LOG.TXT`` in the
+working directory; :func:`route_mujoco_warnings` sends MuJoCo's warnings to Python's logger
+``"mujoco"`` instead, through the same filter (dm_control's import, when it comes later,
+puts back its own route through absl).
 
 Failures surface in different places and with different exception types (a ``RuntimeError``
 from dm_control for an unknown backend name, an ``AttributeError`` from PyOpenGL when
@@ -38,6 +43,7 @@ __all__ = [
     "dm_control_suite",
     "ensure_gl_backend",
     "gl_context_errors",
+    "route_mujoco_warnings",
 ]
 
 DEFAULT_GL_BACKEND = "egl"
@@ -124,6 +130,24 @@ class _SuiteDeprecations(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith(self.PREFIXES)
+
+
+def _log_mujoco_warning(message: str | bytes) -> None:
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    logging.getLogger("mujoco").warning(text)
+
+
+def route_mujoco_warnings() -> None:
+    """Send MuJoCo's warnings to Python's logger ``"mujoco"``, which drops the model files'
+    deprecations (:class:`_SuiteDeprecations`), instead of stderr and ``MUJOCO_LOG.TXT``
+    (module doc). Installed once per process; a callback someone else set is left alone."""
+    import mujoco
+
+    logger = logging.getLogger("mujoco")
+    if not any(isinstance(f, _SuiteDeprecations) for f in logger.filters):
+        logger.addFilter(_SuiteDeprecations())
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_log_mujoco_warning)
 
 
 def _quiet_suite_deprecations() -> None:

@@ -13,18 +13,14 @@ each step's frame from ``env.render()`` (cropped and area-resized by
 - ``Discrete(n)``: a uniform choice, stored one-hot (``[n]``), as the wrappers feed it;
 - anything else is refused (:class:`UnsupportedActionSpace`).
 
-The ``state`` stored beside the frames (:func:`state_source`) is, for an Atari game of
-``ale-py`` (``ALE/...`` ids, registered when one is asked for), its 128 bytes of RAM at the
-time step of the frame; for any other env its own observation when that is a flat (1-D)
-``Box`` (Gymnasium MuJoCo: joint positions then velocities; classic control), else nothing.
+The ``state`` stored beside the frames is :mod:`keypoint_wm.envs.gym_state`'s.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
@@ -32,44 +28,24 @@ import numpy as np
 from gymnasium import spaces
 
 from keypoint_wm.data.frames import FrameCrop, fit_frames
+from keypoint_wm.envs.gl import route_mujoco_warnings
 
 __all__ = [
     "ALE_PREFIX",
-    "ATARI_RAM_BYTES",
     "ActionUnits",
-    "EnvState",
     "RandomActions",
     "RenderedFrames",
     "RenderedPixels",
     "UnsupportedActionSpace",
-    "flat_state_size",
     "is_registered",
     "make_gym_env",
     "make_render_env",
     "render_frame",
     "restart_renderer",
-    "state_source",
 ]
 
 ALE_PREFIX = "ALE/"
 """The namespace of ale-py's Atari games (``ALE/Pong-v5``): registered on first use."""
-
-ATARI_RAM_BYTES: dict[str, dict[str, int]] = {
-    "pong": {
-        "player_y": 51,
-        "player_x": 46,
-        "enemy_y": 50,
-        "enemy_x": 45,
-        "ball_x": 49,
-        "ball_y": 54,
-        "enemy_score": 13,
-        "player_score": 14,
-    },
-}
-"""Per ale-py game, the RAM bytes known to hold named quantities (the index into ``state``),
-as annotated by AtariARI (Anand et al., 2019, "Unsupervised State Representation Learning
-in Atari"); stored in an episode's metadata as ``"ram_bytes"``. Pong's ball and player
-bytes are checked against its frames in tests/collect/test_env_families.py."""
 
 
 class UnsupportedActionSpace(ValueError):
@@ -97,6 +73,7 @@ def make_gym_env(
         ValueError: as :func:`make_render_env`.
     """
     _headless_sdl()
+    route_mujoco_warnings()
     try:
         if name.rpartition(":")[2].startswith(ALE_PREFIX):
             _register_ale()
@@ -141,62 +118,6 @@ def _headless_sdl() -> None:
     chose (``SDL_VIDEODRIVER``) is left alone."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-
-
-def flat_state_size(space: spaces.Space) -> int | None:
-    """D when observations are a flat ``Box`` ``(D,)`` of numbers (stored as ``state``)."""
-    if isinstance(space, spaces.Box) and len(space.shape) == 1 and space.dtype.kind in "fiu":
-        return int(space.shape[0])
-    return None
-
-
-@dataclass(frozen=True)
-class EnvState:
-    """What an env's episodes store as ``state``: float32 ``[D]`` per frame.
-
-    ``parts`` names its slices in storage order (``(name, size)``, the metadata's
-    ``"state_keys"`` through :func:`keypoint_wm.data.state_layout.layout_from_sizes`);
-    ``read(observation, info)`` gives the vector of the time step just reset to or stepped
-    to; ``metadata`` is more for the episode's metadata (``"ram_bytes"`` of a known game)."""
-
-    parts: tuple[tuple[str, int], ...]
-    read: Callable[[Any, dict[str, Any]], np.ndarray]
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return sum(size for _, size in self.parts)
-
-
-def state_source(env: gymnasium.Env) -> EnvState | None:
-    """The ``state`` of an env's episodes (module doc), or None when it has none.
-
-    - an ale-py Atari env: its RAM, 128 bytes as float32 in [0, 255], one part ``ram``, read
-      from the emulator beside the frame (``ale.getRAM()`` after ``reset``/``step``: the RAM
-      of the time step the rendered frame shows, whatever ``obs_type``); ``"ram_bytes"``
-      names bytes of the games of :data:`ATARI_RAM_BYTES`;
-    - an env whose observation space is a flat ``Box``: the observation, one part
-      ``observation``.
-    """
-    ale = getattr(env.unwrapped, "ale", None)
-    if ale is not None and hasattr(ale, "getRAM"):
-
-        def ram(observation: Any, info: dict[str, Any]) -> np.ndarray:
-            return np.asarray(ale.getRAM(), np.float32)
-
-        game = getattr(env.unwrapped, "_game", None)
-        known = ATARI_RAM_BYTES.get(str(game))
-        return EnvState(
-            (("ram", len(ale.getRAM())),), ram, {} if known is None else {"ram_bytes": known}
-        )
-    size = flat_state_size(env.observation_space)
-    if size is not None:
-        return EnvState((("observation", size),), _observation_state)
-    return None
-
-
-def _observation_state(observation: Any, info: dict[str, Any]) -> np.ndarray:
-    return np.asarray(observation, np.float32).reshape(-1)
 
 
 def render_frame(env: gymnasium.Env) -> Any:

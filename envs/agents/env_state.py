@@ -73,7 +73,7 @@ def integration_state(physics: Any) -> np.ndarray:
     plugin state): what the next step depends on."""
     # Imported here, where dm_control already runs: keypoint_wm.envs.gl picks the GL backend
     # before the first import of mujoco, which reads MUJOCO_GL.
-    import mujoco  # type: ignore[import-untyped]
+    import mujoco
 
     return physics.get_state(int(mujoco.mjtState.mjSTATE_INTEGRATION))
 

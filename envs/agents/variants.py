@@ -56,10 +56,10 @@ from keypoint_wm.envs.dmc import DMCPixelEnv
 from keypoint_wm.envs.gym_pixels import (
     ALE_PREFIX,
     RenderedPixels,
-    flat_state_size,
     make_gym_env,
     make_render_env,
 )
+from keypoint_wm.envs.gym_state import flat_state_size
 from keypoint_wm.envs.latent.dream import DreamEnv
 from keypoint_wm.envs.latent.sb3 import LatentVecEnv
 from keypoint_wm.envs.registration import parse_task_name

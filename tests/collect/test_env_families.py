@@ -126,7 +126,7 @@ def test_atari_collects_ram_beside_its_frames(tmp_path):
     from keypoint_wm.collect.config import CollectConfig
     from keypoint_wm.collect.runner import collect_dataset
     from keypoint_wm.data.frames import fit_frames
-    from keypoint_wm.envs.gym_pixels import ATARI_RAM_BYTES
+    from keypoint_wm.envs.gym_state import ATARI_RAM_BYTES
 
     out = tmp_path / "pong"
     done = cli("collect", "--env", PONG, "--episodes", "2", "--steps", "40", "--size", "32",

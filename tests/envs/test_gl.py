@@ -91,3 +91,31 @@ def test_making_a_suite_env_prints_no_settotalmass_deprecation():
     assert result.returncode == 0, result.stderr
     assert "settotalmass" not in result.stderr
     assert "another absl warning" in result.stderr
+
+
+_GYM_CHEETAH = (
+    "import logging\n"
+    "from keypoint_wm.envs.gym_pixels import make_render_env\n"
+    "env = make_render_env('HalfCheetah-v5')\n"
+    "env.close()\n"
+    "logging.getLogger('mujoco').warning('another mujoco warning')\n"
+)
+
+
+@pytest.mark.integration
+def test_making_a_gymnasium_mujoco_env_prints_no_settotalmass_deprecation(tmp_path):
+    """Gymnasium's half_cheetah.xml sets the same deprecated attribute; without dm_control
+    MuJoCo would print it and append it to MUJOCO_LOG.TXT in the working directory."""
+    result = subprocess.run(
+        [sys.executable, "-c", _GYM_CHEETAH],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "settotalmass" not in result.stderr + result.stdout
+    assert "another mujoco warning" in result.stderr
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
