@@ -115,7 +115,9 @@ class TaskProbe:
     (None when the task has none); ``alpha`` is the ridge strength chosen on validation,
     ``validation_r2`` the mean R^2 there and ``validation`` its positions and velocities
     (what to choose models and knobs on: the test figures are read once, to report);
-    ``frames`` the frame count per split.
+    ``frames`` the frame count per split; ``named`` the R^2 of single state entries the data
+    names (an Atari game's ``"ram_bytes"``: the ball's and paddles' positions in its RAM),
+    empty when it names none.
     """
 
     parts: dict[str, float | None]
@@ -125,9 +127,10 @@ class TaskProbe:
     validation_r2: float
     frames: dict[str, int]
     validation: dict[str, float | None] = field(default_factory=dict)
+    named: dict[str, float | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "positions": self.positions,
             "velocities": self.velocities,
             "parts": dict(self.parts),
@@ -136,6 +139,7 @@ class TaskProbe:
             "validation": dict(self.validation),
             "frames": dict(self.frames),
         }
+        return {**out, "named": dict(self.named)} if self.named else out
 
 
 @dataclass
@@ -189,6 +193,7 @@ def fit_state_probe(
     states: dict[str, np.ndarray],
     parts: tuple[StatePart, ...],
     alphas: tuple[float, ...] = StateProbeConfig.alphas,
+    named: dict[str, int] | None = None,
 ) -> TaskProbe:
     """Fit on ``"train"``, choose the ridge strength on ``"validation"``, score ``"test"``.
 
@@ -197,6 +202,7 @@ def fit_state_probe(
         states: per split, float ``[n, D]`` the states of the same frames.
         parts: the slices of the D state entries.
         alphas: candidate ridge strengths.
+        named: single entries to score apart, ``{name: column}``.
 
     >>> rng = np.random.default_rng(0)
     >>> state = {s: rng.normal(size=(200, 3)) for s in ("train", "validation", "test")}
@@ -228,7 +234,7 @@ def fit_state_probe(
         "validation": apply_linear(weights, validation),
         "test": apply_linear(weights, test),
     }
-    return score_state_probe(predicted, states, parts, alpha)
+    return score_state_probe(predicted, states, parts, alpha, named)
 
 
 def score_state_probe(
@@ -236,6 +242,7 @@ def score_state_probe(
     states: dict[str, np.ndarray],
     parts: tuple[StatePart, ...],
     alpha: float = 0.0,
+    named: dict[str, int] | None = None,
 ) -> TaskProbe:
     """Score a fitted probe's predictions: test R^2 per part and kind, validation figures.
 
@@ -244,6 +251,8 @@ def score_state_probe(
         states: per split (``"train"`` too, for the frame count): the true ``[n, D]``.
         parts: the slices of the D state entries.
         alpha: the ridge strength chosen (0 for a probe without one).
+        named: single entries to score apart, ``{name: column}`` (None when one does not
+            vary on the test frames).
     """
     r2 = _r2_per_dim(predicted["test"], states["test"].astype(np.float64))
     chosen = _r2_per_dim(predicted["validation"], states["validation"].astype(np.float64))
@@ -262,6 +271,10 @@ def score_state_probe(
         validation={
             "positions": _nanmean(chosen[kinds["position"]]),
             "velocities": _nanmean(chosen[kinds["velocity"]]),
+        },
+        named={
+            name: None if not np.isfinite(r2[column]) else float(r2[column])
+            for name, column in (named or {}).items()
         },
     )
 
@@ -288,6 +301,33 @@ def angle_targets(
     return np.concatenate(columns, axis=1), tuple(new)
 
 
+def named_entries(metadata: dict[str, Any], parts: tuple[StatePart, ...]) -> dict[str, int]:
+    """The single state entries an episode's metadata names, ``{name: column}``: an Atari
+    game's ``"ram_bytes"`` (keypoint_wm.envs.gym_state); columns outside the state dropped.
+
+    >>> parts = (StatePart("ram", 0, 128, "position"),)
+    >>> named_entries({"ram_bytes": {"ball_x": 49, "odd": 300}}, parts)
+    {'ball_x': 49}
+    """
+    width = parts[-1].stop if parts else 0
+    entries = metadata.get("ram_bytes") or {}
+    return {str(k): int(v) for k, v in entries.items() if 0 <= int(v) < width}
+
+
+def moved_columns(
+    named: dict[str, int], before: tuple[StatePart, ...], after: tuple[StatePart, ...]
+) -> dict[str, int]:
+    """``named`` columns of the layout ``before`` in the layout ``after`` (the same parts,
+    angles widened to cosine and sine by :func:`angle_targets`); an entry of an angle part
+    is dropped (it has no one column any more)."""
+    out = {}
+    for name, column in named.items():
+        for old, new in zip(before, after, strict=True):
+            if old.start <= column < old.stop and old.kind != "angle":
+                out[name] = new.start + column - old.start
+    return out
+
+
 # ----------------------------------------------------------------------------- data
 @dataclass
 class _TaskData:
@@ -297,6 +337,7 @@ class _TaskData:
     actions: dict[str, list[np.ndarray]]
     states: dict[str, list[np.ndarray]]
     parts: tuple[StatePart, ...]
+    named: dict[str, int] = field(default_factory=dict)
 
 
 def load_probe_tasks(
@@ -332,6 +373,7 @@ def load_probe_tasks(
             loaded.actions[split] = [e.action for e in episodes]
             loaded.states[split] = states
             loaded.parts = state_parts(episodes[0].metadata, states[0].shape[1])
+            loaded.named = named_entries(episodes[0].metadata, loaded.parts)
         else:
             tasks[task] = loaded
     if skipped and (config.tasks or not tasks):
@@ -383,11 +425,12 @@ def _probe_model(
             features[split] = _features(model, data, split, config)
             states[split] = np.concatenate([s[config.burn_in :] for s in data.states[split]])
             bar.update(sum(len(f) for f in data.frames[split]))
-        parts = data.parts
+        parts, named = data.parts, data.named
         if config.angles == "sincos":
             for split in SPLITS:
                 states[split], parts = angle_targets(states[split], data.parts)
-        probes[name] = fit_state_probe(features, states, parts, config.alphas)
+            named = moved_columns(named, data.parts, parts)
+        probes[name] = fit_state_probe(features, states, parts, config.alphas, named)
     return probes
 
 

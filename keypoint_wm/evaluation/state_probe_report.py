@@ -17,7 +17,8 @@ __all__ = ["format_state_probe", "plot_state_probe"]
 def format_state_probe(summary: Any) -> str:
     """A Markdown table of an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` of results:
     per task, test R^2 of positions and velocities (mean ± 95% CI over the runs), the
-    untrained floor, and each observation key's R^2."""
+    untrained floor, and each observation key's R^2 (then each named entry's, as an Atari
+    game's ball and paddle bytes)."""
     from keypoint_wm.evaluation.seeds import plus_minus
 
     mean, half = summary.mean, summary.ci
@@ -49,14 +50,16 @@ def format_state_probe(summary: Any) -> str:
         if has_floor:
             floor = ("untrained", *base)
             row += f" {cell(*floor, 'positions')} | {cell(*floor, 'velocities')} |"
-        parts = (
-            ", ".join(
-                f"{name} {plus_minus(v, None, '.3f')}"
-                for name, v in mean["tasks"][task]["parts"].items()
+        parts = ""
+        if task != "mean":
+            entry = mean["tasks"][task]
+            parts = ", ".join(
+                f"{name} {plus_minus(v, None, '.3f')}" for name, v in entry["parts"].items()
             )
-            if task != "mean"
-            else ""
-        )
+            if entry.get("named"):
+                parts += "; " + ", ".join(
+                    f"{name} {cell(*base, 'named', name)}" for name in entry["named"]
+                )
         lines.append(row + f" {parts} |")
     return "\n".join(lines)
 

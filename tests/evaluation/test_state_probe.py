@@ -91,6 +91,29 @@ def test_raw_angles_are_scored_through_their_cosines_and_sines():
     assert raw.positions is not None and raw.positions < 0.5
 
 
+def test_named_entries_are_scored_one_by_one_behind_a_widened_angle():
+    """An Atari game's ball byte among RAM bytes the latent does not hold: the named byte
+    scores ~1 on its own while the whole part averages far lower; an angle part before it
+    (widened to cosine and sine) does not shift which column is scored."""
+    from keypoint_wm.evaluation.state_probe import angle_targets, moved_columns, named_entries
+
+    rng = np.random.default_rng(5)
+    parts = (StatePart("angle", 0, 1, "angle"), StatePart("ram", 1, 9, "position"))
+    state = {s: rng.normal(size=(400, 9)) for s in SPLITS}
+    latent = {s: np.stack([np.cos(x[:, 0]), np.sin(x[:, 0]), x[:, 4]], 1) for s, x in state.items()}
+    named = named_entries({"ram_bytes": {"ball_x": 4, "noise": 7, "outside": 200}}, parts)
+    assert named == {"ball_x": 4, "noise": 7}
+    targets = {s: angle_targets(x, parts)[0] for s, x in state.items()}
+    widened = angle_targets(state["test"], parts)[1]
+    moved = moved_columns(named, parts, widened)
+    assert moved == {"ball_x": 5, "noise": 8}
+    probe = fit_state_probe(latent, targets, widened, named=moved)
+    assert probe.named["ball_x"] == pytest.approx(1.0, abs=1e-3)
+    assert probe.named["noise"] < 0.05
+    assert probe.parts["ram"] < 0.3
+    assert probe.to_json()["named"] == probe.named
+
+
 # ---------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def probe_setup(tmp_path_factory):
