@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from keypoint_wm.cli.common import positive_int, write_json
+from keypoint_wm.cli.common import check_json_path, positive_int, write_json
 from keypoint_wm.cli.evaluate_common import add_common, over_seeds, write_plot
 from keypoint_wm.data.state_layout import ANGLE_TARGETS
 from keypoint_wm.latent_features import FEATURE_CHOICES
@@ -30,12 +30,27 @@ def run_state_probe(args: argparse.Namespace) -> int:
         untrained=not args.no_untrained_baseline,
         angles=args.angles,
     )
-    summary = over_seeds(
-        args, lambda model: evaluate_state_probe(model, args.data, config, not args.quiet)
-    )
+    check_json_path(args.gif, flag="--gif")
+    gifs: list[str] = []
+
+    def evaluate(model: object) -> object:
+        result = evaluate_state_probe(model, args.data, config, not args.quiet)
+        if args.gif and not gifs:  # the first run's keypoints on the test episodes
+            from keypoint_wm.evaluation.keypoint_gif import write_keypoint_gif
+
+            validation = result.settings["validation_fraction"]
+            path = write_keypoint_gif(
+                model, args.data, args.gif, args.test_fraction, validation, tasks
+            )
+            gifs.append(str(path))
+        return result
+
+    summary = over_seeds(args, evaluate)
     print(format_state_probe(summary))
     write_json(args.json, summary.to_json())
     write_plot(args, "state_probe", lambda path: plot_state_probe(summary, path))
+    if gifs and not args.quiet:
+        print(f"keypoints on the first test episode of each task: {gifs[0]}")
     return 0
 
 
@@ -86,5 +101,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument(
         "--plot", help="PNG of R^2 per task (default: beside --json, or RUN/state_probe.png)"
+    )
+    s.add_argument(
+        "--gif",
+        help="also write a GIF of the first run's keypoints on the first test episode of each "
+        "task, the tasks side by side (Struct-VRNN runs)",
     )
     s.set_defaults(handler=run_state_probe)

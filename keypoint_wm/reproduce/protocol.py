@@ -32,6 +32,7 @@ __all__ = [
     "CLI_MODULE",
     "KINDS",
     "OUT",
+    "RESULTS",
     "SHIP",
     "Protocol",
     "Unit",
@@ -53,6 +54,12 @@ CLI_MODULE = "keypoint_wm.cli"
 SHIP = "{ship}"
 """The placeholder for where shipped files go (the package's ``keypoint_wm/bundled`` when
 the results folder is a repository's ``docs/results``, else ``OUT/bundled``)."""
+
+
+RESULTS = "{results}"
+"""The placeholder for the protocol's folder of unit results (``docs/results/<NAME>``), where
+a unit's pictures go (a keypoint GIF), committed with its record; results show it as
+``RESULTS``."""
 
 
 def fill(template: str, out: str | Path) -> Path:
@@ -97,6 +104,8 @@ class Unit:
             (:mod:`keypoint_wm.reproduce.suite`).
         ships: paths (``{ship}/...``) the command writes into the package, committed with
             the unit's record (the shipped default model).
+        pictures: paths (``{results}/...``) the command writes beside the unit results
+            (GIFs a page shows), committed with the unit's record.
     """
 
     name: str
@@ -109,16 +118,28 @@ class Unit:
     exclusive: bool = False
     module: str = CLI_MODULE
     ships: tuple[str, ...] = ()
+    pictures: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unit kind must be one of {KINDS}, got {self.kind!r}")
 
-    def command(self, out: str | Path, threads: int, ship: str | Path | None = None) -> list[str]:
-        """The arguments with ``{out}``, ``{threads}`` and ``{ship}`` filled in."""
+    def command(
+        self,
+        out: str | Path,
+        threads: int,
+        ship: str | Path | None = None,
+        results: str | Path | None = None,
+    ) -> list[str]:
+        """The arguments with ``{out}``, ``{threads}``, ``{ship}`` and ``{results}`` filled
+        in (defaults: ``OUT/bundled`` and ``OUT/results``)."""
         ship = Path(out) / "bundled" if ship is None else ship
+        results = Path(out) / "results" if results is None else results
         return [
-            a.replace(OUT, str(out)).replace("{threads}", str(threads)).replace(SHIP, str(ship))
+            a.replace(OUT, str(out))
+            .replace("{threads}", str(threads))
+            .replace(SHIP, str(ship))
+            .replace(RESULTS, str(results))
             for a in self.argv
         ]
 
@@ -136,7 +157,10 @@ class Unit:
     def shown(self) -> str:
         """The command as recorded: ``keypoint-wm ...`` with ``OUT`` for ``--out``."""
         parts = [
-            a.replace(OUT, "OUT").replace("{threads}", "N").replace(SHIP, "keypoint_wm/bundled")
+            a.replace(OUT, "OUT")
+            .replace("{threads}", "N")
+            .replace(SHIP, "keypoint_wm/bundled")
+            .replace(RESULTS, "RESULTS")
             for a in self.argv
         ]
         program = ["keypoint-wm"] if self.module == CLI_MODULE else ["python", "-m", self.module]

@@ -33,6 +33,7 @@ from keypoint_wm.errors import KeypointWMError, UsageError
 from keypoint_wm.reproduce.identity import git_commit, machine
 from keypoint_wm.reproduce.protocol import (
     CLI_MODULE,
+    RESULTS,
     SHIP,
     Protocol,
     Unit,
@@ -276,7 +277,7 @@ def _start_ready(session: _Session, todo: list[Unit], jobs: int, threads: int | 
         share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
         share = threads if threads and not unit.exclusive else share
         share = cores if unit.exclusive else share
-        started = _start(unit, session.out, share, session.ship)
+        started = _start(unit, session.out, share, session.ship, session.folder)
         if isinstance(started, str):
             if session.elsewhere.get(unit.name) != started:
                 session.say(f"  {unit.name}: claimed by {started}; waiting for it")
@@ -316,7 +317,8 @@ def _collect_finished(session: _Session) -> str | None:
                 results_root,
                 [written, page, *_pictures(results_root, protocol)]
                 + ([readme] if readme is not None else [])
-                + [Path(p.replace(SHIP, str(session.ship))) for p in job.unit.ships],
+                + [Path(p.replace(SHIP, str(session.ship))) for p in job.unit.ships]
+                + [Path(p.replace(RESULTS, str(session.folder))) for p in job.unit.pictures],
                 f"results: {protocol.name} {name}",
             )
     return failure
@@ -355,7 +357,7 @@ def ship_root(results_root: Path, out: Path) -> Path:
     return out / "bundled" if readme is None else readme.parent / "keypoint_wm" / "bundled"
 
 
-def _start(unit: Unit, out: Path, threads: int, ship: Path) -> _Running | str:
+def _start(unit: Unit, out: Path, threads: int, ship: Path, results: Path) -> _Running | str:
     """Claim ``unit`` and start its command; the claim holder's description if claimed."""
     release = ExitStack()
     holder = release.enter_context(claim(out / "claims" / f"{unit.name}.claim"))
@@ -364,13 +366,13 @@ def _start(unit: Unit, out: Path, threads: int, ship: Path) -> _Running | str:
         return holder
     log = open(out / "logs" / f"{unit.name}.log", "ab")
     program = [] if unit.module == CLI_MODULE else ["python", "-m", unit.module]
-    log.write(f"\n$ {' '.join([*program, *unit.command(out, threads, ship)])}\n".encode())
+    log.write(f"\n$ {' '.join([*program, *unit.command(out, threads, ship, results)])}\n".encode())
     log.flush()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env.update(dict(unit.env))
     env.setdefault("MUJOCO_GL", "egl")
     process = subprocess.Popen(
-        [sys.executable, "-m", unit.module, *unit.command(out, threads, ship)],
+        [sys.executable, "-m", unit.module, *unit.command(out, threads, ship, results)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

@@ -162,8 +162,10 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.integration
 def test_state_probe_writes_the_table_json_and_plot_over_seeds(probe_setup, tmp_path):
     data, runs = probe_setup
-    out = tmp_path / "probe.json"
-    done = cli("--run", str(runs[0].parent), "--data", str(data), "--json", str(out))
+    out, gif = tmp_path / "probe.json", tmp_path / "pictures" / "keypoints.gif"
+    done = cli(
+        "--run", str(runs[0].parent), "--data", str(data), "--json", str(out), "--gif", str(gif)
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "positions" in done.stdout and "cartpole-balance" in done.stdout
     result = json.loads(out.read_text())
@@ -178,6 +180,11 @@ def test_state_probe_writes_the_table_json_and_plot_over_seeds(probe_setup, tmp_
     # The frames come from the three splits, none shared: the run's own fractions.
     frames = task["frames"]
     assert frames["train"] > 0 and frames["validation"] > 0 and frames["test"] > 0
+    # The keypoints of the first run on a whole test episode (13 frames of 32 x 32, x4).
+    import imageio.v3 as iio
+
+    overlay = iio.imread(gif)
+    assert overlay.shape[:3] == (13, 128, 128)
 
 
 @pytest.mark.integration
