@@ -98,6 +98,16 @@ TARGETS: dict[str, Target] = {
             "keypoint_wm.reproduce.agents",
         ),
         Target(
+            "gym-envs",
+            "the pipeline on Gymnasium environments nobody tuned it on: HalfCheetah-v5's state "
+            "probe (3 world-model seeds) and Pong's keypoints and RAM probe",
+            "about 2.5 h: the two collections (HalfCheetah-v5's 200 episodes about 30 min on "
+            "2 workers, Pong's 2 min), 4 world models (about 25 min each alone) and their "
+            "probes",
+            "not measured",
+            "keypoint_wm.reproduce.gym_envs",
+        ),
+        Target(
             "default-model",
             "the world model shipped in the package (keypoint_wm.load()): the chosen variant's "
             "seed 0 exported in float16 with its reward heads, and the state probe, tracking "

@@ -24,6 +24,7 @@ __all__ = [
     "Variant",
     "chosen_variant",
     "data_unit",
+    "dataset_figures",
     "run_dir",
     "seed_results",
     "train_unit",
@@ -158,17 +159,33 @@ def data_unit(settings: DmcsSettings) -> Unit:
     def identity(out: Path) -> dict[str, Any]:
         return {"data": dataset_fingerprint(fill(data_path(settings), out))}
 
-    def figures(out: Path) -> dict[str, Any]:
-        from keypoint_wm.data.episodes import iter_episode_files
+    return Unit(
+        "data",
+        tuple(argv),
+        kind="artifact",
+        uses=identity,
+        figures=lambda out: dataset_figures(data_path(settings), out),
+    )
 
-        files = list(iter_episode_files(fill(data_path(settings), out)))
-        return {"episodes": len(files), "bytes": sum(f.stat().st_size for f in files)}
 
-    return Unit("data", tuple(argv), kind="artifact", uses=identity, figures=figures)
+def dataset_figures(template: str, out: Path) -> dict[str, Any]:
+    """The episode count and bytes on disk of the dataset at ``template`` under ``out``."""
+    from keypoint_wm.data.episodes import iter_episode_files
+
+    files = list(iter_episode_files(fill(template, out)))
+    return {"episodes": len(files), "bytes": sum(f.stat().st_size for f in files)}
 
 
-def train_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
-    """``train`` one world-model seed of ``variant`` (an artifact: ``--resume`` continues)."""
+def train_unit(
+    settings: DmcsSettings,
+    variant: Variant,
+    seed: int,
+    data: str | None = None,
+    data_unit_name: str = "data",
+) -> Unit:
+    """``train`` one world-model seed of ``variant`` (an artifact: ``--resume`` continues) on
+    the protocol's dataset, or on ``data`` (a ``{out}`` path) made by ``data_unit_name``."""
+    data = data_path(settings) if data is None else data
     sets = list(variant.overrides)
     if settings.smoke:
         sets += [f"{k}={v}" for k, v in SMOKE_OVERRIDES.items()] + ["train.steps=2"]
@@ -176,7 +193,7 @@ def train_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
     argv = [
         "train",
         "--data",
-        data_path(settings),
+        data,
         "--preset",
         variant.preset,
         "--seed",
@@ -192,7 +209,7 @@ def train_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
     def identity(out: Path) -> dict[str, Any]:
         return {
             "world_model": weights_hash(fill(run_dir(variant, seed), out)),
-            "data": dataset_fingerprint(fill(data_path(settings), out)),
+            "data": dataset_fingerprint(fill(data, out)),
         }
 
     def figures(out: Path) -> dict[str, Any]:
@@ -207,7 +224,7 @@ def train_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
         f"train-{variant.name}-seed{seed}",
         tuple(argv),
         kind="artifact",
-        needs=("data",),
+        needs=(data_unit_name,),
         figures=figures,
         uses=identity,
     )

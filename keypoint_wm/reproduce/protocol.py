@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +156,8 @@ class Unit:
         return settings_digest(payload)
 
     def shown(self) -> str:
-        """The command as recorded: ``keypoint-wm ...`` with ``OUT`` for ``--out``."""
+        """The command as recorded: ``keypoint-wm ...`` with ``OUT`` for ``--out``, each
+        argument quoted for a shell where it needs it (``--env-kwargs '{...}'``)."""
         parts = [
             a.replace(OUT, "OUT")
             .replace("{threads}", "N")
@@ -164,7 +166,7 @@ class Unit:
             for a in self.argv
         ]
         program = ["keypoint-wm"] if self.module == CLI_MODULE else ["python", "-m", self.module]
-        return " ".join([*(f"{k}={v}" for k, v in self.env), *program, *parts])
+        return " ".join([*(f"{k}={v}" for k, v in self.env), *program, *map(shlex.quote, parts)])
 
 
 @dataclass(frozen=True)
