@@ -9,8 +9,9 @@ world model's latent state and inside its imagination, beside a uniform random p
 10,000 environment steps. The pixel SAC is not run on the CPU, where its convolutional
 updates are far too slow for this budget: its row is the published one.
 
-Units: the DMCS dataset and the world model ``train-struct-seed0`` shared with the other
-DMCS protocols (the same names and commands, so a shared ``--out`` makes them once), the
+Units: the DMCS dataset and seed 0 of the chosen world model
+(:data:`~keypoint_wm.reproduce.dmcs.CHOSEN`) shared with the other DMCS protocols (the same
+names and commands, so a shared ``--out`` makes them once), the
 run's reward heads as ``reproduce dream-fidelity`` makes them (the dream reads them), and
 one ``evaluate agents`` per (task, variant, agent seed) in its own folder of ``--out``,
 which resumes from its checkpoint when killed. The page is :mod:`~keypoint_wm.reproduce.
