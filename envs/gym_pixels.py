@@ -199,10 +199,18 @@ class ActionUnits:
     """How a 1-D ``Box`` or ``Discrete`` action space maps to the stored/model units: a
     ``Box`` linearly between ``[low, high]`` and [-1, 1] per ``bounded`` dimension (the
     others pass as they are), a ``Discrete`` as a one-hot vector of ``size``. THE mapping of
-    ``collect --env`` (:class:`RandomActions`) and of the latent wrappers' ``ActionAdapter``.
+    ``collect --env`` (:class:`RandomActions`), of the latent wrappers' ``ActionAdapter``
+    (env to model units) and of ``evaluate dream-fidelity``'s policies (:meth:`to_env`).
 
     Raises (:meth:`of`):
         UnsupportedActionSpace: any other space (the message names it).
+
+    >>> units = ActionUnits.of(spaces.Box(-2.0, 2.0, (1,), np.float32))
+    >>> units.to_env(np.array([0.5], np.float32))
+    array([1.], dtype=float32)
+    >>> cart = ActionUnits.of(spaces.Discrete(3, start=1))
+    >>> cart.one_hot(2), cart.to_env(cart.one_hot(2))
+    (array([0., 0., 1.], dtype=float32), np.int64(3))
     """
 
     size: int
@@ -210,12 +218,14 @@ class ActionUnits:
     low: np.ndarray  # float64 [A] (-1 where unbounded)
     high: np.ndarray  # float64 [A] (1 where unbounded)
     bounded: np.ndarray  # bool [A]
+    start: int = 0  # a Discrete's first action
+    dtype: Any = np.float32  # a Box's action dtype
 
     @classmethod
     def of(cls, space: spaces.Space) -> ActionUnits:
         if isinstance(space, spaces.Discrete):
             none = np.zeros(0)
-            return cls(int(space.n), True, none, none, none.astype(bool))
+            return cls(int(space.n), True, none, none, none.astype(bool), int(space.start))
         if isinstance(space, spaces.Box) and len(space.shape) == 1:
             low = np.asarray(space.low, np.float64)
             high = np.asarray(space.high, np.float64)
@@ -226,10 +236,36 @@ class ActionUnits:
                 np.where(bounded, low, -1.0),
                 np.where(bounded, high, 1.0),
                 bounded,
+                dtype=space.dtype,
             )
         raise UnsupportedActionSpace(
             f"action space {space} is not supported: expected a 1-D Box or Discrete(n)"
         )
+
+    @property
+    def identity(self) -> bool:
+        """A ``Box`` whose stored values are the env's own (DMCS' [-1, 1] spaces)."""
+        return not self.discrete and bool(np.all(self.low == -1) and np.all(self.high == 1))
+
+    def one_hot(self, index: int) -> np.ndarray:
+        """A ``Discrete``'s action ``start + index`` as stored: float32 ``[size]`` one-hot."""
+        stored = np.zeros(self.size, np.float32)
+        stored[index] = 1.0
+        return stored
+
+    def to_env(self, stored: np.ndarray) -> Any:
+        """The env's action for a stored (model-unit) action, float32 ``[A]``: a
+        ``Discrete``'s ``start`` plus the index of the one-hot's largest entry
+        (``np.int64``); a ``Box``'s values mapped from [-1, 1] onto ``[low, high]`` per
+        bounded dimension (the others as they are), in the space's dtype. A [-1, 1] ``Box``
+        gets the stored values bit for bit."""
+        if self.discrete:
+            return np.int64(self.start + int(np.argmax(stored)))
+        if self.identity:
+            return stored
+        low, high = self.low, self.high
+        scaled = low + (np.asarray(stored, np.float64) + 1.0) * 0.5 * (high - low)
+        return np.where(self.bounded, scaled, stored).astype(self.dtype)
 
 
 class RandomActions:
@@ -247,19 +283,12 @@ class RandomActions:
         self.space, self.rng = space, rng
         self.units = ActionUnits.of(space)
         self.size = self.units.size
-        self._identity = bool(np.all(self.units.low == -1) and np.all(self.units.high == 1))
 
     def sample(self) -> tuple[np.ndarray, Any]:
-        """``(stored, for_env)``: float32 ``[A]`` (in [-1, 1], or one-hot) and the env's action."""
-        if isinstance(self.space, spaces.Discrete):
-            choice = int(self.rng.integers(self.size))
-            stored = np.zeros(self.size, np.float32)
-            stored[choice] = 1.0
-            return stored, np.int64(int(self.space.start) + choice)
-        stored = self.rng.uniform(-1.0, 1.0, size=self.size).astype(np.float32)
-        if self._identity:  # DMCS' [-1, 1] spaces get the stored values bit for bit
-            return stored, stored
-        low, high = self.units.low, self.units.high
-        scaled = low + (stored.astype(np.float64) + 1.0) * 0.5 * (high - low)
-        action = np.where(self.units.bounded, scaled, stored)
-        return stored, action.astype(self.space.dtype)
+        """``(stored, for_env)``: float32 ``[A]`` (in [-1, 1], or one-hot) and the env's action
+        (:meth:`ActionUnits.to_env`)."""
+        if self.units.discrete:
+            stored = self.units.one_hot(int(self.rng.integers(self.size)))
+        else:
+            stored = self.rng.uniform(-1.0, 1.0, size=self.size).astype(np.float32)
+        return stored, self.units.to_env(stored)
