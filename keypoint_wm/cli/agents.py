@@ -9,19 +9,19 @@ are checked (run, output paths, variants, budgets, device) before the model is l
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from keypoint_wm.choices import AGENT_VARIANTS as VARIANT_NAMES
 from keypoint_wm.choices import DREAM_STARTS
 from keypoint_wm.cli.common import (
     add_device,
+    add_env_kwargs,
     add_quiet,
     check_json_path,
     comma_list,
     device_of,
+    env_kwargs_of,
     existing_dir,
     existing_run,
     positive_int,
@@ -89,25 +89,12 @@ def _check_seeds(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed expects an agent seed >= 0, got {args.seed}")
 
 
-def _env_kwargs(text: str | None) -> dict[str, Any] | None:
-    """``--env-kwargs`` parsed: a JSON object, None when not given."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise UsageError(f"--env-kwargs must be a JSON object, got {text!r} ({error})") from None
-    if not isinstance(value, dict):
-        raise UsageError(f"--env-kwargs must be a JSON object, got {text!r}")
-    return value
-
-
 def run_agents_command(args: argparse.Namespace) -> int:
     """Train and score every (task, variant, seed) not yet in ``--out``; table, JSON, PNG."""
     from keypoint_wm.envs.agents.config import AgentEvalConfig
 
     _check_seeds(args)
-    env_kwargs = _env_kwargs(args.env_kwargs)
+    env_kwargs = env_kwargs_of(args.env_kwargs)
     run = existing_run(args.run)
     _check_paths(args)
     config = AgentEvalConfig(
@@ -194,13 +181,7 @@ def _add_agents(p: argparse.ArgumentParser) -> None:
         "cartpole-balance) or the Gymnasium ids of its `collect --env` data (e.g. "
         "InvertedPendulum-v5; variants random, state, pixels, latent)",
     )
-    p.add_argument(
-        "--env-kwargs",
-        metavar="JSON",
-        help="keyword arguments for the Gymnasium ids' envs, a JSON object, on top of (and "
-        "overriding) the --env-kwargs the run's data was collected with, e.g. "
-        "'{\"max_episode_steps\": 200}'",
-    )
+    add_env_kwargs(p)
     p.add_argument(
         "--algo", choices=("ppo", "sac"), default="ppo", help="SB3 algorithm (default ppo)"
     )

@@ -10,6 +10,7 @@ stable_baselines3): it runs whenever the parser is built. What a check needs (to
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import warnings
@@ -133,6 +134,35 @@ def add_seed(
     """``--seed N``; ``default=None`` means "not given" (see ``train``)."""
     shown = "the config's: the preset's 0, or --config's" if default is None else str(default)
     parser.add_argument("--seed", type=int, default=default, help=f"{what} (default {shown})")
+
+
+def add_env_kwargs(parser: argparse.ArgumentParser) -> None:
+    """``--env-kwargs JSON``: the Gymnasium ids' env keyword arguments over the data's
+    (parsed by :func:`env_kwargs_of`)."""
+    parser.add_argument(
+        "--env-kwargs",
+        metavar="JSON",
+        help="keyword arguments for the Gymnasium ids' envs, a JSON object, on top of (and "
+        "overriding) the --env-kwargs the run's data was collected with, e.g. "
+        "'{\"max_episode_steps\": 200}'",
+    )
+
+
+def env_kwargs_of(text: str | None) -> dict[str, Any] | None:
+    """``--env-kwargs`` parsed: a JSON object, None when not given.
+
+    Raises:
+        UsageError: naming the flag, for anything but a JSON object.
+    """
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"--env-kwargs must be a JSON object, got {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return value
 
 
 def add_run(parser: argparse.ArgumentParser) -> None:
