@@ -14,12 +14,14 @@ __all__ = [
     "AGENT_VARIANTS",
     "DATA_PLACEMENTS",
     "DEVICE_HELP",
+    "DREAM_ACTION_POLICY",
     "DREAM_POLICIES",
     "DREAM_STARTS",
     "GRAPH_MODES",
     "PAPER_TASKS",
     "PRECISIONS",
     "PRECISION_CHOICES",
+    "is_dream_policy",
 ]
 
 DEVICE_HELP = (
@@ -51,7 +53,24 @@ DREAM_STARTS = ("any", "initial")
 """Where a dream episode starts in the run's data episodes (``envs.latent.dream``)."""
 
 DREAM_POLICIES = ("zero", "plus", "minus", "random", "sine", "pd", "pd-flipped")
-"""The scripted policies of ``evaluate dream-fidelity`` (``pd`` ones: cartpole only)."""
+"""The scripted policies of ``evaluate dream-fidelity`` (``pd`` ones: cartpole only; a
+Gymnasium id's ``Discrete`` actions: ``random`` and :data:`DREAM_ACTION_POLICY` ones)."""
+
+DREAM_ACTION_POLICY = "action-"
+"""``action-<k>``: ``evaluate dream-fidelity``'s policy that takes a Gymnasium id's
+``Discrete`` action k (counted from the space's ``start``) at every step."""
+
+
+def is_dream_policy(name: str) -> bool:
+    """Whether ``name`` is an ``evaluate dream-fidelity`` policy: one of
+    :data:`DREAM_POLICIES` or ``action-<k>``.
+
+    >>> is_dream_policy("pd"), is_dream_policy("action-3"), is_dream_policy("action-x")
+    (True, True, False)
+    """
+    k = name.removeprefix(DREAM_ACTION_POLICY)
+    return name in DREAM_POLICIES or (k != name and k.isdecimal() and k == str(int(k)))
+
 
 PAPER_TASKS: tuple[str, ...] = (
     "acrobot-swingup",

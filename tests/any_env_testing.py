@@ -8,7 +8,8 @@ by a ``TimeLimit`` of 25 steps. ``KWMTest/DictAction-v0`` has a ``Dict`` action 
 ``--env any_env_testing:KWMTest/Dot-v0`` works wherever ``tests/`` is importable.
 
 Also :func:`tiny_env_run`: a tiny world model trained on ``collect --env`` data of
-``InvertedPendulum-v5`` and the dot, cached under pytest's session base temp directory.
+``InvertedPendulum-v5`` and the dot, and :func:`tiny_classic_run`: one on ``Pendulum-v1``
+and ``CartPole-v1``, cached under pytest's session base temp directory.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DOT_ID = "KWMTest/Dot-v0"
 DOT_ENV = f"any_env_testing:{DOT_ID}"
 DICT_ID = "KWMTest/DictAction-v0"
 MUJOCO_ENV = "InvertedPendulum-v5"
+CLASSIC_ENVS = ("Pendulum-v1", "CartPole-v1")
 BAR = 4  # letterbox bar height in pixels
 _MOVES = np.array([[0, 1], [0, -1], [1, 0], [-1, 0]])
 
@@ -79,22 +81,32 @@ for _id, _entry in ((DOT_ID, "DotEnv"), (DICT_ID, "DictActionEnv")):
 def tiny_env_data(base: Path) -> Path:
     """4 episodes (up to 21 frames) each of InvertedPendulum-v5 and the dot, 32x32, the
     letterbox cropped off (every env gets ``width``/``height`` 40)."""
+    return _collect(
+        Path(base) / "kwm-env-data",
+        (MUJOCO_ENV, DOT_ENV),
+        env_kwargs={"width": 40, "height": 40},
+        crop=f"{BAR},{BAR},0,0",
+        episodes=4,
+        steps=20,
+    )
+
+
+def tiny_classic_data(base: Path) -> Path:
+    """3 episodes (up to 13 frames) each of Pendulum-v1 (``Box(-2, 2)``) and CartPole-v1
+    (``Discrete(2)``, whose pole may fall sooner), 32x32, the square centre of each render."""
+    return _collect(
+        Path(base) / "kwm-classic-data", CLASSIC_ENVS, crop="center", episodes=3, steps=12
+    )
+
+
+def _collect(out: Path, envs: tuple[str, ...], **settings: Any) -> Path:
+    """``collect --env`` of ``envs`` into ``out`` at 32x32 (seed 3), unless it is there."""
     from keypoint_wm.collect.config import CollectConfig
     from keypoint_wm.collect.runner import collect_dataset
 
-    out = Path(base) / "kwm-env-data"
-    if not (out / "manifest.json").exists() or len(list(out.glob("*/*.npz"))) < 8:
-        config = CollectConfig(
-            tasks=(),
-            envs=(MUJOCO_ENV, DOT_ENV),
-            env_kwargs={"width": 40, "height": 40},
-            crop=f"{BAR},{BAR},0,0",
-            episodes=4,
-            steps=20,
-            size=32,
-            seed=3,
-            out=out,
-        )
+    expected = settings["episodes"] * len(envs)
+    if not (out / "manifest.json").exists() or len(list(out.glob("*/*.npz"))) < expected:
+        config = CollectConfig(tasks=(), envs=envs, size=32, seed=3, out=out, **settings)
         collect_dataset(config, workers=1, progress=False)
     return out
 
@@ -102,13 +114,22 @@ def tiny_env_data(base: Path) -> Path:
 def tiny_env_run(base: Path) -> Path:
     """A tiny action-conditioned world model trained for 2 steps on :func:`tiny_env_data`
     (4-frame windows, so that the early-ended episodes mostly count)."""
+    return _train(tiny_env_data(base), Path(base) / "kwm-env-run")
+
+
+def tiny_classic_run(base: Path) -> Path:
+    """The same tiny world model trained for 2 steps on :func:`tiny_classic_data`."""
+    return _train(tiny_classic_data(base), Path(base) / "kwm-classic-run")
+
+
+def _train(data: Path, run: Path) -> Path:
+    """A tiny action-conditioned world model (2 observed, 2 predicted steps) trained for 2
+    steps on ``data`` into ``run``, unless it is there."""
     from kwm_testing import tiny_config
 
     from keypoint_wm.checkpoint import latest_checkpoint
     from keypoint_wm.train import train
 
-    data = tiny_env_data(base)
-    run = Path(base) / "kwm-env-run"
     if latest_checkpoint(run) is None:
         config = tiny_config(
             2,

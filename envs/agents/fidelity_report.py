@@ -62,16 +62,20 @@ def format_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity]) -> str:
                 _SHORT[c] + " " + plus_minus(*summary.at(*at, "correlation", c), ".2f")
                 for c in COLUMNS[1:]
             ]
+            figures = entry["horizons"][h]
+            dropped = figures["dropped"]
+            ended = f" ({dropped:g} ended sooner: dropped)" if dropped else ""
             lines.append(
-                f"correlation with the real returns over {entry['rollouts']} rollouts: "
-                + ", ".join(corr)
+                f"correlation with the real returns over {figures['rollouts']:g} rollouts"
+                f"{ended}: " + ", ".join(corr)
             )
     return "\n".join(lines)
 
 
 def plot_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity], path: str | Path) -> Path:
     """Imagined (prior mean) against real returns, one point per rollout (and run), coloured
-    by policy; one panel per task (columns) and horizon (rows), with the y = x line."""
+    by policy; one panel per task (columns) and horizon (rows), with the y = x line. The
+    rollouts dropped at a horizon (their episode ended sooner) are counted in its title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,7 +90,9 @@ def plot_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity], path: str | 
         figsize=(4.2 * max(1, len(tasks)), 3.8 * len(horizons)),
         squeeze=False,
     )
-    colours = {p: plt.get_cmap("tab10")(i) for i, p in enumerate(POLICIES)}
+    names = [*POLICIES, *(p for e in summary.mean["tasks"].values() for p in e["policies"])]
+    order = list(dict.fromkeys(names))  # action-<k> after the named policies
+    colours = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(order)}
     for col, task in enumerate(tasks):
         for row, h in enumerate(horizons):
             ax = axes[row][col]
@@ -94,12 +100,15 @@ def plot_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity], path: str | 
             for number, (_, run_result) in enumerate(summary):
                 entry = run_result.tasks[task]
                 returns = entry["per_rollout"]["returns"][h]
-                real = np.asarray(returns["real"])
-                imagined = np.asarray(returns["imagined_mean"])
+                kept = np.asarray([v is not None for v in returns["real"]], bool)  # not dropped
+                real = np.asarray(returns["real"], object)[kept].astype(float)
+                imagined = np.asarray(returns["imagined_mean"], object)[kept].astype(float)
                 values += [*real, *imagined]
-                policies = np.asarray(entry["per_rollout"]["policy"])
+                policies = np.asarray(entry["per_rollout"]["policy"])[kept]
                 for policy in entry["policies"]:
                     rows = policies == policy
+                    if not rows.any():  # every rollout of it ended sooner
+                        continue
                     ax.scatter(
                         real[rows],
                         imagined[rows],
@@ -113,7 +122,9 @@ def plot_fidelity(result: DreamFidelity | OverSeeds[DreamFidelity], path: str | 
             ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
             r = plus_minus(*summary.at("tasks", task, "horizons", h, "correlation",
                                        "imagined_mean"), ".2f")  # fmt: skip
-            ax.set_title(f"{task}, {h} steps: r = {r}", fontsize=10)
+            counts = summary.mean["tasks"][task]["horizons"][h]
+            dropped = f" ({counts['dropped']:g} dropped)" if counts["dropped"] else ""
+            ax.set_title(f"{task}, {h} steps: r = {r}{dropped}", fontsize=10)
             ax.set_xlabel("real return")
             ax.set_ylabel("imagined return (prior mean)")
             ax.legend(fontsize=7)

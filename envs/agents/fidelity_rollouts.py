@@ -1,65 +1,39 @@
 """The real rollouts of ``keypoint-wm evaluate dream-fidelity`` and the model's passes over
 them (:mod:`keypoint_wm.envs.agents.dream_fidelity`).
 
-:func:`real_rollouts` rolls scripted policies (:func:`scripted_policies`) on the real task
-from seeded initial states (:func:`task_seed`); :func:`model_returns` filters or imagines
-the same rollouts with the world model and reads the reward head's rewards and the
-keypoints.
+:func:`real_rollouts` rolls a task's policies (:mod:`~keypoint_wm.envs.agents.fidelity_envs`)
+on its real env from seeded initial states (:func:`task_seed`); :func:`model_returns`
+filters or imagines the same rollouts with the world model and reads the reward head's
+rewards and the keypoints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.envs.dmc import DMCPixelEnv
+from keypoint_wm.envs.agents.fidelity_envs import (
+    GymTask,
+    Policy,
+    TaskEnv,
+    open_task_env,
+    scripted_policies,
+)
 from keypoint_wm.envs.latent.online import LatentFilter
-from keypoint_wm.envs.registration import parse_task_name
 from keypoint_wm.errors import UsageError
 from keypoint_wm.rewards.head import RewardHead
 
-__all__ = ["Policy", "Rollouts", "model_returns", "real_rollouts", "scripted_policies", "task_seed"]
-
-Policy = Callable[[DMCPixelEnv, int, np.random.Generator], np.ndarray]
-"""``(env, t, rng) -> action`` float32 ``[A]`` in the env's [-1, 1] units, for agent step t."""
-
-
-def scripted_policies(task: str, size: int) -> dict[str, Policy]:
-    """The :data:`~keypoint_wm.choices.DREAM_POLICIES` defined for ``task`` (``size``: its action dimensions A).
-
-    >>> list(scripted_policies("reacher-easy", 2))
-    ['zero', 'plus', 'minus', 'random', 'sine']
-    >>> scripted_policies("cartpole-balance", 1)["sine"](None, 2, None)
-    array([0.47942555], dtype=float32)
-    """
-
-    def const(value: float) -> Policy:
-        return lambda env, t, rng: np.full(size, value, np.float32)
-
-    policies: dict[str, Policy] = {
-        "zero": const(0.0),
-        "plus": const(1.0),
-        "minus": const(-1.0),
-        "random": lambda env, t, rng: rng.uniform(-1, 1, size).astype(np.float32),
-        "sine": lambda env, t, rng: np.full(size, np.sin(t / 4.0), np.float32),
-    }
-    if task.startswith("cartpole-"):
-
-        def pd(sign: float) -> Policy:
-            def act(env: DMCPixelEnv, t: int, rng: np.random.Generator) -> np.ndarray:
-                q, v = env.physics.named.data.qpos, env.physics.named.data.qvel
-                u = 8.0 * q["hinge_1"][0] + 1.5 * v["hinge_1"][0]
-                u += 0.5 * q["slider"][0] + 1.0 * v["slider"][0]
-                return np.clip(np.full(size, sign * u, np.float32), -1, 1)
-
-            return act
-
-        policies.update({"pd": pd(1.0), "pd-flipped": pd(-1.0)})
-    return policies
+__all__ = [
+    "Policy",
+    "Rollouts",
+    "model_returns",
+    "real_rollouts",
+    "scripted_policies",
+    "task_seed",
+]
 
 
 def task_seed(seed: int, episode: int) -> int:
@@ -75,12 +49,19 @@ def task_seed(seed: int, episode: int) -> int:
 class Rollouts:
     """R real rollouts of T frames: ``P`` policies x ``episodes`` initial states, policy-major.
 
+    A rollout whose episode ended (terminated, or truncated by the env's own limit) after
+    ``lengths[r] < T - 1`` agent steps is padded to T frames: its last frame repeated, zero
+    actions and rewards. Those padded frames are no real frames; the figures leave out
+    what they touch (:func:`~keypoint_wm.envs.agents.fidelity_scores.summarise`).
+
     Attributes:
         frames: uint8 ``[R, T, S, S, 3]``; frame 0 is the task's initial state.
-        actions: float32 ``[R, T, A]``; ``actions[:, t]`` led to frame t (row 0 is zeros).
+        actions: float32 ``[R, T, A]`` in model units; ``actions[:, t]`` led to frame t (row 0
+            is zeros).
         rewards: float32 ``[R, T]``; ``rewards[:, t]`` came with frame t (0 at t = 0).
         policies: the policy of each rollout, ``[R]``.
         task_seeds: the task seed of each rollout, ``[R]``.
+        lengths: the agent steps each rollout lasted, ``[R]`` (``T - 1`` unless it ended).
     """
 
     frames: np.ndarray
@@ -88,6 +69,7 @@ class Rollouts:
     rewards: np.ndarray
     policies: list[str]
     task_seeds: list[int]
+    lengths: list[int]
 
 
 def real_rollouts(
@@ -101,30 +83,33 @@ def real_rollouts(
     seed: int = 0,
     progress: bool = False,
     desc: str | None = None,
+    gym: GymTask | None = None,
 ) -> Rollouts:
     """Roll each of ``policies`` on the real ``task`` for ``steps`` agent steps after its
-    initial frame, from ``episodes`` initial states (task seeds :func:`task_seed`).
+    initial frame, from ``episodes`` initial states (task seeds :func:`task_seed`), or
+    until its episode ends (terminated or truncated: :class:`Rollouts` pads it).
 
-    One :class:`~keypoint_wm.envs.dmc.DMCPixelEnv` serves every rollout (a seeded reset
-    starts the same episode as a fresh env). The random policy of episode i draws from
-    ``numpy.random.default_rng([seed, i])``.
+    One env (:func:`~keypoint_wm.envs.agents.fidelity_envs.open_task_env`; ``gym``: the
+    task is that Gymnasium id, stepped once per action) serves every rollout (a seeded
+    reset starts the same episode as a fresh env). The random policy of episode i draws
+    from ``numpy.random.default_rng([seed, i])``.
 
     Raises:
-        UsageError: naming ``--long-horizon``/``--horizon``, when the task's episodes end
-            before ``steps`` agent steps.
+        UsageError: naming ``--long-horizon``/``--horizon``, when the task's episodes are
+            truncated before ``steps`` agent steps by its time limit; naming ``--tasks``,
+            when a Gymnasium id cannot be made.
     """
-    domain, name = parse_task_name(task)
-    env = DMCPixelEnv(domain, name, size=image_size, action_repeat=action_repeat)
     try:
-        limit = env.max_episode_steps
-        if limit is not None and steps > limit:
+        env = open_task_env(task, gym, image_size=image_size, action_repeat=action_repeat)
+    except ValueError as error:
+        raise UsageError(f"--tasks {task}: {error}") from None
+    try:
+        if env.limit is not None and steps > env.limit:
+            repeat = "" if gym is not None else f" at action repeat {action_repeat}"
             raise UsageError(
-                f"--long-horizon/--horizon: {task}'s episodes end after {limit} agent steps at "
-                f"action repeat {action_repeat}; the observed frames and the horizon need {steps}"
+                f"--long-horizon/--horizon: {task}'s episodes end after {env.limit} agent steps"
+                f"{repeat}; the observed frames and the horizon need {steps}"
             )
-        size = env.action_size
-        available = scripted_policies(task, size)
-        frames, actions, rewards, names, seeds = [], [], [], [], []
         bar = tqdm(
             total=len(policies) * episodes * steps,
             desc=desc or task,
@@ -133,30 +118,44 @@ def real_rollouts(
             disable=not progress,
             dynamic_ncols=True,
         )
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
         with bar:
             for policy_name in policies:
-                policy = available[policy_name]
+                bar.set_postfix_str(policy_name)
                 for episode in range(episodes):
                     rng = np.random.default_rng([seed, episode])
-                    bar.set_postfix_str(policy_name)
-                    frame, _ = env.reset(seed=task_seed(seed, episode))
-                    seq_frames, seq_actions = [frame], [np.zeros(size, np.float32)]
-                    seq_rewards = [0.0]
-                    for t in range(steps):
-                        action = np.asarray(policy(env, t, rng), np.float32)
-                        frame, reward, _, _, _ = env.step(action)
-                        seq_frames.append(frame)
-                        seq_actions.append(action)
-                        seq_rewards.append(float(reward))
-                        bar.update()
-                    frames.append(np.stack(seq_frames))
-                    actions.append(np.stack(seq_actions))
-                    rewards.append(np.asarray(seq_rewards, np.float32))
-                    names.append(policy_name)
-                    seeds.append(task_seed(seed, episode))
+                    start = task_seed(seed, episode)
+                    parts.append(_rollout(env, env.policies[policy_name], start, steps, rng))
+                    bar.update(steps)
     finally:
         env.close()
-    return Rollouts(np.stack(frames), np.stack(actions), np.stack(rewards), names, seeds)
+    frames, actions, rewards, lengths = zip(*parts, strict=True)
+    return Rollouts(
+        np.stack(frames),
+        np.stack(actions),
+        np.stack(rewards),
+        [p for p in policies for _ in range(episodes)],
+        [task_seed(seed, e) for _ in policies for e in range(episodes)],
+        list(lengths),
+    )
+
+
+def _rollout(
+    env: TaskEnv, policy: Policy, start: int, steps: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """One rollout from task seed ``start``: frames ``[T, S, S, 3]``, actions ``[T, A]``,
+    rewards ``[T]`` (``T = steps + 1``, padded after an episode's end) and its length."""
+    frames = [env.reset(start)]
+    actions, rewards = np.zeros((steps + 1, env.size), np.float32), np.zeros(steps + 1, np.float32)
+    for t in range(steps):
+        actions[t + 1] = np.asarray(policy(env.env, t, rng), np.float32)
+        frame, rewards[t + 1], ended = env.step(actions[t + 1])
+        frames.append(frame)
+        if ended:
+            break
+    length = len(frames) - 1
+    frames += [frames[-1]] * (steps - length)
+    return np.stack(frames), actions, rewards, length
 
 
 def model_returns(

@@ -44,6 +44,11 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _mean(values: np.ndarray) -> float | None:
+    """The mean of ``values``, None when there are none."""
+    return float(values.mean()) if values.size else None
+
+
 def summarise(
     rollouts: Rollouts,
     rewards: dict[str, np.ndarray],
@@ -53,39 +58,67 @@ def summarise(
     policies: tuple[str, ...],
 ) -> dict[str, Any]:
     """The per-task figures (module doc) from ``[R, H_max]`` rewards per column and
-    ``[R, H_max, K, 3]`` keypoints per model pass."""
+    ``[R, H_max, K, 3]`` keypoints per model pass.
+
+    Rollouts whose episode ended early are DROPPED where their padded frames would count
+    (:class:`~keypoint_wm.envs.agents.fidelity_rollouts.Rollouts`): from horizon H's
+    returns, correlations and keypoint errors when they lasted fewer than ``context - 1 +
+    H`` agent steps (per horizon ``"rollouts"`` kept and ``"dropped"``, ``"policy_rollouts"``
+    kept per policy; a policy none of whose rollouts lasted has null figures, and so has a
+    correlation over fewer than 2), from the per-step keypoint error at the steps after
+    their end, and their per-rollout returns at H are null. A real return is never summed
+    over an episode's end: the model knows no episode ends, and its imagined return would
+    be compared with a return cut short.
+    """
     names = np.asarray(rollouts.policies)
+    lengths = np.asarray(rollouts.lengths)
     # [R, H_max]: distance of imagined to filtered keypoints, mean over the K keypoints.
     errors = {
         c: np.linalg.norm(keypoints[c][..., :2] - keypoints["filtered"][..., :2], axis=-1).mean(-1)
         for c in IMAGINED
     }
+    # [R, H_max]: frame context + i is a real frame of rollout r.
+    real = lengths[:, None] >= context + np.arange(rewards["real"].shape[1])[None, :]
     per_horizon: dict[str, Any] = {}
     per_rollout: dict[str, Any] = {}
     for h in horizons:
+        kept = real[:, h - 1]
         totals = {c: rewards[c][:, :h].sum(1).astype(np.float64) for c in COLUMNS}
+        mine = {p: kept & (names == p) for p in policies}
         per_horizon[str(h)] = {
-            "correlation": {c: _pearson(totals[c], totals["real"]) for c in COLUMNS if c != "real"},
-            "returns": {
-                p: {c: float(totals[c][names == p].mean()) for c in COLUMNS} for p in policies
+            "rollouts": int(kept.sum()),
+            "dropped": int((~kept).sum()),
+            "policy_rollouts": {p: int(mine[p].sum()) for p in policies},
+            "correlation": {
+                c: _pearson(totals[c][kept], totals["real"][kept]) for c in COLUMNS if c != "real"
             },
+            "returns": {p: {c: _mean(totals[c][mine[p]]) for c in COLUMNS} for p in policies},
             "keypoint_error": {
-                p: {c: float(errors[c][names == p, :h].mean()) for c in IMAGINED} for p in policies
+                p: {c: _mean(errors[c][mine[p], :h]) for c in IMAGINED} for p in policies
             },
         }
-        per_rollout[str(h)] = {c: [float(v) for v in totals[c]] for c in COLUMNS}
+        per_rollout[str(h)] = {
+            c: [float(v) if k else None for v, k in zip(totals[c], kept, strict=True)]
+            for c in COLUMNS
+        }
     return {
         "policies": list(policies),
         "rollouts": len(names),
         "context": context,
         "horizons": per_horizon,
         "keypoint_error_per_step": {
-            p: {c: [float(v) for v in errors[c][names == p].mean(0)] for c in IMAGINED}
+            p: {c: _per_step(errors[c], real & (names == p)[:, None]) for c in IMAGINED}
             for p in policies
         },
         "per_rollout": {
             "policy": list(rollouts.policies),
             "task_seed": list(rollouts.task_seeds),
+            "steps": [int(n) for n in lengths],
             "returns": per_rollout,
         },
     }
+
+
+def _per_step(errors: np.ndarray, mask: np.ndarray) -> list[float | None]:
+    """The mean of ``errors [R, H]`` over the rows ``mask [R, H]`` holds, per step."""
+    return [_mean(errors[mask[:, i], i]) for i in range(errors.shape[1])]

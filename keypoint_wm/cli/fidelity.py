@@ -2,8 +2,9 @@
 as the real task does?
 
 Registered under ``evaluate`` by :func:`register`; the handler imports the Gymnasium side
-(:mod:`keypoint_wm.envs.agents.dream_fidelity`: dm_control) only when it runs. The flags are
-checked (runs, output paths, policies, device) before a model is loaded.
+(:mod:`keypoint_wm.envs.agents.dream_fidelity`: dm_control, Gymnasium) only when it runs.
+The flags are checked (runs, output paths, policies, ``--env-kwargs``, device) before a
+model is loaded.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from keypoint_wm.choices import DREAM_POLICIES as POLICY_NAMES
+from keypoint_wm.choices import is_dream_policy
 from keypoint_wm.cli.common import (
     RUN_HELP,
     add_device,
+    add_env_kwargs,
     add_json,
     add_precision,
     add_quiet,
@@ -23,6 +26,7 @@ from keypoint_wm.cli.common import (
     check_json_path,
     comma_list,
     device_of,
+    env_kwargs_of,
     int_at_least,
     positive_int,
     seed_run_args,
@@ -43,11 +47,22 @@ with the task's reward head predicting each frame's reward. Reports, per task an
 each policy's return (real and the three columns), the Pearson correlation of each column
 with the real returns over all rollouts, and the keypoint error of the imagined futures (mean
 distance to the filtered keypoints, in keypoint units: the image spans [-1, 1]). A dream agent
-can only learn what the imagined returns rank right."""
+can only learn what the imagined returns rank right.
+
+A task may also be a Gymnasium id the run's data was collected from (collect --env), as for
+`evaluate agents`: made with the data's --env-kwargs (updated by --env-kwargs), its frames
+rendered, cropped and resized as collected, stepped once per action, its reward the env's
+own; its head is RUN/rewards/<folder> (ALE/Pong-v5: ALE-Pong-v5). Its policies act in the
+model's units: on a 1-D Box zero, plus, minus, random and sine (mapped onto the Box's
+bounds); on a Discrete(n) random and action-0 .. action-<n-1> (that action at every step),
+one-hot as the data stored them. A rollout whose episode ends (terminated) before the
+observed frames and a horizon is dropped from that horizon's figures and counted
+("dropped" in the JSON); an env whose time limit is shorter is refused."""
 
 EXAMPLE = """example:
   keypoint-wm evaluate dream-fidelity --run runs/dmcs --tasks cartpole-balance \\
       --json fidelity.json --plot fidelity.png
+  keypoint-wm evaluate dream-fidelity --run runs/pong --tasks ALE/Pong-v5 --long-horizon 20
 
 Each (run, task) result is cached in RUN/dream_fidelity/ (or --cache DIR) as soon as it is
 done; the same command again reuses it. A folder of seed_<s>/ runs gives the mean and 95%
@@ -66,13 +81,13 @@ def run_dream_fidelity(args: argparse.Namespace) -> int:
             f"--cache {args.cache}: several runs keep their results in their own "
             "RUN/dream_fidelity; leave --cache out"
         )
-    policies = tuple(comma_list(args.policies) or ())
-    unknown = [p for p in policies if p not in POLICY_NAMES]
-    if unknown or not policies:
+    policies = None if args.policies is None else tuple(comma_list(args.policies) or ())
+    if policies is not None and (not policies or not all(map(is_dream_policy, policies))):
         raise UsageError(
-            f"--policies must be a comma-separated subset of {','.join(POLICY_NAMES)}, "
-            f"got {args.policies!r}"
+            f"--policies must be a comma-separated subset of {','.join(POLICY_NAMES)} and "
+            f"action-<k>, got {args.policies!r}"
         )
+    env_kwargs = env_kwargs_of(args.env_kwargs)
     tasks = tuple(comma_list(args.tasks) or ())
     device = device_of(args)
     from keypoint_wm.envs.agents.dream_fidelity import (
@@ -105,6 +120,7 @@ def run_dream_fidelity(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             several=len(runs) > 1,
             memo=memo,
+            env_kwargs=env_kwargs,
         ),
     )
     summary = OverSeeds(tuple(runs), tuple(results))
@@ -128,8 +144,11 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tasks",
         required=True,
-        help="comma-separated tasks, among those the run was trained on (e.g. cartpole-balance)",
+        help="comma-separated tasks, among those the run was trained on: DMCS tasks (e.g. "
+        "cartpole-balance) or the Gymnasium ids of its `collect --env` data (e.g. "
+        "Pendulum-v1, ALE/Pong-v5)",
     )
+    add_env_kwargs(p)
     p.add_argument(
         "--horizon",
         type=positive_int("--horizon"),
@@ -149,9 +168,9 @@ def register(evaluate_commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--policies",
-        default=",".join(POLICY_NAMES),
-        help=f"comma-separated subset of {','.join(POLICY_NAMES)} (default: all; pd and "
-        "pd-flipped on cartpole tasks only)",
+        help=f"comma-separated subset of {','.join(POLICY_NAMES)} and action-<k> (default: "
+        "all those defined for each task: pd and pd-flipped on cartpole tasks only; a "
+        "Gymnasium id's Discrete actions have random and action-0 .. action-<n-1> only)",
     )
     p.add_argument(
         "--episodes",
