@@ -31,21 +31,29 @@ from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
 from keypoint_wm.data.episodes import load_episode
-from keypoint_wm.data.sequences import EpisodeIndex
+from keypoint_wm.data.sequences import EpisodeIndex, EpisodeRecord
 from keypoint_wm.errors import DataError, UsageError
 
 __all__ = [
+    "MIN_SPLIT",
     "SPLITS",
     "RewardSequences",
     "check_held_out",
     "collect_reward_sequences",
+    "head_episodes",
     "hold_out_episodes",
     "split_episodes",
     "split_sequences",
+    "split_shortfall",
     "split_windows",
+    "window_starts",
 ]
 
 SPLITS = ("windows", "episodes")
+
+MIN_SPLIT = 2
+"""A head's train and test parts need one window each (split by windows), or the windows of
+one episode each (split by episodes): at least this many of them in all."""
 
 
 @dataclass
@@ -89,17 +97,36 @@ class RewardSequences:
         )
 
 
+def split_shortfall(count: int, by: str) -> str | None:
+    """What ``count`` windows (``by="windows"``), or the windows of ``count`` episodes
+    (``by="episodes"``), lack to be split into a head's train and test parts; None when
+    they suffice. :func:`split_windows` and :func:`split_episodes` refuse by this rule, and
+    ``evaluate agents`` checks a dream's head data by it before training anything.
+
+    >>> split_shortfall(1, "episodes")
+    'windows from at least 2 test-split episodes per task, got 1'
+    >>> split_shortfall(1, "windows"), split_shortfall(2, "episodes")
+    ('at least 2 windows to split into train and test, got 1', None)
+    """
+    if count >= MIN_SPLIT:
+        return None
+    if by == "episodes":
+        return f"windows from at least {MIN_SPLIT} test-split episodes per task, got {count}"
+    return f"at least {MIN_SPLIT} windows to split into train and test, got {count}"
+
+
 def split_windows(count: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded split of ``count`` windows into (train, test) index arrays.
 
     Raises:
-        DataError: fewer than 2 windows.
+        DataError: fewer than 2 windows (:func:`split_shortfall`).
         ValueError: a fraction outside (0, 1).
     """
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
-    if count < 2:
-        raise DataError(f"need at least 2 windows to split into train and test, got {count}")
+    shortfall = split_shortfall(count, "windows")
+    if shortfall is not None:
+        raise DataError(f"need {shortfall}")
     order = np.random.default_rng(np.random.SeedSequence([seed, count])).permutation(count)
     cut = min(max(1, round(count * train_fraction)), count - 1)
     return np.sort(order[:cut]), np.sort(order[cut:])
@@ -136,16 +163,14 @@ def split_episodes(
     """A seeded split of windows into (train, test) index arrays by whole episodes.
 
     Raises:
-        DataError: fewer than 2 episodes.
+        DataError: fewer than 2 episodes (:func:`split_shortfall`).
         ValueError: a fraction outside (0, 1).
     """
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
-    if len(np.unique(episode)) < 2:
-        raise DataError(
-            "--split episodes needs windows from at least 2 test-split episodes per task, "
-            f"got {len(np.unique(episode))}"
-        )
+    shortfall = split_shortfall(len(np.unique(episode)), "episodes")
+    if shortfall is not None:
+        raise DataError(f"--split episodes needs {shortfall}")
     is_test = hold_out_episodes(episode, 1.0 - train_fraction, seed)
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
@@ -209,8 +234,35 @@ def check_held_out(held_out: tuple[Path, ...], data_dir: str | Path, model: Worl
                 )
 
 
-def _window_starts(frames: int, window: int, stride: int) -> list[int]:
+def window_starts(frames: int, window: int, stride: int) -> list[int]:
+    """The first frames of an episode's windows of ``window`` frames every ``stride``.
+
+    >>> window_starts(31, 20, 10), window_starts(19, 20, 10)
+    ([0, 10], [])
+    """
     return list(range(0, frames - window + 1, stride))
+
+
+def head_episodes(
+    data_dir: str | Path,
+    window: int,
+    test_fraction: float,
+    held_out: tuple[Path, ...] = (),
+) -> dict[str, list[EpisodeRecord]]:
+    """The episode files reward heads take their windows from, by task: the test split's
+    (``test_fraction``, by path hash as in training) and every held-out dataset's, each of
+    at least ``window`` frames.
+
+    Raises:
+        NoEpisodesError: no such file in the test split (or in a held-out dataset).
+    """
+    records = list(EpisodeIndex(data_dir, "test", test_fraction, min_frames=window).records)
+    for extra in held_out:
+        records += EpisodeIndex(extra, "all", min_frames=window).records
+    by_task: dict[str, list[EpisodeRecord]] = {}
+    for record in records:
+        by_task.setdefault(record.task, []).append(record)
+    return by_task
 
 
 def collect_reward_sequences(
@@ -249,13 +301,8 @@ def collect_reward_sequences(
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if test_fraction is None:
         test_fraction = model.config.train.test_fraction
-    index = EpisodeIndex(data_dir, "test", test_fraction, min_frames=window)
-    records = list(index.records)
-    for extra in held_out:
-        records += EpisodeIndex(extra, "all", min_frames=window).records
-    by_task: dict[str, list[Path]] = {}
-    for record in records:
-        by_task.setdefault(record.task, []).append(record.path)
+    found = head_episodes(data_dir, window, test_fraction, held_out)
+    by_task = {task: [r.path for r in records] for task, records in found.items()}
     if tasks:
         missing = [t for t in tasks if t not in by_task]
         if missing:
@@ -264,13 +311,13 @@ def collect_reward_sequences(
                 f"(tasks there: {', '.join(sorted(by_task))})"
             )
         by_task = {t: by_task[t] for t in tasks}
-    frames_of = {r.path: r.frames for r in records}
+    frames_of = {r.path: r.frames for records in found.values() for r in records}
     result = {}
     for task, paths in sorted(by_task.items()):
         candidates = [
             (i, start)
             for i, path in enumerate(paths)
-            for start in _window_starts(frames_of[path], window, stride)
+            for start in window_starts(frames_of[path], window, stride)
         ]
         if len(candidates) > max_windows:
             keep = np.linspace(0, len(candidates) - 1, max_windows).round().astype(int)

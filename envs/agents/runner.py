@@ -451,18 +451,14 @@ def _agent_setup(
     env_kwargs: dict[str, Any] | None = None,
 ) -> AgentSetup:
     """What every unit shares, checked: the run, its tasks (Gymnasium ids among them, made
-    with the data's ``--env-kwargs`` updated by ``env_kwargs``), the dream's data and heads."""
+    with the data's ``--env-kwargs`` updated by ``env_kwargs``), the dream's data and heads
+    (:func:`~keypoint_wm.envs.agents.variants.check_variants`)."""
     if model.run_dir is None:
         raise UsageError("--run: the world model must be loaded from its run directory")
     gym_ids: dict[str, str] = {}
     config = replace(config, tasks=check_tasks(config.tasks, model, gym=gym_ids))
     root = data if data is not None else model.config.data.get("root")
     data_dir = Path(root) if root else None
-    if "dream" in config.variants and (data_dir is None or not data_dir.is_dir()):
-        raise DataError(
-            f"--data {data_dir}: the dream variant starts its episodes from the run's data, "
-            "and that folder is missing; pass --data DIR (the dataset the run was trained on)"
-        )
     heads_dir = Path(heads) if heads is not None else Path(model.run_dir) / "rewards"
     if heads is not None and not heads_dir.is_dir():
         raise UsageError(f"--heads {heads}: no such folder; expected one <task>/ head each")

@@ -50,6 +50,7 @@ from keypoint_wm.api import WorldModel
 from keypoint_wm.data.frames import FrameCrop
 from keypoint_wm.envs.agents.checkpoints import CHECKPOINT_SECONDS
 from keypoint_wm.envs.agents.config import AgentEvalConfig
+from keypoint_wm.envs.agents.dream_checks import check_dream, find_head, head_train_config
 from keypoint_wm.envs.agents.env_state import ReplayableEpisode, ReplayableGymEpisode
 from keypoint_wm.envs.agents.state import StateEnv
 from keypoint_wm.envs.dmc import DMCPixelEnv
@@ -220,19 +221,22 @@ def reward_head_for(task: str, setup: AgentSetup) -> tuple[RewardHead, Path]:
     """The dream's reward head for ``task`` and its directory: the run's own
     (``RUN/rewards/<task>``) or, when it has none, one trained now on the run's data
     (:func:`keypoint_wm.rewards.train_reward_heads`) into the last of ``setup.heads``."""
-    from keypoint_wm.rewards import RewardTrainConfig, load_reward_head, train_reward_heads
-    from keypoint_wm.rewards.head import HEAD_CONFIG
+    from keypoint_wm.rewards import load_reward_head, train_reward_heads
 
-    for folder in setup.heads:
-        if (folder / task / HEAD_CONFIG).is_file():
-            return load_reward_head(folder / task, device=setup.model.device), folder / task
+    found = find_head(task, setup.heads)
+    if found is not None:
+        return load_reward_head(found, device=setup.model.device), found
     if setup.data is None:
         raise DataError(f"no reward head for {task} and no --data to train one on")
     out = setup.heads[-1]
     tqdm.write(f"no reward head for {task} in {setup.heads[0]}: training one into {out / task}")
-    config = RewardTrainConfig(steps=setup.config.head_steps)
     train_reward_heads(
-        setup.model, setup.data, out=out, config=config, tasks=[task], progress=setup.progress
+        setup.model,
+        setup.data,
+        out=out,
+        config=head_train_config(setup.config),
+        tasks=[task],
+        progress=setup.progress,
     )
     return load_reward_head(out / task, device=setup.model.device), out / task
 
@@ -314,8 +318,10 @@ def eval_seed(seed: int) -> int:
 
 def check_variants(setup: AgentSetup) -> None:
     """Refuse, before any work, a variant the run cannot serve (UsageError naming
-    ``--variants``), and a Gymnasium id whose env cannot be made or serve ``state``
-    (naming ``--tasks``) or that is given ``--time-limit``."""
+    ``--variants``), a dream its data or heads cannot serve (naming ``--data`` or
+    ``--heads``: :func:`~keypoint_wm.envs.agents.dream_checks.check_dream`), and a
+    Gymnasium id whose env cannot be made or serve ``state`` (naming ``--tasks``) or that
+    is given ``--time-limit``."""
     if "pixels" in setup.config.variants and setup.image_size < MIN_CNN_SIZE:
         raise UsageError(
             f"--variants: pixels needs frames of at least {MIN_CNN_SIZE}x{MIN_CNN_SIZE} for "
@@ -323,6 +329,8 @@ def check_variants(setup: AgentSetup) -> None:
             "leave pixels out of --variants"
         )
     if not setup.gym_ids:
+        if "dream" in setup.config.variants:
+            check_dream(setup.model, setup.config, setup.data, setup.heads)
         return
     names = ", ".join(setup.gym_ids.values())
     if "dream" in setup.config.variants:

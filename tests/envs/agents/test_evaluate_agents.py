@@ -199,6 +199,98 @@ def test_bad_flags_are_usage_errors_naming_the_flag(world, tmp_path, capsys, fla
     assert not (tmp_path / "o").exists()
 
 
+@pytest.fixture(scope="module")
+def few(tmp_path_factory) -> Path:
+    """A real dataset too small for the dream's head: the world's first 2 episodes, of
+    which 1 falls in the run's test split (episode 1 at train.test_fraction 0.5)."""
+    from keypoint_wm.collect.config import CollectConfig
+    from keypoint_wm.collect.runner import collect_dataset
+
+    data = tmp_path_factory.mktemp("few") / "data"
+    collect_dataset(
+        CollectConfig(
+            tasks=(TASK,), episodes=2, steps=30, action_repeat=2, size=64, seed=1, out=data
+        ),
+        workers=1,
+        progress=False,
+    )
+    return data
+
+
+def test_too_few_episodes_for_the_dream_are_refused_before_any_unit_trains(
+    world, few, tmp_path, capsys
+):
+    """The dream comes last; its head's data is checked before random, state, pixels and
+    latent train: one line naming --data, what it lacks and what to collect."""
+    run, _ = world
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    code = cli_main(["evaluate", "agents", "--run", str(run), "--out", str(out), "--quiet",
+                     "--data", str(few), *FLAGS])  # fmt: skip
+    elapsed = time.perf_counter() - started
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1, error
+    assert f"--data {few}" in error[0] and TASK in error[0]
+    # The rule and numbers of the head's own training (rewards/sequences.py).
+    assert "windows from at least 2 test-split episodes per task, got 1" in error[0]
+    assert "--episodes 3" in error[0] and "--heads" in error[0]
+    assert not list(out.rglob("*.json")) and not (out / "reward_heads").exists()
+    assert elapsed < 30  # nothing trained: loading the model and checking
+
+
+def _setup(world, data: Path, heads: Path, variants: tuple[str, ...] = ("dream",)):
+    import keypoint_wm
+    from keypoint_wm.envs.agents.variants import AgentSetup
+
+    run, _ = world
+    model = keypoint_wm.load(run, device="cpu")
+    config = AgentEvalConfig(tasks=(TASK,), variants=variants, steps=64, head_steps=3)
+    return AgentSetup(
+        model=model, config=config, action_repeat=2, device=model.device, data=data,
+        heads=(heads, heads.parent / "out" / "reward_heads"), progress=False,
+    )  # fmt: skip
+
+
+def test_the_dream_check_takes_a_given_head_instead_of_the_data(world, few, tmp_path):
+    """With a head for the task in --heads, the data only gives start windows; one made for
+    another model is refused naming --heads."""
+    from keypoint_wm.envs.agents.variants import check_variants
+    from keypoint_wm.rewards import RewardHead, RewardHeadConfig, save_reward_head
+
+    heads = tmp_path / "heads"
+    with pytest.raises(UsageError, match="--data .*2 test-split episodes.*got 1"):
+        check_variants(_setup(world, few, heads))
+    check_variants(_setup(world, few, heads, ("random", "state")))  # no dream: no check
+    setup = _setup(world, few, heads)
+    units = int(setup.model.config.model.rnn_units)
+    save_reward_head(RewardHead(RewardHeadConfig(input_size=units, task=TASK)), heads / TASK)
+    check_variants(setup)
+    save_reward_head(RewardHead(RewardHeadConfig(input_size=units + 1, task=TASK)), heads / TASK)
+    with pytest.raises(UsageError, match=f"--heads {heads}: the reward head of {TASK}"):
+        check_variants(setup)
+
+
+def test_the_dream_check_refuses_data_without_the_task_or_rewards(world, tmp_path):
+    from keypoint_wm.envs.agents.variants import check_variants
+
+    _, data = world
+    heads = tmp_path / "heads"
+    with pytest.raises(UsageError, match="--data .*no such folder.*--variants"):
+        check_variants(_setup(world, tmp_path / "nowhere", heads))
+    (tmp_path / "other" / "reacher-easy").mkdir(parents=True)
+    with pytest.raises(UsageError, match=f"no folder {TASK}/ .*folders there: reacher-easy"):
+        check_variants(_setup(world, tmp_path / "other", heads))
+    silent = tmp_path / "silent"
+    for episode in (data / TASK).glob("*.npz"):  # the same episodes without their rewards
+        arrays = dict(np.load(episode))
+        del arrays["reward"]
+        (silent / TASK).mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(silent / TASK / episode.name, **arrays)
+    with pytest.raises(UsageError, match=r"needs rewards, which 2 of its 2 episodes .*--heads"):
+        check_variants(_setup(world, silent, heads))
+    check_variants(_setup(world, data, heads))  # the run's own data serves the dream
+
+
 def test_state_env_is_the_pixel_env_without_the_pixels():
     """Same seed and actions: the same dm_control observation, rewards and episode end."""
     from keypoint_wm.envs import DMCPixelEnv
