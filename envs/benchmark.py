@@ -9,7 +9,9 @@ Measured in one run, on the same task, with the same fixed random actions:
 
 The model has the paper's DMCS size by default (preset ``dmcs``: K 64, 32 encoder filters,
 GRU 512, 64x64 frames, 6 zero-padded actions) with untrained weights (the cost does not
-depend on them), in the precision ``keypoint-wm train`` would pick on this machine.
+depend on them), in the precision ``keypoint-wm train`` would pick on this machine. With
+``run`` it is that world model instead (a run folder, or ``"default"``: the model shipped in
+the package), at its own image size, keypoints and action repeat.
 Timings alternate between bare and wrapped in short blocks so that a change of machine load
 hits both; each figure is the median over blocks of the mean step time. Episode resets are
 not timed. Ratios are ``t_bare / t_wrapped`` (1.0 = the wrapper costs nothing).
@@ -21,6 +23,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,15 @@ from tqdm.auto import tqdm
 from keypoint_wm.model.device import device_name
 
 __all__ = ["format_wrapper_benchmark", "run_wrapper_benchmark"]
+
+
+def _trained(run: str | Path, precision: str) -> tuple[Any, str]:
+    """The world model of ``run`` on the CPU, in ``precision`` (``"auto"`` resolved)."""
+    import keypoint_wm
+    from keypoint_wm.model.precision import resolve_precision
+
+    precision = resolve_precision(precision, torch.device("cpu"))
+    return keypoint_wm.load(run, device="cpu", precision=precision), precision
 
 
 def _model(
@@ -77,15 +89,17 @@ def run_wrapper_benchmark(
     task: str = "cheetah-run",
     steps: int = 200,
     num_envs: int = 8,
-    preset: str = "dmcs",
-    num_keypoints: int = 64,
-    size: int = 64,
-    action_repeat: int = 2,
+    preset: str | None = None,
+    num_keypoints: int | None = None,
+    size: int | None = None,
+    action_repeat: int | None = None,
     block: int = 10,
     warmup: int = 5,
     seed: int = 0,
     progress: bool = True,
     precision: str = "auto",
+    run: str | Path | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time bare vs wrapped steps; returns figures and ``"ratios"`` (see module doc).
 
@@ -93,18 +107,43 @@ def run_wrapper_benchmark(
         task: DMCS task, e.g. ``"cheetah-run"``.
         steps: timed steps per configuration (1 env and ``num_envs`` envs).
         num_envs: size of the vectorised comparison.
-        preset, num_keypoints, size: the model's architecture (default: the paper's DMCS
-            model, K 64, 64x64).
-        action_repeat: of the pixel envs.
+        preset, num_keypoints, size: the untrained model's architecture (default: the
+            paper's DMCS model, ``"dmcs"``, K 64, 64x64).
+        action_repeat: of the pixel envs (default 2).
         block: steps per alternating block.
         warmup: untimed steps first.
         precision: the model's image precision (``"auto"``: what ``keypoint-wm train``
             picks on this CPU; ``"channels_last"`` on a native-bf16 CPU times the numbers
             an AVX2-only CPU runs).
+        run: time this world model instead (a run folder, an exported model, or the name of
+            a shipped one, ``"default"``): its image size, keypoints and action repeat.
+        identity: recorded under ``"model"`` with ``run`` (e.g. its weights hash).
+
+    Raises:
+        ValueError: ``run`` with any of ``preset``, ``num_keypoints``, ``size`` or
+            ``action_repeat`` (the run fixes them).
     """
     if steps < 1 or num_envs < 1 or block < 1:
         raise ValueError("--steps, --envs and the block size must be positive")
-    model, precision = _model(preset, num_keypoints, size, 6, seed, precision)
+    if run is not None:
+        given = {"preset": preset, "num_keypoints": num_keypoints, "size": size,
+                 "action_repeat": action_repeat}  # fmt: skip
+        fixed = [name for name, value in given.items() if value is not None]
+        if fixed:
+            raise ValueError(f"run={str(run)!r} fixes {', '.join(fixed)}: give none of them")
+        from keypoint_wm.envs.latent.wrapper import training_action_repeat
+
+        model, precision = _trained(run, precision)
+        size = int(model.config.model.image_size)
+        action_repeat = training_action_repeat(model)
+        described: dict[str, Any] = {"run": str(run), **(identity or {}), "preset": None}
+    else:
+        preset = "dmcs" if preset is None else preset
+        size = 64 if size is None else size
+        action_repeat = 2 if action_repeat is None else action_repeat
+        num_keypoints = 64 if num_keypoints is None else num_keypoints
+        model, precision = _model(preset, num_keypoints, size, 6, seed, precision)
+        described = {"run": None, "preset": preset}
     t1, tn = _time_bare_and_wrapped(
         model, task, size, action_repeat, num_envs, steps, block, warmup, seed, progress
     )
@@ -114,8 +153,8 @@ def run_wrapper_benchmark(
         "image_size": size,
         "action_repeat": action_repeat,
         "model": {
-            "preset": preset,
-            "num_keypoints": num_keypoints,
+            **described,
+            "num_keypoints": int(model.config.model.num_keypoints),
             "num_encoder_filters": model.config.model.num_encoder_filters,
             "rnn_units": model.config.model.rnn_units,
             "precision": precision,
@@ -230,6 +269,14 @@ def _vector_runner(
     return run
 
 
+def _model_name(model: dict[str, Any]) -> str:
+    """``preset`` (untrained), or the run and its weights hash where recorded."""
+    if model.get("run") is None:
+        return str(model["preset"])
+    weights = model.get("weights")
+    return f"{model['run']}" + (f" (weights {weights})" if weights else "")
+
+
 def format_wrapper_benchmark(result: dict[str, Any]) -> str:
     """A small table of the figures and what each ratio compares."""
     n = result["num_envs"]
@@ -237,7 +284,7 @@ def format_wrapper_benchmark(result: dict[str, Any]) -> str:
     m = result["model"]
     lines = [
         f"task {result['task']} ({result['image_size']}x{result['image_size']}, action repeat "
-        f"{result['action_repeat']}); model {m['preset']} K {m['num_keypoints']}, "
+        f"{result['action_repeat']}); model {_model_name(m)} K {m['num_keypoints']}, "
         f"F {m['num_encoder_filters']}, GRU {m['rnn_units']}, {m['precision']}; "
         f"{result['torch_threads']} torch thread(s); {result['steps']} timed steps each",
         f"CPU: {result['device_name']} (ATen {result['cpu_capability']})",

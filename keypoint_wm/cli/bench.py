@@ -9,6 +9,7 @@ and are imported when a command runs.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from keypoint_wm.cli.common import (
     PRECISION_CHOICES,
@@ -130,6 +131,7 @@ def run_bench_wrapper(args: argparse.Namespace) -> int:
     tasks = _tasks(args)
     if len(tasks) != 1:
         raise UsageError(f"bench wrapper times one task; --tasks lists {len(tasks)}")
+    model = _wrapper_model(args)
     check_json_path(args.json)
     result = run_wrapper_benchmark(
         task=tasks[0],
@@ -141,10 +143,44 @@ def run_bench_wrapper(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         precision=args.precision,
+        **model,
     )
     print(format_wrapper_benchmark(result))
     write_json(args.json, result)
     return 0
+
+
+def _wrapper_model(args: argparse.Namespace) -> dict[str, Any]:
+    """``--run`` checked, as ``run_wrapper_benchmark``'s ``run`` (``"default"`` kept as the
+    name of the shipped model, a folder as its absolute path) and ``identity`` (its weights
+    hash); ``{}`` without ``--run``. Refuses ``--preset``, ``--keypoints`` and
+    ``--action-repeat`` beside it: the run fixes them."""
+    if args.run is None:
+        return {}
+    given = [
+        flag
+        for flag, value in (
+            ("--preset", args.preset),
+            ("--keypoints", args.keypoints),
+            ("--action-repeat", args.action_repeat),
+        )
+        if value is not None
+    ]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: bench wrapper --run {args.run} times that model at its own "
+            f"size, keypoints and action repeat; leave out {' and '.join(given)}, or --run to "
+            "time an untrained --preset model"
+        )
+    from keypoint_wm.bundled import BUNDLED_ROOT, resolve_run
+    from keypoint_wm.reproduce.identity import weights_hash
+
+    folder = existing_run(resolve_run(args.run))
+    shipped = folder.resolve().parent == BUNDLED_ROOT.resolve()
+    return {
+        "run": folder.name if shipped else str(folder.resolve()),
+        "identity": weights_hash(folder),
+    }
 
 
 def _add_wrapper(sub: argparse._SubParsersAction) -> None:
@@ -166,15 +202,24 @@ def _add_wrapper(sub: argparse._SubParsersAction) -> None:
         default=8,
         help="envs in the batched run (default 8)",
     )
-    w.add_argument("--preset", default="dmcs", help="model architecture preset (default dmcs)")
     w.add_argument(
-        "--keypoints", type=positive_int("--keypoints"), default=64, help="K (default 64)"
+        "--run",
+        help="time the wrapper with this world model instead of an untrained --preset one: a "
+        "run folder, or default (the model shipped in the package); at its own image size, "
+        "keypoints and action repeat",
+    )
+    w.add_argument(
+        "--preset", help="the untrained model's architecture preset (default dmcs; not with --run)"
+    )
+    w.add_argument(
+        "--keypoints",
+        type=positive_int("--keypoints"),
+        help="the untrained model's K (default 64; not with --run)",
     )
     w.add_argument(
         "--action-repeat",
         type=positive_int("--action-repeat"),
-        default=2,
-        help="of the envs (default 2)",
+        help="of the envs (default 2; with --run, the run's)",
     )
     w.add_argument(
         "--precision",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.bundled import is_exported, read_exported_weights
 from keypoint_wm.checkpoint import WEIGHTS, latest_checkpoint, weights_digest
 from keypoint_wm.data.episodes import iter_episode_files
 from keypoint_wm.reproduce.protocol import fill
@@ -92,7 +93,12 @@ def dataset_fingerprint(root: str | Path) -> str:
 
 
 def weights_hash(run_dir: str | Path) -> dict[str, Any]:
-    """``{"step", "weights"}``: the newest checkpoint's step and a hash of its weights file."""
+    """``{"step", "weights"}``: the newest checkpoint's step and a hash of its weights file;
+    for an exported model (``keypoint-wm export``, the shipped default among them), the step
+    it was exported at and the hash of its weights file, as its ``card.json`` names it."""
+    if is_exported(Path(run_dir)):
+        _, step = read_exported_weights(Path(run_dir))
+        return {"step": step, "weights": weights_digest(Path(run_dir) / WEIGHTS)}
     checkpoint = latest_checkpoint(Path(run_dir))
     if checkpoint is None:
         return {"step": None, "weights": None}
