@@ -40,9 +40,9 @@ TARGETS: dict[str, Target] = {
     for target in (
         Target(
             "bench-cpu",
-            "the CPU benchmarks: latent wrapper against the bare env, the training step "
-            "(basketball-cpu, paper-size dmcs) against fp32 eager, the collector; native and "
-            "AVX2-capped",
+            "the CPU benchmarks: latent wrapper against the bare env (untrained paper-size "
+            "model, and the shipped default model), the training step (basketball-cpu, "
+            "paper-size dmcs) against fp32 eager, the collector; native and AVX2-capped",
             "about 15 min, each benchmark alone on the machine",
             "not applicable (a CPU benchmark)",
             "keypoint_wm.reproduce.bench_cpu",

@@ -2,10 +2,12 @@
 
 Each unit is one ``keypoint-wm bench`` command that runs alone with every core (a timing is
 never taken beside another unit): the latent wrapper against the bare environment (1 and 8
-envs), the training step of ``basketball-cpu`` and of the paper-size ``dmcs`` preset (fast
-path against fp32 eager), and the collector against a plain dm_control loop; each natively
-and with the kernels capped at AVX2 (:data:`keypoint_wm.benchmark.AVX2_CAP`). Figures from
-different machines are different rows, never pooled: a unit's record names its CPU.
+envs), with an untrained paper-size model and with the model shipped in the package
+(``--run default``, judged against :data:`DEFAULT_BARS`), the training step of
+``basketball-cpu`` and of the paper-size ``dmcs`` preset (fast path against fp32 eager), and
+the collector against a plain dm_control loop; each natively and with the kernels capped at
+AVX2 (:data:`keypoint_wm.benchmark.AVX2_CAP`). Figures from different machines are different
+rows, never pooled: a unit's record names its CPU.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.bundled import DEFAULT
+from keypoint_wm.reproduce.identity import weights_hash
 from keypoint_wm.reproduce.pages import header, units_table
 from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, read_json
 
-__all__ = ["protocol"]
+__all__ = ["DEFAULT_BARS", "protocol"]
 
 
 def _train_bench(preset: str, *, steps: int, warmup: int) -> tuple[str, ...]:
@@ -35,17 +39,33 @@ def _train_bench(preset: str, *, steps: int, warmup: int) -> tuple[str, ...]:
     )
 
 
+DEFAULT_WRAPPER = ("bench", "wrapper", "--quiet", "--run", DEFAULT)
+"""The latent wrapper with the model shipped in the package."""
+
 BENCHES: dict[str, tuple[str, ...]] = {
     "wrapper": ("bench", "wrapper", "--quiet"),
     "train-basketball-cpu": _train_bench("basketball-cpu", steps=20, warmup=3),
     "train-dmcs": _train_bench("dmcs", steps=2, warmup=1),
     "collect": ("bench", "collect"),
+    "wrapper-default": DEFAULT_WRAPPER,
 }
 """The benchmarks, each a ``keypoint-wm`` command (``--json`` added per unit)."""
 
 SMOKE: dict[str, tuple[str, ...]] = {
     "train-basketball-cpu": _train_bench("basketball-cpu", steps=1, warmup=0),
+    "wrapper-default": (*DEFAULT_WRAPPER, "--steps", "2", "--envs", "2"),
 }
+
+DEFAULT_BARS = {1: 0.8, 8: 0.9}
+"""The shipped model's targets on an AVX2-only CPU: ``bare_vs_wrapped`` (t_bare / t_wrapped)
+at least 0.8 with 1 env and 0.9 with 8 envs, judged on ``wrapper-default-avx2``."""
+
+
+def _default_uses(out: Path) -> dict[str, Any]:
+    """The shipped world model a unit timed: its step and weight hash."""
+    from keypoint_wm.bundled import resolve_run
+
+    return {"world_model": weights_hash(resolve_run(DEFAULT))}
 
 
 def _unit(name: str, argv: tuple[str, ...], isa: str) -> Unit:
@@ -62,13 +82,15 @@ def _unit(name: str, argv: tuple[str, ...], isa: str) -> Unit:
         f"{name}-{isa}",
         (*argv, "--json", json_path),
         figures=figures,
+        uses=_default_uses if argv[: len(DEFAULT_WRAPPER)] == DEFAULT_WRAPPER else None,
         env=env,
         exclusive=True,
     )
 
 
 def protocol(smoke: bool = False) -> Protocol:
-    """The protocol; ``smoke``: one short benchmark, native and capped."""
+    """The protocol; ``smoke``: two short benchmarks (a training step, the shipped model's
+    wrapper), native and capped."""
     benches = SMOKE if smoke else BENCHES
     units = tuple(
         _unit(name, argv, isa) for isa in ("native", "avx2") for name, argv in benches.items()
@@ -126,5 +148,43 @@ def _page(benches: dict[str, tuple[str, ...]], results: dict[str, UnitResult]) -
             where = f"{host.get('cpu')} ({', '.join(host.get('cpu_flags', []))})"
             lines.append(f"| {name} | {isa} | {shown} | {timing} | {where} |")
     lines += ["", "Every figure of each benchmark is in its unit record (`bench-cpu/`).", ""]
+    if "wrapper-default" in benches:
+        lines += _default_bars(results)
     lines += units_table(results)
     return "\n".join(lines) + "\n"
+
+
+def _default_bars(results: dict[str, UnitResult]) -> list[str]:
+    """The shipped model's wrapper against :data:`DEFAULT_BARS`: met or not, per figure."""
+    bars = " and ".join(
+        f"at least {bar} with {n} env{'s' if n > 1 else ''}" for n, bar in DEFAULT_BARS.items()
+    )
+    lines = [
+        "## The shipped default model's wrapper",
+        "",
+        "`bench wrapper --run default` times the latent wrapper with the world model shipped in "
+        f"the package. Its targets on an AVX2-only CPU: bare_vs_wrapped (t_bare / t_wrapped) {bars}, "
+        "judged on the AVX2-capped row (at this machine's clock); the native row is shown beside "
+        "it.",
+        "",
+        "| ISA | model | " + " | ".join(f"{n} env{'s' if n > 1 else ''} (bar {bar})"
+                                       for n, bar in DEFAULT_BARS.items()) + " |",
+        "|---|---|" + "---|" * len(DEFAULT_BARS),
+    ]  # fmt: skip
+    for isa in ("avx2", "native"):
+        result = results.get(f"wrapper-default-{isa}")
+        if result is None:
+            lines.append(f"| {isa} | not run yet |" + " |" * len(DEFAULT_BARS))
+            continue
+        model = result.figures.get("model", {})
+        cells = [f"{model.get('run')} (weights {model.get('weights')})"]
+        for n, bar in DEFAULT_BARS.items():
+            ratio = result.figures.get("ratios", {}).get(f"bare_vs_wrapped_{n}env")
+            if ratio is None:
+                cells.append(f"not measured ({result.figures.get('num_envs')} envs)")
+            elif isa == "avx2":
+                cells.append(f"{ratio:.2f}: {'meets' if ratio >= bar else 'misses'} it")
+            else:
+                cells.append(f"{ratio:.2f}")
+        lines.append(f"| {isa} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
