@@ -140,7 +140,10 @@ def _log_mujoco_warning(message: str | bytes) -> None:
 def route_mujoco_warnings() -> None:
     """Send MuJoCo's warnings to Python's logger ``"mujoco"``, which drops the model files'
     deprecations (:class:`_SuiteDeprecations`), instead of stderr and ``MUJOCO_LOG.TXT``
-    (module doc). Installed once per process; a callback someone else set is left alone."""
+    (module doc). Installed once per process; a callback someone else set is left alone.
+    Selects the OpenGL backend first (:func:`ensure_gl_backend`): ``import mujoco`` reads
+    ``MUJOCO_GL``."""
+    ensure_gl_backend()
     import mujoco
 
     logger = logging.getLogger("mujoco")

@@ -18,8 +18,8 @@ that a probe (``evaluate state-probe``) scores positions and velocities apart:
   ``observation`` (kind ``"position"``);
 - else nothing.
 
->>> import gymnasium
->>> env = gymnasium.make("HalfCheetah-v5")
+>>> from keypoint_wm.envs.gym_pixels import make_gym_env
+>>> env = make_gym_env("HalfCheetah-v5")
 >>> [(p.name, p.size, p.kind) for p in state_source(env).parts][:3]
 [('rootz', 1, 'position'), ('rooty', 1, 'angle'), ('bthigh', 1, 'position')]
 >>> state_source(env).parts[-1].to_json()

@@ -32,6 +32,12 @@ def tiny_run(basketball_dir, tmp_path_factory):
 
 
 def pytest_configure(config):
+    # A Gymnasium MuJoCo env the tests make directly (as a user would, for LatentObservation)
+    # would otherwise print MuJoCo's model deprecations and append them to MUJOCO_LOG.TXT in
+    # the checkout; the package's own makers route them the same way.
+    from keypoint_wm.envs.gl import route_mujoco_warnings
+
+    route_mujoco_warnings()
     config.addinivalue_line(
         "markers", "cuda: needs a CUDA device (skipped without one; reproduce gpu-check runs them)"
     )

@@ -219,7 +219,7 @@ def _headline(envs: tuple[GymData, ...], results: dict[str, UnitResult]) -> str:
                 f"({len(_fresh(env, results))} seed(s))"
             )
     if not cells:
-        return 'in progress: "no probe finished yet"'
+        return 'in progress: "No probe finished yet"'
     return "state probe, test R²: " + "; ".join(cells)
 
 

@@ -3,10 +3,10 @@ against the simulator at each step."""
 
 from __future__ import annotations
 
-import gymnasium
 import numpy as np
 import pytest
 
+from keypoint_wm.envs.gym_pixels import make_gym_env
 from keypoint_wm.envs.gym_state import state_source
 
 
@@ -15,7 +15,7 @@ from keypoint_wm.envs.gym_state import state_source
     [("HalfCheetah-v5", 1), ("Hopper-v5", 1), ("InvertedPendulum-v5", 0)],
 )
 def test_mujoco_parts_name_the_joint_positions_then_the_velocities(env_id, skipped):
-    env = gymnasium.make(env_id)
+    env = make_gym_env(env_id)
     source = state_source(env)
     assert source is not None
     parts = {p.name: p for p in source.parts}
@@ -40,7 +40,7 @@ def test_mujoco_parts_name_the_joint_positions_then_the_velocities(env_id, skipp
 
 
 def test_an_unlimited_hinge_is_an_angle_and_a_limited_one_a_position():
-    env = gymnasium.make("HalfCheetah-v5")
+    env = make_gym_env("HalfCheetah-v5")
     kinds = {p.name: p.kind for p in state_source(env).parts}
     env.close()
     assert kinds["rooty"] == "angle"  # the body can flip: theta and theta + 2 pi look alike
@@ -49,7 +49,7 @@ def test_an_unlimited_hinge_is_an_angle_and_a_limited_one_a_position():
 
 
 def test_an_observation_of_another_layout_stays_one_part():
-    env = gymnasium.make("Reacher-v5")  # cosines, sines, target and fingertip offsets
+    env = make_gym_env("Reacher-v5")  # cosines, sines, target and fingertip offsets
     parts = state_source(env).parts
     env.close()
     assert [(p.name, p.kind) for p in parts] == [("observation", "position")]
