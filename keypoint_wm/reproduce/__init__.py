@@ -43,7 +43,7 @@ TARGETS: dict[str, Target] = {
             "the CPU benchmarks: latent wrapper against the bare env (untrained paper-size "
             "model, and the shipped default model), the training step (basketball-cpu, "
             "paper-size dmcs) against fp32 eager, the collector; native and AVX2-capped",
-            "about 15 min, each benchmark alone on the machine",
+            "about 20 min, each benchmark alone on the machine (15 min measured without the two default-model wrapper units)",
             "not applicable (a CPU benchmark)",
             "keypoint_wm.reproduce.bench_cpu",
         ),
