@@ -18,7 +18,7 @@ def format_state_probe(summary: Any) -> str:
     """A Markdown table of an :class:`~keypoint_wm.evaluation.seeds.OverSeeds` of results:
     per task, test R^2 of positions and velocities (mean ± 95% CI over the runs), the
     untrained floor, and each observation key's R^2 (then each named entry's, as an Atari
-    game's ball and paddle bytes)."""
+    game's ball and paddle bytes, beside the untrained model's)."""
     from keypoint_wm.evaluation.seeds import plus_minus
 
     mean, half = summary.mean, summary.ci
@@ -57,8 +57,15 @@ def format_state_probe(summary: Any) -> str:
                 f"{name} {plus_minus(v, None, '.3f')}" for name, v in entry["parts"].items()
             )
             if entry.get("named"):
+                floor = mean.get("untrained", {}).get("tasks", {}).get(task, {})
                 parts += "; " + ", ".join(
-                    f"{name} {cell(*base, 'named', name)}" for name in entry["named"]
+                    f"{name} {cell(*base, 'named', name)}"
+                    + (
+                        f" (untrained {cell('untrained', *base, 'named', name)})"
+                        if name in floor.get("named", {})
+                        else ""
+                    )
+                    for name in entry["named"]
                 )
         lines.append(row + f" {parts} |")
     return "\n".join(lines)

@@ -206,11 +206,15 @@ def _headline(envs: tuple[GymData, ...], results: dict[str, UnitResult]) -> str:
         values, halves = summary.mean["tasks"][task], (summary.ci or {}).get("tasks", {})
         half = halves.get(task, {}) if halves else {}
         if values.get("named"):
-            named = ", ".join(
-                f"{n} {plus_minus(v, None, '.2f')}" for n, v in values["named"].items()
-                if n.endswith(("_x", "_y"))
-            )  # fmt: skip
-            cells.append(f"{env.env_id}: RAM bytes {named}")
+            floor = summary.mean["untrained"]["tasks"][task].get("named", {})
+            positions = [  # the objects' coordinates that vary (a paddle's x never does)
+                n for n, v in values["named"].items() if n.endswith(("_x", "_y")) and v is not None
+            ]
+            trained = ", ".join(
+                f"{n} {plus_minus(values['named'][n], None, '.2f')}" for n in positions
+            )
+            untrained = ", ".join(plus_minus(floor.get(n), None, ".2f") for n in positions)
+            cells.append(f"{env.env_id}: RAM bytes {trained} (untrained: {untrained})")
         else:
             cells.append(
                 f"{env.env_id}: positions "
