@@ -211,9 +211,9 @@ def _headline(envs: tuple[GymData, ...], results: dict[str, UnitResult]) -> str:
                 n for n, v in values["named"].items() if n.endswith(("_x", "_y")) and v is not None
             ]
             trained = ", ".join(
-                f"{n} {plus_minus(values['named'][n], None, '.2f')}" for n in positions
+                f"{n} {plus_minus(values['named'][n], None, '.3f')}" for n in positions
             )
-            untrained = ", ".join(plus_minus(floor.get(n), None, ".2f") for n in positions)
+            untrained = ", ".join(plus_minus(floor.get(n), None, ".3f") for n in positions)
             cells.append(f"{env.env_id}: RAM bytes {trained} (untrained: {untrained})")
         else:
             cells.append(
