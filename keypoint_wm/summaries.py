@@ -132,10 +132,9 @@ def render_media(
     assert rollout.images is not None  # decode_images=True
     truth = images_to_uint8(images)
     predicted = images_to_uint8(rollout.images[:, 0])
-    decoded = rollout.decoded_keypoints[:, 0].float().cpu().numpy()
-    detected = keypoints.float().cpu().numpy()
-    if cfg.heatmap_amplitude == "one":  # the reconstructor draws every keypoint at full strength
-        decoded[..., 2] = detected[..., 2] = 1.0
+    decoded = viz.as_drawn(rollout.decoded_keypoints[:, 0].float().cpu().numpy(),
+                           cfg.heatmap_amplitude)  # fmt: skip
+    detected = viz.as_drawn(keypoints.float().cpu().numpy(), cfg.heatmap_amplitude)
     result: dict[str, list[np.ndarray]] = {"overlay": [], "strip": [], "side_by_side": []}
     for b in range(images.shape[0]):
         if cfg.representation == "keypoints":

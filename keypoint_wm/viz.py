@@ -30,6 +30,23 @@ def upscale(images: np.ndarray, factor: int) -> np.ndarray:
     return images.repeat(factor, axis=-3).repeat(factor, axis=-2)
 
 
+def as_drawn(keypoints: np.ndarray, amplitude: str) -> np.ndarray:
+    """Keypoints ``[..., K, 3]`` with the scale :func:`draw_keypoints` should show: the
+    model's ``heatmap_amplitude``. With ``"one"`` the reconstructor draws every keypoint at
+    full strength whatever its scale (a sparsity loss drives all scales but the largest
+    toward 0), so each is drawn opaque; with ``"scale"`` the scale is the strength.
+
+    >>> dim = np.array([[0.1, 0.2, 0.003]])
+    >>> float(as_drawn(dim, "one")[0, 2]), float(as_drawn(dim, "scale")[0, 2])
+    (1.0, 0.003)
+    """
+    if amplitude == "scale":
+        return keypoints
+    drawn = np.array(keypoints, dtype=np.float32, copy=True)
+    drawn[..., 2] = 1.0
+    return drawn
+
+
 def draw_keypoints(
     images: np.ndarray,
     keypoints: np.ndarray,

@@ -222,4 +222,4 @@ class DreamEnv(gymnasium.Env):
 
         # The reconstructor draws on the episode's first frame (its keypoints detected there).
         image = self.model.decode(self.filter.keypoints[None], self._first[None])[0]
-        return draw_keypoints(image, self.filter.keypoints_numpy(), factor=self.render_scale)[0]
+        return draw_keypoints(image, self.filter.drawn_keypoints(), factor=self.render_scale)[0]

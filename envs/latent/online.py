@@ -468,6 +468,13 @@ class LatentFilter:
         """float32 ``[B, K, 3]`` detected keypoints of the current frames."""
         return self.keypoints.cpu().numpy().astype(np.float32)
 
+    def drawn_keypoints(self) -> np.ndarray:
+        """:meth:`keypoints_numpy` with the strength a picture should show them at
+        (:func:`keypoint_wm.viz.as_drawn`: the model's ``heatmap_amplitude``)."""
+        from keypoint_wm.viz import as_drawn
+
+        return as_drawn(self.keypoints_numpy(), self.model.config.model.heatmap_amplitude)
+
     def rewards_numpy(self) -> np.ndarray | None:
         """float32 ``[B]`` predicted rewards of the current frames (None without a head)."""
         if self.predicted_reward is None:

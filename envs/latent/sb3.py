@@ -161,7 +161,7 @@ class LatentVecEnv(LatentWrapperMixin, VecEnvWrapper):
 
         if self._current_frames is None:
             return [None] * self.num_envs
-        return list(draw_keypoints(self._current_frames, self.filter.keypoints_numpy()))
+        return list(draw_keypoints(self._current_frames, self.filter.drawn_keypoints()))
 
     def close(self) -> None:
         self._close_latent()

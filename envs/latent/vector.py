@@ -144,4 +144,4 @@ class LatentVectorObservation(LatentWrapperMixin, VectorWrapper):
         from keypoint_wm.viz import draw_keypoints
 
         checked = self._frames.check(np.stack(frames))
-        return tuple(draw_keypoints(checked, self.filter.keypoints_numpy()))
+        return tuple(draw_keypoints(checked, self.filter.drawn_keypoints()))

@@ -216,7 +216,7 @@ class LatentObservation(
             return None
         from keypoint_wm.viz import draw_keypoints
 
-        keypoints = self.filter.keypoints_numpy()
+        keypoints = self.filter.drawn_keypoints()
         return draw_keypoints(self._frame[None], keypoints, factor=self.render_scale)[0]
 
     def close(self) -> None:

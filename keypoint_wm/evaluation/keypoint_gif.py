@@ -3,7 +3,8 @@
 ``keypoint-wm evaluate state-probe --gif PATH`` writes one for the first run it probes: the
 first test-split episode of each task (the episodes the probe scores), its filtered keypoints
 (:meth:`keypoint_wm.api.WorldModel.filter`, what an agent's latent holds) drawn on its
-frames as discs whose opacity is the keypoint's scale, the tasks side by side.
+frames as discs as strong as the reconstructor draws them (:func:`keypoint_wm.viz.as_drawn`),
+the tasks side by side.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def keypoint_overlay(
         frames = episode.image[:max_frames]
         actions = None if episode.action is None else episode.action[None, : len(frames)]
         out = model.filter(frames[None], actions if model.action_size else None)
-        keypoints = out.keypoints[0].detach().cpu().numpy()
+        keypoints = viz.as_drawn(
+            out.keypoints[0].detach().cpu().numpy(), model.config.model.heatmap_amplitude
+        )
         columns.append(viz.draw_keypoints(frames, keypoints))
         fps = float(episode.metadata.get("fps") or fps)
     length = min(len(c) for c in columns)
