@@ -93,7 +93,9 @@ TARGETS: dict[str, Target] = {
             "cartpole-balance: the latent state against the true state, the dream and random "
             "(3 agent seeds), beside the published pixel SAC and CURL",
             "the shared collection and world model, its reward heads, then 48 agent units "
-            "(4 tasks x 4 variants x 3 seeds) of 100,000 environment steps each (not yet timed)",
+            "(4 tasks x 4 variants x 3 seeds) of 100,000 environment steps each: a latent unit "
+            "about 40 min on one thread (its first 10,000 env steps and evaluation in 3.9 min "
+            "beside a training), so about 8-9 h in all",
             "not measured",
             "keypoint_wm.reproduce.agents",
         ),
@@ -101,9 +103,10 @@ TARGETS: dict[str, Target] = {
             "gym-envs",
             "the pipeline on Gymnasium environments nobody tuned it on: HalfCheetah-v5's state "
             "probe (3 world-model seeds) and Pong's keypoints and RAM probe",
-            "about 2.5 h: the two collections (HalfCheetah-v5's 200 episodes about 30 min on "
-            "2 workers, Pong's 2 min), 4 world models (about 25 min each alone) and their "
-            "probes",
+            "about 3 h: the two collections (HalfCheetah-v5's 200 episodes 35 min on 2 workers "
+            "beside other work, Pong's 2 min), 4 world models (50-70 min each on one thread "
+            "beside other work; a dmcs-cpu model is about 25 min alone on two) and their probes "
+            "(2-3 min each)",
             "not measured",
             "keypoint_wm.reproduce.gym_envs",
         ),
