@@ -187,6 +187,8 @@ def _task_means(figures: list[dict[str, Any]], tasks: tuple[str, ...]) -> list[f
 
 NAMES = {"hidden": "h_{t-1}", "hidden+frame": "h_{t-1} + frame"}
 
+_NONE_YET = "No reward head scored yet"
+
 
 def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     done = _done(settings, results)
@@ -197,7 +199,7 @@ def _headline(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
         if done[(v.name, c)]
     ]
     if not cells:
-        return 'in progress: "no unit finished yet"'
+        return f'in progress: "{_NONE_YET}"'
     return "normalised MSE, mean over the tasks (1 = the mean reward): " + ", ".join(cells)
 
 
@@ -232,6 +234,9 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     lines.append("| mean over the tasks | " + " | ".join(means) + " |")
     seeds = [str(len(done[(v.name, c)])) for v, c in columns]
     lines += ["| seeds | " + " | ".join(seeds) + " |", ""]
+    if not any(done.values()):
+        units = len(settings.seeds) * len(columns)
+        lines += [f"{_NONE_YET} (of {units} units).", ""]
     lines += _bar(settings, done) + [""]
     lines += units_table(results)
     return "\n".join(lines) + "\n"
