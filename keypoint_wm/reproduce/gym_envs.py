@@ -27,23 +27,14 @@ from keypoint_wm.reproduce.dmcs import (
 )
 from keypoint_wm.reproduce.identity import dataset_fingerprint, model_uses
 from keypoint_wm.reproduce.pages import Figures, header, over_seeds, units_table
-from keypoint_wm.reproduce.protocol import (
-    OUT,
-    RESULTS,
-    Protocol,
-    Unit,
-    UnitResult,
-    fill,
-    read_json,
-)
+from keypoint_wm.reproduce.protocol import OUT, RESULTS, Protocol, Unit, UnitResult, fill
+from keypoint_wm.reproduce.state_probe import MAX_EPISODES, probe_command, probe_figures
 
 __all__ = ["ENVS", "POSITIONS_BAR", "GymData", "protocol"]
 
 POSITIONS_BAR = 0.8
 """Test R^2 of the position parts a Gymnasium MuJoCo task's probe must reach (mean of 3
 world-model seeds)."""
-
-MAX_EPISODES = 40
 
 
 @dataclass(frozen=True)
@@ -129,25 +120,16 @@ def _gif(env: GymData) -> str:
 def _probe_unit(env: GymData, variant: Variant, seed: int, smoke: bool) -> Unit:
     run = run_dir(variant, seed)
     json_path = f"{OUT}/gym-envs/{env.name}-seed{seed}.json"
-    argv = [
-        "evaluate", "state-probe", "--run", run, "--data", _data_path(env, smoke),
-        "--features", "both", "--angles", "sincos",
-        "--max-episodes", str(4 if smoke else MAX_EPISODES), "--json", json_path, "--quiet",
-    ]  # fmt: skip
+    argv = probe_command(run, _data_path(env, smoke), json_path, smoke)
     pictures: tuple[str, ...] = ()
     if seed == env.seeds[0]:
         argv += ["--gif", _gif(env)]
         pictures = (_gif(env),)
-
-    def figures(out: Path) -> dict[str, Any]:
-        payload = read_json(json_path, out)
-        return {k: v for k, v in payload.items() if k not in ("per_run", "seed_ci95", "run")}
-
     return Unit(
         f"probe-{env.name}-seed{seed}",
         tuple(argv),
         needs=(f"train-{env.name}-seed{seed}",),
-        figures=figures,
+        figures=probe_figures(json_path),
         uses=model_uses(run),
         pictures=pictures,
     )

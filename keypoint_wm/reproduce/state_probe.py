@@ -8,6 +8,7 @@ whether the bars of the issue on what the latent knows are met on its four tasks
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from keypoint_wm.reproduce.identity import model_uses
 from keypoint_wm.reproduce.pages import Figures, header, over_seeds, units_table
 from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, read_json
 
-__all__ = ["BARS", "BAR_TASKS", "protocol"]
+__all__ = ["BARS", "BAR_TASKS", "probe_command", "probe_figures", "protocol"]
 
 BAR_TASKS = ("cartpole-balance", "reacher-easy", "walker-walk", "cheetah-run")
 """The tasks the bars are checked on."""
@@ -37,37 +38,34 @@ BARS = {"positions": 0.9, "velocities": 0.8}
 MAX_EPISODES = 40
 
 
-def _probe_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
-    json_path = f"{OUT}/state-probe/{variant.name}-seed{seed}.json"
-    episodes = 4 if settings.smoke else MAX_EPISODES
-    argv = (
-        "evaluate",
-        "state-probe",
-        "--run",
-        run_dir(variant, seed),
-        "--data",
-        data_path(settings),
-        "--features",
-        "both",
-        "--angles",
-        "sincos",
-        "--max-episodes",
-        str(episodes),
-        "--json",
-        json_path,
-        "--quiet",
-    )
+def probe_command(run: str, data: str, json_path: str, smoke: bool) -> list[str]:
+    """``evaluate state-probe`` of ``run`` on ``data`` as every protocol's probe unit runs it
+    (features ``both``, angles through cosine and sine, :data:`MAX_EPISODES` per split)."""
+    return [
+        "evaluate", "state-probe", "--run", run, "--data", data, "--features", "both",
+        "--angles", "sincos", "--max-episodes", str(4 if smoke else MAX_EPISODES),
+        "--json", json_path, "--quiet",
+    ]  # fmt: skip
+
+
+def probe_figures(json_path: str) -> Callable[[Path], dict[str, Any]]:
+    """What a probe unit records: the command's JSON less its per-run copies."""
 
     def figures(out: Path) -> dict[str, Any]:
-
         payload = read_json(json_path, out)
         return {k: v for k, v in payload.items() if k not in ("per_run", "seed_ci95", "run")}
 
+    return figures
+
+
+def _probe_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
+    json_path = f"{OUT}/state-probe/{variant.name}-seed{seed}.json"
+    argv = probe_command(run_dir(variant, seed), data_path(settings), json_path, settings.smoke)
     return Unit(
         f"probe-{variant.name}-seed{seed}",
-        argv,
+        tuple(argv),
         needs=(f"train-{variant.name}-seed{seed}",),
-        figures=figures,
+        figures=probe_figures(json_path),
         uses=model_uses(run_dir(variant, seed)),
     )
 

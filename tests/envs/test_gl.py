@@ -21,19 +21,20 @@ _BUILD = (
 )
 
 
-def _build_with(backend: str) -> str:
-    env = {**os.environ, "MUJOCO_GL": backend}
-    env.pop("PYOPENGL_PLATFORM", None)
-    result = subprocess.run(
-        [sys.executable, "-c", _BUILD],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+def _python(code: str, backend: str | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """``code`` in a new Python (``backend``: its MUJOCO_GL, default the tests' own), which
+    must exit 0."""
+    env = {**os.environ, "MUJOCO_GL": backend or os.environ.get("MUJOCO_GL", "egl")}
+    if backend is not None:
+        env.pop("PYOPENGL_PLATFORM", None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=env, cwd=cwd, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    return result
+
+
+def _build_with(backend: str) -> str:
+    return _python(_BUILD, backend).stdout
 
 
 @pytest.mark.integration
@@ -80,15 +81,7 @@ _CHEETAH = (
 def test_making_a_suite_env_prints_no_settotalmass_deprecation():
     """The suite's cheetah.xml uses <compiler settotalmass>, deprecated by MuJoCo's compiler;
     the package drops that one absl warning (envs/gl.py) and no other."""
-    result = subprocess.run(
-        [sys.executable, "-c", _CHEETAH],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _python(_CHEETAH)
     assert "settotalmass" not in result.stderr
     assert "another absl warning" in result.stderr
 
@@ -106,16 +99,7 @@ _GYM_CHEETAH = (
 def test_making_a_gymnasium_mujoco_env_prints_no_settotalmass_deprecation(tmp_path):
     """Gymnasium's half_cheetah.xml sets the same deprecated attribute; without dm_control
     MuJoCo would print it and append it to MUJOCO_LOG.TXT in the working directory."""
-    result = subprocess.run(
-        [sys.executable, "-c", _GYM_CHEETAH],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _python(_GYM_CHEETAH, cwd=tmp_path)
     assert "settotalmass" not in result.stderr + result.stdout
     assert "another mujoco warning" in result.stderr
     assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
