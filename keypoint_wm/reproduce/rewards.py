@@ -30,7 +30,14 @@ from keypoint_wm.reproduce.identity import dataset_fingerprint, model_uses
 from keypoint_wm.reproduce.pages import header, mean_ci_cell, units_table
 from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, UnitResult, fill, read_json
 
-__all__ = ["HELD_OUT_EPISODES", "HELD_OUT_SEED", "protocol"]
+__all__ = [
+    "HELD_OUT_EPISODES",
+    "HELD_OUT_SEED",
+    "held_out_heads",
+    "held_out_path",
+    "held_out_unit",
+    "protocol",
+]
 
 HELD_OUT_EPISODES = 300
 HELD_OUT_SEED = 11
@@ -47,13 +54,20 @@ def _frame_inputs(variant: Variant) -> str:
 COLUMNS = ("hidden", "hidden+frame")
 
 
-def _held_out_path(settings: DmcsSettings) -> str:
+def held_out_heads(inputs: str) -> str:
+    """The run's subfolder of heads trained with the held-out data, reading ``inputs``."""
+    return f"rewards_heldout_{inputs}"
+
+
+def held_out_path(settings: DmcsSettings) -> str:
+    """``{out}/data/heldout300``: the episodes no world model sees (the heads' data)."""
     return f"{OUT}/data/heldout{settings.episodes if settings.smoke else HELD_OUT_EPISODES}" + (
         "-smoke" if settings.smoke else ""
     )
 
 
-def _held_out_unit(settings: DmcsSettings) -> Unit:
+def held_out_unit(settings: DmcsSettings) -> Unit:
+    """``collect`` the held-out episodes: another collect seed, the protocol's tasks."""
     episodes = settings.episodes if settings.smoke else HELD_OUT_EPISODES
     argv = [
         "collect",
@@ -66,7 +80,7 @@ def _held_out_unit(settings: DmcsSettings) -> Unit:
         "--seed",
         str(HELD_OUT_SEED),
         "--out",
-        _held_out_path(settings),
+        held_out_path(settings),
         "--workers",
         "{threads}",
         "--quiet",
@@ -75,7 +89,7 @@ def _held_out_unit(settings: DmcsSettings) -> Unit:
         argv += ["--size", "32"]
 
     def uses(out: Path) -> dict[str, Any]:
-        return {"data": dataset_fingerprint(fill(_held_out_path(settings), out))}
+        return {"data": dataset_fingerprint(fill(held_out_path(settings), out))}
 
     return Unit("held-out-data", tuple(argv), kind="artifact", uses=uses)
 
@@ -91,7 +105,7 @@ def _score_unit(settings: DmcsSettings, variant: Variant, seed: int, column: str
         "--run",
         run,
         "--heads",
-        f"{run}/rewards_heldout_{inputs}",
+        f"{run}/{held_out_heads(inputs)}",
         "--inputs",
         inputs,
         "--label",
@@ -100,7 +114,7 @@ def _score_unit(settings: DmcsSettings, variant: Variant, seed: int, column: str
         "--data",
         data_path(settings),
         "--held-out-data",
-        _held_out_path(settings),
+        held_out_path(settings),
         "--stride",
         stride,
         "--json",
@@ -138,7 +152,7 @@ def protocol(smoke: bool = False) -> Protocol:
     settings = replace(dmcs, variants=(chosen_variant(dmcs), CNN))
     if smoke:
         settings = settings.smoke_setting(variants=None)
-    units = [data_unit(settings), _held_out_unit(settings)]
+    units = [data_unit(settings), held_out_unit(settings)]
     for seed in settings.seeds:
         for variant in settings.variants:
             units.append(train_unit(settings, variant, seed))
