@@ -3,11 +3,12 @@
 Units: the DMCS dataset and world models shared with the other DMCS protocols (Struct-VRNN
 and CNN-VRNN, the same preset, data and budget), a held-out collection that no world model
 sees (another collect seed; every episode joins the heads' test-split data, about the
-paper's 10,000 windows per task), and per (run, inputs) one ``rewards evaluate
---train-missing`` that trains the heads it lacks and scores them on whole held-out
-episodes. Each model is compared on the same kind of input: h_{t-1} alone, and h_{t-1} plus
-the model's own representation of frame t (keypoints for Struct-VRNN, the encoder's
-features for CNN-VRNN). The page pools each (variant, inputs) over its seeds.
+paper's 10,000 windows per task), and per run one ``rewards evaluate --train-missing``
+that trains the heads it lacks for both inputs (the run's windows observed once) and scores
+them on whole held-out episodes. Each model is compared on the same kind of input: h_{t-1}
+alone, and h_{t-1} plus the model's own representation of frame t (keypoints for
+Struct-VRNN, the encoder's features for CNN-VRNN). The page pools each (variant, inputs)
+over its seeds.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def _frame_inputs(variant: Variant) -> str:
 
 
 COLUMNS = ("hidden", "hidden+frame")
+NAMES = {"hidden": "h_{t-1}", "hidden+frame": "h_{t-1} + frame"}
+
+
+def _column_inputs(variant: Variant, column: str) -> str:
+    """What the variant's heads read in ``column``."""
+    return "hidden" if column == "hidden" else _frame_inputs(variant)
 
 
 def held_out_heads(inputs: str) -> str:
@@ -94,29 +101,25 @@ def held_out_unit(settings: DmcsSettings) -> Unit:
     return Unit("held-out-data", tuple(argv), kind="artifact", uses=uses)
 
 
-def _score_unit(settings: DmcsSettings, variant: Variant, seed: int, column: str) -> Unit:
-    inputs = "hidden" if column == "hidden" else _frame_inputs(variant)
+def _score_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
+    """One ``rewards evaluate --train-missing`` of both columns: the run is given twice, once
+    per inputs, so its windows are observed once and read by both sets of heads."""
     run = run_dir(variant, seed)
-    json_path = f"{OUT}/rewards/{variant.name}-seed{seed}-{column}.json"
-    stride = "2" if settings.smoke else "5"
-    argv = [
-        "rewards",
-        "evaluate",
-        "--run",
-        run,
-        "--heads",
-        f"{run}/{held_out_heads(inputs)}",
-        "--inputs",
-        inputs,
-        "--label",
-        variant.label or variant.name,
+    json_path = f"{OUT}/rewards/{variant.name}-seed{seed}.json"
+    label = variant.label or variant.name
+    argv = ["rewards", "evaluate"]
+    for column in COLUMNS:
+        inputs = _column_inputs(variant, column)
+        argv += ["--run", run, "--heads", f"{run}/{held_out_heads(inputs)}", "--inputs", inputs]
+        argv += ["--label", f"{label} ({NAMES[column]})"]
+    argv += [
         "--train-missing",
         "--data",
         data_path(settings),
         "--held-out-data",
         held_out_path(settings),
         "--stride",
-        stride,
+        "2" if settings.smoke else "5",
         "--json",
         json_path,
         "--plot",
@@ -128,17 +131,21 @@ def _score_unit(settings: DmcsSettings, variant: Variant, seed: int, column: str
 
     def figures(out: Path) -> dict[str, Any]:
         payload = read_json(json_path, out)
-        entry = payload["runs"][0]
         return {
-            "inputs": inputs,
-            "tasks": {t: s["normalized_mse"] for t, s in entry["tasks"].items()},
-            "validation": {t: s["validation_normalized_mse"] for t, s in entry["tasks"].items()},
-            "test_windows": {t: s["test_windows"] for t, s in entry["tasks"].items()},
-            "mean_validation_normalized_mse": entry["mean_validation_normalized_mse"],
+            column: {
+                "inputs": _column_inputs(variant, column),
+                "tasks": {t: s["normalized_mse"] for t, s in entry["tasks"].items()},
+                "validation": {
+                    t: s["validation_normalized_mse"] for t, s in entry["tasks"].items()
+                },
+                "test_windows": {t: s["test_windows"] for t, s in entry["tasks"].items()},
+                "mean_validation_normalized_mse": entry["mean_validation_normalized_mse"],
+            }
+            for column, entry in zip(COLUMNS, payload["runs"], strict=True)
         }
 
     return Unit(
-        f"rewards-{variant.name}-seed{seed}-{column}",
+        f"rewards-{variant.name}-seed{seed}",
         tuple(argv),
         needs=(f"train-{variant.name}-seed{seed}", "held-out-data"),
         figures=figures,
@@ -156,7 +163,7 @@ def protocol(smoke: bool = False) -> Protocol:
     for seed in settings.seeds:
         for variant in settings.variants:
             units.append(train_unit(settings, variant, seed))
-            units += [_score_unit(settings, variant, seed, c) for c in COLUMNS]
+            units.append(_score_unit(settings, variant, seed))
     return Protocol(
         name="rewards",
         summary="reward prediction from the world model's state (paper Fig. 8): Struct-VRNN "
@@ -180,9 +187,9 @@ def _done(
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return {
         (v.name, c): [
-            r.figures
+            r.figures[c]
             for seed in settings.seeds
-            if (r := results.get(f"rewards-{v.name}-seed{seed}-{c}")) is not None
+            if (r := results.get(f"rewards-{v.name}-seed{seed}")) is not None
         ]
         for v in settings.variants
         for c in COLUMNS
@@ -198,8 +205,6 @@ def _task_means(figures: list[dict[str, Any]], tasks: tuple[str, ...]) -> list[f
             out.append(sum(values) / len(values))
     return out
 
-
-NAMES = {"hidden": "h_{t-1}", "hidden+frame": "h_{t-1} + frame"}
 
 _NONE_YET = "No reward head scored yet"
 
@@ -249,7 +254,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
     seeds = [str(len(done[(v.name, c)])) for v, c in columns]
     lines += ["| seeds | " + " | ".join(seeds) + " |", ""]
     if not any(done.values()):
-        units = len(settings.seeds) * len(columns)
+        units = len(settings.seeds) * len(settings.variants)
         lines += [f"{_NONE_YET} (of {units} units).", ""]
     lines += _bar(settings, done) + [""]
     lines += units_table(results)

@@ -17,7 +17,8 @@ def test_held_out_heads_are_the_reward_tables_heads_so_either_protocol_keeps_the
     table = rewards.protocol()
     for seed in (0, 1, 2):
         heads = _flags(fidelity.unit(f"heads-heldout-{CHOSEN}-seed{seed}").argv)
-        scored = _flags(table.unit(f"rewards-{CHOSEN}-seed{seed}-hidden+frame").argv)
+        # the table's unit scores both inputs; its last --heads and --inputs: h + frame
+        scored = _flags(table.unit(f"rewards-{CHOSEN}-seed{seed}").argv)
         assert heads["--out"] == scored["--heads"]
         for flag in ("--run", "--data", "--held-out-data", "--stride", "--inputs"):
             assert heads[flag] == scored[flag], flag
