@@ -12,6 +12,9 @@ import sys
 import imageio.v3 as iio
 import pytest
 
+from keypoint_wm.reproduce import gym_envs
+from keypoint_wm.reproduce.protocol import load_results
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
@@ -35,3 +38,11 @@ def test_gym_envs_smoke_probes_both_families_and_writes_their_gifs(tmp_path):
     # The recorded command is one a shell takes as it is: the JSON of --env-kwargs quoted.
     data = json.loads((folder / "data-halfcheetah.json").read_text())
     assert shlex.split(data["command"])[5] == '{"width": 32, "height": 32}'
+    # The closer camera is the user's env kwarg, kept at the smoke setting's render size.
+    close = json.loads((folder / "data-halfcheetah-close.json").read_text())
+    kwargs = json.loads(shlex.split(close["command"])[5])
+    assert kwargs["default_camera_config"] == {"distance": 2.5, "elevation": -10.0}
+    smoke = gym_envs.protocol(smoke=True)  # the README's headline tells the two apart
+    headline = smoke.headline(smoke.current(load_results(folder)))
+    assert "HalfCheetah-v5: positions" in headline
+    assert "HalfCheetah-v5 (closer camera): positions" in headline
