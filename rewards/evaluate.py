@@ -40,6 +40,7 @@ from keypoint_wm.rewards.sequences import (
     RewardSequences,
     check_held_out,
     collect_reward_sequences,
+    head_episodes,
     split_sequences,
 )
 from keypoint_wm.rewards.train import train_reward_heads
@@ -269,10 +270,15 @@ def _train_missing_heads(
     """Train the heads of ``tasks`` (every task of the data when None) not in ``wanted``,
     on the run's windows of ``config``'s setting (collected here unless they are already)."""
     key = (config.window, config.stride, config.max_windows, config.seed)
-    if tasks is None or not set(tasks) <= set(collected.get(key, {})):
-        collected[key] = _collect(model, data_dir, key, tasks, progress, held_out)
+    if tasks is None:  # every task the heads can read: named, so that collected ones are kept
+        test_fraction = model.config.train.test_fraction
+        tasks = sorted(head_episodes(data_dir, config.window, test_fraction, held_out))
+    have = collected.get(key, {})
+    lacking = [t for t in tasks if t not in have]
+    if lacking:
+        collected[key] = {**have, **_collect(model, data_dir, key, lacking, progress, held_out)}
     # Only the heads that are missing: a run killed part-way keeps the ones it finished.
-    missing = [t for t in (tasks or collected[key]) if t not in wanted]
+    missing = [t for t in tasks if t not in wanted]
     chosen = {t: collected[key][t] for t in missing}
     train_reward_heads(
         model, data_dir, head_root, config, missing, progress, chosen, held_out=held_out

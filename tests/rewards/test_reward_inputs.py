@@ -579,12 +579,14 @@ def test_a_cnn_vrnn_run_trains_heads_on_its_features_and_they_predict(tmp_path_f
         evaluate_reward_prediction([struct], data, heads=[out], tasks=[task], progress=False)
 
 
+@pytest.mark.parametrize("tasks", [["cartpole-balance"], None], ids=["tasks", "every-task"])
 def test_evaluate_reads_inputs_per_run_and_observes_a_repeated_run_once(
-    tmp_path_factory, tmp_path, monkeypatch
+    tasks, tmp_path_factory, tmp_path, monkeypatch
 ):
     """One comparison, as the protocol runs it: the same Struct-VRNN run twice, its heads
     reading ``hidden+keypoints`` in one folder and ``hidden`` in another (``--inputs`` once
-    per ``--run``); the run's windows are observed once and shared by both."""
+    per ``--run``); the run's windows are observed once and shared by both, with
+    ``--tasks`` or without (every task of the data, as ``reproduce rewards`` runs it)."""
     from keypoint_wm.rewards import evaluate as evaluate_module
     from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
 
@@ -598,7 +600,7 @@ def test_evaluate_reads_inputs_per_run_and_observes_a_repeated_run_once(
     both, hidden = tmp_path / "both", tmp_path / "hidden"
     result = evaluate_reward_prediction(
         [run, run], data, labels=["with keypoints", "hidden"], heads=[both, hidden],
-        tasks=["cartpole-balance"], train_missing=True, train_config=RewardTrainConfig(steps=5),
+        tasks=tasks, train_missing=True, train_config=RewardTrainConfig(steps=5),
         inputs=["hidden+keypoints", "hidden"], progress=False,
     )  # fmt: skip
     assert len(calls) == 1
