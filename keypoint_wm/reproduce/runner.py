@@ -113,16 +113,24 @@ def _commit(results_root: Path, paths: list[Path], message: str) -> None:
     files = [str(p.resolve()) for p in paths if p.exists()]
     where = str(results_root.resolve())
     for attempt in range(5):  # another git command may hold the index lock for a moment
-        added = subprocess.run(["git", "-C", where, "add", "--", *files], capture_output=True)
+        added = subprocess.run(
+            ["git", "-C", where, "add", "--", *files], capture_output=True, text=True
+        )
+        unchanged = subprocess.run(  # a re-recorded file equal to the committed one
+            ["git", "-C", where, "diff", "--cached", "--quiet", "--", *files], capture_output=True
+        )
+        if added.returncode == 0 and unchanged.returncode == 0:
+            return
         done = subprocess.run(
             ["git", "-C", where, "commit", "-q", "-m", message, "--", *files],
             capture_output=True,
             text=True,
         )
-        if added.returncode == 0 and (done.returncode == 0 or "nothing" in done.stdout):
+        if added.returncode == 0 and done.returncode == 0:
             return
         time.sleep(1 + attempt)
-    print(f"reproduce: warning: could not commit {message!r}: {done.stderr.strip()}", flush=True)
+    why = (done.stderr or done.stdout).strip() if added.returncode == 0 else added.stderr
+    print(f"reproduce: warning: could not commit {message!r}: {why}", flush=True)
 
 
 @dataclass

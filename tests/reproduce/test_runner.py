@@ -194,3 +194,29 @@ def test_two_processes_sharing_an_out_run_each_unit_once(tmp_path):
         log = (out / "logs" / f"{unit}.log").read_text()
         assert log.count("\n$ ") == 1, (unit, log[:500])
     assert "2 of 2 seeds" in (results / "state-probe.md").read_text()
+
+
+def test_commit_records_only_its_files_and_is_quiet_when_a_record_is_unchanged(tmp_path, capsys):
+    """``--commit`` beside a maintainer's uncommitted edits: a record is committed alone, and
+    re-recording an unchanged file commits nothing and warns of nothing."""
+    from keypoint_wm.reproduce.runner import _commit
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True
+        ).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    record, notes = tmp_path / "unit.json", tmp_path / "notes.md"
+    notes.write_text("draft\n")
+    git("add", "notes.md")
+    git("commit", "-qm", "notes")
+    notes.write_text("an edit in progress\n")
+    record.write_text('{"figures": 1}\n')
+    _commit(tmp_path, [record], "results: unit")
+    _commit(tmp_path, [record], "results: unit")  # the same record again
+    assert capsys.readouterr().out == ""
+    assert git("log", "--format=%s").split("\n")[:2] == ["results: unit", "notes"]
+    assert git("status", "--porcelain").strip() == "M notes.md"
