@@ -42,10 +42,13 @@ BAR = 0.9
 
 HEADS = "rewards_hidden+keypoints"
 
+HELD_OUT_HEADS = held_out_heads("hidden+keypoints")
+"""The heads of the arm with the held-out data: the folder ``reproduce rewards`` trains."""
+
 HELD_OUT_EPISODES = 20
 """Initial states per task (each under every policy) for the arm with the held-out heads:
-more than the command's default of 6, whose correlations swing by more than 1 between seeds
-on reacher-easy's sparse rewards."""
+more than the command's default of 6, with which reacher-easy's sparse rewards make the
+correlation swing between seeds (docs/measurements.md, the sixth session of 2026-12-07)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Arm:
 
     @property
     def heads(self) -> str:
-        return held_out_heads("hidden+keypoints") if self.held_out else HEADS
+        return HELD_OUT_HEADS if self.held_out else HEADS
 
     def heading(self) -> str:
         if not self.held_out:
@@ -84,23 +87,10 @@ def heads_unit(settings: DmcsSettings, variant: Variant, seed: int, held_out: bo
     trains (whichever runs first trains them, the other keeps them)."""
     arm = Arm(variant, held_out)
     run = run_dir(variant, seed)
-    argv = [
-        "rewards",
-        "train",
-        "--run",
-        run,
-        "--data",
-        data_path(settings),
-        "--stride",
-        "5",
-        "--inputs",
-        "hidden+keypoints",
-        "--out",
-        f"{run}/{arm.heads}",
-        "--quiet",
-    ]
+    argv = ["rewards", "train", "--run", run, "--data", data_path(settings), "--stride", "5"]
     if held_out:
-        argv[8:8] = ["--held-out-data", held_out_path(settings)]
+        argv += ["--held-out-data", held_out_path(settings)]
+    argv += ["--inputs", "hidden+keypoints", "--out", f"{run}/{arm.heads}", "--quiet"]
     if settings.smoke:
         argv += ["--steps", "5", "--window", "6", "--stride", "2"]
     needs = (f"train-{variant.name}-seed{seed}",) + (("held-out-data",) if held_out else ())
@@ -184,7 +174,7 @@ def protocol(smoke: bool = False) -> Protocol:
             "tasks": list(TASKS),
             "heads": HEADS,
             "held_out_heads": {
-                "heads": held_out_heads("hidden+keypoints"),
+                "heads": HELD_OUT_HEADS,
                 "episodes": HELD_OUT_EPISODES,
             },
         },
@@ -246,7 +236,7 @@ def _page(settings: DmcsSettings, results: dict[str, UnitResult]) -> str:
         "rollouts of the imagined return (the prior's mean, over the model's predicted steps) "
         "with the real return; a dream agent can only learn what it ranks right. The last "
         "section scores the chosen world models with heads trained on the paper-size head "
-        f"data (`{held_out_heads('hidden+keypoints')}`: the test split plus "
+        f"data (`{HELD_OUT_HEADS}`: the test split plus "
         "[the reward table](rewards.md)'s held-out episodes, the heads that table scores) "
         f"from {HELD_OUT_EPISODES} initial states per task instead of 6.",
     )
