@@ -10,7 +10,8 @@ GRU update itself (which the wrappers overlap with the env step); then, in place
 ``LatentObservation`` stepping with 1 and with 2 torch threads for the model (the env's
 renderer runs between two model calls, so these differ from the isolated figures). The
 model is the one
-``keypoint-wm bench wrapper`` times (paper-size DMCS, K 64, untrained weights). A
+``keypoint-wm bench wrapper`` times (paper-size DMCS, K 64, untrained weights), or with
+``--run`` a trained run or shipped model (``--run default``, as ``bench wrapper --run``). A
 development tool; the benchmark of record is ``keypoint-wm bench wrapper``.
 """
 
@@ -29,7 +30,7 @@ import torch
 
 from keypoint_wm.conventions import frames_to_tensor
 from keypoint_wm.envs.benchmark import _model
-from keypoint_wm.envs.latent.online import LatentFilter
+from keypoint_wm.envs.latent.online import LatentFilter, resolve_model
 from keypoint_wm.envs.registration import make_env
 
 
@@ -50,16 +51,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--task", default="cheetah-run")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--run", default=None, help="a trained run or shipped model ('default')")
     args = parser.parse_args()
 
-    model, precision = _model("dmcs", 64, 64, 6, 0, args.precision)
+    if args.run is None:
+        model, precision = _model("dmcs", 64, 64, 6, 0, args.precision)
+    else:
+        model = resolve_model(args.run)
+        precision = "as loaded (auto)"
     env = make_env(args.task, size=64, action_repeat=2)
     env.reset(seed=0)
     action = np.zeros(env.action_space.shape, np.float32)
     n = args.envs
     filt = LatentFilter(model, n)
     frames = np.stack([env.step(action)[0]] * n)
-    actions = np.zeros((n, 6), np.float32)
+    actions = np.zeros((n, env.action_space.shape[0]), np.float32)
     filt.reset(frames)
     threads = filt.num_threads or torch.get_num_threads()
 

@@ -263,7 +263,8 @@ class LatentFilter:
             reward, head_state = self.reward_head.step(hidden, head_state, keypoints)
         return keypoints, latent, feed, reward, head_state
 
-    def _store(self, rows: Tensor, hidden: Tensor, result: tuple) -> None:
+    def _store(self, rows: Tensor | slice, hidden: Tensor, result: tuple) -> None:
+        """Write one batch of results into ``rows`` (a slice of every row is a plain copy)."""
         keypoints, latent, feed, reward, head_state = result
         self.hidden[rows] = hidden
         self.keypoints[rows] = keypoints
@@ -387,15 +388,16 @@ class LatentFilter:
         next_hidden = self.advance(actions) if advanced is None else advanced.result()
         b = self.num_envs
         reset = np.zeros(b, bool) if new_episode is None else np.asarray(new_episode, bool)
-        reset_t = torch.as_tensor(reset, device=self.device)
-        hidden = torch.where(reset_t[:, None], torch.zeros_like(next_hidden), next_hidden)
-        head_state = self.head_state
-        if head_state is not None:
-            head_state = torch.where(
-                reset_t[None, :, None], torch.zeros_like(head_state), head_state
-            )
-        ended = torch.as_tensor(np.flatnonzero(reset), device=self.device, dtype=torch.long)
+        hidden, head_state = next_hidden, self.head_state
+        if reset.any():  # most steps end no episode: then there is nothing to zero
+            reset_t = torch.as_tensor(reset, device=self.device)
+            hidden = torch.where(reset_t[:, None], torch.zeros_like(next_hidden), next_hidden)
+            if head_state is not None:
+                head_state = torch.where(
+                    reset_t[None, :, None], torch.zeros_like(head_state), head_state
+                )
         if final_frames is not None:
+            ended = torch.as_tensor(np.flatnonzero(reset), device=self.device, dtype=torch.long)
             final_frames = np.asarray(final_frames)
             if len(final_frames) != len(ended):
                 raise ValueError(
@@ -407,9 +409,8 @@ class LatentFilter:
                 assert self.head_state is not None
                 head_state = torch.cat([head_state, self.head_state[:, ended]], dim=1)
         keypoints, latent, feed, reward, head_out = self._infer(hidden, frames, head_state)
-        rows = torch.arange(b, device=self.device)
         self._store(
-            rows,
+            slice(None),
             hidden[:b],
             (
                 keypoints[:b],
@@ -449,8 +450,7 @@ class LatentFilter:
         reward, head_state = None, None
         if self.reward_head is not None:
             reward, head_state = self.reward_head.step(hidden, self.head_state, keypoints)
-        rows = torch.arange(self.num_envs, device=self.device)
-        self._store(rows, hidden, (keypoints, step.latent, step.feed, reward, head_state))
+        self._store(slice(None), hidden, (keypoints, step.latent, step.feed, reward, head_state))
 
     # ------------------------------------------------------------------ outputs
     def _features(self, keypoints: Tensor, hidden: Tensor) -> np.ndarray:
