@@ -114,6 +114,17 @@ TARGETS: dict[str, Target] = {
             "keypoint_wm.reproduce.gym_envs",
         ),
         Target(
+            "video",
+            "video prediction on the Human3.6M stand-in (paper Fig. 6): PSNR and SSIM of the "
+            "closest of 100 sampled futures against copying the last frame, 3 seeds of "
+            "human36m-cpu",
+            "the stand-in's 1,000 sequences (a few minutes), 3 models of 6,000 steps (26 min "
+            "each alone with AVX-512 BF16 and AMX, 2026-11-30; not yet timed as this target) "
+            "and their evaluations",
+            "not measured",
+            "keypoint_wm.reproduce.video",
+        ),
+        Target(
             "default-model",
             "the world model shipped in the package (keypoint_wm.load()): the chosen variant's "
             "seed 0 exported in float16 with its reward heads, and the state probe, tracking "
