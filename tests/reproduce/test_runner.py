@@ -165,7 +165,7 @@ def test_a_failing_unit_is_not_recorded_and_names_its_log(tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    "name", sorted(set(TARGETS) - {"state-probe", "default-model", "gym-envs"})
+    "name", sorted(set(TARGETS) - {"state-probe", "default-model", "gym-envs", "video"})
 )
 def test_every_target_runs_end_to_end_on_its_smoke_setting(name, tmp_path):
     out = tmp_path / "out"
