@@ -51,6 +51,7 @@ from keypoint_wm.checkpoint import (
 from keypoint_wm.config import RunConfig
 from keypoint_wm.conventions import ArrayLike, frames_to_tensor, images_to_uint8
 from keypoint_wm.model.device import resolve_device
+from keypoint_wm.model.outputs import ObserveOutput
 from keypoint_wm.model.precision import resolve_precision
 from keypoint_wm.model.struct_vrnn import StructVRNN
 
@@ -148,6 +149,33 @@ class WorldModel:
         out = self.model.observe(
             images, self._actions(actions, *images.shape[:2]), feed_observed=feed_observed
         )
+        return self._observation(out)
+
+    @torch.no_grad()
+    def detect(self, frames: ArrayLike) -> torch.Tensor:
+        """The keypoints of every frame, each detected alone: uint8 ``[B, T, H, W, 3]`` ->
+        float32 ``[B, T, K, 3]`` on the CPU (x, y in [-1, 1], y up; scale in [0, 1]; a
+        CNN-VRNN run's features in [-1, 1]), the ``keypoints`` :meth:`observe` reports."""
+        return _cpu(self.model.detect(frames_to_tensor(frames, self.device))[0])
+
+    @torch.no_grad()
+    def observe_detected(
+        self, keypoints: ArrayLike, actions: ArrayLike | None = None, feed_observed: bool = False
+    ) -> Observation:
+        """:meth:`observe` from keypoints :meth:`detect` found (``[B, T, K, 3]``): frames
+        that several windows share are detected once and sliced into each."""
+        tensor = torch.as_tensor(keypoints, dtype=torch.float32, device=self.device)
+        if tensor.dim() != 4 or tuple(tensor.shape[2:]) != (self.num_keypoints, 3):
+            raise ValueError(
+                f"keypoints must be [B, T, K={self.num_keypoints}, 3], got {list(tensor.shape)}"
+            )
+        out = self.model.observe_detected(
+            tensor, self._actions(actions, *tensor.shape[:2]), feed_observed=feed_observed
+        )
+        return self._observation(out)
+
+    @staticmethod
+    def _observation(out: ObserveOutput) -> Observation:
         return Observation(
             keypoints=_cpu(out.keypoints),
             decoded_keypoints=_cpu(out.decoded_keypoints),

@@ -9,7 +9,8 @@ split of each task, then 80 % of them to train a head and 20 % to test it. Here:
 - windows of ``window`` frames every ``stride`` frames of each episode, at most
   ``max_windows`` per task (evenly spread over the candidates);
 - :meth:`~keypoint_wm.api.WorldModel.observe` over each window with its actions (posterior
-  at every step; the noise is seeded); ``hidden[:, t]`` = h_{t-1} (zeros at a window's first
+  at every step; the noise is seeded), its keypoints detected once per episode frame and
+  sliced into the windows that share it (:meth:`~keypoint_wm.api.WorldModel.observe_detected`); ``hidden[:, t]`` = h_{t-1} (zeros at a window's first
   frame: each window is observed from a fresh state) and ``keypoints[:, t]``, the keypoints
   detected in frame t (for a CNN-VRNN run its encoder's features of frame t, ``[K, 3]`` as
   :meth:`~keypoint_wm.api.WorldModel.observe` hands them out), go with ``reward[:, t]``, the
@@ -30,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from keypoint_wm.api import WorldModel
-from keypoint_wm.data.episodes import load_episode
+from keypoint_wm.data.episodes import Episode, load_episode
 from keypoint_wm.data.sequences import EpisodeIndex, EpisodeRecord
 from keypoint_wm.errors import DataError, UsageError
 
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 SPLITS = ("windows", "episodes")
+
+DETECT_FRAMES = 256
+"""Frames of one episode the detector takes in one call (bounds its memory)."""
 
 MIN_SPLIT = 2
 """A head's train and test parts need one window each (split by windows), or the windows of
@@ -341,25 +345,30 @@ def _observe_windows(
 ) -> RewardSequences:
     torch.manual_seed(seed)
     hidden, keypoints, reward = [], [], []
-    cache: dict[int, object] = {}
+    cache: dict[int, tuple[Episode, torch.Tensor]] = {}
     action_size = model.action_size
     bar = tqdm(total=len(windows), desc=f"hidden states {task}", unit="seq", disable=not progress)
     for begin in range(0, len(windows), batch_size):
         chunk = windows[begin : begin + batch_size]
-        frames, actions, rewards = [], [], []
+        detected, actions, rewards = [], [], []
         for episode_index, start in chunk:
             if episode_index not in cache:
                 cache.clear()  # windows come episode by episode: keep one in memory
-                cache[episode_index] = load_episode(paths[episode_index])
-            episode = cache[episode_index]
-            frames.append(episode.image[start : start + window])  # type: ignore[attr-defined]
+                starts = [s for e, s in windows if e == episode_index]
+                cache[episode_index] = _detected_episode(
+                    model, paths[episode_index], starts, window
+                )
+            episode, episode_keypoints = cache[episode_index]
+            detected.append(episode_keypoints[start : start + window])
             action = np.zeros((window, action_size), np.float32)
-            source = episode.action[start : start + window]  # type: ignore[attr-defined]
+            source = episode.action[start : start + window]
             width = min(action_size, source.shape[1])
             action[:, :width] = source[:, :width]
             actions.append(action)
-            rewards.append(episode.reward[start : start + window])  # type: ignore[attr-defined]
-        out = model.observe(np.stack(frames), np.stack(actions) if action_size else None)
+            rewards.append(episode.reward[start : start + window])
+        out = model.observe_detected(
+            torch.stack(detected), np.stack(actions) if action_size else None
+        )
         hidden.append(out.hidden.numpy().astype(np.float32))
         keypoints.append(out.keypoints.numpy().astype(np.float32))
         reward.append(np.stack(rewards).astype(np.float32))
@@ -374,3 +383,21 @@ def _observe_windows(
         files=[str(p) for p in paths],
         keypoints=np.concatenate(keypoints),
     )
+
+
+def _detected_episode(
+    model: WorldModel, path: Path, starts: list[int], window: int
+) -> tuple[Episode, torch.Tensor]:
+    """An episode and the keypoints ``[T, K, 3]`` of the frames its windows (``starts``)
+    hold, each frame detected once however many overlapping windows hold it (the others
+    stay zero)."""
+    episode = load_episode(path)
+    needed = np.zeros(len(episode.image), bool)
+    for start in starts:
+        needed[start : start + window] = True
+    frames = np.flatnonzero(needed)
+    keypoints = torch.zeros(len(needed), model.num_keypoints, 3)
+    for begin in range(0, len(frames), DETECT_FRAMES):
+        chosen = frames[begin : begin + DETECT_FRAMES]
+        keypoints[chosen] = model.detect(episode.image[None, chosen])[0]
+    return episode, keypoints

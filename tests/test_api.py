@@ -29,6 +29,22 @@ def test_load_and_observe_numpy_or_torch(tiny_run, frames):
     torch.testing.assert_close(model.observe(torch.from_numpy(frames)).keypoints, obs.keypoints)
 
 
+def test_frames_detected_once_and_sliced_observe_as_the_frames_do(tiny_run, frames):
+    """Overlapping windows share frames: detecting a whole sequence once and slicing its
+    keypoints into a window gives that window's observation."""
+    model = keypoint_wm.load(tiny_run, device="cpu")
+    detected = model.detect(frames)
+    torch.testing.assert_close(detected, model.observe(frames).keypoints)
+    torch.manual_seed(0)
+    window = model.observe(frames[:, 1:4])
+    torch.manual_seed(0)
+    sliced = model.observe_detected(detected[:, 1:4])
+    for name in ("keypoints", "hidden", "latent", "decoded_keypoints"):
+        torch.testing.assert_close(getattr(sliced, name), getattr(window, name))
+    with pytest.raises(ValueError, match=r"keypoints must be \[B, T, K=4, 3\]"):
+        model.observe_detected(detected[..., :2])
+
+
 def test_observe_rejects_float_frames_with_a_clear_message(tiny_run, frames):
     model = keypoint_wm.load(tiny_run, device="cpu")
     with pytest.raises(ValueError, match=r"uint8 \[B, T, H, W, 3\]"):

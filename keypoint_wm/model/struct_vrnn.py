@@ -320,8 +320,21 @@ class StructVRNN(nn.Module):
             actions: ``[B, T, A]`` (``actions[:, t]`` led to frame t) or None.
             feed_observed: See above.
         """
-        batch, steps = images.shape[:2]
         keypoints, heatmaps = self.detect(images)
+        return self.observe_detected(keypoints, actions, feed_observed, heatmaps)
+
+    def observe_detected(
+        self,
+        keypoints: Tensor,
+        actions: Tensor | None = None,
+        feed_observed: bool = False,
+        heatmaps: Tensor | None = None,
+    ) -> ObserveOutput:
+        """:meth:`observe` after the detector: the posterior over keypoints ``[B, T, K, 3]``
+        that :meth:`detect` found (for a CNN-VRNN run, its features); ``heatmaps`` are only
+        passed through. The detector sees each frame alone, so frames shared by overlapping
+        windows can be detected once and their keypoints sliced into every window."""
+        batch, steps = keypoints.shape[:2]
         dyn = self.dynamics(
             keypoints.detach().flatten(2),
             actions,
