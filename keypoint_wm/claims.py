@@ -35,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["claim"]
+__all__ = ["claim", "claimed_by"]
 
 
 def _holder(path: Path, tries: int = 20) -> str:
@@ -96,3 +96,24 @@ def claim(path: str | Path) -> Iterator[str | None]:
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def claimed_by(path: str | Path) -> str | None:
+    """Who holds the claim ``path`` now (as :func:`claim` describes a holder), or None when
+    nobody does. Looks only: takes the lock for an instant when it is free, never creates
+    or removes the file."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(Path(path))
+    except OSError:  # no flock on this file system: nothing to tell
+        return None
+    finally:
+        os.close(fd)  # closing drops a lock this process took
+    return None

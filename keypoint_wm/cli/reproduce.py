@@ -26,6 +26,13 @@ def run_reproduce(args: argparse.Namespace) -> int:
         results = Path(args.results)
     else:  # a smoke run never writes into the published results
         results = out / "results" if args.smoke else DEFAULT_RESULTS
+    if args.status:
+        from keypoint_wm.reproduce.protocol import load_results
+        from keypoint_wm.reproduce.status import format_status, unit_states
+
+        states = unit_states(protocol, load_results(results / protocol.name), out)
+        print(format_status(protocol, states))
+        return 0
     summary = reproduce(
         protocol,
         out,
@@ -84,6 +91,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--report-only",
         action="store_true",
         help="regenerate the page from the recorded unit results; run nothing",
+    )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="list each unit as recorded, running (another process holds it in --out), to "
+        "run, made or to make; run nothing",
     )
     p.add_argument(
         "--results",
