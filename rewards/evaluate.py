@@ -209,9 +209,11 @@ def _score_run(
     and reused: heads trained here are scored on the windows they were trained with, and a
     run scored again (other heads) is not observed again.
     """
+    if train_missing and tasks is None:  # every task the heads can read, named: a folder
+        tasks = _head_tasks(model, data_dir, config, held_out)  # left part-way is completed
     wanted = _tasks_with_heads(head_root, tasks)
     if not wanted or (tasks and set(wanted) != set(tasks)):
-        if not train_missing:
+        if not train_missing or tasks is None:  # (with train_missing, tasks are named above)
             find_reward_head(head_root, tasks[0] if tasks else None)  # raises with a hint
             raise DataError(
                 f"{head_root}: heads missing for some of --tasks {tasks}; train them with "
@@ -261,18 +263,15 @@ def _train_missing_heads(
     head_root: Path,
     wanted: list[str],
     data_dir: str | Path,
-    tasks: list[str] | None,
+    tasks: list[str],
     config: RewardTrainConfig,
     progress: bool,
     collected: dict[tuple, dict[str, RewardSequences]],
     held_out: tuple[Path, ...],
 ) -> None:
-    """Train the heads of ``tasks`` (every task of the data when None) not in ``wanted``,
-    on the run's windows of ``config``'s setting (collected here unless they are already)."""
+    """Train the heads of ``tasks`` not in ``wanted``, on the run's windows of ``config``'s
+    setting (collected here unless they are already)."""
     key = (config.window, config.stride, config.max_windows, config.seed)
-    if tasks is None:  # every task the heads can read: named, so that collected ones are kept
-        test_fraction = model.config.train.test_fraction
-        tasks = sorted(head_episodes(data_dir, config.window, test_fraction, held_out))
     have = collected.get(key, {})
     lacking = [t for t in tasks if t not in have]
     if lacking:
@@ -283,6 +282,15 @@ def _train_missing_heads(
     train_reward_heads(
         model, data_dir, head_root, config, missing, progress, chosen, held_out=held_out
     )
+
+
+def _head_tasks(
+    model: Any, data_dir: str | Path, config: RewardTrainConfig, held_out: tuple[Path, ...]
+) -> list[str]:
+    """Every task whose windows heads can be trained on: the data's test split's and the
+    held-out data's."""
+    test_fraction = model.config.train.test_fraction
+    return sorted(head_episodes(data_dir, config.window, test_fraction, held_out))
 
 
 def _check_heads_fit(

@@ -222,9 +222,11 @@ def test_evaluate_trains_missing_heads_on_the_windows_it_scores(dmc, tmp_path):
 
 
 @pytest.mark.integration
-def test_train_missing_trains_only_the_missing_heads(dmc, tmp_path):
+@pytest.mark.parametrize("tasks", [["cartpole-balance", "reacher-easy"], None])
+def test_train_missing_trains_only_the_missing_heads(dmc, tmp_path, tasks):
     """A run killed part-way through a folder of heads keeps the heads it finished: the
-    next --train-missing trains the others and leaves those as they are."""
+    next --train-missing trains the others (with --tasks, or every task of the data) and
+    leaves those as they are, and scores every task."""
     from keypoint_wm.rewards.evaluate import evaluate_reward_prediction
 
     run, data = dmc
@@ -233,11 +235,12 @@ def test_train_missing_trains_only_the_missing_heads(dmc, tmp_path):
     evaluate_reward_prediction([run], data, tasks=["cartpole-balance"], **kwargs)
     weights = heads / "cartpole-balance" / "head.safetensors"
     first = weights.stat()
-    evaluate_reward_prediction([run], data, tasks=["cartpole-balance", "reacher-easy"], **kwargs)
+    result = evaluate_reward_prediction([run], data, tasks=tasks, **kwargs)
     assert (weights.stat().st_ino, weights.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
     assert (heads / "reacher-easy" / "head.json").is_file()
     summary = json.loads((heads / "train_summary.json").read_text())["tasks"]
     assert sorted(summary) == ["cartpole-balance", "reacher-easy"]
+    assert sorted(result.variants[0].results[0].tasks) == ["cartpole-balance", "reacher-easy"]
 
 
 @pytest.mark.integration
