@@ -131,6 +131,13 @@ def _score_unit(settings: DmcsSettings, variant: Variant, seed: int) -> Unit:
 
     def figures(out: Path) -> dict[str, Any]:
         payload = read_json(json_path, out)
+        tasks = [sorted(entry["tasks"]) for entry in payload["runs"]]
+        if any(found != tasks[0] for found in tasks):
+            raise ValueError(
+                f"{fill(json_path, out)}: the columns score other tasks ("
+                + "; ".join(f"{c}: {', '.join(t)}" for c, t in zip(COLUMNS, tasks, strict=True))
+                + ")"
+            )
         return {
             column: {
                 "inputs": _column_inputs(variant, column),

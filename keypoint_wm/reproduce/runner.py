@@ -312,8 +312,14 @@ def _collect_finished(session: _Session) -> str | None:
             session.say(f"  {failure}")
             continue
         protocol, results_root = session.protocol, session.results_root
-        written = _record(protocol, job.unit, session.out, session.folder, session.results,
-                          session.host, session.commit_id, seconds)  # fmt: skip
+        try:
+            written = _record(protocol, job.unit, session.out, session.folder, session.results,
+                              session.host, session.commit_id, seconds)  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError) as error:  # outputs it cannot read
+            job.release.close()
+            failure = f"{name} ended but its outputs are not a result ({error}); see {job.log.name}"
+            session.say(f"  {failure}")
+            continue
         job.release.close()
         session.finished.add(name)
         session.summary.ran.append(name)

@@ -163,6 +163,23 @@ def test_a_failing_unit_is_not_recorded_and_names_its_log(tmp_path):
     assert Path(out / "logs" / "data.log").read_text()
 
 
+def test_a_unit_whose_outputs_are_not_a_result_fails_unrecorded(tmp_path):
+    """The command ended well, but what it wrote cannot be read as figures: the unit is a
+    failure that names it, nothing is recorded, and no claim is left behind."""
+    from keypoint_wm.reproduce.runner import UnitFailed, reproduce
+
+    def figures(out: Path) -> dict:
+        return json.loads((out / "never-written.json").read_text())
+
+    unit = Unit("probe", ("--version",), figures=figures)
+    protocol = Protocol("p", "", {}, (unit,), page=lambda results, root: "# p\n")
+    out, results = tmp_path / "out", tmp_path / "results"
+    with pytest.raises(UnitFailed, match=r"probe ended but its outputs are not a result"):
+        reproduce(protocol, out, results, jobs=1, quiet=True)
+    assert not list((results / "p").glob("*.json"))
+    assert not list((out / "claims").glob("*.claim"))
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "name", sorted(set(TARGETS) - {"state-probe", "default-model", "gym-envs", "video"})
