@@ -61,10 +61,10 @@ TARGETS: dict[str, Target] = {
             "the reward-prediction table (paper Fig. 8), like for like: Struct-VRNN and "
             "CNN-VRNN heads reading h_{t-1}, and h_{t-1} plus the model's own frame "
             "representation, on 300 held-out episodes per task",
-            "about 8 h: the 6-task collection and 300 held-out episodes per task (about 1.5 h), "
-            "6 world models (about 20 min each alone), 6 score units of two sets of six heads "
-            "(70 min for the first on one thread beside two other units, with a window pass it "
-            "no longer repeats)",
+            "about 7 h: the 6-task collection and 300 held-out episodes per task (about 1.5 h), "
+            "6 world models (about 20 min each alone, 50 min beside other units), 6 score units "
+            "of two sets of six heads (54 min on one thread beside three other units; 18 min "
+            "when the heads exist)",
             "not measured",
             "keypoint_wm.reproduce.rewards",
         ),
