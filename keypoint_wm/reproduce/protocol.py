@@ -155,6 +155,13 @@ class Unit:
             payload["module"] = self.module
         return settings_digest(payload)
 
+    def claim_file(self, out: str | Path) -> Path:
+        """The file a process holds while it runs this unit in ``out``: named by the unit and
+        its :attr:`digest`, so that protocols sharing a unit (the same command into the same
+        files) run it once, and units that share only a name (each protocol's ``data``) never
+        wait for each other."""
+        return Path(out) / "claims" / f"{self.name}-{self.digest}.claim"
+
     def shown(self) -> str:
         """The command as recorded: ``keypoint-wm ...`` with ``OUT`` for ``--out``, each
         argument quoted for a shell where it needs it (``--env-kwargs '{...}'``)."""

@@ -374,7 +374,7 @@ def ship_root(results_root: Path, out: Path) -> Path:
 def _start(unit: Unit, out: Path, threads: int, ship: Path, results: Path) -> _Running | str:
     """Claim ``unit`` and start its command; the claim holder's description if claimed."""
     release = ExitStack()
-    holder = release.enter_context(claim(out / "claims" / f"{unit.name}.claim"))
+    holder = release.enter_context(claim(unit.claim_file(out)))
     if holder is not None:
         release.close()
         return holder

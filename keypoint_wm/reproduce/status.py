@@ -42,7 +42,7 @@ def unit_states(protocol: Protocol, results: dict[str, UnitResult], out: Path) -
     current = protocol.current(results)
     rows = []
     for unit in protocol.units:
-        holder = claimed_by(out / "claims" / f"{unit.name}.claim")
+        holder = claimed_by(unit.claim_file(out))
         record = current.get(unit.name)
         if holder is not None:
             state, detail = "running", holder

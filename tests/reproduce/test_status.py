@@ -24,7 +24,7 @@ def record(unit: Unit, digest: str | None = None) -> UnitResult:
 def test_each_unit_is_recorded_running_or_left(tmp_path):
     records = {u.name: record(u) for u in (DATA, TRAIN, PROBE0)}
     records["probe-seed1"] = record(PROBE1, digest="an older command")  # not current
-    with claim(tmp_path / "claims" / "probe-seed1.claim"):
+    with claim(PROBE1.claim_file(tmp_path)):
         rows = unit_states(PROTOCOL, records, tmp_path)
     states = {row.unit: (row.state, row.detail) for row in rows}
     assert states["data"] == ("made", "1.5 min, finished 2026-12-07T10:00:00Z, AMD EPYC")
@@ -35,6 +35,17 @@ def test_each_unit_is_recorded_running_or_left(tmp_path):
     text = format_status(PROTOCOL, rows)
     assert text.splitlines()[0] == "reproduce p: 1 of 2 result unit(s) recorded, 0 running"
     assert "probe-seed1  to run    needs train-seed0" in text
+
+
+def test_units_that_share_only_a_name_do_not_share_a_claim(tmp_path):
+    """Each protocol has a unit called ``data``; only the same command into the same files
+    (the DMCS collection several protocols share) is one piece of work."""
+    other = Unit("data", ("data", "figures"), kind="artifact")
+    same = Unit("data", ("data",), kind="artifact")
+    assert DATA.claim_file(tmp_path) != other.claim_file(tmp_path)
+    assert DATA.claim_file(tmp_path) == same.claim_file(tmp_path)
+    with claim(other.claim_file(tmp_path)):
+        assert unit_states(PROTOCOL, {}, tmp_path)[0].state == "to make"
 
 
 def test_looking_at_a_claim_neither_takes_nor_leaves_it(tmp_path):
