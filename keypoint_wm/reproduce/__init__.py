@@ -104,11 +104,11 @@ TARGETS: dict[str, Target] = {
         Target(
             "gym-envs",
             "the pipeline on Gymnasium environments nobody tuned it on: HalfCheetah-v5's state "
-            "probe (3 world-model seeds; with the default camera and with a closer one) and "
-            "Pong's keypoints and RAM probe",
-            "about 5 h: the three collections (each HalfCheetah-v5's 200 episodes 35 min on 2 "
-            "workers beside other work, Pong's 2 min), 7 world models (50-70 min each on one "
-            "thread beside other work; a dmcs-cpu model is about 25 min alone on two) and their "
+            "probe (3 world-model seeds; one more with a closer camera) and Pong's keypoints "
+            "and RAM probe",
+            "about 4.5 h: the three collections (each HalfCheetah-v5's 200 episodes 35-52 min "
+            "beside other work, Pong's 2 min), 5 world models (50-70 min each on one thread "
+            "beside other work; a dmcs-cpu model is about 25 min alone on two) and their "
             "probes (2-3 min each)",
             "not measured",
             "keypoint_wm.reproduce.gym_envs",

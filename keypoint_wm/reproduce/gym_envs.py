@@ -83,10 +83,11 @@ ENVS = (
         "HalfCheetah-v5",
         "Gymnasium MuJoCo: HalfCheetah-v5 with the tracking camera at 2.5 (default 4.0) "
         "and 10 degrees of elevation, so that the body fills the frame (rendered at 128 x "
-        "128, area-resized to 64 x 64)",
+        "128, area-resized to 64 x 64); one seed: a check of the camera, not pursued once "
+        "seed 0's positions fell below the untrained model's",
         env_kwargs='{"width": 128, "height": 128, '
         '"default_camera_config": {"distance": 2.5, "elevation": -10.0}}',
-        bar=True,
+        seeds=(0,),
         note="closer camera",
     ),
     GymData(
