@@ -10,8 +10,9 @@ split of each task, then 80 % of them to train a head and 20 % to test it. Here:
   ``max_windows`` per task (evenly spread over the candidates);
 - :meth:`~keypoint_wm.api.WorldModel.observe` over each window with its actions (posterior
   at every step; the noise is seeded), its keypoints detected once per episode frame and
-  sliced into the windows that share it (:meth:`~keypoint_wm.api.WorldModel.observe_detected`); ``hidden[:, t]`` = h_{t-1} (zeros at a window's first
-  frame: each window is observed from a fresh state) and ``keypoints[:, t]``, the keypoints
+  sliced into the windows that share it
+  (:meth:`~keypoint_wm.api.WorldModel.observe_detected`); ``hidden[:, t]`` = h_{t-1} (zeros
+  at a window's first frame: each window is observed from a fresh state) and ``keypoints[:, t]``, the keypoints
   detected in frame t (for a CNN-VRNN run its encoder's features of frame t, ``[K, 3]`` as
   :meth:`~keypoint_wm.api.WorldModel.observe` hands them out), go with ``reward[:, t]``, the
   reward received with frame t;
