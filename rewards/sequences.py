@@ -12,10 +12,10 @@ split of each task, then 80 % of them to train a head and 20 % to test it. Here:
   at every step; the noise is seeded), its keypoints detected once per episode frame and
   sliced into the windows that share it
   (:meth:`~keypoint_wm.api.WorldModel.observe_detected`); ``hidden[:, t]`` = h_{t-1} (zeros
-  at a window's first frame: each window is observed from a fresh state) and ``keypoints[:, t]``, the keypoints
-  detected in frame t (for a CNN-VRNN run its encoder's features of frame t, ``[K, 3]`` as
-  :meth:`~keypoint_wm.api.WorldModel.observe` hands them out), go with ``reward[:, t]``, the
-  reward received with frame t;
+  at a window's first frame: each window is observed from a fresh state) and
+  ``keypoints[:, t]``, the keypoints detected in frame t (for a CNN-VRNN run its encoder's
+  features of frame t, ``[K, 3]`` as :meth:`~keypoint_wm.api.WorldModel.observe` hands them
+  out), go with ``reward[:, t]``, the reward received with frame t;
 - a deterministic split, by seed, into the head's train and test parts: of the windows
   (:func:`split_windows`, the paper's "80 % of the data") or, stricter, of whole episodes
   (:func:`split_episodes`: windows of one episode overlap, so a held-out window never shares
