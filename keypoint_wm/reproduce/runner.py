@@ -4,7 +4,7 @@
 earlier machines), plans what is left (the result units without a record of the current
 settings, and every artifact unit they need, since ``--out`` may be new), and runs the
 units whose needs are met, up to ``jobs`` at a time, each as a ``keypoint-wm`` subprocess
-with its share of the cores (its output in ``OUT/logs/<unit>.log``). Several processes or
+with its share of the cores (its output in ``OUT/logs/<NAME>/<unit>.log``). Several processes or
 machines may share one ``--out``: a unit is claimed (:func:`keypoint_wm.claims.claim`)
 before it runs, and a unit claimed elsewhere is waited for, not run twice.
 
@@ -211,7 +211,7 @@ def reproduce(
         f"{len(protocol.current(results))} recorded; {jobs} side by side; --out {out}"
     )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "logs").mkdir(exist_ok=True)
+    (out / "logs" / protocol.name).mkdir(parents=True, exist_ok=True)
     session = _Session(
         protocol, results_root, out, results, summary, say, commit,
         began=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -285,7 +285,9 @@ def _start_ready(session: _Session, todo: list[Unit], jobs: int, threads: int | 
         share = max(1, cores // max(1, min(jobs, len(ready) + len(running))))
         share = threads if threads and not unit.exclusive else share
         share = cores if unit.exclusive else share
-        started = _start(unit, session.out, share, session.ship, session.folder)
+        started = _start(
+            unit, session.out, share, session.ship, session.folder, session.protocol.name
+        )
         if isinstance(started, str):
             if session.elsewhere.get(unit.name) != started:
                 session.say(f"  {unit.name}: claimed by {started}; waiting for it")
@@ -371,14 +373,17 @@ def ship_root(results_root: Path, out: Path) -> Path:
     return out / "bundled" if readme is None else readme.parent / "keypoint_wm" / "bundled"
 
 
-def _start(unit: Unit, out: Path, threads: int, ship: Path, results: Path) -> _Running | str:
-    """Claim ``unit`` and start its command; the claim holder's description if claimed."""
+def _start(
+    unit: Unit, out: Path, threads: int, ship: Path, results: Path, protocol: str
+) -> _Running | str:
+    """Claim ``unit`` and start its command, its output in ``OUT/logs/<protocol>/``; the
+    claim holder's description if claimed."""
     release = ExitStack()
     holder = release.enter_context(claim(unit.claim_file(out)))
     if holder is not None:
         release.close()
         return holder
-    log = open(out / "logs" / f"{unit.name}.log", "ab")
+    log = open(out / "logs" / protocol / f"{unit.name}.log", "ab")
     program = [] if unit.module == CLI_MODULE else ["python", "-m", unit.module]
     log.write(f"\n$ {' '.join([*program, *unit.command(out, threads, ship, results)])}\n".encode())
     log.flush()

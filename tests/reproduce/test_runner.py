@@ -99,7 +99,8 @@ def test_state_probe_smoke_end_to_end_skips_and_resumes_on_a_new_machine(tmp_pat
     done = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke",
                "--threads", "1")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "--workers 1 " in (out / "logs" / "data.log").read_text()  # --threads, not cores
+    data_log = (out / "logs" / "state-probe" / "data.log").read_text()
+    assert "--workers 1 " in data_log  # --threads, not cores
     folder = results / "state-probe"
     recorded = sorted(p.stem for p in folder.glob("*.json"))
     assert recorded == ["data", "probe-struct-seed0", "probe-struct-seed1", "reference",
@@ -158,9 +159,9 @@ def test_a_failing_unit_is_not_recorded_and_names_its_log(tmp_path):
     (out / "data" / "dmcs16-smoke").write_text("not a folder")  # collect cannot write here
     done = cli("state-probe", "--out", str(out), "--results", str(results), "--smoke")
     assert done.returncode == 1
-    assert "data failed" in done.stderr and "logs/data.log" in done.stderr
+    assert "data failed" in done.stderr and "logs/state-probe/data.log" in done.stderr
     assert not list((results / "state-probe").glob("*.json"))
-    assert Path(out / "logs" / "data.log").read_text()
+    assert Path(out / "logs" / "state-probe" / "data.log").read_text()
 
 
 def test_a_unit_whose_outputs_are_not_a_result_fails_unrecorded(tmp_path):
@@ -208,7 +209,7 @@ def test_two_processes_sharing_an_out_run_each_unit_once(tmp_path):
     assert first.returncode == 0 and second.returncode == 0, outputs
     for unit in ("train-struct-seed0", "train-struct-seed1", "probe-struct-seed0",
                  "probe-struct-seed1"):  # fmt: skip
-        log = (out / "logs" / f"{unit}.log").read_text()
+        log = (out / "logs" / "state-probe" / f"{unit}.log").read_text()
         assert log.count("\n$ ") == 1, (unit, log[:500])
     assert "2 of 2 seeds" in (results / "state-probe.md").read_text()
 
