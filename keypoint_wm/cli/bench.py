@@ -172,10 +172,10 @@ def _wrapper_model(args: argparse.Namespace) -> dict[str, Any]:
             f"size, keypoints and action repeat; leave out {' and '.join(given)}, or --run to "
             "time an untrained --preset model"
         )
-    from keypoint_wm.bundled import BUNDLED_ROOT, resolve_run
+    from keypoint_wm.bundled import BUNDLED_ROOT
     from keypoint_wm.reproduce.identity import weights_hash
 
-    folder = existing_run(resolve_run(args.run))
+    folder = existing_run(args.run)
     shipped = folder.resolve().parent == BUNDLED_ROOT.resolve()
     return {
         "run": folder.name if shipped else str(folder.resolve()),

@@ -179,11 +179,16 @@ def device_of(args: argparse.Namespace) -> torch.device:
 
 
 def existing_run(path: str | Path, flag: str = "--run") -> Path:
-    """``path`` as a run directory (holding ``config.json``), else UsageError naming ``flag``."""
-    run = Path(path)
+    """``path`` as a run directory (holding ``config.json``), or the folder of a model shipped
+    in the package when ``path`` is its name (``default``: :func:`keypoint_wm.bundled.
+    resolve_run`), else UsageError naming ``flag``."""
+    from keypoint_wm.bundled import resolve_run
+
+    run = resolve_run(str(path))
     if not (run / "config.json").is_file():
         raise UsageError(
-            f"{flag} {run} is not a run directory written by `keypoint-wm train` (no config.json)"
+            f"{flag} {run} is not a run directory written by `keypoint-wm train` (no "
+            "config.json) nor the name of a shipped model (default)"
         )
     return run
 

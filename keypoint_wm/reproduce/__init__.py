@@ -94,10 +94,11 @@ TARGETS: dict[str, Target] = {
             "SAC at 100,000 environment steps on reacher-easy, walker-walk, cheetah-run and "
             "cartpole-balance: the latent state against the true state, the dream and random "
             "(3 agent seeds), beside the published pixel SAC and CURL",
-            "the shared collection and world model, its reward heads, then 48 agent units "
-            "(4 tasks x 4 variants x 3 seeds) of 100,000 environment steps each: a latent unit "
-            "about 40 min on one thread (its first 10,000 env steps and evaluation in 3.9 min "
-            "beside a training), so about 8-9 h in all",
+            "no world model is trained (the agents read the shipped default model); the shared "
+            "collection (the dream's start frames), then 48 agent units (4 tasks x 4 variants x "
+            "3 seeds) of 100,000 environment steps each, on one thread beside another unit "
+            "(AMD EPYC, 2026-12-07): random under a minute, state 20-35 min, latent 45-70 min, "
+            "dream about 75 min, so about 30 core-hours (15 h with two side by side)",
             "not measured",
             "keypoint_wm.reproduce.agents",
         ),

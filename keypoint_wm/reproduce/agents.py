@@ -9,20 +9,23 @@ world model's latent state and inside its imagination, beside a uniform random p
 10,000 environment steps. The pixel SAC is not run on the CPU, where its convolutional
 updates are far too slow for this budget: its row is the published one.
 
-Units: the DMCS dataset and seed 0 of the chosen world model
-(:data:`~keypoint_wm.reproduce.dmcs.CHOSEN`) shared with the other DMCS protocols (the same
-names and commands, so a shared ``--out`` makes them once), the
-run's reward heads as ``reproduce dream-fidelity`` makes them (the dream reads them), and
-one ``evaluate agents`` per (task, variant, agent seed) in its own folder of ``--out``,
-which resumes from its checkpoint when killed. The page is :mod:`~keypoint_wm.reproduce.
-agents_page`.
+The world model is the one shipped in the package (``--run default``: the chosen variant's
+seed 0, exported by ``reproduce default-model`` with its reward heads, which the dream
+reads): the same weights on every machine, so that agent units run on different machines
+pool, where a world model trained again on another CPU would differ in its last bits and
+start the table over. Units: the DMCS dataset shared with the other DMCS protocols (the
+dream's start frames; the default model's own data), and one ``evaluate agents`` per
+(task, variant, agent seed) in its own folder of ``--out``, which resumes from its
+checkpoint when killed. The page is :mod:`~keypoint_wm.reproduce.agents_page`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from keypoint_wm.bundled import CARD, DEFAULT, resolve_run
 from keypoint_wm.reproduce.agents_page import headline, page
 from keypoint_wm.reproduce.agents_settings import (
     ACTION_REPEAT,
@@ -31,11 +34,8 @@ from keypoint_wm.reproduce.agents_settings import (
     AgentSettings,
     Published,
     unit_name,
-    world_model,
 )
-from keypoint_wm.reproduce.dmcs import DmcsSettings, data_path, data_unit, run_dir, train_unit
-from keypoint_wm.reproduce.dream_fidelity import HEADS, heads_unit
-from keypoint_wm.reproduce.identity import model_uses
+from keypoint_wm.reproduce.dmcs import DmcsSettings, data_path, data_unit
 from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, read_json
 
 __all__ = [
@@ -85,13 +85,12 @@ def _agent_unit(
     dmcs: DmcsSettings, settings: AgentSettings, task: str, variant: str, seed: int
 ) -> Unit:
     """``evaluate agents`` of one (task, variant, agent seed) in its own folder."""
-    model = world_model(dmcs)
-    run, folder = run_dir(model, 0), _folder(task, variant, seed)
+    folder = _folder(task, variant, seed)
     argv = [
         "evaluate",
         "agents",
         "--run",
-        run,
+        DEFAULT,
         "--tasks",
         task,
         "--variants",
@@ -110,10 +109,10 @@ def _agent_unit(
         folder,
         "--quiet",
     ]
-    needs = (f"train-{model.name}-seed0",)
-    if variant == "dream":
-        argv += ["--heads", f"{run}/{HEADS}", "--data", data_path(dmcs)]
-        needs = (f"heads-{model.name}-seed0",)
+    needs: tuple[str, ...] = ()
+    if variant == "dream":  # the shipped heads (RUN/rewards), start frames from the data
+        argv += ["--data", data_path(dmcs)]
+        needs = ("data",)
     if settings.time_limit is not None:
         argv += ["--time-limit", str(settings.time_limit)]
     result = f"{folder}/units/{task}/{variant}-seed{seed}.json"
@@ -126,17 +125,29 @@ def _agent_unit(
         tuple(argv),
         needs=needs,
         figures=figures,
-        uses=model_uses(run),
+        uses=shipped_uses,
     )
+
+
+def shipped_uses(out: Path) -> dict[str, Any]:
+    """The shipped default model's identity as the other DMCS targets record a world model
+    (``world_model``: the step and weight hash of the run it was exported from), and the
+    hash of the shipped (float16) weights (``export``)."""
+    card = json.loads((resolve_run(DEFAULT) / CARD).read_text())
+    source = card["source"]
+    return {
+        "world_model": {"step": source["step"], "weights": source["weights"]},
+        "export": card["weights"],
+    }
 
 
 def protocol(smoke: bool = False) -> Protocol:
     """The protocol; ``smoke``: every variant end to end on a minutes-long setting."""
     dmcs, settings = DmcsSettings(), AgentSettings()
     if smoke:
-        dmcs, settings = dmcs.smoke_setting(chosen=True), AgentSettings.smoke_setting()
-    model = world_model(dmcs)
-    units = [data_unit(dmcs), train_unit(dmcs, model, 0), heads_unit(dmcs, model, 0)]
+        dmcs = dmcs.smoke_setting(chosen=True, size=64)  # the shipped model's frames
+        settings = AgentSettings.smoke_setting()
+    units = [data_unit(dmcs)]
     for seed in settings.seeds:  # seed 0 of every (task, variant) first: the table fills
         for task in settings.tasks:
             units += [_agent_unit(dmcs, settings, task, v, seed) for v in settings.variants]
@@ -147,8 +158,8 @@ def protocol(smoke: bool = False) -> Protocol:
         settings={
             "dmcs": dmcs.to_json(),
             "agents": settings.to_json(),
-            "world_model": f"train-{model.name}-seed0",
-            "heads": HEADS,
+            "world_model": DEFAULT,
+            "heads": f"{DEFAULT}/rewards",
         },
         units=tuple(units),
         page=lambda results, root: page(dmcs, settings, results, root),

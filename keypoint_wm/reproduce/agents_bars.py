@@ -20,7 +20,6 @@ from keypoint_wm.reproduce.agents_settings import (
     PUBLISHED,
     AgentSettings,
     unit_name,
-    world_model,
 )
 from keypoint_wm.reproduce.dmcs import DmcsSettings
 from keypoint_wm.reproduce.protocol import UnitResult, load_results
@@ -93,25 +92,23 @@ def _mean(done: Done, task: str, variant: str) -> float | None:
 def fidelity_correlations(
     dmcs: DmcsSettings, results: dict[str, UnitResult], root: Path
 ) -> dict[str, float]:
-    """The imagined-vs-real return correlation per task (``reproduce dream-fidelity``, the
-    first horizon, prior mean) of this world model's weights, when it is recorded."""
-    from keypoint_wm.reproduce import dream_fidelity
+    """The imagined-vs-real return correlation per task (the first horizon, prior mean) of
+    the shipped model the agents read, as ``reproduce default-model`` measured it
+    (``fidelity-export``), when it is recorded for the same weights as the agents'."""
+    from keypoint_wm.reproduce import default_model
 
-    name = world_model(dmcs).name
-    record = results.get(f"train-{name}-seed0")
-    if record is None:
+    agents = [r for r in results.values() if r.unit.startswith("agent-")]
+    if not agents:
         return {}
-    fidelity = dream_fidelity.protocol(smoke=dmcs.smoke)
-    recorded = fidelity.current(load_results(root / fidelity.name)).get(f"fidelity-{name}-seed0")
-    if recorded is None or recorded.uses.get("world_model") != record.uses.get("world_model"):
+    shipped = default_model.protocol(smoke=dmcs.smoke)
+    recorded = shipped.current(load_results(root / shipped.name)).get("fidelity-export")
+    if recorded is None or recorded.uses.get("world_model") != agents[0].uses.get("world_model"):
         return {}
-    horizon = str(recorded.figures["horizons"][0])
-    return {
+    return {  # {task: {horizon: {"imagined_mean": r, ...}}}: the first (shortest) horizon
         task: value
-        for task, entry in recorded.figures.items()
-        if isinstance(entry, dict)
-        and horizon in entry
-        and (value := entry[horizon]["correlation"]["imagined_mean"]) is not None
+        for task, by_horizon in recorded.figures.items()
+        if by_horizon
+        and (value := by_horizon[min(by_horizon, key=int)].get("imagined_mean")) is not None
     }
 
 
@@ -170,7 +167,8 @@ def bars(settings: AgentSettings, done: Done, correlations: dict[str, float]) ->
     quoted = ", ".join(f"{t} {correlations[t]:.3f}" for t in (wins or tasks) if t in correlations)
     lines.append(
         f"- `dream` above random on at least 1 task (on {', '.join(wins) or 'none'}; its "
-        "imagined-vs-real return correlation, `reproduce dream-fidelity` of the same weights: "
+        "imagined-vs-real return correlation, `reproduce default-model`'s dream fidelity of the "
+        "same weights: "
         f"{quoted or 'not recorded'}): {verdict}."
     )
     at_curl = [t for t in tasks if _reaches(latent[t], CURL.figures[t][0])]

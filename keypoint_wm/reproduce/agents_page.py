@@ -31,7 +31,6 @@ from keypoint_wm.reproduce.agents_settings import (
     world_model,
 )
 from keypoint_wm.reproduce.dmcs import DmcsSettings
-from keypoint_wm.reproduce.dream_fidelity import HEADS
 from keypoint_wm.reproduce.pages import header, mean_ci_cell, units_table
 from keypoint_wm.reproduce.protocol import UnitResult
 
@@ -140,7 +139,6 @@ def page(
     units = len(settings.tasks) * len(settings.variants) * len(settings.seeds)
     finished = sum(len(d) for d in done.values())
     model = world_model(dmcs)
-    train = f"train-{model.name}-seed0"
     data_note = (
         f"The world model's own data is interaction too: {dmcs.episodes} random-action episodes "
         f"of {dmcs.steps} agent steps per task ({dmcs.episodes * dmcs.steps * ACTION_REPEAT:,} "
@@ -155,7 +153,7 @@ def page(
         f"data's action repeat of {ACTION_REPEAT}) from: the true low-dimensional state "
         "(`state`, the ceiling and the check of the agent setup), the "
         "world model's latent state (`latent`, keypoints and GRU state), and only inside the "
-        f"world model's imagination with its reward heads `{HEADS}` "
+        "world model's imagination with its shipped reward heads "
         "(`dream`, zero real steps); `random` acts uniformly at random. Every agent is scored "
         f"on the real task: the mean return of {settings.eval_episodes} deterministic episodes "
         f"at the end, and every {settings.eval_every:,} environment steps for the learning "
@@ -164,8 +162,10 @@ def page(
         "own agents and action repeats.",
     )
     lines += [
-        f"World model: `{train}` ({model.label}, `{model.preset}`), "
-        f"{_weights(results, train, done)}. {data_note}",
+        "World model: the one shipped in the package (`--run default`, `keypoint_wm.load()`: "
+        f"{model.label}, `{model.preset}`, seed 0, exported in float16 by "
+        "[`reproduce default-model`](default-model.md)), the same weights on every machine; "
+        f"{_weights(done)}. {data_note}",
         "",
         f"{finished} of {units} units done ({_count(len(settings.seeds), 'agent seed')} per task "
         "and variant).",
@@ -187,15 +187,16 @@ def page(
     return "\n".join(lines) + "\n"
 
 
-def _weights(results: dict[str, UnitResult], train: str, done: Done) -> str:
-    """The world model's weight hash and step, from its train record (else an agent's)."""
-    record = results.get(train)
-    if record is None:
-        record = next((r for d in done.values() for r in d.values()), None)
-    found = (record.uses.get("world_model") or {}) if record is not None else {}
-    if not found.get("weights"):
-        return "not trained yet"
-    return f"weights `{found['weights']}` at step {found['step']}"
+def _weights(done: Done) -> str:
+    """The weight hashes the agents' records name: the run the shipped model was exported
+    from (its step) and the shipped weights."""
+    records = [r for d in done.values() for r in d.values()]
+    if not records:
+        return "no agent recorded yet"
+    found = records[0].uses.get("world_model") or {}
+    shipped = records[0].uses.get("export")
+    text = f"exported from weights `{found.get('weights')}` at step {found.get('step')}"
+    return text + (f", shipped weights `{shipped}`" if shipped else "")
 
 
 def _returns_table(settings: AgentSettings, done: Done) -> list[str]:

@@ -88,12 +88,18 @@ class DmcsSettings:
         ),
     )
     smoke: bool = False
+    size: int = 64
 
     def smoke_setting(
-        self, seeds: tuple[int, ...] = (0,), variants: int | None = 1, chosen: bool = False
+        self,
+        seeds: tuple[int, ...] = (0,),
+        variants: int | None = 1,
+        chosen: bool = False,
+        size: int = 32,
     ) -> DmcsSettings:
-        """The same protocol on cartpole-balance, 16 episodes of 12 steps, ``seeds`` and the
-        first ``variants`` variants (None: all), or with ``chosen`` the :data:`CHOSEN` one."""
+        """The same protocol on cartpole-balance, 16 episodes of 12 steps of ``size`` pixels
+        (64 for a protocol that reads the shipped model), ``seeds`` and the first ``variants``
+        variants (None: all), or with ``chosen`` the :data:`CHOSEN` one."""
         kept = self.variants if variants is None else self.variants[:variants]
         return replace(
             self,
@@ -103,11 +109,13 @@ class DmcsSettings:
             seeds=seeds,
             variants=(chosen_variant(self),) if chosen else kept,
             smoke=True,
+            size=size,
         )
 
     @property
     def data_name(self) -> str:
-        return f"dmcs{self.episodes}" + ("-smoke" if self.smoke else "")
+        name = f"dmcs{self.episodes}" + ("-smoke" if self.smoke else "")
+        return name + ("" if self.size == (32 if self.smoke else 64) else f"-{self.size}px")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,8 +161,8 @@ def data_unit(settings: DmcsSettings) -> Unit:
         "{threads}",
         "--quiet",
     ]
-    if settings.smoke:
-        argv += ["--size", "32"]
+    if settings.size != 64:
+        argv += ["--size", str(settings.size)]
 
     def identity(out: Path) -> dict[str, Any]:
         return {"data": dataset_fingerprint(fill(data_path(settings), out))}

@@ -306,6 +306,28 @@ class Protocol:
                 seen[unit.name] = {**upstream, **record.uses}
         return current
 
+    def users(self, name: str, results: dict[str, UnitResult]) -> list[str]:
+        """The units with a current record (:meth:`current`) that used ``name``'s output,
+        directly or through other units, in protocol order.
+
+        >>> data = Unit("data", ("collect",), kind="artifact")
+        >>> probe = Unit("probe", ("probe",), needs=("data",))
+        >>> p = Protocol("p", "", {}, (data, probe), page=lambda r, root: "")
+        >>> def record(unit):
+        ...     return UnitResult("p", unit.name, unit.kind, unit.digest, "", {}, {}, "", {}, 0, "")
+        >>> p.users("data", {"data": record(data), "probe": record(probe)})
+        ['probe']
+        """
+        current = self.current(results)
+        reached = {name}
+        found = []
+        for unit in self.units:
+            if any(need in reached for need in unit.needs):
+                reached.add(unit.name)
+                if unit.name in current:
+                    found.append(unit.name)
+        return found
+
     def unit(self, name: str) -> Unit:
         for unit in self.units:
             if unit.name == name:

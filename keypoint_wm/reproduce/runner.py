@@ -15,6 +15,7 @@ A killed unit leaves no record; its command resumes (or restarts) on the next ru
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -49,6 +50,13 @@ POLL_SECONDS = 5.0
 
 class UnitFailed(KeypointWMError):
     """A unit's command exited with an error; the message names its log."""
+
+    exit_code = 1
+
+
+class ArtifactChanged(KeypointWMError):
+    """An artifact made again (on a new machine) is not what its record names, and recorded
+    results used the recorded one: it is not recorded, so that they stay current."""
 
     exit_code = 1
 
@@ -317,6 +325,11 @@ def _collect_finished(session: _Session) -> str | None:
         try:
             written = _record(protocol, job.unit, session.out, session.folder, session.results,
                               session.host, session.commit_id, seconds)  # fmt: skip
+        except ArtifactChanged as error:
+            job.release.close()
+            failure = str(error)
+            session.say(f"  {failure}")
+            continue
         except (OSError, ValueError, KeyError, TypeError) as error:  # outputs it cannot read
             job.release.close()
             failure = f"{name} ended but its outputs are not a result ({error}); see {job.log.name}"
@@ -410,17 +423,29 @@ def _record(
     seconds: float,
 ) -> Path:
     """Write the unit's record; an artifact re-made with the same identity keeps its old
-    record (its first wall time is the one that means something)."""
+    record (its first wall time is the one that means something).
+
+    Raises:
+        ArtifactChanged: an artifact re-made with another identity (a world model trained
+            again on another CPU differs in its last bits) while recorded results used the
+            recorded one: re-recording it would retire them all, so it is refused.
+    """
     figures = unit.figures(out) if unit.figures else {}
     uses = unit.uses(out) if unit.uses else {}
     previous = results.get(unit.name)
-    if (
-        unit.kind == "artifact"
-        and previous is not None
-        and previous.settings == unit.digest
-        and previous.uses == uses
-    ):
-        return folder / f"{unit.name}.json"
+    if unit.kind == "artifact" and previous is not None and previous.settings == unit.digest:
+        if previous.uses == uses:
+            return folder / f"{unit.name}.json"
+        users = protocol.users(unit.name, results)
+        if users:
+            raise ArtifactChanged(
+                f"{unit.name} was made again and is not the one recorded (recorded "
+                f"{json.dumps(previous.uses, sort_keys=True)}, made {json.dumps(uses, sort_keys=True)}"
+                f"); {len(users)} recorded result(s) used the recorded one "
+                f"({', '.join(users[:4])}{', ...' if len(users) > 4 else ''}): they stay, and "
+                f"nothing that needs {unit.name} runs. To start them over with the new one, "
+                f"remove {folder / f'{unit.name}.json'} and run again"
+            )
     result = UnitResult(
         protocol=protocol.name,
         unit=unit.name,

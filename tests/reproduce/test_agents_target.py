@@ -22,7 +22,6 @@ import pytest
 from keypoint_wm.reproduce import agents, dream_fidelity, state_probe
 from keypoint_wm.reproduce.agents import AgentSettings, agent_figures, unit_name
 from keypoint_wm.reproduce.agents_page import BOOTSTRAP_REPS
-from keypoint_wm.reproduce.dmcs import CHOSEN
 from keypoint_wm.reproduce.pages import mean_ci_cell
 from keypoint_wm.reproduce.protocol import Protocol, UnitResult
 
@@ -32,17 +31,13 @@ TASK = "cartpole-balance"
 WEIGHTS = {"step": 100, "weights": "0123456789abcdef"}
 
 
-def test_units_share_the_dmcs_world_model_and_count_100k_environment_steps():
+def test_units_read_the_shipped_model_and_count_100k_environment_steps():
     protocol = agents.protocol()
-    # The same data, world model and heads units as the other DMCS targets: one --out makes
-    # each once.
+    # The same data unit as the other DMCS targets (one --out makes it once); no world model
+    # is trained: every agent reads the shipped default model, the same weights everywhere.
     for other in (state_probe.protocol(), dream_fidelity.protocol()):
-        for name in ("data", f"train-{CHOSEN}-seed0"):
-            assert protocol.unit(name).digest == other.unit(name).digest
-    assert (
-        protocol.unit(f"heads-{CHOSEN}-seed0").digest
-        == dream_fidelity.protocol().unit(f"heads-{CHOSEN}-seed0").digest
-    )
+        assert protocol.unit("data").digest == other.unit("data").digest
+    assert not [u for u in protocol.units if u.name.startswith(("train-", "heads-"))]
     runs = [u for u in protocol.units if u.name.startswith("agent-")]
     assert len(runs) == 4 * 4 * 3  # tasks x (random, state, latent, dream) x agent seeds
     outs = set()
@@ -60,11 +55,11 @@ def test_units_share_the_dmcs_world_model_and_count_100k_environment_steps():
         assert unit.name == unit_name(flag["--tasks"], flag["--variants"], int(flag["--seed"]))
         assert flag["--variants"] != "pixels"  # the published row stands in on the CPU
         outs.add(flag["--out"])
+        assert flag["--run"] == "default" and "--heads" not in flag  # its shipped heads
         if flag["--variants"] == "dream":
-            assert unit.needs == (f"heads-{CHOSEN}-seed0",)
-            assert flag["--heads"] == f"{{out}}/runs/{CHOSEN}/seed_0/rewards_hidden+keypoints"
+            assert unit.needs == ("data",) and flag["--data"] == "{out}/data/dmcs250"
         else:
-            assert unit.needs == (f"train-{CHOSEN}-seed0",)
+            assert unit.needs == ()
     assert len(outs) == len(runs)  # each resumes from its own checkpoint
 
 
@@ -103,11 +98,11 @@ def _records(protocol: Protocol, returns: Callable[[str, str, int], float]) -> d
 
     def record(name: str, figures: dict) -> UnitResult:
         unit = protocol.unit(name)
-        uses = {"world_model": WEIGHTS}
+        uses = {"world_model": WEIGHTS, "export": "fedcba9876543210"}
         return UnitResult(protocol.name, name, unit.kind, unit.digest, unit.shown(), figures,
                           uses, "c0ffee", {"cpu": "test"}, 60.0, "")  # fmt: skip
 
-    records = {f"train-{CHOSEN}-seed0": record(f"train-{CHOSEN}-seed0", {})}
+    records = {}
     settings = AgentSettings()
     for task in settings.tasks:
         for variant in settings.variants:
@@ -148,7 +143,7 @@ def test_the_page_pools_the_seeds_and_marks_the_published_rows(tmp_path):
     assert "| state SAC (published: DrQ Table 1, means only) | 919 |" in page
     # Env steps per second of the state and latent agents: 100,000 in 2,000 s.
     assert "| reacher-easy | 50.0 | 50.0 |" in page
-    assert f"weights `{WEIGHTS['weights']}` at step 100" in page
+    assert f"weights `{WEIGHTS['weights']}` at step 100, shipped weights `fedcba9876543210`" in page
     assert "100,000 environment steps per task at action repeat 2" in page
     assert (tmp_path / "agents-curves.png").read_bytes()[:4] == b"\x89PNG"
     # The protocol's bars, met by these returns.
@@ -285,3 +280,25 @@ def test_seed_refuses_bad_input_in_one_line(run, tmp_path, flags, says):
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert says in lines[0] and lines[0].startswith("keypoint-wm evaluate agents: error: ")
     assert not out.exists()
+
+
+def test_the_dream_bar_quotes_the_shipped_models_dream_fidelity(tmp_path):
+    from keypoint_wm.reproduce import default_model
+
+    protocol, shipped = agents.protocol(), default_model.protocol()
+    results = _records(protocol, _returns)
+    unit = shipped.unit("fidelity-export")
+    correlations = {"reacher-easy": 0.25, "walker-walk": 0.5, "cheetah-run": 0.75}
+
+    def quoted(weights: dict) -> str:
+        figures = {t: {"30": {"imagined_mean": 0.0}, "4": {"imagined_mean": c}}
+                   for t, c in correlations.items()}  # fmt: skip
+        UnitResult(shipped.name, unit.name, unit.kind, unit.digest, unit.shown(),
+                   figures, {"world_model": weights}, "c0ffee",
+                   {"cpu": "test"}, 60.0, "").write(tmp_path / shipped.name)  # fmt: skip
+        page = protocol.page(results, tmp_path)
+        return next(line for line in page.splitlines() if line.startswith("- `dream`"))
+
+    assert "reacher-easy 0.250, walker-walk 0.500, cheetah-run 0.750): met." in quoted(WEIGHTS)
+    # Measured on other weights than the agents read: not quoted.
+    assert "same weights: not recorded): met." in quoted({"step": 1, "weights": "other"})

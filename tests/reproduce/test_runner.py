@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from keypoint_wm.reproduce import TARGETS
-from keypoint_wm.reproduce.protocol import Protocol, Unit, UnitResult
+from keypoint_wm.reproduce.protocol import Protocol, Unit, UnitResult, load_results
 from keypoint_wm.reproduce.runner import plan
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -84,6 +84,43 @@ def test_a_result_of_a_re_made_model_is_run_again_not_taken_as_made_elsewhere(tm
     assert not _made_elsewhere(protocol, tmp_path, protocol.unit("probe-a"), "2025", False)
     replace(probe, uses={"model": "new"}).write(tmp_path)
     assert _made_elsewhere(protocol, tmp_path, protocol.unit("probe-a"), "2025", False)
+
+
+def test_an_artifact_made_again_differently_never_retires_recorded_results(tmp_path):
+    """On a new machine a world model trained again differs in its last bits: recorded
+    results that used the recorded one stay, the new one is not recorded, nothing needing it
+    runs, and the message says how to start over; with the record removed, it is."""
+    from dataclasses import replace
+
+    from keypoint_wm.reproduce.runner import UnitFailed, reproduce
+
+    def made(out: Path) -> dict:
+        return {"data": (out / "identity").read_text()}
+
+    data = Unit("data", ("--version",), kind="artifact", uses=made)
+    units = (data, Unit("probe-a", ("--version",), needs=("data",), uses=made),
+             Unit("probe-b", ("--version",), needs=("data",), uses=made))  # fmt: skip
+    protocol = Protocol("p", "", {}, units, page=lambda results, root: "# p\n")
+    out, results = tmp_path / "out", tmp_path / "results"
+    for name in ("data", "probe-a"):
+        kind = protocol.unit(name).kind
+        replace(_record(protocol, name), kind=kind, uses={"data": "old"}).write(results / "p")
+    out.mkdir()
+    (out / "identity").write_text("new")
+    recorded = (results / "p" / "data.json").read_text()
+    with pytest.raises(UnitFailed, match=r"data was made again .*1 recorded result\(s\) used "
+                       r"the recorded one \(probe-a\).* remove .*data.json and run again"):  # fmt: skip
+        reproduce(protocol, out, results, jobs=1, quiet=True)
+    assert (results / "p" / "data.json").read_text() == recorded
+    assert not (results / "p" / "probe-b.json").exists()
+    assert not list((out / "claims").glob("*.claim"))
+    (results / "p" / "data.json").unlink()  # start over with the new one
+    reproduce(protocol, out, results, jobs=1, quiet=True)
+    assert "probe-a" not in protocol.current(load_results(results / "p"))  # retired
+    reproduce(protocol, out, results, jobs=1, quiet=True)  # and made with the new data
+    current = protocol.current(load_results(results / "p"))
+    assert sorted(current) == ["data", "probe-a", "probe-b"]
+    assert {r.uses["data"] for r in current.values()} == {"new"}
 
 
 def test_only_names_an_unknown_unit_in_one_line():
