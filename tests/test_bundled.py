@@ -100,6 +100,23 @@ def test_a_shipped_name_loads_unless_a_folder_of_that_name_exists(run, tmp_path,
         bundled.resolve_run(None)
 
 
+def test_every_run_flag_takes_the_shipped_models_name(tmp_path):
+    """`--run default` names the shipped model on the command line as `load("default")`
+    does: the check of --run passes and the command goes on to its own flags."""
+    from keypoint_wm.cli.common import existing_run
+
+    assert existing_run("default") == bundled.BUNDLED_ROOT / "default"
+    with pytest.raises(UsageError, match=r"^--run nothing-here is not a run directory .* nor "
+                       r"the name of a shipped model"):  # fmt: skip
+        existing_run("nothing-here")
+    done = subprocess.run(
+        [sys.executable, "-m", "keypoint_wm.cli", "evaluate", "agents", "--run", "default",
+         "--tasks", "no-such-task", "--variants", "random", "--out", str(tmp_path / "a")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "no-such-task" in done.stderr and "--run" not in done.stderr
+
+
 def test_export_refuses_what_would_lose_data_or_cannot_work(run, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
