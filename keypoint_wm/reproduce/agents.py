@@ -21,11 +21,10 @@ checkpoint when killed. The page is :mod:`~keypoint_wm.reproduce.agents_page`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from keypoint_wm.bundled import CARD, DEFAULT, resolve_run
+from keypoint_wm.bundled import DEFAULT, resolve_run
 from keypoint_wm.reproduce.agents_page import headline, page
 from keypoint_wm.reproduce.agents_settings import (
     ACTION_REPEAT,
@@ -36,6 +35,7 @@ from keypoint_wm.reproduce.agents_settings import (
     unit_name,
 )
 from keypoint_wm.reproduce.dmcs import DmcsSettings, data_path, data_unit
+from keypoint_wm.reproduce.identity import exported_from, weights_hash
 from keypoint_wm.reproduce.protocol import OUT, Protocol, Unit, read_json
 
 __all__ = [
@@ -133,12 +133,8 @@ def shipped_uses(out: Path) -> dict[str, Any]:
     """The shipped default model's identity as the other DMCS targets record a world model
     (``world_model``: the step and weight hash of the run it was exported from), and the
     hash of the shipped (float16) weights (``export``)."""
-    card = json.loads((resolve_run(DEFAULT) / CARD).read_text())
-    source = card["source"]
-    return {
-        "world_model": {"step": source["step"], "weights": source["weights"]},
-        "export": card["weights"],
-    }
+    shipped = resolve_run(DEFAULT)
+    return {"world_model": exported_from(shipped), "export": weights_hash(shipped)["weights"]}
 
 
 def protocol(smoke: bool = False) -> Protocol:

@@ -26,7 +26,7 @@ from keypoint_wm.reproduce.dmcs import (
     train_unit,
 )
 from keypoint_wm.reproduce.dream_fidelity import HEADS, TASKS, heads_unit
-from keypoint_wm.reproduce.identity import model_uses
+from keypoint_wm.reproduce.identity import exported_from, model_uses
 from keypoint_wm.reproduce.pages import header, units_table
 from keypoint_wm.reproduce.protocol import (
     OUT,
@@ -70,8 +70,7 @@ def _variant(settings: DmcsSettings) -> Variant:
 
 def _export_uses(out: Path) -> dict[str, Any]:
     """The world model an export holds: its source run's step and weight hash."""
-    source = read_json(f"{EXPORT}/card.json", out)["source"]
-    return {"world_model": {"step": source["step"], "weights": source["weights"]}}
+    return {"world_model": exported_from(fill(EXPORT, out))}
 
 
 def _probe_unit(settings: DmcsSettings, name: str, run: str, need: str) -> Unit:

@@ -8,6 +8,7 @@ it), the package's commit, and the identity of the large files it used, which st
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -16,12 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from keypoint_wm.bundled import is_exported, read_exported_weights
+from keypoint_wm.bundled import CARD, is_exported, read_exported_weights
 from keypoint_wm.checkpoint import WEIGHTS, latest_checkpoint, weights_digest
 from keypoint_wm.data.episodes import iter_episode_files
 from keypoint_wm.reproduce.protocol import fill
 
-__all__ = ["dataset_fingerprint", "git_commit", "machine", "model_uses", "weights_hash"]
+__all__ = [
+    "dataset_fingerprint",
+    "exported_from",
+    "git_commit",
+    "machine",
+    "model_uses",
+    "weights_hash",
+]
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 """The CPU features that change this package's speed (docs/design.md, "Training speed")."""
@@ -104,6 +112,14 @@ def weights_hash(run_dir: str | Path) -> dict[str, Any]:
         return {"step": None, "weights": None}
     step = int(checkpoint.name.removeprefix("step_"))
     return {"step": step, "weights": weights_digest(checkpoint / WEIGHTS)}
+
+
+def exported_from(folder: str | Path) -> dict[str, Any]:
+    """``{"step", "weights"}`` of the run an exported model (``keypoint-wm export``, the
+    shipped default among them) was exported from, as its ``card.json`` names it: the
+    identity the DMCS targets record for the world model it holds."""
+    source = json.loads((Path(folder) / CARD).read_text())["source"]
+    return {"step": source["step"], "weights": source["weights"]}
 
 
 def model_uses(run: str) -> Callable[[Path], dict[str, Any]]:
